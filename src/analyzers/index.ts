@@ -1,0 +1,23 @@
+import { enumKind, maxLengthKind, rangeKind, regexKind } from "./basic.js";
+import type { ConstraintKind, Detector } from "./kind.js";
+
+export { compileLinearRegex } from "./basic.js";
+export type { ArgCheck, AsyncArgCheck, ConstraintKind, Detector } from "./kind.js";
+
+/** Every constraint kind usable under `tools.<tool>.args.<arg>`, by key. */
+export const CONSTRAINT_KINDS: ReadonlyMap<string, ConstraintKind> = new Map<string, ConstraintKind>(
+  [
+    enumKind,
+    regexKind,
+    maxLengthKind,
+    rangeKind,
+    // analyzers: one line each
+  ].map((kind) => [kind.kind, kind]),
+);
+
+/** Every detector usable under `detect:`, by key. */
+export const DETECTORS: ReadonlyMap<string, Detector> = new Map<string, Detector>(
+  [
+    // detectors: one line each
+  ].map((detector: Detector) => [detector.name, detector]),
+);

@@ -1,0 +1,37 @@
+import type { Verdict } from "./verdict.js";
+
+/** A failed constraint or detector, e.g. `url.private` on argument `url`. */
+export interface Finding {
+  code: string;
+  message: string;
+  /** Dotted path of the argument the finding is about, when there is one. */
+  arg?: string;
+  /** Verdict this finding contributes (deny unless the tool says `on_violation: ask`). */
+  verdict?: Verdict;
+}
+
+/** Where a label in the arguments came from. */
+export interface FlowEvidence {
+  label: string;
+  /** Argument path that carried the label. */
+  arg: string;
+  /** The earlier call (tool and sequence number) whose output held the content, or "input"/"host". */
+  source: string;
+}
+
+/** The answer for one call. */
+export interface Decision {
+  verdict: Verdict;
+  /** The rule (or constraint, limit, `default`) that decided; null only when nothing matched and default applied. */
+  rule: string | null;
+  reason: string;
+  findings: Finding[];
+  /** Labels that flowed into this call's arguments. */
+  labels: string[];
+  /** Every rule, limit or check that contributed, most severe first. */
+  matched?: string[];
+  flows?: FlowEvidence[];
+  tool?: string;
+  /** Id of the pending approval when the verdict is `ask` and an approval store is attached. */
+  approval?: string;
+}
