@@ -27,6 +27,9 @@ export interface AuditEvent {
 
 /** An event as stored: numbered, chained and signed. */
 export interface AuditRecord extends AuditEvent {
+  /** Which chain the record belongs to when several writers share one table (database sinks). */
+  chain?: string;
+  /** 1 for the first record of a chain, then +1 per record, across rotated files. */
   seq: number;
   /** Hex SHA-256 of the previous record's `hash` ("0"*64 for the first). */
   prev: string;

@@ -1,0 +1,192 @@
+import { createHash, createHmac, timingSafeEqual } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { AuditKeyError } from "./errors.js";
+import type { AuditEvent, AuditRecord } from "./types.js";
+
+/** `prev` of the first record of a chain. */
+export const ZERO_HASH = "0".repeat(64);
+
+/** Shortest audit key accepted, in bytes: HMAC with a shorter key is guessable. */
+export const MIN_KEY_BYTES = 16;
+
+/**
+ * Canonical JSON: object keys sorted by UTF-16 code units (as RFC 8785), no whitespace.
+ * It equals `JSON.stringify` of the value after a JSON round trip, so a record read back from a
+ * file or a database hashes the same as when it was written: `undefined`, functions and symbols
+ * vanish from objects and become `null` in arrays, NaN and ±Infinity become `null`, `toJSON` is
+ * honoured (Dates become ISO strings). Two additions keep the hot path from throwing: a bigint
+ * becomes its decimal string, and a cycle becomes the string "[circular]".
+ * Hand-written because libraries either throw on these values or do not sort keys.
+ */
+export function canonicalJson(value: unknown): string {
+  return writeCanonical(value, []) ?? "null";
+}
+
+function writeCanonical(value: unknown, stack: object[]): string | undefined {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "number":
+      return Number.isFinite(value) ? JSON.stringify(value) : "null";
+    case "boolean":
+      return value ? "true" : "false";
+    case "bigint":
+      return `"${value.toString()}"`;
+    case "undefined":
+    case "function":
+    case "symbol":
+      return undefined;
+  }
+  if (value === null) return "null";
+  const obj = value as { toJSON?: () => unknown };
+  if (typeof obj.toJSON === "function") return writeCanonical(obj.toJSON(), stack);
+  if (stack.includes(obj)) return '"[circular]"';
+  stack.push(obj);
+  let out: string;
+  if (Array.isArray(obj)) {
+    const parts = new Array<string>(obj.length);
+    for (let i = 0; i < obj.length; i++) parts[i] = writeCanonical(obj[i], stack) ?? "null";
+    out = `[${parts.join(",")}]`;
+  } else {
+    const keys = Object.keys(obj).sort();
+    const parts: string[] = [];
+    for (const key of keys) {
+      const item = writeCanonical((obj as Record<string, unknown>)[key], stack);
+      if (item !== undefined) parts.push(`${JSON.stringify(key)}:${item}`);
+    }
+    out = `{${parts.join(",")}}`;
+  }
+  stack.pop();
+  return out;
+}
+
+/** Hex SHA-256 of a UTF-8 string. */
+export function sha256Hex(text: string): string {
+  return createHash("sha256").update(text, "utf8").digest("hex");
+}
+
+/** Hex SHA-256 of the canonical JSON of a value (e.g. `argsHash`). */
+export function hashValue(value: unknown): string {
+  return sha256Hex(canonicalJson(value));
+}
+
+/** The hash a record must carry: SHA-256 over its canonical JSON without `hash` and `hmac`. */
+export function recordHash(record: object): string {
+  const { hash: _hash, hmac: _hmac, ...body } = record as Record<string, unknown>;
+  return sha256Hex(canonicalJson(body));
+}
+
+/** Hex HMAC-SHA256 of a record hash. */
+export function hmacHex(key: Buffer, hash: string): string {
+  return createHmac("sha256", key).update(hash, "utf8").digest("hex");
+}
+
+/** Compares two hex digests in constant time. */
+export function digestEquals(a: string, b: string): boolean {
+  if (a.length !== b.length) return false;
+  return timingSafeEqual(Buffer.from(a, "utf8"), Buffer.from(b, "utf8"));
+}
+
+/** Where a chain stands: the last record's `seq` (0 before the first) and `hash`. */
+export interface ChainHead {
+  seq: number;
+  hash: string;
+}
+
+export const GENESIS: ChainHead = Object.freeze({ seq: 0, hash: ZERO_HASH });
+
+/** A record and the exact JSON text it is stored as. */
+export interface SealedRecord {
+  record: AuditRecord;
+  /** Canonical JSON of the record's body with `hash` and `hmac` appended; no newline. */
+  line: string;
+}
+
+/**
+ * Turns an event into the next record of a chain. `key` undefined means an unsigned sink: `hmac`
+ * is the empty string. `chain` names the chain inside a shared database table.
+ */
+export function sealRecord(
+  event: AuditEvent,
+  head: ChainHead,
+  key: Buffer | undefined,
+  chain?: string,
+): SealedRecord {
+  // Chain fields an untyped caller put on the event must not shadow the real ones.
+  const { seq: _s, prev: _p, hash: _h, hmac: _m, chain: _c, ...rest } = event as Partial<AuditRecord>;
+  const body = (
+    chain === undefined
+      ? { ...rest, seq: head.seq + 1, prev: head.hash }
+      : { ...rest, chain, seq: head.seq + 1, prev: head.hash }
+  ) as Omit<AuditRecord, "hash" | "hmac">;
+  const canonical = canonicalJson(body);
+  const hash = sha256Hex(canonical);
+  const hmac = key ? hmacHex(key, hash) : "";
+  // The stored line need not be canonical (readers re-canonicalise); appending keeps one pass.
+  const line = `${canonical.slice(0, -1)},"hash":"${hash}","hmac":"${hmac}"}`;
+  return { record: { ...body, hash, hmac }, line };
+}
+
+export interface AuditKeyOptions {
+  /** The key itself (from the host's configuration, never from a policy). Strings are used as UTF-8 bytes. */
+  key?: string | Buffer;
+  /** A file holding the key; surrounding whitespace is ignored. */
+  keyFile?: string;
+  /** Environment to read `TOOLWARDEN_AUDIT_KEY` and `TOOLWARDEN_AUDIT_KEY_FILE` from; default `process.env`. */
+  env?: Record<string, string | undefined>;
+}
+
+/**
+ * Finds the audit HMAC key: `options.key`, then `options.keyFile`, then the `TOOLWARDEN_AUDIT_KEY`
+ * environment variable, then the file named by `TOOLWARDEN_AUDIT_KEY_FILE`. Returns undefined
+ * when none is set; throws `AuditKeyError` when one is set but unreadable or shorter than 16 bytes.
+ */
+export function resolveAuditKey(options: AuditKeyOptions = {}): Buffer | undefined {
+  const env = options.env ?? process.env;
+  if (options.key !== undefined) return checkKey(toKey(options.key), "the configured audit key");
+  if (options.keyFile !== undefined) return readKeyFile(options.keyFile);
+  const fromEnv = env.TOOLWARDEN_AUDIT_KEY;
+  if (fromEnv) return checkKey(toKey(fromEnv), "TOOLWARDEN_AUDIT_KEY");
+  const file = env.TOOLWARDEN_AUDIT_KEY_FILE;
+  if (file) return readKeyFile(file);
+  return undefined;
+}
+
+function toKey(key: string | Buffer): Buffer {
+  return typeof key === "string" ? Buffer.from(key, "utf8") : key;
+}
+
+function readKeyFile(file: string): Buffer {
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (error) {
+    throw new AuditKeyError(`cannot read audit key file \`${file}\`: ${(error as Error).message}`);
+  }
+  return checkKey(Buffer.from(text.trim(), "utf8"), `audit key file \`${file}\``);
+}
+
+function checkKey(key: Buffer, source: string): Buffer {
+  if (key.length < MIN_KEY_BYTES) {
+    throw new AuditKeyError(`${source} is ${key.length} bytes; an audit key needs at least ${MIN_KEY_BYTES}`);
+  }
+  return key;
+}
+
+/** What every sink accepts about signing. */
+export interface SigningOptions extends AuditKeyOptions {
+  /** Write records with an empty `hmac` when no key is found, instead of refusing to start. For development only. */
+  unsigned?: boolean;
+}
+
+/**
+ * The key a signing sink uses: resolved as `resolveAuditKey` does. Throws `AuditKeyError` when
+ * there is none, unless `unsigned: true` (then undefined, and records are hash-chained only).
+ */
+export function signingKey(options: SigningOptions): Buffer | undefined {
+  const key = resolveAuditKey(options);
+  if (key || options.unsigned) return key;
+  throw new AuditKeyError(
+    "no audit key: set `TOOLWARDEN_AUDIT_KEY` or `TOOLWARDEN_AUDIT_KEY_FILE`, or pass `key`/`keyFile` to the sink (or `unsigned: true` for development)",
+  );
+}
