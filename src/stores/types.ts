@@ -83,5 +83,11 @@ export interface StateStore {
   ): Promise<Approval | undefined>;
   /** Atomically marks an approved, unexpired approval for `callHash` as used and returns it (single use). */
   useApproval(callHash: string, now: number): Promise<Approval | undefined>;
+  /**
+   * Marks every pending or approved approval whose `expiresAt <= now` as expired and returns them
+   * (so the caller can audit the timeouts); also forgets finished approvals that expired more than
+   * the store's retention ago. Expiry also happens lazily in `decideApproval` and `useApproval`.
+   */
+  expireApprovals(now: number): Promise<Approval[]>;
   close(): Promise<void>;
 }

@@ -1,0 +1,2 @@
+export { RedisStateStore } from "./redis-store.js";
+export type { RedisStateStoreOptions } from "./redis-store.js";
