@@ -1,0 +1,161 @@
+import { readFile, rm, writeFile } from "node:fs/promises";
+import { join } from "node:path";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { sealRecord } from "./chain.js";
+import { auditFiles } from "./files.js";
+import { decisionEvent, TEST_KEY, tempDir } from "./fixtures/events.js";
+import { JsonlAuditSink } from "./jsonl-sink.js";
+import { type AuditProblem, verifyAuditLog } from "./verify.js";
+
+let dir: string;
+let cleanup: () => Promise<void>;
+let log: string;
+
+beforeEach(async () => {
+  ({ dir, cleanup } = await tempDir());
+  log = join(dir, "audit.jsonl");
+  const sink = await JsonlAuditSink.open({ path: log, key: TEST_KEY });
+  await Promise.all(Array.from({ length: 10 }, (_, i) => sink.append(decisionEvent(i + 1))));
+  await sink.close();
+});
+afterEach(() => cleanup());
+
+async function lines(): Promise<string[]> {
+  return (await readFile(log, "utf8")).split("\n").slice(0, -1);
+}
+async function save(list: string[]): Promise<void> {
+  await writeFile(log, `${list.join("\n")}\n`);
+}
+const wrongKey = Buffer.from("some-other-key-0123456789abcdef!");
+
+type Tamper = (list: string[]) => string[] | Promise<string[]>;
+const tampers: Array<[string, Tamper, AuditProblem, number, number | undefined]> = [
+  [
+    "edit a field",
+    (l) => l.map((x, i) => (i === 2 ? x.replace('"tool":"tool_3"', '"tool":"tool_9"') : x)),
+    "hash",
+    3,
+    3,
+  ],
+  [
+    "edit a field and recompute the hash without the key",
+    (l) =>
+      l.map((x, i) => {
+        if (i !== 2) return x;
+        const r = JSON.parse(x);
+        const { hash: _h, hmac: _m, seq, prev, ...event } = r;
+        const forged = sealRecord({ ...event, verdict: "allow" }, { seq: seq - 1, hash: prev }, wrongKey);
+        return forged.line;
+      }),
+    "hmac",
+    3,
+    3,
+  ],
+  ["delete a record", (l) => l.filter((_, i) => i !== 3), "missing", 4, 5],
+  ["delete the first record", (l) => l.slice(1), "missing", 1, 2],
+  ["swap two records", (l) => [...l.slice(0, 3), l[4]!, l[3]!, ...l.slice(5)], "seq", 4, 5],
+  ["duplicate a record", (l) => [...l.slice(0, 5), l[4]!, ...l.slice(5)], "seq", 6, 5],
+  [
+    "append a forged record signed with a wrong key",
+    (l) => {
+      const last = JSON.parse(l.at(-1)!);
+      return [...l, sealRecord(decisionEvent(11), { seq: last.seq, hash: last.hash }, wrongKey).line];
+    },
+    "hmac",
+    11,
+    11,
+  ],
+  [
+    "append a forged record without a key",
+    (l) => {
+      const last = JSON.parse(l.at(-1)!);
+      return [...l, sealRecord(decisionEvent(11), { seq: last.seq, hash: last.hash }, undefined).line];
+    },
+    "hmac",
+    11,
+    11,
+  ],
+  [
+    "replace a record with a validly signed one from another chain",
+    (l) =>
+      l.map((x, i) =>
+        i === 5 ? sealRecord(decisionEvent(6), { seq: 5, hash: "f".repeat(64) }, TEST_KEY).line : x,
+      ),
+    "prev",
+    6,
+    6,
+  ],
+  ["insert a blank line", (l) => [...l.slice(0, 2), "", ...l.slice(2)], "parse", 3, undefined],
+];
+
+describe("verifyAuditLog", () => {
+  it("accepts an untouched log", async () => {
+    const result = await verifyAuditLog([log], TEST_KEY);
+    expect(result).toMatchObject({ ok: true, records: 10, hmacChecked: true, last: { seq: 10 } });
+    expect(result.firstError).toBeUndefined();
+  });
+
+  it.each(tampers)("detects: %s", async (_name, tamper, problem, line, seq) => {
+    await save(await tamper(await lines()));
+    const result = await verifyAuditLog([log], TEST_KEY);
+    expect(result.ok).toBe(false);
+    expect(result.firstError).toMatchObject({ problem, line, file: log });
+    expect(result.firstError?.seq).toBe(seq);
+    expect(result.records).toBe(line - 1);
+  });
+
+  it("detects a line truncated mid-record", async () => {
+    const text = await readFile(log, "utf8");
+    await writeFile(log, text.slice(0, text.length - 40));
+    const result = await verifyAuditLog([log], TEST_KEY);
+    expect(result.firstError).toMatchObject({ problem: "parse", line: 10 });
+    expect(result.records).toBe(9);
+  });
+
+  it("rejects every record with the wrong key", async () => {
+    const result = await verifyAuditLog([log], wrongKey);
+    expect(result.firstError).toMatchObject({ problem: "hmac", line: 1, seq: 1 });
+  });
+
+  it("checks only the hash chain without a key, and says so", async () => {
+    const last = JSON.parse((await lines()).at(-1)!);
+    await save([
+      ...(await lines()),
+      sealRecord(decisionEvent(11), { seq: last.seq, hash: last.hash }, undefined).line,
+    ]);
+    expect(await verifyAuditLog([log])).toMatchObject({ ok: true, records: 11, hmacChecked: false });
+  });
+
+  it("reports a missing file", async () => {
+    const result = await verifyAuditLog([join(dir, "nope.jsonl"), log], TEST_KEY);
+    expect(result.firstError).toMatchObject({ problem: "missing", line: 0 });
+  });
+
+  it("verifies a tail from an anchor", async () => {
+    const list = await lines();
+    const anchor = JSON.parse(list[4]!);
+    await save(list.slice(5));
+    expect((await verifyAuditLog([log], TEST_KEY)).firstError?.problem).toBe("missing");
+    const result = await verifyAuditLog([log], TEST_KEY, { from: { seq: anchor.seq, hash: anchor.hash } });
+    expect(result).toMatchObject({ ok: true, records: 5, last: { seq: 10 } });
+  });
+
+  it("follows the chain across rotated files and notices a missing one", async () => {
+    await rm(log);
+    const sink = await JsonlAuditSink.open({ path: log, key: TEST_KEY, maxBytes: 2000 });
+    for (let i = 1; i <= 12; i++) await sink.append(decisionEvent(i));
+    await sink.close();
+    const files = await auditFiles(log);
+    expect(files.length).toBeGreaterThan(3);
+    expect(await verifyAuditLog(files, TEST_KEY)).toMatchObject({ ok: true, records: 12 });
+    // Out of order, or with a file left out, the chain breaks at the file boundary.
+    const swapped = [files[1]!, files[0]!, ...files.slice(2)];
+    expect((await verifyAuditLog(swapped, TEST_KEY)).firstError).toMatchObject({ file: files[1], line: 1 });
+    await rm(files[1]!);
+    const result = await verifyAuditLog(
+      files.filter((f) => f !== files[1]),
+      TEST_KEY,
+    );
+    expect(result.firstError).toMatchObject({ problem: "missing", file: files[2], line: 1 });
+  });
+});
