@@ -2,6 +2,7 @@ import { enumKind, maxLengthKind, rangeKind, regexKind } from "./basic.js";
 import type { ConstraintKind, Detector } from "./kind.js";
 
 export { compileLinearRegex } from "./basic.js";
+export { compileShadowCheck } from "./identity/index.js";
 export type { ArgCheck, AsyncArgCheck, ConstraintKind, Detector } from "./kind.js";
 
 /** Every constraint kind usable under `tools.<tool>.args.<arg>`, by key. */

@@ -1,0 +1,59 @@
+import type { Call, Decision } from "../core/index.js";
+import type { Warden } from "../gateway/index.js";
+import { DECIDE_FLAGS, openWarden } from "./open.js";
+import { CliError, parseFlags, readInput } from "./util.js";
+import type { Command } from "./util.js";
+import { help } from "./validate.js";
+
+export const check: Command = {
+  summary: "decide calls: one Decision as JSON, or one per input line with --jsonl",
+  usage: "toolwarden check -p POLICY [CALL.json | -] | check -p POLICY --jsonl CALLS.jsonl [--audit LOG]",
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, { ...DECIDE_FLAGS, jsonl: { type: "string" } }, this.usage);
+    if (values.help) return help(this);
+    const warden = await openWarden(values);
+    try {
+      if (values.jsonl !== undefined) {
+        for (const line of jsonLines(readInput(values.jsonl))) {
+          const decision = line.error ? lineError(line.error) : await warden.decide(line.value as Call);
+          process.stdout.write(`${JSON.stringify(decision)}\n`);
+        }
+        return 0;
+      }
+      const input = positionals[0] ?? "-";
+      let call: unknown;
+      try {
+        call = JSON.parse(readInput(input));
+      } catch (error) {
+        if (error instanceof CliError) throw error;
+        throw new CliError(`\`${input}\` is not JSON: ${(error as Error).message}`);
+      }
+      const decision = await warden.decide(call as Call);
+      process.stdout.write(`${JSON.stringify(decision, null, 2)}\n`);
+      return 0;
+    } finally {
+      await warden.close();
+    }
+  },
+};
+
+/** The lines of a JSONL text, each parsed or with the reason it could not be; blank lines skipped. */
+export function* jsonLines(text: string): Generator<{ line: number; value?: unknown; error?: string }> {
+  const lines = text.split("\n");
+  for (let i = 0; i < lines.length; i++) {
+    const raw = lines[i].trim();
+    if (!raw) continue;
+    try {
+      yield { line: i + 1, value: JSON.parse(raw) };
+    } catch (error) {
+      yield { line: i + 1, error: `line ${i + 1} is not JSON: ${(error as Error).message}` };
+    }
+  }
+}
+
+/** The Decision for an input line that could not be read: deny, with the reason. */
+export function lineError(reason: string): Decision {
+  return { verdict: "deny", rule: "malformed-call", reason: `malformed call: ${reason}`, findings: [], labels: [] };
+}
+
+export type { Warden };

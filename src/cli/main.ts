@@ -1,0 +1,81 @@
+#!/usr/bin/env node
+import { check } from "./check.js";
+import { diff, explain } from "./explain.js";
+import { replay } from "./replay.js";
+import { test } from "./test.js";
+import { CliError, isPolicyError, printPolicyError } from "./util.js";
+import type { Command } from "./util.js";
+import { validate } from "./validate.js";
+
+/** Commands that load heavy dependencies are imported only when used. */
+const lazy = (load: () => Promise<Command>, summary: string, usage: string): Command => ({
+  summary,
+  usage,
+  run: async (argv) => (await load()).run(argv),
+});
+
+const COMMANDS: Record<string, Command> = {
+  validate,
+  check,
+  replay,
+  test,
+  explain,
+  diff,
+  bench: lazy(async () => (await import("./bench.js")).bench, "measure decision cost against a raw function call", "toolwarden bench [--json]"),
+  eval: lazy(async () => (await import("./eval.js")).evalCommand, "run the adversarial suite: precision, recall, F1 per analyzer", "toolwarden eval [DIR] [--json]"),
+  audit: lazy(
+    async () => ({ summary: "", usage: "", run: (await import("./audit.js")).run }),
+    "verify, tail, query the audit log; share receipts",
+    "toolwarden audit verify|tail|query|receipt LOG...",
+  ),
+};
+
+function usage(): string {
+  const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
+  const lines = Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`);
+  return `toolwarden — a policy-enforcing reference monitor for AI agent tool calls\n\nusage: toolwarden <command> [options]\n\n${lines.join("\n")}\n\nRun \`toolwarden <command> --help\` for a command's options.\n`;
+}
+
+async function main(argv: string[]): Promise<number> {
+  const debug = argv.includes("--debug");
+  const args = argv.filter((arg) => arg !== "--debug");
+  const [name, ...rest] = args;
+  if (!name || name === "--help" || name === "-h" || name === "help") {
+    process.stdout.write(usage());
+    return name ? 0 : 2;
+  }
+  if (name === "--version") {
+    process.stdout.write("toolwarden 0.1.0\n");
+    return 0;
+  }
+  const command = COMMANDS[name];
+  if (!command) {
+    process.stderr.write(`toolwarden: unknown command \`${name}\`\n${usage()}`);
+    return 2;
+  }
+  try {
+    return await command.run(rest);
+  } catch (error) {
+    if (isPolicyError(error)) {
+      printPolicyError(error);
+      return 1;
+    }
+    if (error instanceof CliError) {
+      process.stderr.write(`toolwarden ${name}: ${error.message}\n`);
+      return error.exitCode;
+    }
+    process.stderr.write(`toolwarden ${name}: ${(error as Error)?.message ?? String(error)}\n`);
+    if (debug) process.stderr.write(`${(error as Error)?.stack ?? ""}\n`);
+    return 1;
+  }
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (error) => {
+    process.stderr.write(`toolwarden: ${String(error)}\n`);
+    process.exitCode = 1;
+  },
+);

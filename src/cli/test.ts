@@ -1,0 +1,96 @@
+import type { Decision } from "../core/index.js";
+import { Warden } from "../gateway/index.js";
+import { compilePolicyFile } from "../policy/index.js";
+import type { CompiledPolicy, RawTest } from "../policy/index.js";
+import { issueAtPath } from "../policy/source.js";
+import { replayStep } from "./replay.js";
+import { CliError, isPolicyError, parseFlags, printPolicyError } from "./util.js";
+import type { Command } from "./util.js";
+import { help } from "./validate.js";
+
+export interface TestOutcome {
+  name: string;
+  where: string;
+  ok: boolean;
+  expected: string;
+  got: Decision;
+}
+
+/** Runs a policy's `tests:`; each test gets a fresh state (store, sessions). */
+export async function runPolicyTests(policy: CompiledPolicy): Promise<TestOutcome[]> {
+  const outcomes: TestOutcome[] = [];
+  for (const [i, { test, origin }] of policy.tests.entries()) {
+    const warden = new Warden(policy);
+    const sessions = new Set<string>();
+    const sessionId = test.call.session ?? `test-${i}`;
+    for (const step of test.steps ?? []) await replayStep(warden, { ...step, session: sessionId }, sessions);
+    const got = await warden.decide({ ...test.call, session: sessionId });
+    const where = issueAtPath(origin.source, origin.path, "");
+    outcomes.push({
+      name: test.name ?? `${test.call.tool} -> ${typeof test.expect === "string" ? test.expect : test.expect.verdict}`,
+      where: `${where.file}:${where.line}:${where.col}`,
+      ok: matches(test.expect, got),
+      expected: describe(test.expect),
+      got,
+    });
+    await warden.close();
+  }
+  return outcomes;
+}
+
+function matches(expect: RawTest["expect"], got: Decision): boolean {
+  if (typeof expect === "string") return got.verdict === expect;
+  if (got.verdict !== expect.verdict) return false;
+  if (expect.rule !== undefined && got.rule !== expect.rule) return false;
+  if (expect.findings) {
+    const codes = new Set(got.findings.map((f) => f.code));
+    if (!expect.findings.every((code) => codes.has(code))) return false;
+  }
+  return true;
+}
+
+function describe(expect: RawTest["expect"]): string {
+  if (typeof expect === "string") return expect;
+  const parts: string[] = [expect.verdict];
+  if (expect.rule !== undefined) parts.push(`rule ${expect.rule}`);
+  if (expect.findings) parts.push(`findings ${expect.findings.join(",")}`);
+  return parts.join(", ");
+}
+
+export const test: Command = {
+  summary: "run the policies' tests: exit 1 on a failure",
+  usage: "toolwarden test POLICY... [--json]",
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, { json: { type: "boolean" } }, this.usage);
+    if (values.help) return help(this);
+    if (!positionals.length) throw new CliError(`no policy given\nusage: ${this.usage}`);
+    let passed = 0;
+    let failed = 0;
+    const all: Array<TestOutcome & { policy: string }> = [];
+    for (const file of positionals) {
+      let policy: CompiledPolicy;
+      try {
+        policy = compilePolicyFile(file);
+      } catch (error) {
+        if (!isPolicyError(error)) throw error;
+        printPolicyError(error);
+        failed++;
+        continue;
+      }
+      for (const outcome of await runPolicyTests(policy)) {
+        all.push({ ...outcome, policy: file });
+        if (outcome.ok) passed++;
+        else failed++;
+        if (values.json) continue;
+        if (outcome.ok) process.stdout.write(`  ok    ${outcome.name}\n`);
+        else {
+          process.stdout.write(`  FAIL  ${outcome.name} (${outcome.where})\n`);
+          process.stdout.write(`        expected ${outcome.expected}; got ${outcome.got.verdict} by ${outcome.got.rule ?? "default"}: ${outcome.got.reason}\n`);
+        }
+      }
+    }
+    if (values.json) process.stdout.write(`${JSON.stringify({ passed, failed, tests: all }, null, 2)}\n`);
+    else process.stdout.write(`${passed} passed, ${failed} failed\n`);
+    return failed ? 1 : 0;
+  },
+};

@@ -1,0 +1,33 @@
+import { compilePolicyFile } from "../policy/index.js";
+import { CliError, isPolicyError, parseFlags, printPolicyError } from "./util.js";
+import type { Command } from "./util.js";
+
+export const validate: Command = {
+  summary: "check policies; errors as file:line:col",
+  usage: "toolwarden validate POLICY...",
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, { quiet: { type: "boolean", short: "q" } }, this.usage);
+    if (values.help) return help(this);
+    if (!positionals.length) throw new CliError(`no policy given\nusage: ${this.usage}`);
+    let failed = 0;
+    for (const file of positionals) {
+      try {
+        const policy = compilePolicyFile(file);
+        if (!values.quiet) {
+          const rules = policy.loaded.policy.rules?.length ?? 0;
+          process.stdout.write(`${file}: valid (${policy.tools.size} tools, ${rules} rules, ${policy.limits.length} limits)\n`);
+        }
+      } catch (error) {
+        if (!isPolicyError(error)) throw error;
+        printPolicyError(error);
+        failed++;
+      }
+    }
+    return failed ? 1 : 0;
+  },
+};
+
+export function help(command: { summary: string; usage: string }): number {
+  process.stdout.write(`${command.usage}\n\n${command.summary}\n`);
+  return 0;
+}

@@ -1,0 +1,203 @@
+import type { Agent, Call, Decision, Finding, FlowEvidence, Verdict } from "../core/index.js";
+import { SEVERITY } from "../core/index.js";
+import type { CompiledLimit, CompiledPolicy, CompiledTool, EvalContext, FlowHit } from "../policy/index.js";
+import { argsProblem, forEachString, valueAt } from "./inspect.js";
+
+/** What the engine reads of a session while deciding; the gateway's `Session` provides it. */
+export interface SessionState {
+  readonly id: string;
+  readonly seen: ReadonlySet<string>;
+  /** Labels flowing into these arguments (content fingerprints), with the argument leaf they sit in. */
+  flowsInto(args: Record<string, unknown>): FlowHit[];
+  /** Whether the session holds labelled content at all (skip scanning when not). */
+  readonly hasLabelledContent: boolean;
+  endorsed(text: string, labels: readonly string[]): boolean;
+  view(): Record<string, unknown>;
+}
+
+const EMPTY_ARGS: Record<string, unknown> = Object.freeze({}) as Record<string, unknown>;
+const NO_AGENT: Agent = Object.freeze({});
+const NO_FINDINGS: Finding[] = [];
+
+/** One contributor to a decision: a rule, a finding, a limit. */
+interface Contribution {
+  verdict: Verdict;
+  rule: string;
+  reason: string;
+}
+
+/**
+ * Decides one call: a pure function of the compiled policy, the call and the session state.
+ * With `limitsOut`, collects the limits whose conditions match (the gateway counts them).
+ * Never throws: a malformed call or an internal error gives a Decision (deny, or flag under `fail: open`).
+ */
+export function evaluateCall(
+  policy: CompiledPolicy,
+  call: Call,
+  session: SessionState | undefined,
+  limitsOut?: CompiledLimit[],
+): Decision {
+  try {
+    const problem = malformed(call);
+    if (problem) return single("deny", "malformed-call", `malformed call: ${problem}`, call, NO_FINDINGS);
+    return decide(policy, call, session, limitsOut);
+  } catch (error) {
+    return internalError(policy, call, error);
+  }
+}
+
+/** The Decision for an internal error: deny under `fail: closed`, flag (which lets the call run) under `fail: open`. */
+export function internalError(policy: CompiledPolicy, call: Call, error: unknown): Decision {
+  const message = error instanceof Error ? error.message : String(error);
+  const verdict: Verdict = policy.failOpen ? "flag" : "deny";
+  const mode = policy.failOpen ? "fail: open lets it through, flagged" : "fail: closed denies";
+  return single(verdict, "internal-error", `internal error (${mode}): ${message}`, call, NO_FINDINGS);
+}
+
+function single(verdict: Verdict, rule: string, reason: string, call: Call, findings: Finding[]): Decision {
+  return { verdict, rule, reason, findings, labels: [], tool: typeof call?.tool === "string" ? call.tool : undefined };
+}
+
+function malformed(call: Call): string | undefined {
+  if (call === null || typeof call !== "object") return "a call is an object with `tool` and `args`";
+  if (typeof call.tool !== "string" || call.tool.length === 0) return "`tool` must be a non-empty string";
+  if (call.tool.length > 256) return "`tool` is longer than 256 characters";
+  const { args } = call;
+  if (args !== undefined && (args === null || typeof args !== "object" || Array.isArray(args))) return "`args` must be an object";
+  if (call.agent !== undefined && (call.agent === null || typeof call.agent !== "object")) return "`agent` must be an object";
+  if (call.session !== undefined && typeof call.session !== "string") return "`session` must be a string";
+  if (call.cost !== undefined && (typeof call.cost !== "number" || !Number.isFinite(call.cost) || call.cost < 0)) {
+    return "`cost` must be a finite, non-negative number";
+  }
+  return args === undefined ? undefined : argsProblem(args);
+}
+
+function decide(
+  policy: CompiledPolicy,
+  call: Call,
+  session: SessionState | undefined,
+  limitsOut: CompiledLimit[] | undefined,
+): Decision {
+  const tool = call.tool;
+  const args = call.args ?? EMPTY_ARGS;
+  const decl = policy.tools.get(tool);
+  const findings: Finding[] = [];
+
+  if (!decl) {
+    const shadow = policy.shadowCheck(tool);
+    if (shadow) findings.push({ ...shadow, verdict: shadow.verdict ?? "deny" });
+  }
+  if (decl) runChecks(decl, args, findings);
+  const detectors = decl ? decl.detectors : policy.detectors;
+  if (detectors.length) {
+    for (const use of detectors) {
+      const before = findings.length;
+      forEachString(args, "", (text, path) => use.detector.scan(text, path, findings));
+      for (let i = before; i < findings.length; i++) findings[i].verdict ??= use.verdict;
+    }
+  }
+
+  let hits: FlowHit[] | undefined;
+  const flows = (): FlowHit[] => {
+    if (hits) return hits;
+    hits = session?.hasLabelledContent ? session.flowsInto(args) : [];
+    if (call.labels) addHostLabels(call.labels, args, hits);
+    return hits;
+  };
+  const ctx: EvalContext = {
+    call,
+    tool,
+    args,
+    agent: call.agent ?? NO_AGENT,
+    server: call.server,
+    decl,
+    findings,
+    seen: session?.seen ?? EMPTY_SET,
+    flows,
+    endorsed: (text, labels) => session?.endorsed(text, labels) ?? false,
+    sessionView: () => session?.view() ?? { id: call.session ?? "" },
+  };
+
+  let best: Contribution | undefined;
+  let matched: Contribution[] | undefined;
+  const contribute = (verdict: Verdict, rule: string, reason: string) => {
+    const entry = { verdict, rule, reason };
+    if (!best) best = entry;
+    else {
+      matched ??= [best];
+      matched.push(entry);
+      if (outranks(entry, best)) best = entry;
+    }
+  };
+  for (const finding of findings) contribute(finding.verdict ?? "deny", finding.code, finding.message);
+  for (const rule of policy.rulesFor(tool)) {
+    if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.message ?? `rule \`${rule.name}\` matched`);
+  }
+
+  if (limitsOut) {
+    for (const limit of policy.limits) {
+      if ((!limit.toolMatch || limit.toolMatch(tool)) && limit.when(ctx)) limitsOut.push(limit);
+    }
+  }
+
+  const flowHits = hits ?? (session?.hasLabelledContent || call.labels ? flows() : undefined);
+  const decision: Decision = best
+    ? { verdict: best.verdict, rule: best.rule, reason: best.reason, findings, labels: EMPTY_LABELS, tool }
+    : {
+        verdict: policy.defaultVerdict,
+        rule: null,
+        reason: `no rule matched \`${tool}\`; the default is ${policy.defaultVerdict}`,
+        findings,
+        labels: EMPTY_LABELS,
+        tool,
+      };
+  if (matched) decision.matched = matched.sort(byRank).map((entry) => entry.rule);
+  if (flowHits?.length) {
+    decision.labels = [...new Set(flowHits.map((hit) => hit.label))];
+    decision.flows = dedupeFlows(flowHits);
+  }
+  return decision;
+}
+
+const EMPTY_SET: ReadonlySet<string> = new Set();
+const EMPTY_LABELS: string[] = [];
+
+/** Most severe first; among equals the smaller name, so file order never changes which rule is named. */
+function outranks(a: Contribution, b: Contribution): boolean {
+  const diff = SEVERITY[a.verdict] - SEVERITY[b.verdict];
+  return diff > 0 || (diff === 0 && a.rule < b.rule);
+}
+
+function byRank(a: Contribution, b: Contribution): number {
+  return outranks(a, b) ? -1 : outranks(b, a) ? 1 : 0;
+}
+
+function runChecks(decl: CompiledTool, args: Record<string, unknown>, findings: Finding[]): void {
+  for (const check of decl.checks) {
+    const value = check.path.length === 1 ? (Object.hasOwn(args, check.arg) ? args[check.arg] : undefined) : valueAt(args, check.path);
+    if (value === undefined) continue;
+    const before = findings.length;
+    check.check(value, check.arg, findings);
+    for (let i = before; i < findings.length; i++) findings[i].verdict = decl.onViolation;
+  }
+}
+
+function addHostLabels(labels: Record<string, string[]>, args: Record<string, unknown>, hits: FlowHit[]): void {
+  for (const [arg, names] of Object.entries(labels)) {
+    const value = valueAt(args, arg.split("."));
+    const text = typeof value === "string" ? value : JSON.stringify(value) ?? "";
+    for (const label of names) hits.push({ label, arg, source: "host", text });
+  }
+}
+
+function dedupeFlows(hits: FlowHit[]): FlowEvidence[] {
+  const seen = new Set<string>();
+  const out: FlowEvidence[] = [];
+  for (const { label, arg, source } of hits) {
+    const key = `${label}\0${arg}\0${source}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ label, arg, source });
+  }
+  return out;
+}

@@ -1,0 +1,79 @@
+/** Bounds on what a call's arguments may be; past them the call is denied, never walked further. */
+export const ARG_LIMITS = {
+  depth: 64,
+  nodes: 100_000,
+  stringBytes: 8 * 1024 * 1024,
+} as const;
+
+/**
+ * Why `args` is not a JSON-like value the engine can decide on (cycles, functions, symbols,
+ * BigInt, too deep, too large), or undefined when it is fine. One bounded walk, no allocation.
+ */
+export function argsProblem(args: unknown): string | undefined {
+  const budget = { nodes: ARG_LIMITS.nodes, chars: ARG_LIMITS.stringBytes };
+  return walk(args, 0, budget);
+}
+
+function walk(value: unknown, depth: number, budget: { nodes: number; chars: number }): string | undefined {
+  if (--budget.nodes < 0) return `arguments have more than ${ARG_LIMITS.nodes} values`;
+  switch (typeof value) {
+    case "string":
+      budget.chars -= value.length;
+      return budget.chars < 0 ? `arguments hold more than ${ARG_LIMITS.stringBytes} characters of text` : undefined;
+    case "number":
+    case "boolean":
+    case "undefined":
+      return undefined;
+    case "bigint":
+      return "arguments hold a BigInt, which is not JSON";
+    case "function":
+      return "arguments hold a function";
+    case "symbol":
+      return "arguments hold a symbol";
+  }
+  if (value === null) return undefined;
+  if (depth >= ARG_LIMITS.depth) return `arguments are nested deeper than ${ARG_LIMITS.depth} levels (or cyclic)`;
+  if (Array.isArray(value)) {
+    if (value.length > ARG_LIMITS.nodes) return `an argument array has more than ${ARG_LIMITS.nodes} elements`;
+    for (let i = 0; i < value.length; i++) {
+      const problem = walk(value[i], depth + 1, budget);
+      if (problem) return problem;
+    }
+    return undefined;
+  }
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) {
+    return `arguments hold a \`${(value as object).constructor?.name ?? "non-plain"}\` object, not plain data`;
+  }
+  for (const key in value as Record<string, unknown>) {
+    if (!hasOwn.call(value, key)) continue;
+    const problem = walk((value as Record<string, unknown>)[key], depth + 1, budget);
+    if (problem) return problem;
+  }
+  return undefined;
+}
+
+/** Calls `visit` for every string leaf with its dotted path (cycle- and depth-safe after `argsProblem`). */
+export function forEachString(value: unknown, path: string, visit: (text: string, path: string) => void): void {
+  if (typeof value === "string") {
+    visit(value, path);
+  } else if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) forEachString(value[i], path ? `${path}.${i}` : String(i), visit);
+  } else if (value !== null && typeof value === "object") {
+    for (const key in value as Record<string, unknown>) {
+      if (!hasOwn.call(value, key)) continue;
+      forEachString((value as Record<string, unknown>)[key], path ? `${path}.${key}` : key, visit);
+    }
+  }
+}
+
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/** The value at a dotted path (own properties only), or undefined. */
+export function valueAt(value: unknown, path: readonly string[]): unknown {
+  for (const segment of path) {
+    if (value === null || typeof value !== "object" || !hasOwn.call(value, segment)) return undefined;
+    value = (value as Record<string, unknown>)[segment];
+  }
+  return value;
+}

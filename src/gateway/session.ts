@@ -1,0 +1,141 @@
+import type { Agent, Decision, Verdict } from "../core/index.js";
+import type { FlowHit } from "../policy/index.js";
+import { FlowIndex, scanValue } from "../taint/index.js";
+import type { SessionState } from "./evaluate.js";
+import { valueAt } from "./inspect.js";
+
+export interface SessionOptions {
+  id: string;
+  agent?: Agent;
+  /** What the user asked for, for reviewers and judges. */
+  task?: string;
+  minMatch?: number;
+  labelMinMatch?: Readonly<Record<string, number>>;
+  /** Bound on labelled content held for flow detection (bytes). */
+  maxTaintBytes?: number;
+}
+
+/** A session's report: what was decided, what was spent, what flowed. */
+export interface SessionReport {
+  session: string;
+  agent?: string;
+  calls: number;
+  verdicts: Record<Verdict, number>;
+  tools: Record<string, Record<Verdict, number>>;
+  deniedTools: string[];
+  spend: number;
+  budget?: { max: number; remaining: number };
+  labelsSeen: string[];
+  flowsBlocked: Array<{ tool: string; rule: string | null; labels: string[] }>;
+}
+
+/**
+ * One agent run: the labels it has seen, the labelled content it received (for flow detection)
+ * and what was decided. Process-local; counters and spend live in the state store.
+ */
+export class Session implements SessionState {
+  readonly id: string;
+  readonly agent: Agent;
+  readonly task?: string;
+  private readonly seenLabels = new Set<string>();
+  private readonly index: FlowIndex;
+  private outputs = 0;
+  private readonly verdicts: Record<Verdict, number> = { allow: 0, flag: 0, ask: 0, deny: 0 };
+  private readonly byTool = new Map<string, Record<Verdict, number>>();
+  private readonly blocked: SessionReport["flowsBlocked"] = [];
+  spend = 0;
+
+  constructor(options: SessionOptions) {
+    this.id = options.id;
+    this.agent = options.agent ?? {};
+    this.task = options.task;
+    this.index = new FlowIndex({
+      minMatch: options.minMatch,
+      labelMinMatch: { ...options.labelMinMatch },
+      maxBytes: options.maxTaintBytes,
+    });
+  }
+
+  get seen(): ReadonlySet<string> {
+    return this.seenLabels;
+  }
+
+  get hasLabelledContent(): boolean {
+    return this.index.bytes > 0 || this.index.overflowed;
+  }
+
+  /** Records labelled input that is not a tool output: the user's request, an uploaded document. */
+  input(value: unknown, options: { labels: readonly string[] }): void {
+    this.addContent(value, options.labels, `input#${++this.outputs}`);
+  }
+
+  /** Records a tool's output under its labels; returns the source id later flows name. */
+  recordOutput(tool: string, output: unknown, labels: readonly string[]): string {
+    const source = `${tool}#${++this.outputs}`;
+    this.addContent(output, labels, source);
+    return source;
+  }
+
+  private addContent(value: unknown, labels: readonly string[], source: string): void {
+    if (!labels.length) return;
+    for (const label of labels) this.seenLabels.add(label);
+    const text = typeof value === "string" ? value : safeJson(value);
+    this.index.add(text, labels, source);
+  }
+
+  flowsInto(args: Record<string, unknown>): FlowHit[] {
+    const found: Array<{ label: string; source: string; arg: string }> = [];
+    scanValue(this.index, args, "", found);
+    return found.map((hit) => {
+      const leaf = valueAt(args, hit.arg.split("."));
+      return { ...hit, text: typeof leaf === "string" ? leaf : safeJson(leaf) };
+    });
+  }
+
+  endorsed(text: string, labels: readonly string[]): boolean {
+    return labels.some((label) => this.index.containsWhole(text, label));
+  }
+
+  view(): Record<string, unknown> {
+    return { id: this.id, seen: [...this.seenLabels], calls: this.total(), task: this.task ?? "" };
+  }
+
+  /** Counts a decision for the report. */
+  note(decision: Decision): void {
+    const tool = decision.tool ?? "?";
+    this.verdicts[decision.verdict]++;
+    let counts = this.byTool.get(tool);
+    if (!counts) this.byTool.set(tool, (counts = { allow: 0, flag: 0, ask: 0, deny: 0 }));
+    counts[decision.verdict]++;
+    if (decision.verdict === "deny" && decision.labels.length) {
+      this.blocked.push({ tool, rule: decision.rule, labels: decision.labels });
+    }
+  }
+
+  report(budget?: { max: number }): SessionReport {
+    return {
+      session: this.id,
+      agent: typeof this.agent.id === "string" ? this.agent.id : undefined,
+      calls: this.total(),
+      verdicts: { ...this.verdicts },
+      tools: Object.fromEntries(this.byTool),
+      deniedTools: [...this.byTool].filter(([, v]) => v.deny > 0).map(([tool]) => tool),
+      spend: this.spend,
+      budget: budget && { max: budget.max, remaining: Math.max(0, budget.max - this.spend) },
+      labelsSeen: [...this.seenLabels],
+      flowsBlocked: [...this.blocked],
+    };
+  }
+
+  private total(): number {
+    return this.verdicts.allow + this.verdicts.flag + this.verdicts.ask + this.verdicts.deny;
+  }
+}
+
+function safeJson(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
+}

@@ -1,0 +1,532 @@
+import { AsyncLocalStorage } from "node:async_hooks";
+import { createHash, randomUUID } from "node:crypto";
+import type { AuditEvent, AuditSink } from "../audit/types.js";
+import { ApprovalRequiredError, PolicyDeniedError, SEVERITY } from "../core/index.js";
+import type { Agent, Call, Decision, Finding, Verdict } from "../core/index.js";
+import { compilePolicyFile, compilePolicyObject, compilePolicyText } from "../policy/index.js";
+import type { CompiledLimit, CompiledPolicy } from "../policy/index.js";
+import { MemoryStateStore } from "../stores/memory/index.js";
+import type { LimitBucket, StateStore } from "../stores/types.js";
+import { canonicalJson } from "../audit/chain.js";
+import { evaluateCall, internalError } from "./evaluate.js";
+import { valueAt } from "./inspect.js";
+import { Session } from "./session.js";
+import type { SessionOptions } from "./session.js";
+
+export interface WardenOptions {
+  /** Limits, budgets and approvals; in-memory by default. Share a Redis store across replicas. */
+  store?: StateStore;
+  /** Where every decision, approval and output goes. None by default. */
+  audit?: AuditSink;
+  approvals?: {
+    /** How long a wrapped call waits for a human (ms). 0: throw `ApprovalRequiredError` at once. Default 0. */
+    wait?: number;
+    /** How long a pending approval stays valid (ms). Default 15 minutes. */
+    ttl?: number;
+    /** How often a waiting call polls the store (ms). Default 200. */
+    poll?: number;
+  };
+  /** Bound on labelled content per session (bytes); past it, flow checks fail closed. Default 8 MiB. */
+  maxTaintBytes?: number;
+  /** Most sessions held at once; a new session past it is refused (fail-closed). Default 100,000. */
+  maxSessions?: number;
+  now?: () => number;
+}
+
+/** Options for `wrap`: how the function's parameters become the call's `args`. */
+export interface WrapOptions {
+  /** Names for positional parameters; by default a single plain-object parameter is the args. */
+  params?: string[];
+  server?: string;
+}
+
+const sessionScope = new AsyncLocalStorage<Session>();
+
+/**
+ * The reference monitor. `evaluate` is the pure decision; `decide` adds limits, budgets,
+ * approvals and the audit trail; `enforce` and `wrap` stop the call unless it is allowed.
+ */
+export class Warden {
+  private compiled: CompiledPolicy;
+  readonly store: StateStore;
+  readonly audit: AuditSink | undefined;
+  private readonly options: WardenOptions;
+  private readonly sessions = new Map<string, Session>();
+  private readonly now: () => number;
+
+  constructor(policy: CompiledPolicy, options: WardenOptions = {}) {
+    this.compiled = policy;
+    this.options = options;
+    this.store = options.store ?? new MemoryStateStore();
+    this.audit = options.audit;
+    this.now = options.now ?? Date.now;
+  }
+
+  /** A Warden for a policy file (YAML or JSON, with `extends`). Throws `PolicyLoadError`. */
+  static fromFile(file: string, options?: WardenOptions): Warden {
+    return new Warden(compilePolicyFile(file), options);
+  }
+
+  static fromText(text: string, options?: WardenOptions & { file?: string }): Warden {
+    return new Warden(compilePolicyText(text, options?.file), options);
+  }
+
+  static fromObject(policy: unknown, options?: WardenOptions): Warden {
+    return new Warden(compilePolicyObject(policy), options);
+  }
+
+  get policy(): CompiledPolicy {
+    return this.compiled;
+  }
+
+  /** Swaps the policy atomically (hot reload); sessions and counters are kept. */
+  setPolicy(policy: CompiledPolicy): void {
+    this.compiled = policy;
+  }
+
+  /** Opens (or returns) a session; `run` binds it to async code so wrapped tools need no extra parameters. */
+  session(options: Partial<SessionOptions> = {}): Session {
+    const id = options.id ?? randomUUID();
+    let session = this.sessions.get(id);
+    if (!session) {
+      if (this.sessions.size >= (this.options.maxSessions ?? 100_000)) {
+        throw new Error(`too many open sessions (${this.sessions.size}); end some with warden.endSession(id)`);
+      }
+      session = new Session({
+        id,
+        agent: options.agent,
+        task: options.task,
+        labelMinMatch: this.compiled.labelMinMatch,
+        maxTaintBytes: this.options.maxTaintBytes,
+      });
+      this.sessions.set(id, session);
+    }
+    return session;
+  }
+
+  /** Runs `fn` with `session` as the current session of every wrapped tool it calls. */
+  runInSession<T>(session: Session, fn: () => T): T {
+    return sessionScope.run(session, fn);
+  }
+
+  /** The session bound by `runInSession`, if any. */
+  currentSession(): Session | undefined {
+    return sessionScope.getStore();
+  }
+
+  endSession(id: string): void {
+    this.sessions.delete(id);
+  }
+
+  /** The session a call belongs to: its `session` id, the bound session, or none. */
+  private sessionFor(call: Call): Session | undefined {
+    if (typeof call?.session === "string") {
+      const bound = sessionScope.getStore();
+      if (bound?.id === call.session) return bound;
+      return this.session({ id: call.session, agent: call.agent });
+    }
+    return sessionScope.getStore();
+  }
+
+  /** The pure decision: policy, analyzers and flows; no counting, no I/O. Never throws. */
+  evaluate(call: Call): Decision {
+    let session: Session | undefined;
+    try {
+      session = this.sessionFor(call);
+    } catch (error) {
+      return internalError(this.compiled, call, error);
+    }
+    return evaluateCall(this.compiled, this.withSession(call, session), session);
+  }
+
+  private withSession(call: Call, session: Session | undefined): Call {
+    if (!session || (call.session === session.id && call.agent)) return call;
+    return { ...call, session: session.id, agent: call.agent ?? session.agent };
+  }
+
+  /**
+   * The full decision: `evaluate`, then limits and budget (counted only for calls that will run),
+   * a pending approval for `ask`, and the audit record. Never throws; fail-closed on store or audit errors.
+   */
+  async decide(call: Call): Promise<Decision> {
+    const policy = this.compiled;
+    let session: Session | undefined;
+    let decision: Decision;
+    try {
+      session = this.sessionFor(call);
+      call = this.withSession(call, session);
+      const limits: CompiledLimit[] = [];
+      decision = evaluateCall(policy, call, session, limits);
+      decision = await this.applyState(policy, call, decision, limits, session);
+    } catch (error) {
+      decision = internalError(policy, call, error);
+    }
+    session?.note(decision);
+    return this.record(call, decision);
+  }
+
+  private async applyState(
+    policy: CompiledPolicy,
+    call: Call,
+    decision: Decision,
+    limits: CompiledLimit[],
+    session: Session | undefined,
+  ): Promise<Decision> {
+    if (decision.verdict === "deny" || decision.rule === "malformed-call" || decision.rule === "internal-error") return decision;
+    const now = this.now();
+    const buckets = limits.map((limit) => bucketFor(limit, call));
+    const cost = costOf(policy, call);
+    const budgetKey = policy.budget && cost > 0 ? spendKey(policy.budget.per, call) : undefined;
+    if (policy.budget && budgetKey && policy.budget.askAbove !== undefined && cost > policy.budget.askAbove) {
+      decision = combine(decision, "ask", "budget.ask_above", `cost ${cost} is above the approval threshold ${policy.budget.askAbove}`);
+    }
+    if (decision.verdict === "ask") {
+      const trips = buckets.length ? await this.store.peek(buckets, now) : [];
+      if (trips.length) return tripped(decision, limits, buckets, trips);
+      return this.pendingOrApproved(call, decision, limits, buckets, budgetKey, cost, session);
+    }
+    return this.consume(decision, limits, buckets, budgetKey, cost, session, now);
+  }
+
+  /** Counts the call in its limits and spends its cost; a full bucket or an exhausted budget denies. */
+  private async consume(
+    decision: Decision,
+    limits: CompiledLimit[],
+    buckets: LimitBucket[],
+    budgetKey: string | undefined,
+    cost: number,
+    session: Session | undefined,
+    now: number,
+  ): Promise<Decision> {
+    if (buckets.length) {
+      const trips = await this.store.consume(buckets, now);
+      if (trips.length) return tripped(decision, limits, buckets, trips);
+    }
+    const budget = this.compiled.budget;
+    if (budget && budgetKey) {
+      const spent = await this.store.spend({ key: budgetKey, amount: cost, max: budget.max });
+      if (!spent.ok) {
+        return combine(
+          decision,
+          "deny",
+          "budget",
+          `budget exhausted: cost ${cost} with ${fmt(spent.spent)} of ${fmt(budget.max)} spent per ${budget.per}`,
+        );
+      }
+      if (session && budget.per === "session") session.spend = spent.spent;
+    }
+    return decision;
+  }
+
+  private async pendingOrApproved(
+    call: Call,
+    decision: Decision,
+    limits: CompiledLimit[],
+    buckets: LimitBucket[],
+    budgetKey: string | undefined,
+    cost: number,
+    session: Session | undefined,
+  ): Promise<Decision> {
+    const now = this.now();
+    const callHash = hashCall(call);
+    const approved = await this.store.useApproval(callHash, now);
+    if (approved) {
+      const allowed: Decision = {
+        ...decision,
+        verdict: "allow",
+        rule: `approval:${approved.id}`,
+        reason: `approved by ${approved.decidedBy ?? "an approver"}${approved.decisionReason ? `: ${approved.decisionReason}` : ""} (was: ${decision.reason})`,
+        approval: approved.id,
+      };
+      return this.consume(allowed, limits, buckets, budgetKey, cost, session, now);
+    }
+    const id = randomUUID();
+    await this.store.putApproval({
+      id,
+      status: "pending",
+      callHash,
+      tool: call.tool,
+      server: call.server,
+      agent: typeof call.agent?.id === "string" ? call.agent.id : undefined,
+      session: call.session,
+      rule: decision.rule,
+      reason: decision.reason,
+      argsSummary: summarizeArgs(call.args, decision.findings),
+      createdAt: now,
+      expiresAt: now + (this.options.approvals?.ttl ?? 15 * 60_000),
+    });
+    return { ...decision, approval: id };
+  }
+
+  /** Writes the audit record; if it cannot be kept, a call that would run is denied (unless `fail: open`). */
+  private async record(call: Call, decision: Decision): Promise<Decision> {
+    if (!this.audit) return decision;
+    try {
+      await this.audit.append(this.auditEvent(call, decision));
+      return decision;
+    } catch (error) {
+      if (this.compiled.failOpen || decision.verdict === "deny") return decision;
+      return {
+        ...decision,
+        verdict: "deny",
+        rule: "audit-unavailable",
+        reason: `the audit trail cannot record this call (${(error as Error).message}); fail: closed denies`,
+      };
+    }
+  }
+
+  private auditEvent(call: Call, decision: Decision): AuditEvent {
+    const args = call.args ?? {};
+    const mode = this.compiled.auditArgs;
+    return {
+      kind: "decision",
+      time: new Date(this.now()).toISOString(),
+      session: call.session,
+      agent: typeof call.agent?.id === "string" ? call.agent.id : undefined,
+      tool: typeof call.tool === "string" ? call.tool : undefined,
+      server: call.server,
+      verdict: decision.verdict,
+      rule: decision.rule,
+      reason: decision.reason,
+      findings: decision.findings,
+      labels: decision.labels,
+      flows: decision.flows,
+      argsHash: sha256(canonicalJson(args)),
+      args: mode === "full" ? redactFindings(args, decision.findings) : mode === "redact" ? redactAll(args) : undefined,
+      policy: this.compiled.hash,
+      approval: decision.approval ? { id: decision.approval, status: decision.verdict === "ask" ? "pending" : "used" } : undefined,
+    };
+  }
+
+  /** Audits an event that is not a decision (an approval, a policy change, a pin). */
+  async appendAudit(event: Omit<AuditEvent, "time"> & { time?: string }): Promise<void> {
+    await this.audit?.append({ time: new Date(this.now()).toISOString(), ...event });
+  }
+
+  /**
+   * Decides and, unless the call may run, throws: `PolicyDeniedError` for deny, and for ask either
+   * waits for a human (`approvals.wait`) or throws `ApprovalRequiredError`.
+   */
+  async enforce(call: Call): Promise<Decision> {
+    let decision = await this.decide(call);
+    if (decision.verdict === "ask") decision = await this.awaitApproval(call, decision);
+    if (decision.verdict === "deny") throw new PolicyDeniedError(decision);
+    if (decision.verdict === "ask") throw new ApprovalRequiredError(decision);
+    return decision;
+  }
+
+  private async awaitApproval(call: Call, decision: Decision): Promise<Decision> {
+    const wait = this.options.approvals?.wait ?? 0;
+    if (!decision.approval || wait <= 0) return decision;
+    const poll = this.options.approvals?.poll ?? 200;
+    const deadline = this.now() + wait;
+    while (this.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, poll));
+      const approval = await this.store.getApproval(decision.approval);
+      if (!approval || approval.status === "pending") continue;
+      if (approval.status === "approved") return this.decide(call);
+      const denied: Decision = {
+        ...decision,
+        verdict: "deny",
+        rule: `approval:${approval.id}`,
+        reason: `denied by ${approval.decidedBy ?? "an approver"}${approval.decisionReason ? `: ${approval.decisionReason}` : ""}`,
+      };
+      return this.record(call, denied);
+    }
+    return this.record(call, {
+      ...decision,
+      verdict: "deny",
+      rule: "approval-timeout",
+      reason: `no approval within ${Math.round(wait / 1000)}s (was: ${decision.reason})`,
+    });
+  }
+
+  /**
+   * Records a tool's output on the session: it gets the tool's (and its server's) labels and is
+   * fingerprinted, so later calls that carry its content are caught by `flows`.
+   */
+  recordOutput(call: Call, output: unknown, session?: Session): string[] {
+    const decl = this.compiled.tools.get(call.tool);
+    const labels = [...(decl?.produces ?? []), ...((call.server && this.compiled.serverLabels[call.server]) || [])];
+    const target = session ?? this.sessionFor(call);
+    if (labels.length && target) target.recordOutput(call.tool, output, labels);
+    return labels;
+  }
+
+  /** Guards a function: every call is decided first; outputs are labelled. The wrapper is always async. */
+  wrap<A extends unknown[], R>(name: string, fn: (...args: A) => R, options: WrapOptions = {}): (...args: A) => Promise<Awaited<R>> {
+    const { params, server } = options;
+    return async (...params_: A): Promise<Awaited<R>> => {
+      const session = sessionScope.getStore();
+      const call: Call = { tool: name, args: toArgs(params_, params), server };
+      if (session) {
+        call.session = session.id;
+        call.agent = session.agent;
+      }
+      await this.enforce(call);
+      let output: Awaited<R>;
+      try {
+        output = await fn(...params_);
+      } catch (error) {
+        this.recordOutput(call, error instanceof Error ? error.message : error, session);
+        throw error;
+      }
+      if (isAsyncIterable(output)) return this.labelStream(call, output, session) as Awaited<R>;
+      this.recordOutput(call, output, session);
+      return output;
+    };
+  }
+
+  /** `wrap` for every function of a record, keyed by tool name. */
+  wrapAll<T extends Record<string, (...args: any[]) => unknown>>(
+    tools: T,
+    options: WrapOptions = {},
+  ): { [K in keyof T]: (...args: Parameters<T[K]>) => Promise<Awaited<ReturnType<T[K]>>> } {
+    const out: Record<string, unknown> = {};
+    for (const [name, fn] of Object.entries(tools)) out[name] = this.wrap(name, fn, options);
+    return out as never;
+  }
+
+  private async *labelStream(call: Call, stream: AsyncIterable<unknown>, session: Session | undefined) {
+    const chunks: unknown[] = [];
+    try {
+      for await (const chunk of stream) {
+        chunks.push(chunk);
+        yield chunk;
+      }
+    } finally {
+      this.recordOutput(call, chunks.every((c) => typeof c === "string") ? chunks.join("") : chunks, session);
+    }
+  }
+
+  /** The session's report (decisions by verdict and tool, spend, labels, flows blocked). */
+  report(sessionId: string) {
+    const session = this.sessions.get(sessionId);
+    return session?.report(this.compiled.budget);
+  }
+
+  async close(): Promise<void> {
+    await this.audit?.close();
+    await this.store.close();
+  }
+}
+
+function toArgs(values: unknown[], names: string[] | undefined): Record<string, unknown> {
+  if (names) return Object.fromEntries(names.map((name, i) => [name, values[i]]));
+  const [first] = values;
+  if (values.length === 1 && first !== null && typeof first === "object" && !Array.isArray(first)) {
+    return first as Record<string, unknown>;
+  }
+  return Object.fromEntries(values.map((value, i) => [String(i), value]));
+}
+
+function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
+  return value !== null && typeof value === "object" && Symbol.asyncIterator in value;
+}
+
+function combine(decision: Decision, verdict: Verdict, rule: string, reason: string): Decision {
+  const matched = [...(decision.matched ?? (decision.rule ? [decision.rule] : [])), rule];
+  if (SEVERITY[verdict] > SEVERITY[decision.verdict] || decision.rule === null) {
+    return { ...decision, verdict, rule, reason, matched };
+  }
+  return { ...decision, matched };
+}
+
+function tripped(
+  decision: Decision,
+  limits: CompiledLimit[],
+  buckets: LimitBucket[],
+  trips: Array<{ key: string; resetAt: number | null; count: number }>,
+): Decision {
+  for (const trip of trips) {
+    const i = buckets.findIndex((bucket) => bucket.key === trip.key);
+    const limit = limits[i];
+    if (!limit) continue;
+    const reset = trip.resetAt ? `; resets at ${new Date(trip.resetAt).toISOString()}` : "";
+    decision = combine(decision, limit.verdict, limit.name, limit.message ?? `limit \`${limit.name}\` reached: ${limit.describe}${reset}`);
+  }
+  return decision;
+}
+
+/** The counter a call is counted in for one limit: `limit:<name>:<scope values>`. */
+function bucketFor(limit: CompiledLimit, call: Call): LimitBucket {
+  const parts = limit.per.map((scope) => {
+    switch (scope) {
+      case "agent":
+        return `agent=${String(call.agent?.id ?? "anonymous")}`;
+      case "session":
+        return `session=${call.session ?? "none"}`;
+      case "tool":
+        return `tool=${call.tool}`;
+      case "global":
+        return "global";
+      default: {
+        const value = valueAt(call.args ?? {}, scope.slice(5).split("."));
+        return `${scope}=${typeof value === "string" ? value : JSON.stringify(value)}`;
+      }
+    }
+  });
+  return { key: `limit:${limit.name}:${parts.join(":")}`, limit: limit.limit, windowMs: limit.windowMs };
+}
+
+function costOf(policy: CompiledPolicy, call: Call): number {
+  return call.cost ?? policy.tools.get(call.tool)?.cost ?? 0;
+}
+
+function spendKey(per: "session" | "agent" | "global", call: Call): string {
+  if (per === "session") return `spend:session=${call.session ?? "none"}`;
+  if (per === "agent") return `spend:agent=${String(call.agent?.id ?? "anonymous")}`;
+  return "spend:global";
+}
+
+function fmt(n: number): string {
+  return Number.isInteger(n) ? String(n) : n.toFixed(2);
+}
+
+function sha256(text: string): string {
+  return createHash("sha256").update(text).digest("hex");
+}
+
+/** Binds an approval to one exact call: tool, arguments, server, agent and session. */
+export function hashCall(call: Call): string {
+  return sha256(
+    canonicalJson({
+      tool: call.tool,
+      args: call.args ?? {},
+      server: call.server ?? null,
+      agent: call.agent?.id ?? null,
+      session: call.session ?? null,
+    }),
+  );
+}
+
+/** A short argument summary for approvers, with flagged values masked. */
+function summarizeArgs(args: Record<string, unknown> | undefined, findings: Finding[]): string {
+  const text = JSON.stringify(redactFindings(args ?? {}, findings));
+  return text.length > 500 ? `${text.slice(0, 500)}…` : text;
+}
+
+/** Masks arguments that a detector flagged (secrets), keeping everything else. */
+function redactFindings(args: Record<string, unknown>, findings: Finding[]): unknown {
+  const flagged = new Set(findings.filter((f) => f.code.startsWith("secret.") && f.arg).map((f) => f.arg as string));
+  if (!flagged.size) return args;
+  const walk = (value: unknown, path: string): unknown => {
+    if (flagged.has(path)) return "[redacted]";
+    if (Array.isArray(value)) return value.map((v, i) => walk(v, path ? `${path}.${i}` : String(i)));
+    if (value && typeof value === "object") {
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v, path ? `${path}.${k}` : k)]));
+    }
+    return value;
+  };
+  return walk(args, "");
+}
+
+/** Keeps the shape of the arguments, replacing every string with its length. */
+function redactAll(value: unknown): unknown {
+  if (typeof value === "string") return `[${value.length} chars]`;
+  if (Array.isArray(value)) return value.map(redactAll);
+  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactAll(v)]));
+  return value;
+}
+
+export type { Agent };

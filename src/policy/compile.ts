@@ -1,0 +1,296 @@
+import { PolicyLoadError } from "../core/index.js";
+import type { Finding, PolicyIssue, RiskLevel, Verdict } from "../core/index.js";
+import { CONSTRAINT_KINDS, compileShadowCheck, DETECTORS } from "../analyzers/index.js";
+import type { ArgCheck, AsyncArgCheck, Detector } from "../analyzers/index.js";
+import { compileWhen } from "./conditions.js";
+import type { Condition, ConditionNeeds, Report } from "./conditions.js";
+import type { EvalContext } from "./context.js";
+import { compileGlobs } from "./glob.js";
+import type { GlobMatcher } from "./glob.js";
+import type { LoadedPolicy, Origin } from "./load.js";
+import type { RawTest } from "./schema.js";
+import { didYouMean, issueAtPath } from "./source.js";
+import type { PathSegment } from "./source.js";
+
+/** One argument constraint of a declared tool, compiled. */
+export interface CompiledArgCheck {
+  arg: string;
+  path: string[];
+  kind: string;
+  check: ArgCheck;
+}
+
+/** A `tools:` declaration, compiled. */
+export interface CompiledTool {
+  name: string;
+  produces: readonly string[];
+  sink?: string;
+  risk?: RiskLevel;
+  cost?: number;
+  /** Verdict of a failed constraint on this tool. */
+  onViolation: Verdict;
+  checks: CompiledArgCheck[];
+  asyncChecks: Array<{ arg: string; path: string[]; kind: string; check: AsyncArgCheck }>;
+  /** Detectors for this tool (policy-wide ones, overridden per tool). */
+  detectors: DetectorUse[];
+}
+
+export interface DetectorUse {
+  detector: Detector;
+  verdict: Verdict;
+}
+
+/** A rule (or a shorthand entry), compiled. */
+export interface CompiledRule {
+  name: string;
+  verdict: Verdict;
+  message?: string;
+  when: Condition;
+  /** Tool globs that narrow where the rule can match; undefined: every tool. */
+  toolMatch?: GlobMatcher;
+}
+
+export type LimitScope = "agent" | "session" | "tool" | "global" | `args.${string}`;
+
+export interface CompiledLimit {
+  name: string;
+  verdict: Verdict;
+  message?: string;
+  when: Condition;
+  toolMatch?: GlobMatcher;
+  limit: number;
+  /** 0 for a total (`max`). */
+  windowMs: number;
+  per: LimitScope[];
+  /** `30/minute` or `max 5`, for reasons. */
+  describe: string;
+}
+
+export interface CompiledBudget {
+  max: number;
+  askAbove?: number;
+  per: "session" | "agent" | "global";
+}
+
+/** A policy compiled into plain functions and tables; the hot path reads nothing else. */
+export interface CompiledPolicy {
+  name: string;
+  hash: string;
+  defaultVerdict: Verdict;
+  failOpen: boolean;
+  tools: ReadonlyMap<string, CompiledTool>;
+  /** Policy-wide detectors, for undeclared tools. */
+  detectors: DetectorUse[];
+  /** Rules that can match this tool name (cached per name). */
+  rulesFor(tool: string): readonly CompiledRule[];
+  limits: readonly CompiledLimit[];
+  budget?: CompiledBudget;
+  /** A `tool.shadowing`/`tool.hidden_characters` finding for look-alikes of declared tools, or null. */
+  shadowCheck(tool: string): Finding | null;
+  needs: ConditionNeeds;
+  labelMinMatch: Readonly<Record<string, number>>;
+  serverLabels: Readonly<Record<string, readonly string[]>>;
+  auditArgs: "hash" | "redact" | "full";
+  tests: ReadonlyArray<{ test: RawTest; origin: Origin }>;
+  loaded: LoadedPolicy;
+}
+
+const RULE_CACHE_LIMIT = 10_000;
+const UNITS: Record<string, number> = { s: 1e3, sec: 1e3, second: 1e3, m: 6e4, min: 6e4, minute: 6e4, h: 36e5, hour: 36e5, d: 864e5, day: 864e5 };
+
+/** Compiles a loaded policy once. Throws `PolicyLoadError` naming file:line:col for every problem. */
+export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
+  const { policy, origins } = loaded;
+  const issues: PolicyIssue[] = [];
+  const reporterFor =
+    (origin: Origin): Report =>
+    (path, message, help) =>
+      issues.push(issueAtPath(origin.source, [...origin.path, ...path], message, { help }));
+  const rootReport = reporterFor({ source: loaded.source, path: [] });
+  const needs: ConditionNeeds = { flows: false, seen: false, findings: false };
+
+  const policyDetectors = compileDetectors(policy.detect ?? {}, (name, path, message, help) => {
+    const origin = origins.detect.get(name) ?? { source: loaded.source, path: ["detect", name] };
+    reporterFor(origin)(path, message, help);
+  });
+
+  const tools = new Map<string, CompiledTool>();
+  for (const [name, decl] of Object.entries(policy.tools ?? {})) {
+    const report = reporterFor(origins.tools.get(name) ?? { source: loaded.source, path: ["tools", name] });
+    const checks: CompiledArgCheck[] = [];
+    const asyncChecks: CompiledTool["asyncChecks"] = [];
+    for (const [arg, constraints] of Object.entries(decl.args ?? {})) {
+      if (constraints === null || typeof constraints !== "object" || Array.isArray(constraints)) {
+        report(["args", arg], "expected a mapping of constraint kinds, e.g. `{ url: { private: block } }`");
+        continue;
+      }
+      for (const [kind, options] of Object.entries(constraints as Record<string, unknown>)) {
+        const at: PathSegment[] = ["args", arg, kind];
+        const constraint = CONSTRAINT_KINDS.get(kind);
+        if (!constraint) {
+          const guess = didYouMean(kind, CONSTRAINT_KINDS.keys());
+          report(at, `unknown constraint kind \`${kind}\``, guess ? `did you mean \`${guess}\`?` : `kinds: ${[...CONSTRAINT_KINDS.keys()].join(", ")}`);
+          continue;
+        }
+        const parsed = constraint.options.safeParse(options);
+        if (!parsed.success) {
+          for (const issue of parsed.error.issues) {
+            const sub = issue.path.filter((p): p is PathSegment => typeof p !== "symbol");
+            const keys = issue.code === "unrecognized_keys" ? issue.keys : [];
+            if (keys.length) for (const key of keys) report([...at, ...sub, key], `unknown \`${kind}\` option \`${key}\``);
+            else report([...at, ...sub], `\`${kind}\`: ${issue.message.replace(/^Invalid input: /, "").toLowerCase()}`);
+          }
+          continue;
+        }
+        const path = arg.split(".");
+        try {
+          checks.push({ arg, path, kind, check: constraint.compile(parsed.data) });
+          const asyncCheck = constraint.compileAsync?.(parsed.data);
+          if (asyncCheck) asyncChecks.push({ arg, path, kind, check: asyncCheck });
+        } catch (error) {
+          report(at, `\`${kind}\`: ${(error as Error).message}`);
+        }
+      }
+    }
+    const detectors = decl.detect
+      ? mergeDetectors(policyDetectors, compileDetectors(decl.detect, (det, path, message, help) => report(["detect", det, ...path], message, help)))
+      : policyDetectors.filter((use) => use.verdict !== "allow");
+    tools.set(name, {
+      name,
+      produces: decl.produces ?? [],
+      sink: decl.sink,
+      risk: decl.risk,
+      cost: decl.cost,
+      onViolation: decl.on_violation ?? "deny",
+      checks,
+      asyncChecks,
+      detectors,
+    });
+  }
+
+  const rules: CompiledRule[] = [];
+  for (const verdict of ["allow", "flag", "ask", "deny"] as const) {
+    (policy[verdict] ?? []).forEach((glob, i) => {
+      const origin = origins.shorthand.get(verdict)?.[i] ?? { source: loaded.source, path: [verdict, i] };
+      const toolMatch = guardGlobs([glob], reporterFor(origin));
+      rules.push({ name: `${verdict}:${glob}`, verdict, when: () => true, toolMatch });
+    });
+  }
+  (policy.rules ?? []).forEach((rule, i) => {
+    const report = reporterFor(origins.rules[i]);
+    rules.push({
+      name: rule.name,
+      verdict: rule.verdict,
+      message: rule.message,
+      when: compileWhen(rule.when, ["when"], report, needs),
+      toolMatch: toolGlobs(rule.when, report),
+    });
+  });
+
+  const limits: CompiledLimit[] = (policy.limits ?? []).map((limit, i) => {
+    const report = reporterFor(origins.limits[i]);
+    const per = (typeof limit.per === "string" ? [limit.per] : (limit.per ?? ["global"])) as LimitScope[];
+    per.forEach((scope, j) => {
+      if (!["agent", "session", "tool", "global"].includes(scope) && !/^args\.[^.]/.test(scope)) {
+        report(typeof limit.per === "string" ? ["per"] : ["per", j], `unknown scope \`${scope}\``, "expected agent, session, tool, global or args.<path>");
+      }
+    });
+    let windowMs = 0;
+    let max = limit.max ?? 0;
+    if (limit.rate) {
+      const [, count, n, unit] = /^(\d+)\s*\/\s*(\d+)?\s*([a-z]+?)s?$/.exec(limit.rate.trim()) ?? [];
+      max = Number(count);
+      windowMs = (Number(n) || 1) * (UNITS[unit] ?? UNITS[`${unit}s`] ?? 0);
+      if (!windowMs || max < 1) report(["rate"], `bad rate \`${limit.rate}\``);
+    }
+    return {
+      name: limit.name,
+      verdict: limit.verdict ?? "deny",
+      message: limit.message,
+      when: compileWhen(limit.when, ["when"], report, needs),
+      toolMatch: toolGlobs(limit.when, report),
+      limit: max,
+      windowMs,
+      per,
+      describe: limit.rate ? `${limit.rate} per ${per.join("+")}` : `${max} per ${per.join("+")}`,
+    };
+  });
+
+  const shadowCheck = compileShadowCheck([...tools.keys()]);
+  if (issues.length) throw new PolicyLoadError(issues);
+
+  const cache = new Map<string, CompiledRule[]>();
+  const rulesFor = (tool: string): readonly CompiledRule[] => {
+    let found = cache.get(tool);
+    if (found) return found;
+    found = rules.filter((rule) => !rule.toolMatch || rule.toolMatch(tool));
+    if (cache.size < RULE_CACHE_LIMIT) cache.set(tool, found);
+    return found;
+  };
+  void rootReport;
+
+  return {
+    name: policy.name ?? loaded.source.file,
+    hash: loaded.hash,
+    defaultVerdict: policy.default ?? "deny",
+    failOpen: policy.fail === "open",
+    tools,
+    detectors: policyDetectors.filter((use) => use.verdict !== "allow"),
+    rulesFor,
+    limits,
+    budget: policy.budget && { max: policy.budget.max, askAbove: policy.budget.ask_above, per: policy.budget.per ?? "session" },
+    shadowCheck,
+    needs,
+    labelMinMatch: Object.fromEntries(
+      Object.entries(policy.labels ?? {}).flatMap(([label, spec]) => (spec.min_match ? [[label, spec.min_match]] : [])),
+    ),
+    serverLabels: Object.fromEntries(Object.entries(policy.servers ?? {}).map(([id, spec]) => [id, spec.produces ?? []])),
+    auditArgs: policy.audit?.args ?? "hash",
+    tests: (policy.tests ?? []).map((test, i) => ({ test, origin: origins.tests[i] })),
+    loaded,
+  };
+}
+
+/** A `tool:` key at the top of a `when` narrows the index; nested ones are plain tests. */
+function toolGlobs(when: Record<string, unknown> | undefined, report: Report): GlobMatcher | undefined {
+  const tool = when?.tool;
+  if (typeof tool === "string") return guardGlobs([tool], () => {});
+  if (Array.isArray(tool) && tool.length && tool.every((t) => typeof t === "string")) return guardGlobs(tool, () => {});
+  void report;
+  return undefined;
+}
+
+function guardGlobs(globs: string[], report: Report): GlobMatcher {
+  try {
+    return compileGlobs(globs);
+  } catch (error) {
+    report([], `bad glob: ${(error as Error).message}`);
+    return () => false;
+  }
+}
+
+function compileDetectors(
+  spec: Record<string, Verdict>,
+  report: (name: string, path: PathSegment[], message: string, help?: string) => void,
+): DetectorUse[] {
+  const uses: DetectorUse[] = [];
+  for (const [name, verdict] of Object.entries(spec)) {
+    const detector = DETECTORS.get(name);
+    if (!detector) {
+      const guess = didYouMean(name, DETECTORS.keys());
+      report(name, [], `unknown detector \`${name}\``, guess ? `did you mean \`${guess}\`?` : `detectors: ${[...DETECTORS.keys()].join(", ")}`);
+      continue;
+    }
+    uses.push({ detector, verdict });
+  }
+  return uses;
+}
+
+/** Tool-level `detect` overrides policy-wide entries; `allow` switches a detector off. */
+function mergeDetectors(base: DetectorUse[], own: DetectorUse[]): DetectorUse[] {
+  const byName = new Map(base.map((use) => [use.detector.name, use]));
+  for (const use of own) byName.set(use.detector.name, use);
+  return [...byName.values()].filter((use) => use.verdict !== "allow");
+}
+
+export type { EvalContext };

@@ -1,0 +1,418 @@
+import { Environment } from "@marcbachmann/cel-js";
+import { RE2JS } from "re2js";
+import { RISK_LEVELS } from "../core/index.js";
+import type { RiskLevel } from "../core/index.js";
+import { compileGlob, compileGlobs } from "./glob.js";
+import type { EvalContext, FlowHit } from "./context.js";
+import { didYouMean } from "./source.js";
+import type { PathSegment } from "./source.js";
+
+/** A compiled `when`: a plain predicate over the call's context. */
+export type Condition = (ctx: EvalContext) => boolean;
+
+/** Reports a compile error at a path relative to the policy document. */
+export type Report = (path: PathSegment[], message: string, help?: string) => void;
+
+/** What a compiled condition needs from the gateway, so work it does not need is skipped. */
+export interface ConditionNeeds {
+  flows: boolean;
+  seen: boolean;
+  findings: boolean;
+}
+
+const WHEN_KEYS = ["tool", "server", "risk", "sink", "flows", "seen", "findings", "expr", "any", "all", "not", "args.", "agent."];
+const OPERATORS = ["eq", "ne", "in", "not_in", "contains", "regex", "gt", "gte", "lt", "lte", "prefix", "glob", "exists", "flows"];
+
+const celEnvironment = new Environment({ unlistedVariablesAreDyn: false, homogeneousAggregateLiterals: false })
+  .registerVariable("tool", "string")
+  .registerVariable("server", "string")
+  .registerVariable("args", "map")
+  .registerVariable("agent", "map")
+  .registerVariable("session", "map");
+
+const always: Condition = () => true;
+
+/** Compiles a `when` map (a conjunction) into one predicate. */
+export function compileWhen(when: unknown, at: PathSegment[], report: Report, needs: ConditionNeeds): Condition {
+  if (when === undefined) return always;
+  if (when === null || typeof when !== "object" || Array.isArray(when)) {
+    report(at, "`when` is a mapping of conditions");
+    return always;
+  }
+  const parts: Condition[] = [];
+  for (const [key, spec] of Object.entries(when)) {
+    const part = compileKey(key, spec, [...at, key], report, needs);
+    if (part) parts.push(part);
+  }
+  return conjunction(parts);
+}
+
+function conjunction(parts: Condition[]): Condition {
+  if (parts.length === 0) return always;
+  if (parts.length === 1) return parts[0];
+  if (parts.length === 2) {
+    const [a, b] = parts;
+    return (ctx) => a(ctx) && b(ctx);
+  }
+  return (ctx) => {
+    for (const part of parts) if (!part(ctx)) return false;
+    return true;
+  };
+}
+
+function compileKey(
+  key: string,
+  spec: unknown,
+  at: PathSegment[],
+  report: Report,
+  needs: ConditionNeeds,
+): Condition | undefined {
+  switch (key) {
+    case "tool": {
+      const globs = stringList(spec, at, report);
+      if (!globs) return undefined;
+      const match = guardGlobs(globs, at, report);
+      return (ctx) => match(ctx.tool);
+    }
+    case "server": {
+      const globs = stringList(spec, at, report);
+      if (!globs) return undefined;
+      const match = guardGlobs(globs, at, report);
+      return (ctx) => ctx.server !== undefined && match(ctx.server);
+    }
+    case "sink": {
+      const sinks = stringList(spec, at, report);
+      if (!sinks) return undefined;
+      const set = new Set(sinks);
+      return (ctx) => ctx.decl?.sink !== undefined && set.has(ctx.decl.sink);
+    }
+    case "risk":
+      return compileRisk(spec, at, report);
+    case "seen": {
+      needs.seen = true;
+      const set = labelSet(spec, at, report);
+      if (!set) return undefined;
+      const { labels, all } = set;
+      return all
+        ? (ctx) => labels.every((label) => ctx.seen.has(label))
+        : (ctx) => labels.some((label) => ctx.seen.has(label));
+    }
+    case "flows": {
+      needs.flows = true;
+      return compileFlows(spec, at, report, undefined);
+    }
+    case "findings": {
+      needs.findings = true;
+      const globs = stringList(spec, at, report);
+      if (!globs) return undefined;
+      const match = guardGlobs(globs, at, report);
+      return (ctx) => ctx.findings.some((finding) => match(finding.code));
+    }
+    case "expr":
+      return compileExpr(spec, at, report);
+    case "any":
+    case "all": {
+      if (!Array.isArray(spec) || spec.length === 0) {
+        report(at, `\`${key}\` takes a non-empty list of conditions`);
+        return undefined;
+      }
+      const parts = spec.map((item, i) => compileWhen(item, [...at, i], report, needs));
+      return key === "all"
+        ? conjunction(parts)
+        : (ctx) => {
+            for (const part of parts) if (part(ctx)) return true;
+            return false;
+          };
+    }
+    case "not": {
+      const inner = compileWhen(spec, at, report, needs);
+      return (ctx) => !inner(ctx);
+    }
+  }
+  if (key.startsWith("args.") && key.length > 5) {
+    const path = key.slice(5).split(".");
+    return compileValueTest(spec, at, report, needs, path, (ctx) => ctx.args);
+  }
+  if (key.startsWith("agent.") && key.length > 6) {
+    const path = key.slice(6).split(".");
+    return compileValueTest(spec, at, report, needs, path, (ctx) => ctx.agent);
+  }
+  const guess = didYouMean(key, WHEN_KEYS.map((k) => (k.endsWith(".") ? `${k}<name>` : k)));
+  report(at, `unknown condition \`${key}\``, guess ? `did you mean \`${guess}\`?` : `conditions: ${WHEN_KEYS.join(", ")}`);
+  return undefined;
+}
+
+function stringList(spec: unknown, at: PathSegment[], report: Report): string[] | undefined {
+  if (typeof spec === "string") return [spec];
+  if (Array.isArray(spec) && spec.length > 0 && spec.every((item) => typeof item === "string")) return spec;
+  report(at, "expected a string or a non-empty list of strings");
+  return undefined;
+}
+
+function guardGlobs(globs: string[], at: PathSegment[], report: Report) {
+  try {
+    return compileGlobs(globs);
+  } catch (error) {
+    report(at, `bad glob: ${(error as Error).message}`);
+    return () => false;
+  }
+}
+
+function labelSet(spec: unknown, at: PathSegment[], report: Report): { labels: string[]; all: boolean } | undefined {
+  if (spec && typeof spec === "object" && !Array.isArray(spec)) {
+    const keys = Object.keys(spec);
+    if (keys.length === 1 && (keys[0] === "any" || keys[0] === "all")) {
+      const labels = stringList((spec as Record<string, unknown>)[keys[0]], [...at, keys[0]], report);
+      return labels && { labels, all: keys[0] === "all" };
+    }
+    report(at, "expected a list of labels, `{any: [...]}` or `{all: [...]}`");
+    return undefined;
+  }
+  const labels = stringList(spec, at, report);
+  return labels && { labels, all: false };
+}
+
+/**
+ * `flows: [L]`, `{any: [...]}`, `{all: [...]}` or `{labels: [...], unless: [...]}`. With `arg`, only
+ * hits in that argument (or below it) count.
+ */
+function compileFlows(spec: unknown, at: PathSegment[], report: Report, arg: string | undefined): Condition | undefined {
+  let labels: string[] | undefined;
+  let all = false;
+  let unless: string[] = [];
+  if (spec && typeof spec === "object" && !Array.isArray(spec) && "labels" in spec) {
+    const { labels: l, unless: u, ...rest } = spec as Record<string, unknown>;
+    for (const extra of Object.keys(rest)) report([...at, extra], `unknown key \`${extra}\` in \`flows\``, "expected `labels` and `unless`");
+    labels = stringList(l, [...at, "labels"], report);
+    if (u !== undefined) unless = stringList(u, [...at, "unless"], report) ?? [];
+  } else {
+    const set = labelSet(spec, at, report);
+    labels = set?.labels;
+    all = set?.all ?? false;
+  }
+  if (!labels) return undefined;
+  const wanted = labels;
+  const counts = (ctx: EvalContext, hit: FlowHit): boolean =>
+    (arg === undefined || hit.arg === arg || hit.arg.startsWith(`${arg}.`)) &&
+    (unless.length === 0 || !ctx.endorsed(hit.text, unless));
+  if (all) {
+    return (ctx) => {
+      const hits = ctx.flows();
+      return wanted.every((label) => hits.some((hit) => hit.label === label && counts(ctx, hit)));
+    };
+  }
+  return (ctx) => {
+    const hits = ctx.flows();
+    for (const hit of hits) if (wanted.includes(hit.label) && counts(ctx, hit)) return true;
+    return false;
+  };
+}
+
+function compileRisk(spec: unknown, at: PathSegment[], report: Report): Condition | undefined {
+  const rank = (level: unknown, where: PathSegment[]): number => {
+    const i = RISK_LEVELS.indexOf(level as RiskLevel);
+    if (i < 0) report(where, `unknown risk level \`${String(level)}\``, `levels: ${RISK_LEVELS.join(", ")}`);
+    return i;
+  };
+  const levelOf = (ctx: EvalContext) => (ctx.decl?.risk ? RISK_LEVELS.indexOf(ctx.decl.risk) : -1);
+  if (typeof spec === "string") {
+    const want = rank(spec, at);
+    return (ctx) => levelOf(ctx) === want;
+  }
+  if (spec && typeof spec === "object" && !Array.isArray(spec)) {
+    const tests: Condition[] = [];
+    for (const [op, level] of Object.entries(spec)) {
+      const want = rank(level, [...at, op]);
+      if (op === "gte") tests.push((ctx) => levelOf(ctx) >= want);
+      else if (op === "gt") tests.push((ctx) => levelOf(ctx) > want);
+      else if (op === "lte") tests.push((ctx) => levelOf(ctx) >= 0 && levelOf(ctx) <= want);
+      else if (op === "lt") tests.push((ctx) => levelOf(ctx) >= 0 && levelOf(ctx) < want);
+      else if (op === "eq") tests.push((ctx) => levelOf(ctx) === want);
+      else report([...at, op], `unknown risk operator \`${op}\``, "expected gte, gt, lte, lt or eq");
+    }
+    return conjunction(tests);
+  }
+  report(at, "expected a risk level or `{gte: level}`");
+  return undefined;
+}
+
+function compileExpr(spec: unknown, at: PathSegment[], report: Report): Condition | undefined {
+  if (typeof spec !== "string") {
+    report(at, "`expr` is a CEL expression string");
+    return undefined;
+  }
+  let program: ReturnType<Environment["parse"]>;
+  try {
+    program = celEnvironment.parse(spec);
+  } catch (error) {
+    report(at, `bad CEL expression: ${celMessage(error)}`);
+    return undefined;
+  }
+  const check = program.check();
+  if (!check.valid) {
+    report(at, `CEL type error: ${celMessage(check.error)}`);
+    return undefined;
+  }
+  if (check.type !== "bool" && check.type !== "dyn") {
+    report(at, `CEL expression has type \`${check.type}\`; a condition must be \`bool\``);
+    return undefined;
+  }
+  // A runtime error (a missing key, say) throws: the engine treats it as an internal error (fail policy).
+  return (ctx) =>
+    program({
+      tool: ctx.tool,
+      server: ctx.server ?? "",
+      args: ctx.args,
+      agent: ctx.agent,
+      session: ctx.sessionView(),
+    }) === true;
+}
+
+function celMessage(error: unknown): string {
+  return String((error as Error)?.message ?? error).split("\n")[0];
+}
+
+type Getter = (ctx: EvalContext) => unknown;
+type ValuePredicate = (value: unknown) => boolean;
+
+function compileValueTest(
+  spec: unknown,
+  at: PathSegment[],
+  report: Report,
+  needs: ConditionNeeds,
+  path: string[],
+  root: Getter,
+): Condition | undefined {
+  if (path.some((segment) => segment === "")) {
+    report(at, "empty segment in path");
+    return undefined;
+  }
+  let predicate: ValuePredicate | undefined;
+  let flowTest: Condition | undefined;
+  if (spec === null || typeof spec !== "object") {
+    predicate = (value) => value === spec;
+  } else if (Array.isArray(spec)) {
+    report(at, "a list is ambiguous here", "use `{in: [...]}` for one of several values, or `{contains: x}`");
+    return undefined;
+  } else {
+    const tests: ValuePredicate[] = [];
+    for (const [op, operand] of Object.entries(spec)) {
+      if (op === "flows") {
+        if (root === undefined || at[at.length - 1]?.toString().startsWith("agent.")) {
+          report([...at, op], "`flows` applies to arguments only");
+          continue;
+        }
+        needs.flows = true;
+        flowTest = compileFlows(operand, [...at, op], report, path.join("."));
+        continue;
+      }
+      const test = compileOperator(op, operand, [...at, op], report);
+      if (test) tests.push(test);
+    }
+    if (tests.length === 1) predicate = tests[0];
+    else if (tests.length > 1) predicate = (value) => tests.every((test) => test(value));
+  }
+  const valueTest: Condition | undefined = predicate
+    ? ((p: ValuePredicate) => (ctx: EvalContext) => matchAt(root(ctx), path, 0, p))(predicate)
+    : undefined;
+  if (valueTest && flowTest) {
+    const v = valueTest;
+    const f = flowTest;
+    return (ctx) => v(ctx) && f(ctx);
+  }
+  return valueTest ?? flowTest;
+}
+
+const hasOwn = Object.prototype.hasOwnProperty;
+
+/**
+ * Tests the value at `path` under `value`. Own properties only (so `__proto__` and friends never
+ * resolve to prototypes); through an array, a non-numeric segment means "any element".
+ */
+export function matchAt(value: unknown, path: readonly string[], i: number, predicate: ValuePredicate): boolean {
+  if (i === path.length) return predicate(value);
+  if (value === null || typeof value !== "object") return predicate(undefined);
+  const segment = path[i];
+  if (Array.isArray(value)) {
+    if (/^\d+$/.test(segment)) return matchAt(value[Number(segment)], path, i + 1, predicate);
+    for (const element of value) if (matchAt(element, path, i, predicate)) return true;
+    return value.length === 0 ? predicate(undefined) : false;
+  }
+  return hasOwn.call(value, segment) ? matchAt((value as Record<string, unknown>)[segment], path, i + 1, predicate) : predicate(undefined);
+}
+
+function isScalar(value: unknown): boolean {
+  return value === null || ["string", "number", "boolean"].includes(typeof value);
+}
+
+function compileOperator(op: string, operand: unknown, at: PathSegment[], report: Report): ValuePredicate | undefined {
+  const needNumber = () => {
+    if (typeof operand !== "number" || !Number.isFinite(operand)) {
+      report(at, `\`${op}\` takes a finite number`);
+      return false;
+    }
+    return true;
+  };
+  const needString = () => {
+    if (typeof operand !== "string") {
+      report(at, `\`${op}\` takes a string`);
+      return false;
+    }
+    return true;
+  };
+  switch (op) {
+    case "eq":
+      if (!isScalar(operand)) return void report(at, "`eq` takes a scalar");
+      return (value) => value === operand;
+    case "ne":
+      if (!isScalar(operand)) return void report(at, "`ne` takes a scalar");
+      return (value) => value !== operand;
+    case "in":
+    case "not_in": {
+      if (!Array.isArray(operand) || !operand.every(isScalar)) return void report(at, `\`${op}\` takes a list of scalars`);
+      const set = new Set(operand);
+      return op === "in" ? (value) => set.has(value) : (value) => !set.has(value);
+    }
+    case "contains":
+      if (!isScalar(operand)) return void report(at, "`contains` takes a scalar");
+      return (value) =>
+        typeof value === "string"
+          ? typeof operand === "string" && value.includes(operand)
+          : Array.isArray(value) && value.includes(operand);
+    case "regex": {
+      if (!needString()) return undefined;
+      let re: RE2JS;
+      try {
+        re = RE2JS.compile(operand as string);
+      } catch (error) {
+        return void report(at, `bad regex /${operand}/: ${(error as Error).message}`, "patterns use RE2 syntax (linear time: no backreferences or lookaround)");
+      }
+      return (value) => typeof value === "string" && re.matcher(value).find();
+    }
+    case "gt":
+      return needNumber() ? (value) => typeof value === "number" && value > (operand as number) : undefined;
+    case "gte":
+      return needNumber() ? (value) => typeof value === "number" && value >= (operand as number) : undefined;
+    case "lt":
+      return needNumber() ? (value) => typeof value === "number" && value < (operand as number) : undefined;
+    case "lte":
+      return needNumber() ? (value) => typeof value === "number" && value <= (operand as number) : undefined;
+    case "prefix":
+      return needString() ? (value) => typeof value === "string" && value.startsWith(operand as string) : undefined;
+    case "glob": {
+      if (!needString()) return undefined;
+      try {
+        const match = compileGlob(operand as string);
+        return (value) => typeof value === "string" && match(value);
+      } catch (error) {
+        return void report(at, `bad glob: ${(error as Error).message}`);
+      }
+    }
+    case "exists":
+      if (typeof operand !== "boolean") return void report(at, "`exists` takes true or false");
+      return operand ? (value) => value !== undefined : (value) => value === undefined;
+  }
+  const guess = didYouMean(op, OPERATORS);
+  report(at, `unknown operator \`${op}\``, guess ? `did you mean \`${guess}\`?` : `operators: ${OPERATORS.join(", ")}`);
+  return undefined;
+}

@@ -1,0 +1,31 @@
+import type { Agent, Call, Finding } from "../core/index.js";
+import type { CompiledTool } from "./compile.js";
+
+/** A label that reached an argument: which label, in which argument leaf, from which earlier output. */
+export interface FlowHit {
+  label: string;
+  /** Dotted path of the argument leaf, e.g. `to` or `body.parts.0`. */
+  arg: string;
+  source: string;
+  /** The leaf's text, for `unless` endorsement checks. */
+  text: string;
+}
+
+/** What conditions read while one call is decided. Built by the gateway, read-only to rules. */
+export interface EvalContext {
+  call: Call;
+  tool: string;
+  args: Record<string, unknown>;
+  agent: Agent;
+  server: string | undefined;
+  decl: CompiledTool | undefined;
+  findings: Finding[];
+  /** Labels the session has received so far. */
+  seen: ReadonlySet<string>;
+  /** Labels that flowed into the arguments; computed on first use, since it scans the arguments. */
+  flows(): readonly FlowHit[];
+  /** True when the whole `text` occurs in content labelled with one of `labels` (endorsement). */
+  endorsed(text: string, labels: readonly string[]): boolean;
+  /** The session as CEL sees it (`session.id`, `session.seen`, `session.calls`). */
+  sessionView(): Record<string, unknown>;
+}

@@ -1,0 +1,234 @@
+import { createHash } from "node:crypto";
+import { readFileSync } from "node:fs";
+import { dirname, resolve } from "node:path";
+import type { z } from "zod";
+import { PolicyLoadError } from "../core/index.js";
+import type { PolicyIssue } from "../core/index.js";
+import {
+  budgetSchema,
+  limitSchema,
+  POLICY_KEYS,
+  policySchema,
+  ruleSchema,
+  testSchema,
+  toolSchema,
+} from "./schema.js";
+import type { RawPolicy } from "./schema.js";
+import { didYouMean, issueAt, issueAtPath, parseSource } from "./source.js";
+import type { PathSegment, PolicySource } from "./source.js";
+
+/** Where a piece of the merged policy was written, so compile errors can point at it. */
+export interface Origin {
+  source: PolicySource;
+  path: PathSegment[];
+}
+
+/** A validated policy with `extends` merged in, and the origin of every part. */
+export interface LoadedPolicy {
+  policy: RawPolicy;
+  /** The root file (the one that was loaded). */
+  source: PolicySource;
+  sources: PolicySource[];
+  origins: {
+    rules: Origin[];
+    limits: Origin[];
+    tests: Origin[];
+    tools: Map<string, Origin>;
+    shorthand: Map<string, Origin[]>;
+    detect: Map<string, Origin>;
+  };
+  /** SHA-256 over the texts of every file, root first. */
+  hash: string;
+}
+
+/** Reads and validates a policy file and everything it extends. Throws `PolicyLoadError`. */
+export function loadPolicyFile(file: string): LoadedPolicy {
+  return new Loader().load(resolve(file), undefined);
+}
+
+/** Validates policy text; `extends` resolves relative to `file`'s folder. Throws `PolicyLoadError`. */
+export function loadPolicyText(text: string, file = "<policy>"): LoadedPolicy {
+  return new Loader().load(resolve(file), text);
+}
+
+/** Validates a policy given as an object (no source positions beyond line 1). */
+export function loadPolicyObject(policy: unknown, file = "<object>"): LoadedPolicy {
+  return loadPolicyText(JSON.stringify(policy, null, 1), file);
+}
+
+const LEVEL_KEYS: Array<[RegExp, readonly string[]]> = [
+  [/^$/, POLICY_KEYS],
+  [/^tools\/[^/]+$/, Object.keys(toolSchema.shape)],
+  [/^rules\/\d+$/, Object.keys(ruleSchema.shape)],
+  [/^limits\/\d+$/, Object.keys((limitSchema as unknown as { _zod: { def: { in: z.ZodObject } } })._zod.def.in.shape)],
+  [/^budget$/, Object.keys(budgetSchema.shape)],
+  [/^tests\/\d+$/, Object.keys(testSchema.shape)],
+];
+
+class Loader {
+  private readonly stack: string[] = [];
+  private readonly sources: PolicySource[] = [];
+
+  load(file: string, text: string | undefined): LoadedPolicy {
+    const own = this.loadOne(file, text, undefined);
+    return { ...own, sources: this.sources, hash: hashSources(this.sources) };
+  }
+
+  private loadOne(file: string, text: string | undefined, from: Origin | undefined): Omit<LoadedPolicy, "sources" | "hash"> {
+    if (this.stack.includes(file)) {
+      const cycle = [...this.stack.slice(this.stack.indexOf(file)), file].join(" -> ");
+      throw new PolicyLoadError([
+        from ? issueAtPath(from.source, from.path, `extends cycle: ${cycle}`) : { file, line: 1, col: 1, message: `extends cycle: ${cycle}` },
+      ]);
+    }
+    if (text === undefined) {
+      try {
+        text = readFileSync(file, "utf8");
+      } catch (error) {
+        const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : (error as Error).message;
+        const issue = from
+          ? issueAtPath(from.source, from.path, `cannot read \`${file}\`: ${reason}`)
+          : { file, line: 1, col: 1, message: `cannot read policy: ${reason}` };
+        throw new PolicyLoadError([issue]);
+      }
+    }
+    const { source, issues } = parseSource(file, text);
+    if (issues.length) throw new PolicyLoadError(issues);
+    this.sources.push(source);
+    const policy = validate(source);
+    this.stack.push(file);
+    try {
+      const bases = (typeof policy.extends === "string" ? [policy.extends] : (policy.extends ?? [])).map((ref, i) =>
+        this.loadOne(resolve(dirname(file), ref), undefined, {
+          source,
+          path: typeof policy.extends === "string" ? ["extends"] : ["extends", i],
+        }),
+      );
+      return merge(source, policy, bases);
+    } finally {
+      this.stack.pop();
+    }
+  }
+}
+
+function validate(source: PolicySource): RawPolicy {
+  const value = source.doc.toJS({ maxAliasCount: 100 });
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new PolicyLoadError([issueAt(source, 0, "a policy is a mapping with at least `version: 1`")]);
+  }
+  const result = policySchema.safeParse(value);
+  if (result.success) return result.data;
+  const issues: PolicyIssue[] = [];
+  for (const issue of result.error.issues) {
+    const path = issue.path.filter((p): p is PathSegment => typeof p !== "symbol");
+    if (issue.code === "unrecognized_keys") {
+      const known = LEVEL_KEYS.find(([re]) => re.test(path.join("/")))?.[1] ?? [];
+      for (const key of issue.keys) {
+        const guess = didYouMean(key, known);
+        issues.push(
+          issueAtPath(source, [...path, key], `unknown key \`${key}\``, {
+            atKey: true,
+            help: guess ? `did you mean \`${guess}\`?` : known.length ? `expected one of: ${known.join(", ")}` : undefined,
+          }),
+        );
+      }
+    } else {
+      const where = path.length ? `\`${path.join(".")}\`: ` : "";
+      issues.push(issueAtPath(source, path, `${where}${issue.message.replace(/^Invalid input: /, "").toLowerCase()}`));
+    }
+  }
+  throw new PolicyLoadError(issues);
+}
+
+type Merged = Omit<LoadedPolicy, "sources" | "hash">;
+
+/** Rules, limits and shorthand lists concatenate; declarations merge; a conflicting declaration is an error. */
+function merge(source: PolicySource, own: RawPolicy, bases: Merged[]): Merged {
+  const issues: PolicyIssue[] = [];
+  const policy: RawPolicy = { ...own, extends: undefined };
+  const origins: Merged["origins"] = {
+    rules: [],
+    limits: [],
+    tests: (own.tests ?? []).map((_, i) => ({ source, path: ["tests", i] })),
+    tools: new Map(),
+    shorthand: new Map(),
+    detect: new Map(),
+  };
+  const layers: Array<{ policy: RawPolicy; origins?: Merged["origins"]; source: PolicySource }> = [
+    ...bases.map((base) => ({ policy: base.policy, origins: base.origins, source: base.source })),
+    { policy: own, source },
+  ];
+  policy.rules = [];
+  policy.limits = [];
+  policy.tools = {};
+  for (const verdict of ["allow", "flag", "ask", "deny"] as const) policy[verdict] = [];
+  for (const layer of layers) {
+    const { policy: p } = layer;
+    for (const [i, rule] of (p.rules ?? []).entries()) {
+      policy.rules.push(rule);
+      origins.rules.push(layer.origins?.rules[i] ?? { source: layer.source, path: ["rules", i] });
+    }
+    for (const [i, limit] of (p.limits ?? []).entries()) {
+      policy.limits.push(limit);
+      origins.limits.push(layer.origins?.limits[i] ?? { source: layer.source, path: ["limits", i] });
+    }
+    for (const verdict of ["allow", "flag", "ask", "deny"] as const) {
+      const globs = p[verdict] ?? [];
+      if (!globs.length) continue;
+      policy[verdict]!.push(...globs);
+      const list = origins.shorthand.get(verdict) ?? [];
+      globs.forEach((_, i) => list.push(layer.origins?.shorthand.get(verdict)?.[i] ?? { source: layer.source, path: [verdict, i] }));
+      origins.shorthand.set(verdict, list);
+    }
+    for (const [name, tool] of Object.entries(p.tools ?? {})) {
+      const origin = layer.origins?.tools.get(name) ?? { source: layer.source, path: ["tools", name] };
+      const prior = origins.tools.get(name);
+      if (prior && JSON.stringify(policy.tools?.[name]) !== JSON.stringify(tool)) {
+        issues.push(conflict(origin, `tool \`${name}\``, prior));
+        continue;
+      }
+      policy.tools[name] = tool;
+      origins.tools.set(name, origin);
+    }
+    for (const key of ["detect", "labels", "servers"] as const) {
+      for (const [name, value] of Object.entries(p[key] ?? {})) {
+        const merged = (policy[key] ?? {}) as Record<string, unknown>;
+        const origin = { source: layer.source, path: [key, name] };
+        if (name in merged && JSON.stringify(merged[name]) !== JSON.stringify(value)) {
+          issues.push(conflict(origin, `\`${key}.${name}\``));
+          continue;
+        }
+        policy[key] = { ...merged, [name]: value } as never;
+        if (key === "detect") origins.detect.set(name, origin);
+      }
+    }
+    for (const key of ["name", "default", "fail", "budget", "audit", "judge", "engine"] as const) {
+      if (layer.policy !== own && p[key] !== undefined && own[key] === undefined) (policy as Record<string, unknown>)[key] = p[key];
+    }
+  }
+  const names = new Map<string, number>();
+  policy.rules.forEach((rule, i) => {
+    const first = names.get(rule.name);
+    if (first !== undefined) {
+      issues.push(conflict(origins.rules[i], `rule name \`${rule.name}\``, origins.rules[first]));
+    } else names.set(rule.name, i);
+  });
+  if (issues.length) throw new PolicyLoadError(issues);
+  return { policy, source, origins };
+}
+
+function conflict(origin: Origin, what: string, prior?: Origin): PolicyIssue {
+  const where = prior ? ` (also at ${prior.source.file}:${positionText(prior)})` : "";
+  return issueAtPath(origin.source, origin.path, `${what} conflicts with an earlier declaration${where}`, { atKey: true });
+}
+
+function positionText(origin: Origin): string {
+  const issue = issueAtPath(origin.source, origin.path, "", { atKey: true });
+  return `${issue.line}:${issue.col}`;
+}
+
+function hashSources(sources: PolicySource[]): string {
+  const hash = createHash("sha256");
+  for (const source of sources) hash.update(source.file).update("\0").update(source.text).update("\0");
+  return hash.digest("hex");
+}

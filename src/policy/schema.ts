@@ -1,0 +1,128 @@
+import { z } from "zod";
+
+/** The raw shape of a policy document (version 1), checked before anything is compiled. */
+const verdict = z.enum(["allow", "flag", "ask", "deny"]);
+const risk = z.enum(["minimal", "low", "moderate", "high", "critical"]);
+const globList = z.array(z.string());
+const labelList = z.array(z.string().min(1));
+
+/** `args.<arg>: { <kind>: options, ... }`; kinds are checked against the analyzer registry. */
+const argConstraints = z.record(z.string(), z.unknown());
+
+export const toolSchema = z
+  .object({
+    description: z.string().optional(),
+    produces: labelList.optional(),
+    args: z.record(z.string(), argConstraints).optional(),
+    sink: z.string().min(1).optional(),
+    risk: risk.optional(),
+    cost: z.number().nonnegative().optional(),
+    on_violation: z.enum(["deny", "ask", "flag"]).optional(),
+    detect: z.record(z.string(), verdict).optional(),
+  })
+  .strict();
+
+/** `when` is checked by the condition compiler, which knows its open-ended keys (`args.*`, `agent.*`). */
+const when = z.record(z.string(), z.unknown());
+
+export const ruleSchema = z
+  .object({
+    name: z.string().min(1),
+    when: when.optional(),
+    verdict,
+    message: z.string().optional(),
+  })
+  .strict();
+
+export const limitSchema = z
+  .object({
+    name: z.string().min(1),
+    when: when.optional(),
+    rate: z
+      .string()
+      .regex(/^\d+\s*\/\s*(\d+\s*)?(s|sec|second|m|min|minute|h|hour|d|day)s?$/, "expected a rate like `30/minute` or `100/5m`")
+      .optional(),
+    max: z.number().int().positive().optional(),
+    per: z.union([z.string(), z.array(z.string())]).optional(),
+    verdict: z.enum(["deny", "ask", "flag"]).optional(),
+    message: z.string().optional(),
+  })
+  .strict()
+  .refine((limit) => (limit.rate === undefined) !== (limit.max === undefined), {
+    message: "a limit needs exactly one of `rate` or `max`",
+  });
+
+export const budgetSchema = z
+  .object({
+    max: z.number().nonnegative(),
+    ask_above: z.number().nonnegative().optional(),
+    per: z.enum(["session", "agent", "global"]).optional(),
+  })
+  .strict();
+
+const callSchema = z
+  .object({
+    tool: z.string(),
+    args: z.record(z.string(), z.unknown()).optional(),
+    server: z.string().optional(),
+    agent: z.record(z.string(), z.unknown()).optional(),
+    session: z.string().optional(),
+    cost: z.number().optional(),
+    labels: z.record(z.string(), labelList).optional(),
+  })
+  .strict();
+
+const expectation = z.union([
+  verdict,
+  z
+    .object({ verdict, rule: z.string().nullable().optional(), findings: z.array(z.string()).optional() })
+    .strict(),
+]);
+
+export const testSchema = z
+  .object({
+    name: z.string().optional(),
+    /** Earlier steps of the same session: their outputs are labelled before `call` is decided. */
+    steps: z
+      .array(z.object({ tool: z.string(), args: z.record(z.string(), z.unknown()).optional(), result: z.unknown() }).strict())
+      .optional(),
+    call: callSchema,
+    expect: expectation,
+  })
+  .strict();
+
+export const policySchema = z
+  .object({
+    version: z.literal(1),
+    name: z.string().optional(),
+    description: z.string().optional(),
+    default: verdict.optional(),
+    fail: z.enum(["closed", "open"]).optional(),
+    extends: z.union([z.string(), z.array(z.string())]).optional(),
+    allow: globList.optional(),
+    flag: globList.optional(),
+    ask: globList.optional(),
+    deny: globList.optional(),
+    tools: z.record(z.string(), toolSchema).optional(),
+    detect: z.record(z.string(), verdict).optional(),
+    labels: z.record(z.string(), z.object({ min_match: z.number().int().min(4).optional() }).strict()).optional(),
+    rules: z.array(ruleSchema).optional(),
+    limits: z.array(limitSchema).optional(),
+    budget: budgetSchema.optional(),
+    tests: z.array(testSchema).optional(),
+    audit: z.object({ args: z.enum(["hash", "redact", "full"]).optional() }).strict().optional(),
+    servers: z.record(z.string(), z.object({ produces: labelList.optional() }).passthrough()).optional(),
+    judge: z.record(z.string(), z.unknown()).optional(),
+    engine: z.unknown().optional(),
+  })
+  .strict();
+
+export type RawPolicy = z.infer<typeof policySchema>;
+export type RawTool = z.infer<typeof toolSchema>;
+export type RawRule = z.infer<typeof ruleSchema>;
+export type RawLimit = z.infer<typeof limitSchema>;
+export type RawBudget = z.infer<typeof budgetSchema>;
+export type RawTest = z.infer<typeof testSchema>;
+
+/** Top-level keys, for "did you mean". */
+export const POLICY_KEYS = Object.keys(policySchema.shape);

@@ -1,0 +1,100 @@
+import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
+import type { Document, Node } from "yaml";
+import type { PolicyIssue } from "../core/index.js";
+
+export type PathSegment = string | number;
+
+/** A parsed policy file that can still point at its own text. */
+export interface PolicySource {
+  file: string;
+  text: string;
+  doc: Document.Parsed;
+  lines: LineCounter;
+}
+
+/** Parses YAML (JSON is YAML too); syntax errors become issues with positions. */
+export function parseSource(file: string, text: string): { source: PolicySource; issues: PolicyIssue[] } {
+  const lines = new LineCounter();
+  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  const source: PolicySource = { file, text, doc, lines };
+  const issues: PolicyIssue[] = [...doc.errors, ...doc.warnings].map((error) =>
+    issueAt(source, error.pos[0], `invalid YAML: ${firstLine(error.message)}`),
+  );
+  return { source, issues };
+}
+
+function firstLine(message: string): string {
+  return message.split("\n")[0].replace(/ at line \d+, column \d+:?$/, "");
+}
+
+/** An issue at a byte offset, with a one-line code frame. */
+export function issueAt(source: PolicySource, offset: number, message: string, help?: string): PolicyIssue {
+  const { line, col } = source.lines.linePos(Math.max(0, Math.min(offset, source.text.length)));
+  const text = source.text.split("\n")[line - 1] ?? "";
+  const frame = `${String(line).padStart(4)} | ${text}\n     | ${" ".repeat(Math.max(0, col - 1))}^`;
+  return { file: source.file, line, col, message, frame, help };
+}
+
+/**
+ * An issue at a path in the document. With `atKey`, points at the key of the last segment
+ * (for unknown keys); a path that does not exist points at its deepest existing ancestor.
+ */
+export function issueAtPath(
+  source: PolicySource,
+  path: readonly PathSegment[],
+  message: string,
+  options: { atKey?: boolean; help?: string } = {},
+): PolicyIssue {
+  return issueAt(source, offsetOf(source, path, options.atKey ?? false), message, options.help);
+}
+
+function offsetOf(source: PolicySource, path: readonly PathSegment[], atKey: boolean): number {
+  let node: unknown = source.doc.contents;
+  let offset = (node as Node | null)?.range?.[0] ?? 0;
+  for (let i = 0; i < path.length; i++) {
+    const segment = path[i];
+    if (isMap(node)) {
+      const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && String(item.key.value) === String(segment));
+      if (!pair) return offset;
+      const keyNode = pair.key as Node;
+      if (atKey && i === path.length - 1) return keyNode.range?.[0] ?? offset;
+      node = pair.value;
+      offset = (pair.value as Node | null)?.range?.[0] ?? keyNode.range?.[0] ?? offset;
+    } else if (isSeq(node) && typeof segment === "number") {
+      node = node.items[segment];
+      if (!node) return offset;
+      offset = (node as Node).range?.[0] ?? offset;
+    } else {
+      return offset;
+    }
+  }
+  return offset;
+}
+
+/** The closest candidate by edit distance, for "did you mean". */
+export function didYouMean(word: string, candidates: Iterable<string>): string | undefined {
+  let best: string | undefined;
+  let bestDistance = Math.max(2, Math.floor(word.length / 3)) + 1;
+  for (const candidate of candidates) {
+    const distance = editDistance(word.toLowerCase(), candidate.toLowerCase());
+    if (distance < bestDistance) {
+      best = candidate;
+      bestDistance = distance;
+    }
+  }
+  return best;
+}
+
+function editDistance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let diagonal = row[0];
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const above = row[j];
+      row[j] = Math.min(row[j] + 1, row[j - 1] + 1, diagonal + (a[i - 1] === b[j - 1] ? 0 : 1));
+      diagonal = above;
+    }
+  }
+  return row[b.length];
+}
