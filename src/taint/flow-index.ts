@@ -1,0 +1,523 @@
+import { CharBuffer, normalizeInto, PART_SEPARATOR } from "./normalize.js";
+
+/** A label found in scanned text, and the recorded content (by its caller-given source) it came from. */
+export interface FlowHit {
+  label: string;
+  /** The `source` given to `add`, e.g. `web_fetch#3` or `input#1`; `overflow` when the index answers conservatively. */
+  source: string;
+}
+
+export interface FlowIndexOptions {
+  /** Shortest shared stretch, in normalised characters, that counts as a flow. Default 16. */
+  minMatch?: number;
+  /** Per-label override, from the policy's `labels: {L: {min_match}}`. */
+  labelMinMatch?: Readonly<Record<string, number>>;
+  /** Bound on the memory this index holds (text plus fingerprints), in bytes. Default 32 MiB. */
+  maxBytes?: number;
+}
+
+/** The source reported for every label once the index can no longer answer exactly. */
+export const OVERFLOW_SOURCE = "overflow";
+
+const DEFAULT_MIN_MATCH = 16;
+const DEFAULT_MAX_BYTES = 32 * 1024 * 1024;
+const MIN_MATCH_RANGE = [4, 4096] as const;
+/** Approximate bookkeeping per recorded content: object, typed-array header, label and key lists. */
+const DOC_OVERHEAD = 256;
+/** Same-content duplicates are looked for among this many most recent entries of a hash chain. */
+const DEDUPE_WALK = 8;
+/** The query scratch buffer is kept between scans up to this many code units. */
+const SCRATCH_KEEP = 1 << 16;
+const MIN_TABLE = 256;
+
+interface Doc {
+  /** Normalised text; one byte a character when it fits. Parts are separated by PART_SEPARATOR. */
+  data: Uint8Array | Uint16Array;
+  /** Position of data[0] in the index-wide numbering used by fingerprint entries. */
+  start: number;
+  labels: number[];
+  /** Key ids (source, label) parallel to `labels`; a scan reports each key once. */
+  keys: number[];
+  /** The largest minimum match among the labels. */
+  need: number;
+}
+
+function fmix32(h: number): number {
+  h ^= h >>> 16;
+  h = Math.imul(h, 0x85ebca6b);
+  h ^= h >>> 13;
+  h = Math.imul(h, 0xc2b2ae35);
+  h ^= h >>> 16;
+  return h >>> 0;
+}
+
+function checkMinMatch(value: number, what: string): number {
+  if (!Number.isInteger(value) || value < MIN_MATCH_RANGE[0] || value > MIN_MATCH_RANGE[1]) {
+    throw new RangeError(
+      `${what} must be an integer from ${MIN_MATCH_RANGE[0]} to ${MIN_MATCH_RANGE[1]}, got ${value}`,
+    );
+  }
+  return value;
+}
+
+/**
+ * Content fingerprints of one session's labelled content (tool outputs, user input), answering
+ * "which labels does this argument carry?" by shared stretches of normalised text.
+ *
+ * Winnowing (Schleimer, Wilkerson, Aiken 2003) over k-grams with k + w - 1 = the smallest
+ * minimum match t: every stretch of >= t characters shared with recorded content contains a
+ * recorded k-gram, so `scan` looks up every k-gram of the argument in a hash table (cost grows
+ * with the argument, not with the history), verifies each candidate against the stored text
+ * (no hash-collision hits) and extends it to measure the stretch against each label's minimum.
+ * Hand-written: no maintained npm library does incremental winnowing with verification.
+ *
+ * Bounded memory, fail-closed: when recording more would pass `maxBytes`, the content is not
+ * stored and `overflowed` becomes true; from then on every scan of a text at least a label's
+ * minimum long reports every label ever added, with source `overflow`. The same happens for one
+ * scan whose candidate work passes a budget proportional to its length (crafted repetitive
+ * history). Content is never silently forgotten.
+ */
+export class FlowIndex {
+  /** The default minimum match. */
+  readonly minMatch: number;
+  private readonly labelMinMatch: ReadonlyMap<string, number>;
+  private readonly maxBytes: number;
+  /** k-gram length and winnowing window; k + w - 1 is the smallest minimum match. */
+  private readonly k: number;
+  private readonly w: number;
+  private readonly shortest: number;
+  /** Context compared on each side of a k-gram when deduplicating entries. */
+  private readonly radius: number;
+  private readonly base: number;
+  private readonly baseK: number;
+
+  private readonly docs: Doc[] = [];
+  private readonly docStarts: number[] = [];
+  private nextStart = 0;
+  private docBytes = 0;
+
+  private readonly labelNames: string[] = [];
+  private readonly labelIds = new Map<string, number>();
+  private readonly labelNeed: number[] = [];
+  private readonly keyIds = new Map<string, number>();
+  private readonly keySource: string[] = [];
+  private stamps = new Uint32Array(0);
+  private generation = 0;
+
+  // Allocated on first stored content; one empty bucket until then.
+  private entryHash = new Uint32Array(0);
+  private entryPos = new Uint32Array(0);
+  private entryNext = new Int32Array(0);
+  private heads = Int32Array.of(-1);
+  private entries = 0;
+
+  private isOverflowed = false;
+  private scratch = new CharBuffer(1024);
+  private readonly dequeHash: Uint32Array;
+  private readonly dequePos: Uint32Array;
+  private selectedHash = new Uint32Array(64);
+  private selectedPos = new Uint32Array(64);
+
+  constructor(options: FlowIndexOptions = {}) {
+    this.minMatch = checkMinMatch(options.minMatch ?? DEFAULT_MIN_MATCH, "minMatch");
+    const perLabel = new Map<string, number>();
+    let shortest = this.minMatch;
+    let longest = this.minMatch;
+    for (const [label, value] of Object.entries(options.labelMinMatch ?? {})) {
+      perLabel.set(label, checkMinMatch(value, `labelMinMatch.${label}`));
+      shortest = Math.min(shortest, value);
+      longest = Math.max(longest, value);
+    }
+    this.labelMinMatch = perLabel;
+    const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+    if (!(maxBytes > 0) || maxBytes > 2 ** 31)
+      throw new RangeError(`maxBytes must be in (0, 2^31], got ${maxBytes}`);
+    this.maxBytes = maxBytes;
+    this.shortest = shortest;
+    // k about t/2 balances fingerprint density (2/(w+1)) against how common each k-gram is.
+    this.k = Math.ceil(shortest / 2);
+    this.w = shortest - this.k + 1;
+    this.radius = longest - this.k;
+    this.dequeHash = new Uint32Array(this.w + 1);
+    this.dequePos = new Uint32Array(this.w + 1);
+    // A random odd base per index, so texts cannot be crafted offline to collide.
+    this.base = (crypto.getRandomValues(new Uint32Array(1))[0] | 1) >>> 0;
+    let bk = 1;
+    for (let i = 0; i < this.k; i++) bk = Math.imul(bk, this.base);
+    this.baseK = bk;
+  }
+
+  /** True once the memory bound was hit: scans then report every label ever added (fail-closed). */
+  get overflowed(): boolean {
+    return this.isOverflowed;
+  }
+
+  /** Approximate memory held: stored text, fingerprint table and bookkeeping. */
+  get bytes(): number {
+    return this.docBytes + this.entryHash.length * 16 + this.stamps.byteLength + this.keyIds.size * 64;
+  }
+
+  /**
+   * Switches to conservative answers as if the memory bound was hit: for a caller that could not
+   * record some labelled content (e.g. `addValue` met a value it cannot walk).
+   */
+  markOverflowed(): void {
+    this.isOverflowed = true;
+  }
+
+  /** The minimum match that applies to `label`. */
+  minMatchFor(label: string): number {
+    return this.labelMinMatch.get(label) ?? this.minMatch;
+  }
+
+  /**
+   * Records labelled content. An array records several parts (e.g. the string leaves of a JSON
+   * output) that are matched separately: no stretch spans two parts. Content shorter than the
+   * smallest minimum match is not stored (it can never match), but its labels count as added.
+   */
+  add(content: string | readonly string[], labels: readonly string[], source: string): void {
+    if (labels.length === 0) return;
+    const labelIds: number[] = [];
+    for (const label of labels) {
+      const id = this.labelId(label);
+      if (!labelIds.includes(id)) labelIds.push(id);
+    }
+    if (this.isOverflowed) return;
+
+    const buf = new CharBuffer(typeof content === "string" ? content.length + 16 : 1024);
+    if (typeof content === "string") normalizeInto(content, buf);
+    else {
+      for (const part of content) {
+        if (buf.length > 0 && buf.data[buf.length - 1] !== PART_SEPARATOR) buf.push(PART_SEPARATOR);
+        normalizeInto(part, buf);
+      }
+    }
+    const n = buf.length;
+    if (n < this.shortest) return;
+
+    const selected = this.winnow(buf.data, n);
+    const textBytes = buf.max < 256 ? n : 2 * n;
+    let capacity = this.entryHash.length;
+    while (capacity < this.entries + selected) capacity = Math.max(MIN_TABLE, capacity * 2);
+    const projected = this.bytes + textBytes + DOC_OVERHEAD + (capacity - this.entryHash.length) * 16 + 128;
+    if (projected > this.maxBytes) {
+      this.isOverflowed = true;
+      return;
+    }
+
+    const data = buf.max < 256 ? new Uint8Array(n) : new Uint16Array(n);
+    data.set(buf.data.subarray(0, n));
+    const keys = labelIds.map((id) => this.keyId(source, id));
+    let need = 0;
+    for (const id of labelIds) need = Math.max(need, this.labelNeed[id]);
+    const doc: Doc = { data, start: this.nextStart, labels: labelIds, keys, need };
+    this.docs.push(doc);
+    this.docStarts.push(doc.start);
+    this.nextStart += n + 1;
+    this.docBytes += textBytes + DOC_OVERHEAD;
+
+    for (let s = 0; s < selected; s++) {
+      const hash = this.selectedHash[s];
+      const pos = this.selectedPos[s];
+      if (this.isDuplicate(hash, pos, doc)) continue;
+      if (this.entries === this.entryHash.length) this.growTable();
+      const e = this.entries++;
+      const bucket = hash & (this.heads.length - 1);
+      this.entryHash[e] = hash;
+      this.entryPos[e] = doc.start + pos;
+      this.entryNext[e] = this.heads[bucket];
+      this.heads[bucket] = e;
+    }
+    if (this.selectedPos.length > SCRATCH_KEEP) {
+      this.selectedHash = new Uint32Array(64);
+      this.selectedPos = new Uint32Array(64);
+    }
+  }
+
+  /**
+   * Every (label, source) whose recorded content shares a stretch of at least that label's
+   * minimum match with `text`, each once; plus every label ever added with source `overflow`
+   * when the index answers conservatively. Never throws for string input.
+   */
+  scan(text: string): FlowHit[] {
+    const out: FlowHit[] = [];
+    this.collect(text, out);
+    return out;
+  }
+
+  /** Like `scan`, appending to `out`. */
+  collect(text: string, out: FlowHit[]): void {
+    const q = this.normalizeQuery(text);
+    const n = q.length;
+    if (n < this.shortest) return;
+    const data = q.data;
+    const generation = this.nextGeneration();
+    const k = this.k;
+    let budget = 64 * n + 262_144;
+    let exhausted = false;
+    let lastDoc = -1;
+    let lastDiagonal = 0;
+    let lastEnd = 0;
+    let roll = 0;
+    for (let j = 0; j < k; j++) roll = (Math.imul(roll, this.base) + data[j]) | 0;
+    scanning: for (let i = 0; ; i++) {
+      const hash = fmix32(roll);
+      for (let e = this.heads[hash & (this.heads.length - 1)]; e !== -1; e = this.entryNext[e]) {
+        if (this.entryHash[e] !== hash) continue;
+        if (--budget < 0) {
+          exhausted = true;
+          break scanning;
+        }
+        const docIndex = this.docAt(this.entryPos[e]);
+        const doc = this.docs[docIndex];
+        if (this.allStamped(doc, generation)) continue;
+        const p = this.entryPos[e] - doc.start;
+        if (docIndex === lastDoc && p - i === lastDiagonal && i < lastEnd) continue;
+        const stored = doc.data;
+        let m = 0;
+        while (m < k && stored[p + m] === data[i + m]) m++;
+        if (m < k) continue;
+        // Extend until the stretch reaches the largest minimum this content needs.
+        const need = doc.need;
+        let left = 0;
+        while (left < need - k && left < i && left < p && stored[p - left - 1] === data[i - left - 1]) left++;
+        let right = 0;
+        const storedLength = stored.length;
+        while (
+          left + k + right < need &&
+          i + k + right < n &&
+          p + k + right < storedLength &&
+          stored[p + k + right] === data[i + k + right]
+        ) {
+          right++;
+        }
+        const length = left + k + right;
+        lastDoc = docIndex;
+        lastDiagonal = p - i;
+        lastEnd = i + k + right;
+        for (let l = 0; l < doc.labels.length; l++) {
+          const key = doc.keys[l];
+          if (this.stamps[key] !== generation && length >= this.labelNeed[doc.labels[l]]) {
+            this.stamps[key] = generation;
+            out.push({ label: this.labelNames[doc.labels[l]], source: this.keySource[key] });
+          }
+        }
+      }
+      if (i + k >= n) break;
+      roll = (Math.imul(roll, this.base) + data[i + k] - Math.imul(data[i], this.baseK)) | 0;
+    }
+    if (this.isOverflowed || exhausted) {
+      for (let id = 0; id < this.labelNames.length; id++) {
+        if (this.labelNeed[id] <= n) out.push({ label: this.labelNames[id], source: OVERFLOW_SOURCE });
+      }
+    }
+    this.releaseScratch();
+  }
+
+  /**
+   * True if the whole normalised `text` occurs inside one recorded content labelled `label`
+   * (endorsement, `unless: [user]`). False for text shorter than the smallest minimum match
+   * (too short to carry a flow, so nothing to endorse), for an unknown label, and when the work
+   * budget runs out; after an overflow only content stored before it can endorse.
+   */
+  containsWhole(text: string, label: string): boolean {
+    const id = this.labelIds.get(label);
+    if (id === undefined) return false;
+    const q = this.normalizeQuery(text);
+    const n = q.length;
+    if (n < this.shortest) return false;
+    const data = q.data;
+    const k = this.k;
+    let budget = 64 * n + 262_144;
+    let lastDoc = -1;
+    let lastOffset = 0;
+    let roll = 0;
+    let found = false;
+    for (let j = 0; j < k; j++) roll = (Math.imul(roll, this.base) + data[j]) | 0;
+    scanning: for (let i = 0; ; i++) {
+      const hash = fmix32(roll);
+      for (let e = this.heads[hash & (this.heads.length - 1)]; e !== -1; e = this.entryNext[e]) {
+        if (this.entryHash[e] !== hash) continue;
+        if (--budget < 0) break scanning;
+        const docIndex = this.docAt(this.entryPos[e]);
+        const doc = this.docs[docIndex];
+        const offset = this.entryPos[e] - doc.start - i;
+        if (offset < 0 || offset + n > doc.data.length || !doc.labels.includes(id)) continue;
+        if (docIndex === lastDoc && offset === lastOffset) continue;
+        lastDoc = docIndex;
+        lastOffset = offset;
+        const stored = doc.data;
+        let m = 0;
+        while (m < n && stored[offset + m] === data[m]) m++;
+        if (m === n) {
+          found = true;
+          break scanning;
+        }
+      }
+      if (i + k >= n) break;
+      roll = (Math.imul(roll, this.base) + data[i + k] - Math.imul(data[i], this.baseK)) | 0;
+    }
+    this.releaseScratch();
+    return found;
+  }
+
+  private labelId(label: string): number {
+    let id = this.labelIds.get(label);
+    if (id === undefined) {
+      id = this.labelNames.length;
+      this.labelNames.push(label);
+      this.labelIds.set(label, id);
+      this.labelNeed.push(this.minMatchFor(label));
+    }
+    return id;
+  }
+
+  private keyId(source: string, label: number): number {
+    const name = `${label}\u0000${source}`;
+    let id = this.keyIds.get(name);
+    if (id === undefined) {
+      id = this.keySource.length;
+      this.keyIds.set(name, id);
+      this.keySource.push(source);
+      if (id >= this.stamps.length) {
+        const next = new Uint32Array(Math.max(64, this.stamps.length * 2));
+        next.set(this.stamps);
+        this.stamps = next;
+      }
+    }
+    return id;
+  }
+
+  private nextGeneration(): number {
+    this.generation = (this.generation + 1) >>> 0;
+    if (this.generation === 0) {
+      this.stamps.fill(0);
+      this.generation = 1;
+    }
+    return this.generation;
+  }
+
+  private allStamped(doc: Doc, generation: number): boolean {
+    for (let l = 0; l < doc.keys.length; l++) if (this.stamps[doc.keys[l]] !== generation) return false;
+    return true;
+  }
+
+  private normalizeQuery(text: string): CharBuffer {
+    this.scratch.reset();
+    normalizeInto(text, this.scratch);
+    return this.scratch;
+  }
+
+  private releaseScratch(): void {
+    if (this.scratch.data.length > SCRATCH_KEEP) this.scratch = new CharBuffer(1024);
+  }
+
+  /** Index of the recorded content holding index-wide position `pos`. */
+  private docAt(pos: number): number {
+    const starts = this.docStarts;
+    let lo = 0;
+    let hi = starts.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >>> 1;
+      if (starts[mid] <= pos) lo = mid;
+      else hi = mid - 1;
+    }
+    return lo;
+  }
+
+  /**
+   * Winnowing with a monotonic deque: the minimum hash of every window of w k-grams, the
+   * leftmost on ties (so a run of equal k-grams yields one fingerprint per window, not one per
+   * position). Fills selectedHash/selectedPos and returns their count.
+   */
+  private winnow(data: Uint16Array, n: number): number {
+    const k = this.k;
+    const w = this.w;
+    const cap = w + 1;
+    const dh = this.dequeHash;
+    const dp = this.dequePos;
+    let head = 0;
+    let size = 0;
+    let last = -1;
+    let count = 0;
+    let roll = 0;
+    for (let j = 0; j < k; j++) roll = (Math.imul(roll, this.base) + data[j]) | 0;
+    for (let i = 0; ; i++) {
+      const hash = fmix32(roll);
+      while (size > 0 && dh[(head + size - 1) % cap] > hash) size--;
+      const tail = (head + size) % cap;
+      dh[tail] = hash;
+      dp[tail] = i;
+      size++;
+      if (dp[head] + w <= i) {
+        head = (head + 1) % cap;
+        size--;
+      }
+      if (i >= w - 1 && dp[head] !== last) {
+        last = dp[head];
+        if (count === this.selectedPos.length) this.growSelection();
+        this.selectedHash[count] = dh[head];
+        this.selectedPos[count] = last;
+        count++;
+      }
+      if (i + k >= n) break;
+      roll = (Math.imul(roll, this.base) + data[i + k] - Math.imul(data[i], this.baseK)) | 0;
+    }
+    return count;
+  }
+
+  private growSelection(): void {
+    const size = this.selectedPos.length * 2;
+    const hashes = new Uint32Array(size);
+    const positions = new Uint32Array(size);
+    hashes.set(this.selectedHash);
+    positions.set(this.selectedPos);
+    this.selectedHash = hashes;
+    this.selectedPos = positions;
+  }
+
+  /**
+   * True if a recent entry of the same content has the same k-gram with the same context within
+   * `radius` on both sides: every stretch it could verify, the existing entry verifies the same.
+   */
+  private isDuplicate(hash: number, pos: number, doc: Doc): boolean {
+    const data = doc.data;
+    const k = this.k;
+    const r = this.radius;
+    const left = Math.min(r, pos);
+    const right = Math.min(r, data.length - pos - k);
+    let walked = 0;
+    for (
+      let e = this.heads[hash & (this.heads.length - 1)];
+      e !== -1 && walked < DEDUPE_WALK;
+      e = this.entryNext[e]
+    ) {
+      walked++;
+      if (this.entryHash[e] !== hash || this.entryPos[e] < doc.start) continue;
+      const other = this.entryPos[e] - doc.start;
+      if (Math.min(r, other) !== left || Math.min(r, data.length - other - k) !== right) continue;
+      let m = -left;
+      while (m < k + right && data[pos + m] === data[other + m]) m++;
+      if (m === k + right) return true;
+    }
+    return false;
+  }
+
+  private growTable(): void {
+    const size = Math.max(MIN_TABLE, this.entryHash.length * 2);
+    const hashes = new Uint32Array(size);
+    const positions = new Uint32Array(size);
+    hashes.set(this.entryHash);
+    positions.set(this.entryPos);
+    this.entryHash = hashes;
+    this.entryPos = positions;
+    this.entryNext = new Int32Array(size);
+    this.heads = new Int32Array(size).fill(-1);
+    const mask = size - 1;
+    for (let e = 0; e < this.entries; e++) {
+      const bucket = hashes[e] & mask;
+      this.entryNext[e] = this.heads[bucket];
+      this.heads[bucket] = e;
+    }
+  }
+}
