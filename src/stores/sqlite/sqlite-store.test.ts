@@ -1,0 +1,68 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { describeStateStore, describeTwoProcessRace } from "../conformance.js";
+import type { StateStore } from "../types.js";
+import { SqliteStateStore } from "./sqlite-store.js";
+
+const dir = mkdtempSync(join(tmpdir(), "tw-sqlite-store-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+let files = 0;
+const paths = new WeakMap<StateStore, string>();
+
+function open(path: string): SqliteStateStore {
+  const store = new SqliteStateStore({ path });
+  paths.set(store, path);
+  return store;
+}
+
+describeStateStore({
+  name: "sqlite",
+  create: async () => open(join(dir, `conformance-${files++}.db`)),
+  reopen: async (store) => open(paths.get(store)!),
+});
+
+describeTwoProcessRace({ name: "sqlite", url: () => `sqlite:${join(dir, `race-${files++}.db`)}` });
+
+describe("SqliteStateStore on disk", () => {
+  it("survives a restart: counts, spend, labels and approvals are still there", async () => {
+    const path = join(dir, `restart-${files++}.db`);
+    const before = open(path);
+    await before.consume([{ key: "total", limit: 2, windowMs: 0 }], 1);
+    await before.consume([{ key: "win", limit: 1, windowMs: 10_000 }], 1);
+    await before.spend({ key: "b", amount: 1.25, max: 10 });
+    await before.addSeen("s", ["private"]);
+    await before.putApproval({
+      id: "a1",
+      status: "pending",
+      callHash: "h",
+      tool: "t",
+      rule: null,
+      reason: "r",
+      argsSummary: "{}",
+      createdAt: 0,
+      expiresAt: 100,
+    });
+    await before.close();
+
+    const after = open(path);
+    expect(await after.consume([{ key: "total", limit: 2, windowMs: 0 }], 2)).toEqual([]);
+    expect(await after.consume([{ key: "total", limit: 2, windowMs: 0 }], 3)).toHaveLength(1);
+    expect(await after.consume([{ key: "win", limit: 1, windowMs: 10_000 }], 2)).toEqual([
+      { key: "win", limit: 1, count: 1, resetAt: 10_001 },
+    ]);
+    expect(await after.spent("b")).toBe(1.25);
+    expect(await after.seen("s")).toEqual(["private"]);
+    expect((await after.decideApproval("a1", "approved", "x", undefined, 50))?.status).toBe("approved");
+    await after.close();
+  });
+
+  it("uses WAL mode", async () => {
+    const path = join(dir, `wal-${files++}.db`);
+    const store = open(path);
+    const db = (store as unknown as { db: { pragma(s: string, o: object): unknown } }).db;
+    expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+    await store.close();
+  });
+});
