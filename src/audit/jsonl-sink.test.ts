@@ -4,6 +4,7 @@ import { join } from "node:path";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { AuditKeyError, AuditSinkError } from "./errors.js";
 import { auditFiles, rotatedPath } from "./files.js";
+import { describeSinkConformance } from "./fixtures/conformance.js";
 import { decisionEvent, TEST_KEY, tempDir } from "./fixtures/events.js";
 import { JsonlAuditSink } from "./jsonl-sink.js";
 import { verifyAuditLog } from "./verify.js";
@@ -176,4 +177,18 @@ describe("JsonlAuditSink", () => {
     await expect(sink.append(decisionEvent(2))).rejects.toThrow(AuditSinkError);
     await expect(sink.close()).rejects.toThrow(AuditSinkError);
   });
+});
+
+describeSinkConformance("JsonlAuditSink", async () => {
+  const { dir, cleanup } = await tempDir();
+  const path = join(dir, "audit.jsonl");
+  return {
+    open: () => JsonlAuditSink.open({ path, key: TEST_KEY, maxBytes: 4096 }),
+    verify: async () => verifyAuditLog(await auditFiles(path), TEST_KEY),
+    tools: async () => {
+      const files = await auditFiles(path);
+      return (await Promise.all(files.map((f) => records(f)))).flat().map((r) => r.tool);
+    },
+    cleanup,
+  };
 });

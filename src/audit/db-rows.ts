@@ -1,0 +1,241 @@
+import type { ChainHead, SealedRecord } from "./chain.js";
+import type { AuditVerifyError, AuditVerifyResult } from "./verify.js";
+import { ChainVerifier } from "./verify.js";
+
+/**
+ * Database sinks share one schema (docs/audit-schema.md). `audit_records.record` holds the exact
+ * signed JSON text of each record; the other columns and tables are indexes derived from it for
+ * queries, and `verifyRows` checks that the record columns still agree with it.
+ */
+export interface RecordRow {
+  chain: string;
+  seq: number;
+  time: string;
+  kind: string;
+  session: string | null;
+  agent: string | null;
+  tool: string | null;
+  server: string | null;
+  verdict: string | null;
+  rule: string | null;
+  policy: string | null;
+  args_hash: string | null;
+  prev: string;
+  hash: string;
+  hmac: string;
+  record: string;
+}
+
+export interface ViolationRow {
+  chain: string;
+  seq: number;
+  idx: number;
+  code: string;
+  arg: string | null;
+  verdict: string | null;
+  message: string | null;
+}
+
+export interface ApprovalRow {
+  chain: string;
+  seq: number;
+  approval_id: string;
+  status: string;
+  decided_by: string | null;
+  reason: string | null;
+}
+
+/** The record columns, in insert order. */
+export const RECORD_COLUMNS = [
+  "chain",
+  "seq",
+  "time",
+  "kind",
+  "session",
+  "agent",
+  "tool",
+  "server",
+  "verdict",
+  "rule",
+  "policy",
+  "args_hash",
+  "prev",
+  "hash",
+  "hmac",
+  "record",
+] as const satisfies ReadonlyArray<keyof RecordRow>;
+
+export const VIOLATION_COLUMNS = ["chain", "seq", "idx", "code", "arg", "verdict", "message"] as const;
+export const APPROVAL_COLUMNS = ["chain", "seq", "approval_id", "status", "decided_by", "reason"] as const;
+
+/** Columns that must equal the field of the same meaning in the signed record. */
+const CHECKED: Array<[keyof RecordRow, string]> = [
+  ["chain", "chain"],
+  ["seq", "seq"],
+  ["time", "time"],
+  ["kind", "kind"],
+  ["session", "session"],
+  ["agent", "agent"],
+  ["tool", "tool"],
+  ["server", "server"],
+  ["verdict", "verdict"],
+  ["rule", "rule"],
+  ["policy", "policy"],
+  ["args_hash", "argsHash"],
+  ["prev", "prev"],
+  ["hash", "hash"],
+  ["hmac", "hmac"],
+];
+
+/** The rows one sealed record becomes. */
+export function recordRows(
+  sealed: SealedRecord,
+  chain: string,
+): { record: RecordRow; violations: ViolationRow[]; approval?: ApprovalRow } {
+  const r = sealed.record;
+  const record: RecordRow = {
+    chain,
+    seq: r.seq,
+    time: textOrNull(r.time) ?? "",
+    kind: textOrNull(r.kind) ?? "",
+    session: textOrNull(r.session),
+    agent: textOrNull(r.agent),
+    tool: textOrNull(r.tool),
+    server: textOrNull(r.server),
+    verdict: textOrNull(r.verdict),
+    rule: textOrNull(r.rule),
+    policy: textOrNull(r.policy),
+    args_hash: textOrNull(r.argsHash),
+    prev: r.prev,
+    hash: r.hash,
+    hmac: r.hmac,
+    record: sealed.line,
+  };
+  const violations = (Array.isArray(r.findings) ? r.findings : []).map((f, idx) => ({
+    chain,
+    seq: r.seq,
+    idx,
+    code: textOrNull(f?.code) ?? "",
+    arg: textOrNull(f?.arg),
+    verdict: textOrNull(f?.verdict),
+    message: textOrNull(f?.message),
+  }));
+  const a = r.approval;
+  const approval =
+    a && typeof a === "object"
+      ? {
+          chain,
+          seq: r.seq,
+          approval_id: textOrNull(a.id) ?? "",
+          status: textOrNull(a.status) ?? "",
+          decided_by: textOrNull(a.by),
+          reason: textOrNull(a.reason),
+        }
+      : undefined;
+  return approval ? { record, violations, approval } : { record, violations };
+}
+
+/**
+ * Text for a derived column: NUL and lone surrogates cannot be stored as database text (PostgreSQL
+ * rejects NUL; UTF-8 drivers replace lone surrogates), so both become U+FFFD. The signed `record`
+ * JSON escapes them and stays exact; `verifyRows` compares columns through this same function.
+ */
+export function textOrNull(value: unknown): string | null {
+  if (value === undefined || value === null) return null;
+  return String(value).replace(UNSTORABLE, "\uFFFD");
+}
+
+const UNSTORABLE = /\0|[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g;
+
+export interface VerifyRowsOptions {
+  /** Names the table (and chain) in errors; default `audit_records`. */
+  table?: string;
+  /** Start from this anchor instead of the first record. */
+  from?: ChainHead;
+  /** Where the chain should end (the sink's `audit_chains` row): records cut from the end show as `missing`. */
+  head?: ChainHead;
+}
+
+/**
+ * Verifies the rows of one chain, in `seq` order, like `verifyAuditLog` does lines: each row's
+ * `record` must hash and sign correctly and link to the row before, and its columns must agree with
+ * it (an edited `verdict` column is caught even though the JSON is intact). `line` in errors is the
+ * 1-based row number.
+ */
+export async function verifyRows(
+  rows: Iterable<RecordRow> | AsyncIterable<RecordRow>,
+  key: Buffer | string | undefined,
+  options: VerifyRowsOptions = {},
+): Promise<AuditVerifyResult> {
+  const keyBuf = typeof key === "string" ? Buffer.from(key, "utf8") : key;
+  const verifier = new ChainVerifier(keyBuf, options.from);
+  const table = options.table ?? "audit_records";
+  const result = (firstError?: AuditVerifyError): AuditVerifyResult => ({
+    ok: !firstError,
+    records: verifier.records,
+    hmacChecked: keyBuf !== undefined,
+    last: { ...verifier.head },
+    ...(firstError ? { firstError } : {}),
+  });
+  let line = 0;
+  for await (const row of rows) {
+    line++;
+    const seq = Number(row.seq);
+    let value: Record<string, unknown>;
+    try {
+      value = JSON.parse(row.record);
+    } catch {
+      return result({
+        problem: "parse",
+        file: table,
+        line,
+        seq,
+        message: `row ${seq}: \`record\` is not valid json`,
+      });
+    }
+    if (typeof value?.seq === "number" && value.seq !== seq) {
+      return result({
+        problem: "seq",
+        file: table,
+        line,
+        seq,
+        message: `row ${seq} holds record ${value.seq} (moved)`,
+      });
+    }
+    const problem = verifier.check(value);
+    if (problem) {
+      const error: AuditVerifyError = {
+        problem: problem.problem,
+        file: table,
+        line,
+        message: problem.message,
+      };
+      if (problem.seq !== undefined) error.seq = problem.seq;
+      return result(error);
+    }
+    for (const [column, field] of CHECKED) {
+      const stored = textOrNull(row[column]);
+      const signed = textOrNull(value[field]) ?? (column === "time" || column === "kind" ? "" : null);
+      if (stored !== signed) {
+        return result({
+          problem: "hash",
+          file: table,
+          line,
+          seq,
+          message: `row ${seq}: column \`${column}\` does not match the signed record`,
+        });
+      }
+    }
+  }
+  const head = options.head;
+  if (head && (head.seq !== verifier.head.seq || head.hash !== verifier.head.hash)) {
+    return result({
+      problem: head.seq > verifier.head.seq ? "missing" : "seq",
+      file: table,
+      line: line + 1,
+      seq: head.seq,
+      message: `the chain head says record ${head.seq}, the rows end at ${verifier.head.seq}`,
+    });
+  }
+  return result();
+}

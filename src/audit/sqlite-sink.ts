@@ -1,0 +1,249 @@
+import { mkdirSync } from "node:fs";
+import { dirname } from "node:path";
+import Database from "better-sqlite3";
+import { type ChainHead, GENESIS, type SigningOptions, sealRecord, signingKey, ZERO_HASH } from "./chain.js";
+import {
+  APPROVAL_COLUMNS,
+  type ApprovalRow,
+  RECORD_COLUMNS,
+  type RecordRow,
+  VIOLATION_COLUMNS,
+  type ViolationRow,
+  recordRows,
+  verifyRows,
+} from "./db-rows.js";
+import { AuditSinkError } from "./errors.js";
+import { GroupCommit, type GroupCommitOptions } from "./group-commit.js";
+import type { Durability } from "./jsonl-sink.js";
+import type { AuditEvent, AuditSink } from "./types.js";
+import type { AuditVerifyResult } from "./verify.js";
+
+/** Schema migrations, applied in order once each; see docs/audit-schema.md. */
+const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
+  {
+    version: 1,
+    name: "audit records, violations, approvals",
+    sql: `
+      CREATE TABLE audit_chains (
+        chain TEXT PRIMARY KEY,
+        seq INTEGER NOT NULL,
+        hash TEXT NOT NULL
+      );
+      CREATE TABLE audit_records (
+        chain TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        time TEXT NOT NULL,
+        kind TEXT NOT NULL,
+        session TEXT,
+        agent TEXT,
+        tool TEXT,
+        server TEXT,
+        verdict TEXT,
+        rule TEXT,
+        policy TEXT,
+        args_hash TEXT,
+        prev TEXT NOT NULL,
+        hash TEXT NOT NULL,
+        hmac TEXT NOT NULL,
+        record TEXT NOT NULL,
+        written_at TEXT NOT NULL DEFAULT (strftime('%Y-%m-%dT%H:%M:%fZ', 'now')),
+        PRIMARY KEY (chain, seq)
+      );
+      CREATE INDEX audit_records_time ON audit_records (time);
+      CREATE INDEX audit_records_session ON audit_records (session, time);
+      CREATE INDEX audit_records_agent ON audit_records (agent, time);
+      CREATE INDEX audit_records_tool ON audit_records (tool, time);
+      CREATE INDEX audit_records_verdict ON audit_records (verdict, time);
+      CREATE TABLE audit_violations (
+        chain TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        idx INTEGER NOT NULL,
+        code TEXT NOT NULL,
+        arg TEXT,
+        verdict TEXT,
+        message TEXT,
+        PRIMARY KEY (chain, seq, idx),
+        FOREIGN KEY (chain, seq) REFERENCES audit_records (chain, seq)
+      );
+      CREATE INDEX audit_violations_code ON audit_violations (code);
+      CREATE TABLE audit_approvals (
+        chain TEXT NOT NULL,
+        seq INTEGER NOT NULL,
+        approval_id TEXT NOT NULL,
+        status TEXT NOT NULL,
+        decided_by TEXT,
+        reason TEXT,
+        PRIMARY KEY (chain, seq),
+        FOREIGN KEY (chain, seq) REFERENCES audit_records (chain, seq)
+      );
+      CREATE INDEX audit_approvals_id ON audit_approvals (approval_id);
+    `,
+  },
+];
+
+export interface SqliteSinkOptions extends SigningOptions, Omit<GroupCommitOptions, "ackOnEnqueue"> {
+  /** Database file (created with its directory), or `:memory:`. */
+  path: string;
+  /** Chain id of this writer; default `main`. */
+  chain?: string;
+  /** `fsync`: synchronous=FULL; `write`: synchronous=NORMAL (survives a process crash); `none`: acknowledge on enqueue. Default `fsync`. */
+  durability?: Durability;
+}
+
+/**
+ * Audit records in SQLite (WAL mode), batched into one transaction per group commit. Each batch
+ * reads the chain head inside `BEGIN IMMEDIATE`, so several processes sharing the file and the
+ * chain still produce one unbroken chain. better-sqlite3 is synchronous: a commit blocks the event
+ * loop for its fsync, which batching keeps to one per batch.
+ */
+export class SqliteAuditSink implements AuditSink {
+  readonly kind = "sqlite";
+  readonly chain: string;
+  readonly #db: Database.Database;
+  readonly #key: Buffer | undefined;
+  readonly #commit: GroupCommit<AuditEvent>;
+  readonly #writeBatch: (events: AuditEvent[]) => void;
+  #closed = false;
+
+  constructor(options: SqliteSinkOptions) {
+    this.#key = signingKey(options);
+    this.chain = options.chain ?? "main";
+    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+    this.#db = new Database(options.path);
+    try {
+      this.#db.pragma("journal_mode = WAL");
+      this.#db.pragma(`synchronous = ${(options.durability ?? "fsync") === "fsync" ? "FULL" : "NORMAL"}`);
+      this.#db.pragma("busy_timeout = 5000");
+      this.#db.pragma("foreign_keys = ON");
+      migrate(this.#db);
+    } catch (error) {
+      this.#db.close();
+      throw error;
+    }
+    this.#writeBatch = this.#prepareWriter();
+    this.#commit = new GroupCommit(async (events) => this.#write(events), {
+      batchSize: options.batchSize,
+      batchDelayMs: options.batchDelayMs,
+      ackOnEnqueue: options.durability === "none",
+    });
+  }
+
+  /** The chain's last record, as stored. */
+  get head(): ChainHead {
+    return readHead(this.#db, this.chain);
+  }
+
+  append(event: AuditEvent): Promise<void> {
+    return this.#commit.push(event);
+  }
+
+  flush(): Promise<void> {
+    return this.#commit.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.#commit.close();
+    } finally {
+      this.#db.close();
+    }
+  }
+
+  /** Verifies this sink's chain (or another chain in the same database) from the rows and the chain head. */
+  async verify(key: Buffer | string | undefined = this.#key, chain = this.chain): Promise<AuditVerifyResult> {
+    return verifySqlite(this.#db, key, chain);
+  }
+
+  #write(events: AuditEvent[]): void {
+    try {
+      this.#writeBatch(events);
+    } catch (error) {
+      throw new AuditSinkError(`cannot write audit records to sqlite: ${(error as Error).message}`, {
+        cause: error,
+      });
+    }
+  }
+
+  #prepareWriter(): (events: AuditEvent[]) => void {
+    const db = this.#db;
+    const chain = this.chain;
+    const insertRecord = db.prepare(
+      `INSERT INTO audit_records (${RECORD_COLUMNS.join(", ")}) VALUES (${RECORD_COLUMNS.map((c) => `@${c}`).join(", ")})`,
+    );
+    const insertViolation = db.prepare(
+      `INSERT INTO audit_violations (${VIOLATION_COLUMNS.join(", ")}) VALUES (${VIOLATION_COLUMNS.map((c) => `@${c}`).join(", ")})`,
+    );
+    const insertApproval = db.prepare(
+      `INSERT INTO audit_approvals (${APPROVAL_COLUMNS.join(", ")}) VALUES (${APPROVAL_COLUMNS.map((c) => `@${c}`).join(", ")})`,
+    );
+    const setHead = db.prepare(
+      "INSERT INTO audit_chains (chain, seq, hash) VALUES (?, ?, ?) ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
+    );
+    const getHead = db.prepare("SELECT seq, hash FROM audit_chains WHERE chain = ?");
+    const key = this.#key;
+    const batch = db.transaction((events: AuditEvent[]) => {
+      const row = getHead.get(chain) as ChainHead | undefined;
+      let head = row ?? GENESIS;
+      for (const event of events) {
+        const sealed = sealRecord(event, head, key, chain);
+        const rows = recordRows(sealed, chain);
+        insertRecord.run(rows.record);
+        for (const v of rows.violations) insertViolation.run(v);
+        if (rows.approval) insertApproval.run(rows.approval);
+        head = { seq: sealed.record.seq, hash: sealed.record.hash };
+      }
+      setHead.run(chain, head.seq, head.hash);
+    });
+    return (events) => batch.immediate(events);
+  }
+}
+
+function readHead(db: Database.Database, chain: string): ChainHead {
+  const row = db.prepare("SELECT seq, hash FROM audit_chains WHERE chain = ?").get(chain) as
+    | { seq: number; hash: string }
+    | undefined;
+  return row ? { seq: row.seq, hash: row.hash } : GENESIS;
+}
+
+/** Applies missing migrations; safe to run from several processes at once (one wins `BEGIN IMMEDIATE`). */
+function migrate(db: Database.Database): void {
+  db.exec(
+    "CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL)",
+  );
+  db.transaction(() => {
+    const applied = new Set(
+      (db.prepare("SELECT version FROM schema_migrations").all() as Array<{ version: number }>).map(
+        (r) => r.version,
+      ),
+    );
+    for (const migration of MIGRATIONS) {
+      if (applied.has(migration.version)) continue;
+      db.exec(migration.sql);
+      db.prepare("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)").run(
+        migration.version,
+        migration.name,
+        new Date().toISOString(),
+      );
+    }
+  }).immediate();
+}
+
+/** Verifies one chain of a SQLite audit database (an open better-sqlite3 handle). */
+export async function verifySqlite(
+  db: Database.Database,
+  key: Buffer | string | undefined,
+  chain = "main",
+): Promise<AuditVerifyResult> {
+  const rows = db
+    .prepare(`SELECT ${RECORD_COLUMNS.join(", ")} FROM audit_records WHERE chain = ? ORDER BY seq`)
+    .iterate(chain) as IterableIterator<RecordRow>;
+  const head = readHead(db, chain);
+  return verifyRows(rows, key, {
+    table: `audit_records:${chain}`,
+    head: head.hash === ZERO_HASH ? undefined : head,
+  });
+}
+
+export type { ApprovalRow, RecordRow, ViolationRow };
