@@ -1,0 +1,1 @@
+export { compileShadowCheck, hasHiddenCharacters } from "./shadow.js";
