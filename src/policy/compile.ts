@@ -104,14 +104,14 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
   const issues: PolicyIssue[] = [];
   const reporterFor =
     (origin: Origin): Report =>
-    (path, message, help) =>
-      issues.push(issueAtPath(origin.source, [...origin.path, ...path], message, { help }));
+    (path, message, help, atKey) =>
+      issues.push(issueAtPath(origin.source, [...origin.path, ...path], message, { help, atKey }));
   const rootReport = reporterFor({ source: loaded.source, path: [] });
   const needs: ConditionNeeds = { flows: false, seen: false, findings: false };
 
   const policyDetectors = compileDetectors(policy.detect ?? {}, (name, path, message, help) => {
     const origin = origins.detect.get(name) ?? { source: loaded.source, path: ["detect", name] };
-    reporterFor(origin)(path, message, help);
+    issues.push(issueAtPath(origin.source, [...origin.path, ...path], message, { help, atKey: path.length === 0 }));
   });
 
   const tools = new Map<string, CompiledTool>();
@@ -129,7 +129,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
         const constraint = CONSTRAINT_KINDS.get(kind);
         if (!constraint) {
           const guess = didYouMean(kind, CONSTRAINT_KINDS.keys());
-          report(at, `unknown constraint kind \`${kind}\``, guess ? `did you mean \`${guess}\`?` : `kinds: ${[...CONSTRAINT_KINDS.keys()].join(", ")}`);
+          report(at, `unknown constraint kind \`${kind}\``, guess ? `did you mean \`${guess}\`?` : `kinds: ${[...CONSTRAINT_KINDS.keys()].join(", ")}`, true);
           continue;
         }
         const parsed = constraint.options.safeParse(options);
@@ -137,7 +137,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
           for (const issue of parsed.error.issues) {
             const sub = issue.path.filter((p): p is PathSegment => typeof p !== "symbol");
             const keys = issue.code === "unrecognized_keys" ? issue.keys : [];
-            if (keys.length) for (const key of keys) report([...at, ...sub, key], `unknown \`${kind}\` option \`${key}\``);
+            if (keys.length) for (const key of keys) report([...at, ...sub, key], `unknown \`${kind}\` option \`${key}\``, undefined, true);
             else report([...at, ...sub], `\`${kind}\`: ${issue.message.replace(/^Invalid input: /, "").toLowerCase()}`);
           }
           continue;
@@ -217,7 +217,10 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
   });
 
   const shadowCheck = compileShadowCheck([...tools.keys()]);
-  if (issues.length) throw new PolicyLoadError(issues);
+  if (issues.length) {
+    issues.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col);
+    throw new PolicyLoadError(issues);
+  }
 
   const cache = new Map<string, CompiledRule[]>();
   const rulesFor = (tool: string): readonly CompiledRule[] => {

@@ -11,7 +11,7 @@ import type { PathSegment } from "./source.js";
 export type Condition = (ctx: EvalContext) => boolean;
 
 /** Reports a compile error at a path relative to the policy document. */
-export type Report = (path: PathSegment[], message: string, help?: string) => void;
+export type Report = (path: PathSegment[], message: string, help?: string, atKey?: boolean) => void;
 
 /** What a compiled condition needs from the gateway, so work it does not need is skipped. */
 export interface ConditionNeeds {
@@ -138,7 +138,7 @@ function compileKey(
     return compileValueTest(spec, at, report, needs, path, (ctx) => ctx.agent);
   }
   const guess = didYouMean(key, WHEN_KEYS.map((k) => (k.endsWith(".") ? `${k}<name>` : k)));
-  report(at, `unknown condition \`${key}\``, guess ? `did you mean \`${guess}\`?` : `conditions: ${WHEN_KEYS.join(", ")}`);
+  report(at, `unknown condition \`${key}\``, guess ? `did you mean \`${guess}\`?` : `conditions: ${WHEN_KEYS.join(", ")}`, true);
   return undefined;
 }
 
@@ -182,7 +182,7 @@ function compileFlows(spec: unknown, at: PathSegment[], report: Report, arg: str
   let unless: string[] = [];
   if (spec && typeof spec === "object" && !Array.isArray(spec) && "labels" in spec) {
     const { labels: l, unless: u, ...rest } = spec as Record<string, unknown>;
-    for (const extra of Object.keys(rest)) report([...at, extra], `unknown key \`${extra}\` in \`flows\``, "expected `labels` and `unless`");
+    for (const extra of Object.keys(rest)) report([...at, extra], `unknown key \`${extra}\` in \`flows\``, "expected `labels` and `unless`", true);
     labels = stringList(l, [...at, "labels"], report);
     if (u !== undefined) unless = stringList(u, [...at, "unless"], report) ?? [];
   } else {
@@ -228,7 +228,7 @@ function compileRisk(spec: unknown, at: PathSegment[], report: Report): Conditio
       else if (op === "lte") tests.push((ctx) => levelOf(ctx) >= 0 && levelOf(ctx) <= want);
       else if (op === "lt") tests.push((ctx) => levelOf(ctx) >= 0 && levelOf(ctx) < want);
       else if (op === "eq") tests.push((ctx) => levelOf(ctx) === want);
-      else report([...at, op], `unknown risk operator \`${op}\``, "expected gte, gt, lte, lt or eq");
+      else report([...at, op], `unknown risk operator \`${op}\``, "expected gte, gt, lte, lt or eq", true);
     }
     return conjunction(tests);
   }
@@ -413,6 +413,6 @@ function compileOperator(op: string, operand: unknown, at: PathSegment[], report
       return operand ? (value) => value !== undefined : (value) => value === undefined;
   }
   const guess = didYouMean(op, OPERATORS);
-  report(at, `unknown operator \`${op}\``, guess ? `did you mean \`${guess}\`?` : `operators: ${OPERATORS.join(", ")}`);
+  report(at, `unknown operator \`${op}\``, guess ? `did you mean \`${guess}\`?` : `operators: ${OPERATORS.join(", ")}`, true);
   return undefined;
 }

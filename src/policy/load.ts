@@ -1,7 +1,6 @@
 import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import type { z } from "zod";
 import { PolicyLoadError } from "../core/index.js";
 import type { PolicyIssue } from "../core/index.js";
 import {
@@ -60,7 +59,7 @@ const LEVEL_KEYS: Array<[RegExp, readonly string[]]> = [
   [/^$/, POLICY_KEYS],
   [/^tools\/[^/]+$/, Object.keys(toolSchema.shape)],
   [/^rules\/\d+$/, Object.keys(ruleSchema.shape)],
-  [/^limits\/\d+$/, Object.keys((limitSchema as unknown as { _zod: { def: { in: z.ZodObject } } })._zod.def.in.shape)],
+  [/^limits\/\d+$/, Object.keys(limitSchema.shape)],
   [/^budget$/, Object.keys(budgetSchema.shape)],
   [/^tests\/\d+$/, Object.keys(testSchema.shape)],
 ];

@@ -1,0 +1,71 @@
+/** One measured scenario: median nanoseconds per operation over several timed batches. */
+export interface BenchResult {
+  name: string;
+  medianNs: number;
+  p99Ns: number;
+  opsPerSec: number;
+  /** medianNs divided by the raw call's medianNs from the same run. */
+  ratio?: number;
+  note?: string;
+}
+
+export interface MeasureOptions {
+  /** Operations per timed batch. */
+  batch?: number;
+  /** Timed batches (after warm-up). */
+  samples?: number;
+}
+
+/** Times a synchronous operation. The result of `fn` is kept so the JIT cannot drop the call. */
+export function measureSync(name: string, fn: () => unknown, options: MeasureOptions = {}): BenchResult {
+  const batch = options.batch ?? 10_000;
+  const samples = options.samples ?? 25;
+  let sink: unknown;
+  for (let i = 0; i < batch * 3; i++) sink = fn();
+  const perOp: number[] = [];
+  for (let s = 0; s < samples; s++) {
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < batch; i++) sink = fn();
+    perOp.push(Number(process.hrtime.bigint() - start) / batch);
+  }
+  keep(sink);
+  return summarize(name, perOp);
+}
+
+/** Times an asynchronous operation, awaited one at a time. */
+export async function measureAsync(name: string, fn: () => Promise<unknown>, options: MeasureOptions = {}): Promise<BenchResult> {
+  const batch = options.batch ?? 5_000;
+  const samples = options.samples ?? 25;
+  let sink: unknown;
+  for (let i = 0; i < batch * 2; i++) sink = await fn();
+  const perOp: number[] = [];
+  for (let s = 0; s < samples; s++) {
+    const start = process.hrtime.bigint();
+    for (let i = 0; i < batch; i++) sink = await fn();
+    perOp.push(Number(process.hrtime.bigint() - start) / batch);
+  }
+  keep(sink);
+  return summarize(name, perOp);
+}
+
+/** Builds a result from per-operation timings measured some other way (e.g. one timing per request). */
+export function summarize(name: string, perOp: number[], note?: string): BenchResult {
+  const sorted = [...perOp].sort((a, b) => a - b);
+  const median = sorted[Math.floor(sorted.length / 2)];
+  const p99 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))];
+  return { name, medianNs: median, p99Ns: p99, opsPerSec: median > 0 ? 1e9 / median : 0, note };
+}
+
+let kept: unknown;
+function keep(value: unknown): void {
+  kept = value;
+}
+export function lastKept(): unknown {
+  return kept;
+}
+
+export function formatNs(ns: number): string {
+  if (ns < 1_000) return `${ns.toFixed(1)} ns`;
+  if (ns < 1_000_000) return `${(ns / 1_000).toFixed(2)} µs`;
+  return `${(ns / 1_000_000).toFixed(2)} ms`;
+}

@@ -1,0 +1,57 @@
+import { formatNs } from "../bench/harness.js";
+import type { BenchResult } from "../bench/harness.js";
+import { coreScenarios } from "../bench/scenarios.js";
+import { parseFlags, table } from "./util.js";
+import type { Command } from "./util.js";
+import { help } from "./validate.js";
+
+/** Adds each result's ratio to the raw call of the same kind (sync or awaited) measured in this run. */
+export function withRatios(results: BenchResult[]): Array<BenchResult & { overheadNs?: number }> {
+  const rawSync = results.find((r) => r.name.startsWith("raw function call (sync)"))?.medianNs;
+  const rawAsync = results.find((r) => r.name.startsWith("raw function call (async"))?.medianNs;
+  return results.map((r) => {
+    const awaited = r.name.startsWith("wrapped") || r.name.includes("async") || r.name.includes("decide");
+    const base = awaited ? rawAsync : rawSync;
+    if (!base) return r;
+    return { ...r, ratio: r.medianNs / base, overheadNs: awaited ? r.medianNs - base : undefined };
+  });
+}
+
+export const bench: Command = {
+  summary: "measure decision cost against a raw function call in the same run",
+  usage: "toolwarden bench [--json] [--only core|analyzers]",
+  async run(argv) {
+    const { values } = parseFlags(argv, { json: { type: "boolean" }, only: { type: "string" } }, this.usage);
+    if (values.help) return help(this);
+    const results: BenchResult[] = [];
+    const sets: Array<[string, () => Promise<BenchResult[]>]> = [
+      ["core", coreScenarios],
+      ["analyzers", async () => (await import("../bench/analyzers.js")).analyzerScenarios()],
+    ];
+    for (const [name, run] of sets) {
+      if (values.only && values.only !== name) continue;
+      process.stderr.write(`bench: ${name}…\n`);
+      results.push(...(await run()));
+    }
+    const rows = withRatios(results);
+    const meta = { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: (await import("node:os")).cpus().length };
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ ...meta, results: rows }, null, 2)}\n`);
+      return 0;
+    }
+    process.stdout.write(
+      `${table(
+        ["scenario", "median", "p99 (batch)", "ops/s", "× raw call", "overhead"],
+        rows.map((r) => [
+          r.name,
+          formatNs(r.medianNs),
+          formatNs(r.p99Ns),
+          Math.round(r.opsPerSec).toLocaleString("en-US"),
+          r.ratio === undefined ? "-" : `${r.ratio.toFixed(1)}×`,
+          r.overheadNs === undefined ? "-" : formatNs(r.overheadNs),
+        ]),
+      )}\n\n${meta.node} on ${meta.platform}, ${meta.cpus} cores. Sync scenarios compare with the sync raw call, awaited ones with the awaited raw call.\n`,
+    );
+    return 0;
+  },
+};

@@ -1,0 +1,121 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import type { Call } from "../core/index.js";
+import { Warden } from "../gateway/index.js";
+import { jsonLines } from "./check.js";
+import { CliError, parseFlags, progress, table } from "./util.js";
+import type { Command } from "./util.js";
+import { help } from "./validate.js";
+
+export interface EvalCase {
+  tool: string;
+  args?: Record<string, unknown>;
+  expect: "deny" | "allow";
+  why?: string;
+}
+
+export interface CategoryScore {
+  category: string;
+  cases: number;
+  tp: number;
+  fn: number;
+  fp: number;
+  tn: number;
+  precision: number;
+  recall: number;
+  f1: number;
+  falsePositiveRate: number;
+  misses: Array<{ case: EvalCase; verdict: string; rule: string | null; reason: string }>;
+}
+
+/** The folder holding the package's files (where package.json is), from this module's location. */
+export function packageRoot(): string {
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, "package.json"))) {
+    const parent = dirname(dir);
+    if (parent === dir) throw new Error("cannot find the toolwarden package root");
+    dir = parent;
+  }
+  return dir;
+}
+
+/** Categories in `root`: every sub-folder with `policy.yaml` and `cases.jsonl`. */
+export function evalCategories(root: string): string[] {
+  if (!existsSync(root)) throw new CliError(`no eval suite at \`${root}\``);
+  return readdirSync(root, { withFileTypes: true })
+    .filter((entry) => entry.isDirectory() && existsSync(join(root, entry.name, "policy.yaml")) && existsSync(join(root, entry.name, "cases.jsonl")))
+    .map((entry) => entry.name)
+    .sort();
+}
+
+/** Scores one category: a case is caught when the verdict is deny or ask (the call does not simply run). */
+export async function scoreCategory(dir: string, category: string, onCase?: () => void): Promise<CategoryScore> {
+  const warden = Warden.fromFile(join(dir, "policy.yaml"));
+  const score: CategoryScore = { category, cases: 0, tp: 0, fn: 0, fp: 0, tn: 0, precision: 0, recall: 0, f1: 0, falsePositiveRate: 0, misses: [] };
+  for (const line of jsonLines(readFileSync(join(dir, "cases.jsonl"), "utf8"))) {
+    if (line.error) throw new CliError(`${join(dir, "cases.jsonl")}:${line.line}: ${line.error}`);
+    const testCase = line.value as EvalCase;
+    const decision = warden.evaluate({ tool: testCase.tool, args: testCase.args } as Call);
+    const caught = decision.verdict === "deny" || decision.verdict === "ask";
+    const attack = testCase.expect === "deny";
+    score.cases++;
+    if (attack && caught) score.tp++;
+    else if (attack) score.fn++;
+    else if (caught) score.fp++;
+    else score.tn++;
+    if (attack !== caught) score.misses.push({ case: testCase, verdict: decision.verdict, rule: decision.rule, reason: decision.reason });
+    onCase?.();
+  }
+  score.precision = score.tp + score.fp ? score.tp / (score.tp + score.fp) : 1;
+  score.recall = score.tp + score.fn ? score.tp / (score.tp + score.fn) : 1;
+  score.f1 = score.precision + score.recall ? (2 * score.precision * score.recall) / (score.precision + score.recall) : 0;
+  score.falsePositiveRate = score.fp + score.tn ? score.fp / (score.fp + score.tn) : 0;
+  await warden.close();
+  return score;
+}
+
+function countCases(dir: string): number {
+  return readFileSync(join(dir, "cases.jsonl"), "utf8").split("\n").filter((l) => l.trim()).length;
+}
+
+export const evalCommand: Command = {
+  summary: "run the adversarial suite: precision, recall, F1 and false-positive rate per analyzer",
+  usage: "toolwarden eval [DIR] [--json] [--misses]",
+  async run(argv) {
+    const { values, positionals } = parseFlags(argv, { json: { type: "boolean" }, misses: { type: "boolean" } }, this.usage);
+    if (values.help) return help(this);
+    const root = positionals[0] ?? join(packageRoot(), "eval");
+    const categories = evalCategories(root);
+    const total = categories.reduce((n, c) => n + countCases(join(root, c)), 0);
+    const bar = progress("eval", total);
+    const scores: CategoryScore[] = [];
+    for (const category of categories) scores.push(await scoreCategory(join(root, category), category, () => bar.tick()));
+    bar.done();
+    const overall = scores.reduce(
+      (acc, s) => ({ tp: acc.tp + s.tp, fn: acc.fn + s.fn, fp: acc.fp + s.fp, tn: acc.tn + s.tn }),
+      { tp: 0, fn: 0, fp: 0, tn: 0 },
+    );
+    if (values.json) {
+      process.stdout.write(`${JSON.stringify({ categories: scores, overall }, null, 2)}\n`);
+      return 0;
+    }
+    const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+    process.stdout.write(
+      `${table(
+        ["category", "cases", "attacks", "benign", "precision", "recall", "F1", "FP rate"],
+        scores.map((s) => [s.category, s.cases, s.tp + s.fn, s.fp + s.tn, pct(s.precision), pct(s.recall), s.f1.toFixed(3), pct(s.falsePositiveRate)]),
+      )}\n`,
+    );
+    const misses = scores.flatMap((s) => s.misses.map((m) => ({ ...m, category: s.category })));
+    if (misses.length) {
+      process.stdout.write(`\n${misses.length} misclassified${values.misses ? ":" : " (--misses to list)"}\n`);
+      if (values.misses) {
+        for (const m of misses) {
+          process.stdout.write(`  [${m.category}] expected ${m.case.expect}, got ${m.verdict} (${m.rule ?? "default"}): ${m.case.why ?? JSON.stringify(m.case.args)}\n`);
+        }
+      }
+    }
+    return 0;
+  },
+};
