@@ -1,0 +1,234 @@
+import type { SqlDialect } from "./dialects.js";
+
+/**
+ * How the database server (not the parser) reads comments and quotes. node-sql-parser and the
+ * servers disagree on a few of these, and every disagreement is a way to hide a statement from
+ * the analyzer (MySQL runs `SELECT 1 --1; DROP TABLE t`, the parser sees a comment). So we lex
+ * by the server's rules first, blank out comments, and refuse the constructs they disagree on.
+ */
+interface LexProfile {
+  /** `#` starts a comment on the server. */
+  hashComment: boolean;
+  /** The parser reads `#` as a comment; refused in code when the server does not. */
+  parserHashComment: boolean;
+  /** `--` opens a comment only before whitespace (MySQL, MariaDB). */
+  dashNeedsSpace: boolean;
+  /** `//` starts a comment on the server. */
+  slashComment: boolean;
+  /** The parser reads `//` as a comment; refused in code when the server does not. */
+  parserSlashComment: boolean;
+  /** `$tag$ ... $tag$` strings (PostgreSQL family); `dollarTags: false` allows only `$$`. */
+  dollarQuotes: boolean;
+  dollarTags: boolean;
+  /** The server quotes identifiers with backticks; elsewhere a backtick is refused. */
+  backticks: boolean;
+  /** The server quotes identifiers with `[ ]`. */
+  brackets: boolean;
+  /** `/*! ... *\/` is executed by the server. */
+  execComments: boolean;
+}
+
+const base: LexProfile = {
+  hashComment: false,
+  parserHashComment: false,
+  dashNeedsSpace: false,
+  slashComment: false,
+  parserSlashComment: false,
+  dollarQuotes: false,
+  dollarTags: false,
+  backticks: false,
+  brackets: false,
+  execComments: false,
+};
+
+const mysqlFamily: LexProfile = {
+  ...base,
+  hashComment: true,
+  parserHashComment: true,
+  dashNeedsSpace: true,
+  backticks: true,
+  execComments: true,
+};
+const postgresFamily: LexProfile = { ...base, dollarQuotes: true, dollarTags: true };
+
+const PROFILES: Record<SqlDialect, LexProfile> = {
+  postgresql: postgresFamily,
+  redshift: postgresFamily,
+  noql: postgresFamily,
+  mysql: mysqlFamily,
+  mariadb: mysqlFamily,
+  bigquery: { ...base, hashComment: true, parserHashComment: true, backticks: true },
+  sqlite: { ...base, parserHashComment: true, backticks: true, brackets: true },
+  transactsql: { ...base, brackets: true },
+  snowflake: { ...base, slashComment: true, parserSlashComment: true, dollarQuotes: true },
+  trino: { ...base, parserSlashComment: true },
+  athena: { ...base, parserHashComment: true, backticks: true },
+  hive: { ...base, parserHashComment: true, backticks: true },
+  db2: { ...base, parserHashComment: true },
+  flinksql: { ...base, backticks: true },
+};
+
+/** The query with comments blanked (same length, newlines kept) and the server's statement count. */
+export interface LexResult {
+  code: string;
+  statements: number;
+  /** Set when the text is ambiguous or malformed; the query must then be refused. */
+  error?: string;
+}
+
+/**
+ * Lexes `sql` by the server's rules of `dialect`. Linear time, no regular expressions.
+ * Hand-written because no library lexes by each server's rules, and checking the parser is the point.
+ */
+export function lexSql(sql: string, dialect: SqlDialect): LexResult {
+  const p = PROFILES[dialect];
+  const n = sql.length;
+  const parts: string[] = [];
+  let copied = 0;
+  let statements = 0;
+  let sawCode = false;
+  const fail = (error: string): LexResult => ({ code: "", statements: 0, error });
+  const blank = (from: number, to: number) => {
+    parts.push(sql.slice(copied, from), sql.slice(from, to).replace(/[^\n]/g, " "));
+    copied = to;
+  };
+  let i = 0;
+  while (i < n) {
+    const c = sql.charCodeAt(i);
+    const next = i + 1 < n ? sql.charCodeAt(i + 1) : 0;
+    if (c === 0) return fail("a NUL character");
+    // -- comment
+    if (c === 45 /* - */ && next === 45) {
+      if (p.dashNeedsSpace && i + 2 < n && sql.charCodeAt(i + 2) > 32) {
+        return fail("`--` without a following space (a comment for the parser, code for the server)");
+      }
+      const end = lineEnd(sql, i);
+      blank(i, end);
+      i = end;
+      continue;
+    }
+    if (c === 35 /* # */) {
+      if (p.hashComment) {
+        const end = lineEnd(sql, i);
+        blank(i, end);
+        i = end;
+        continue;
+      }
+      if (p.parserHashComment) return fail("`#` (a comment for the parser, code for the server)");
+    }
+    if (c === 47 /* / */ && next === 47) {
+      if (p.slashComment) {
+        const end = lineEnd(sql, i);
+        blank(i, end);
+        i = end;
+        continue;
+      }
+      if (p.parserSlashComment) return fail("`//` (a comment for the parser, code for the server)");
+    }
+    if (c === 47 && next === 42 /* * */) {
+      const close = sql.indexOf("*/", i + 2);
+      if (close < 0) return fail("an unterminated /* comment");
+      const third = sql.charCodeAt(i + 2);
+      if (
+        p.execComments &&
+        (third === 33 /* ! */ || (third === 77 /* M */ && sql.charCodeAt(i + 3) === 33))
+      ) {
+        return fail("an executable /*! comment");
+      }
+      if (sql.lastIndexOf("/*", close) > i) return fail("a nested /* comment");
+      blank(i, close + 2);
+      i = close + 2;
+      continue;
+    }
+    if (c === 39 /* ' */ || c === 34 /* " */ || (c === 96 /* ` */ && p.backticks)) {
+      const end = quotedEnd(sql, i, c);
+      if (end < 0) return fail(end === -1 ? "an unterminated quote" : AMBIGUOUS_BACKSLASH);
+      sawCode = true;
+      i = end;
+      continue;
+    }
+    if (c === 96) return fail("a backtick (not a quote for this server)");
+    if (c === 91 /* [ */ && p.brackets) {
+      const end = quotedEnd(sql, i, 93 /* ] */);
+      if (end < 0) return fail(end === -1 ? "an unterminated [identifier]" : AMBIGUOUS_BACKSLASH);
+      sawCode = true;
+      i = end;
+      continue;
+    }
+    if (c === 36 /* $ */ && p.dollarQuotes && !isIdentChar(sql.charCodeAt(i - 1))) {
+      const tagEnd = dollarTagEnd(sql, i, p.dollarTags);
+      if (tagEnd > 0) {
+        const close = sql.indexOf(sql.slice(i, tagEnd), tagEnd);
+        if (close < 0) return fail("an unterminated $$ string");
+        sawCode = true;
+        i = close + (tagEnd - i);
+        continue;
+      }
+    }
+    if (c === 59 /* ; */) {
+      if (sawCode) statements++;
+      sawCode = false;
+    } else if (c > 32) {
+      sawCode = true;
+    }
+    i++;
+  }
+  if (sawCode) statements++;
+  if (copied === 0) return { code: sql, statements };
+  parts.push(sql.slice(copied));
+  return { code: parts.join(""), statements };
+}
+
+const AMBIGUOUS_BACKSLASH =
+  "a backslash before a quote (servers with and without backslash escapes read it differently)";
+
+function lineEnd(sql: string, from: number): number {
+  for (let i = from; i < sql.length; i++) {
+    const c = sql.charCodeAt(i);
+    if (c === 10 || c === 13) return i;
+  }
+  return sql.length;
+}
+
+/**
+ * End (exclusive) of the quoted token opening at `start`, read both with and without backslash
+ * escapes; -1 when unterminated, -2 when the two readings disagree.
+ */
+function quotedEnd(sql: string, start: number, open: number): number {
+  const close = open === 91 ? 93 : open;
+  const plain = scanQuoted(sql, start, close, false);
+  const escaped = scanQuoted(sql, start, close, true);
+  if (plain < 0 || escaped < 0) return -1;
+  return plain === escaped ? plain : -2;
+}
+
+function scanQuoted(sql: string, start: number, close: number, backslash: boolean): number {
+  for (let i = start + 1; i < sql.length; i++) {
+    const c = sql.charCodeAt(i);
+    if (backslash && c === 92) {
+      i++;
+    } else if (c === close) {
+      if (sql.charCodeAt(i + 1) === close) i++;
+      else return i + 1;
+    }
+  }
+  return -1;
+}
+
+function isIdentChar(c: number): boolean {
+  return (
+    (c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 95 || c === 36 || c >= 128
+  );
+}
+
+/** End of a `$tag$` opener at `i`, or 0 if there is none. */
+function dollarTagEnd(sql: string, i: number, tags: boolean): number {
+  let j = i + 1;
+  if (tags) {
+    const first = sql.charCodeAt(j);
+    if (!(first >= 48 && first <= 57)) {
+      while (j < sql.length && isIdentChar(sql.charCodeAt(j)) && sql.charCodeAt(j) !== 36) j++;
+    }
+  }
+  return sql.charCodeAt(j) === 36 ? j + 1 : 0;
+}

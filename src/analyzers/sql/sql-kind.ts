@@ -1,0 +1,151 @@
+import { z } from "zod";
+import type { ConstraintKind } from "../kind.js";
+import { analyzeStatements, type SqlRules } from "./analyze.js";
+import { DEFAULT_SCHEMA, SQL_DIALECTS } from "./dialects.js";
+import { DANGEROUS_FUNCTIONS } from "./functions.js";
+import { lexSql } from "./lexer.js";
+import { loadDialect, parseWithTimeout } from "./parser.js";
+
+/** Statement categories a policy can allow; `ddl` stands for create, alter, drop, truncate, rename, comment. */
+export const SQL_CATEGORIES = [
+  "select",
+  "insert",
+  "update",
+  "delete",
+  "replace",
+  "merge",
+  "ddl",
+  "create",
+  "alter",
+  "drop",
+  "truncate",
+  "rename",
+  "comment",
+  "grant",
+  "revoke",
+  "set",
+  "show",
+  "use",
+  "describe",
+  "explain",
+  "transaction",
+  "call",
+  "lock",
+  "load",
+  "declare",
+] as const;
+
+const DDL = ["create", "alter", "drop", "truncate", "rename", "comment"];
+
+const names = z.array(z.string().min(1));
+
+/** Options of `sql: { ... }` under `tools.<tool>.args.<arg>`. */
+export const sqlOptions = z
+  .object({
+    /** Statement categories that may run; default `[select]`. */
+    allow: z.array(z.enum(SQL_CATEGORIES)).optional(),
+    /** Grammar and lexing rules; default `postgresql`. */
+    dialect: z.enum(SQL_DIALECTS).optional(),
+    /** Table globs, case-insensitive; a pattern with a dot is matched against `schema.table`. */
+    tables: z.object({ allow: names.optional(), deny: names.optional() }).strict().optional(),
+    /** Schema an unqualified name belongs to; default `public` (PostgreSQL), `dbo`, `main`, or none. */
+    default_schema: z.string().min(1).optional(),
+    /** UPDATE and DELETE need a WHERE that is not constant; default true. */
+    require_where: z.boolean().optional(),
+    max_statements: z.number().int().positive().optional(),
+    /** Adjust the built-in list of dangerous functions. */
+    functions: z.object({ allow: names.optional(), deny: names.optional() }).strict().optional(),
+    /** Longest query analyzed, in UTF-16 units; default 100000. */
+    max_length: z.number().int().positive().max(1_000_000).optional(),
+    /** Parse time budget in ms; default 250. */
+    timeout_ms: z.number().int().positive().max(10_000).optional(),
+  })
+  .strict();
+
+export type SqlOptions = z.infer<typeof sqlOptions>;
+
+/**
+ * `sql: { allow: [select], dialect: postgresql }`: the argument is SQL whose every statement
+ * (stacked, nested in CTEs and subqueries) is of an allowed category, touches allowed tables and
+ * calls no dangerous function. Parsed with node-sql-parser after a lexing pass by the server's
+ * rules; what cannot be parsed, or could be read two ways, is `sql.unparsable`.
+ */
+export const sqlKind: ConstraintKind<SqlOptions> = {
+  kind: "sql",
+  summary: "SQL whose statements, tables and functions the policy allows",
+  options: sqlOptions,
+  compile(options) {
+    const dialect = options.dialect ?? "postgresql";
+    const astify = loadDialect(dialect);
+    const allowed = new Set<string>();
+    for (const category of options.allow ?? ["select"]) {
+      if (category === "ddl") for (const c of DDL) allowed.add(c);
+      else allowed.add(category);
+    }
+    const dangerous = new Map(Object.entries(DANGEROUS_FUNCTIONS));
+    for (const name of options.functions?.allow ?? []) dangerous.delete(name.toLowerCase());
+    for (const name of options.functions?.deny ?? [])
+      dangerous.set(name.toLowerCase(), "is denied by the policy");
+    const lower = (patterns: string[] | undefined) => patterns?.map((p) => p.toLowerCase());
+    const rules: SqlRules = {
+      allowed,
+      tableAllow: lower(options.tables?.allow) ?? null,
+      tableDeny: lower(options.tables?.deny) ?? [],
+      defaultSchema: (options.default_schema ?? DEFAULT_SCHEMA[dialect])?.toLowerCase(),
+      requireWhere: options.require_where ?? true,
+      dangerous,
+    };
+    const maxLength = options.max_length ?? 100_000;
+    const timeoutMs = options.timeout_ms ?? 250;
+    const maxStatements = options.max_statements ?? Number.POSITIVE_INFINITY;
+
+    return (value, arg, out) => {
+      const unparsable = (message: string): void => {
+        out.push({ code: "sql.unparsable", message, arg });
+      };
+      if (typeof value !== "string") return unparsable("expected SQL text");
+      if (value.length > maxLength)
+        return unparsable(`query of ${value.length} characters is over ${maxLength}`);
+      try {
+        const lexed = lexSql(value, dialect);
+        if (lexed.error !== undefined) return unparsable(`ambiguous SQL: ${lexed.error}`);
+        if (lexed.statements === 0) return;
+        let ast: unknown;
+        try {
+          ast = parseWithTimeout(astify, lexed.code, timeoutMs);
+        } catch (error) {
+          return unparsable(parseError(error, dialect, timeoutMs));
+        }
+        const statements = Array.isArray(ast) ? ast : [ast];
+        if (statements.length < lexed.statements) {
+          return unparsable(
+            `the parser read ${statements.length} statements where the server reads ${lexed.statements}`,
+          );
+        }
+        if (statements.length > maxStatements) {
+          out.push({
+            code: "sql.too_many_statements",
+            message: `${statements.length} statements, at most ${maxStatements} allowed`,
+            arg,
+          });
+        }
+        analyzeStatements(statements, rules, arg, out);
+      } catch (error) {
+        unparsable(`could not analyze the query: ${describe(error)}`);
+      }
+    };
+  },
+};
+
+function parseError(error: unknown, dialect: string, timeoutMs: number): string {
+  const e = error as { code?: unknown; location?: { start?: { line?: number; column?: number } } };
+  if (e?.code === "ERR_SCRIPT_EXECUTION_TIMEOUT") return `parsing took longer than ${timeoutMs} ms`;
+  const at = e?.location?.start;
+  const where = at?.line !== undefined ? ` at ${at.line}:${at.column}` : "";
+  return `not valid ${dialect} SQL${where}`;
+}
+
+function describe(error: unknown): string {
+  const message = (error as { message?: unknown })?.message;
+  return typeof message === "string" ? message.slice(0, 120) : "internal error";
+}
