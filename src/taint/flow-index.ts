@@ -195,8 +195,12 @@ export class FlowIndex {
     const n = buf.length;
     if (n < this.shortest) return;
 
-    const selected = this.winnow(buf.data, n);
     const textBytes = buf.max < 256 ? n : 2 * n;
+    if (this.bytes + textBytes + DOC_OVERHEAD > this.maxBytes) {
+      this.isOverflowed = true;
+      return;
+    }
+    const selected = this.winnow(buf.data, n);
     let capacity = this.entryHash.length;
     while (capacity < this.entries + selected) capacity = Math.max(MIN_TABLE, capacity * 2);
     const projected = this.bytes + textBytes + DOC_OVERHEAD + (capacity - this.entryHash.length) * 16 + 128;

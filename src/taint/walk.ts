@@ -95,11 +95,13 @@ function run(state: Walk, value: unknown, path: string): boolean {
   return state.complete;
 }
 
-function join(path: string, key: string | number): string {
+function join(path: string, key: string | number, pinned: boolean): string {
+  if (pinned) return path;
   return path === "" ? String(key) : `${path}.${key}`;
 }
 
-function walk(state: Walk, value: unknown, path: string, depth: number): void {
+/** `pinned`: inside a JSON string, where every leaf is reported under the string's own path. */
+function walk(state: Walk, value: unknown, path: string, depth: number, pinned = false): void {
   if (++state.nodes > MAX_WALK_NODES) {
     state.complete = false;
     return;
@@ -128,7 +130,7 @@ function walk(state: Walk, value: unknown, path: string, depth: number): void {
   state.seen.add(value);
   if (Array.isArray(value)) {
     for (let i = 0; i < value.length && state.nodes <= MAX_WALK_NODES; i++) {
-      walk(state, value[i], join(path, i), depth + 1);
+      walk(state, value[i], join(path, i, pinned), depth + 1, pinned);
     }
     return;
   }
@@ -137,12 +139,12 @@ function walk(state: Walk, value: unknown, path: string, depth: number): void {
     return;
   }
   if (value instanceof Map || value instanceof Set) {
-    walk(state, Array.from(value), path, depth + 1);
+    walk(state, Array.from(value), path, depth + 1, pinned);
     return;
   }
   const toJSON = (value as { toJSON?: unknown }).toJSON;
   if (typeof toJSON === "function") {
-    walk(state, toJSON.call(value), path, depth + 1);
+    walk(state, toJSON.call(value), path, depth + 1, pinned);
     return;
   }
   for (const key of Object.keys(value)) {
@@ -150,9 +152,9 @@ function walk(state: Walk, value: unknown, path: string, depth: number): void {
       state.complete = false;
       return;
     }
-    const child = join(path, key);
+    const child = join(path, key, pinned);
     state.visit(key, child);
-    walk(state, (value as Record<string, unknown>)[key], child, depth + 1);
+    walk(state, (value as Record<string, unknown>)[key], child, depth + 1, pinned);
   }
 }
 
@@ -168,7 +170,7 @@ function walkString(state: Walk, text: string, path: string, depth: number): voi
     }
     if (ok) {
       if (state.keepJsonText) state.visit(text, path);
-      walk(state, parsed, path, depth + 1);
+      walk(state, parsed, path, depth + 1, true);
       return;
     }
   } else if (json) {
