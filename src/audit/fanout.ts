@@ -23,6 +23,9 @@ export interface FanoutOptions extends SigningOptions {
   spoolDurability?: Durability;
 }
 
+/** Longest spooled record replayed; a longer line means a damaged spool. */
+const MAX_RECORD_BYTES = 64 << 20;
+
 /** How one sink behind the fanout is doing. */
 export interface FanoutTargetStatus {
   name: string;
@@ -318,6 +321,11 @@ class Target {
         if (end < 0) {
           // One record longer than the buffer: grow it; a line still being written: wait.
           if (bytesRead < buf.length) break;
+          if (buf.length >= MAX_RECORD_BYTES) {
+            throw new AuditSinkError(
+              `spool \`${this.#spoolPath}\` holds a line over ${MAX_RECORD_BYTES} bytes`,
+            );
+          }
           buf = Buffer.alloc(buf.length * 2);
           continue;
         }
