@@ -1,0 +1,80 @@
+import { z } from "zod";
+import type { ConstraintKind } from "../kind.js";
+import { checkShell, ProgramList, type ShellAllow } from "./check.js";
+
+/** Options of `shell: { ... }` under `tools.<tool>.args.<arg>`. */
+export const shellOptions = z
+  .object({
+    /**
+     * Programs that may run, or program-plus-subcommand prefixes such as `"git log"`, matched on
+     * parsed words after quote removal. A path matches only an entry with that exact path:
+     * `/bin/ls` is not `ls`, since `./ls` or `/tmp/ls` could be anything.
+     */
+    programs: z.array(z.string().trim().min(1)),
+    /** Constructs denied unless allowed here. */
+    allow: z
+      .object({
+        /** `$(...)`, backticks, `<(...)`; the commands inside are still checked. */
+        substitution: z.boolean().optional(),
+        /** `>`, `>>`, `>|`, `&>`, `<>` to files (`/dev/null` and fd duplication are always fine). */
+        redirect_write: z.boolean().optional(),
+        /** `&` and `coproc`. */
+        background: z.boolean().optional(),
+        /** `NAME=value` assignments (never `PATH`, `LD_PRELOAD`, `BASH_ENV` and the like). */
+        env_assign: z.boolean().optional(),
+      })
+      .strict()
+      .optional(),
+    /** Longest command analyzed, in UTF-16 units; default 100000. */
+    max_length: z.number().int().positive().max(1_000_000).optional(),
+  })
+  .strict();
+
+export type ShellOptions = z.infer<typeof shellOptions>;
+
+/**
+ * `shell: { programs: [ls, cat, "git log"] }`: the argument is a bash command line in which every
+ * program of every pipeline, list, subshell, function body and substitution is allowed, and no
+ * eval, `sh -c`, dynamic program name, write redirection, background job or assignment appears
+ * unless allowed. Wrappers (`env`, `timeout`, `xargs`, `sudo`, `find -exec`, ...) must be listed
+ * themselves and the program they run is checked too. Parsed with unbash (sync, pure TypeScript).
+ */
+export const shellKind: ConstraintKind<ShellOptions> = {
+  kind: "shell",
+  summary: "a shell command whose every program, redirection and expansion the policy allows",
+  options: shellOptions,
+  compile(options) {
+    const programs = new ProgramList(options.programs);
+    const allow: ShellAllow = {
+      substitution: options.allow?.substitution ?? false,
+      redirect_write: options.allow?.redirect_write ?? false,
+      background: options.allow?.background ?? false,
+      env_assign: options.allow?.env_assign ?? false,
+    };
+    const maxLength = options.max_length ?? 100_000;
+    return (value, arg, out) => {
+      if (typeof value !== "string") {
+        out.push({ code: "shell.unparsable", message: "expected a command string", arg });
+      } else if (value.length > maxLength) {
+        out.push({
+          code: "shell.unparsable",
+          message: `command of ${value.length} characters is over ${maxLength}`,
+          arg,
+        });
+      } else if (value.includes("\0")) {
+        out.push({ code: "shell.unparsable", message: "a NUL character", arg });
+      } else {
+        try {
+          checkShell(value, programs, allow, arg, out);
+        } catch (error) {
+          const message = (error as { message?: unknown })?.message;
+          out.push({
+            code: "shell.unparsable",
+            message: `could not analyze the command: ${typeof message === "string" ? message.slice(0, 120) : "internal error"}`,
+            arg,
+          });
+        }
+      }
+    };
+  },
+};
