@@ -60,6 +60,21 @@ export const budgetSchema = z
   })
   .strict();
 
+/**
+ * `servers.<id>`: an MCP upstream as the gateway sees it. `produces` labels every output of the
+ * server; `tools.<name>.produces` labels one tool's; `pins` is the verdict for a tool that fails
+ * its pinned fingerprint (changed, shadowing, look-alike, unapproved); `first_use: pin` trusts a
+ * tool on first sight, `approve` waits for `toolwarden mcp pins approve`.
+ */
+export const serverSchema = z
+  .object({
+    produces: labelList.optional(),
+    pins: z.enum(["deny", "ask"]).optional(),
+    first_use: z.enum(["pin", "approve"]).optional(),
+    tools: z.record(z.string(), z.object({ produces: labelList.optional() }).strict()).optional(),
+  })
+  .passthrough();
+
 const callSchema = z
   .object({
     tool: z.string(),
@@ -111,7 +126,7 @@ export const policySchema = z
     budget: budgetSchema.optional(),
     tests: z.array(testSchema).optional(),
     audit: z.object({ args: z.enum(["hash", "redact", "full"]).optional() }).strict().optional(),
-    servers: z.record(z.string(), z.object({ produces: labelList.optional() }).passthrough()).optional(),
+    servers: z.record(z.string(), serverSchema).optional(),
     judge: z.record(z.string(), z.unknown()).optional(),
     engine: z.unknown().optional(),
   })
@@ -123,6 +138,7 @@ export type RawRule = z.infer<typeof ruleSchema>;
 export type RawLimit = z.infer<typeof limitSchema>;
 export type RawBudget = z.infer<typeof budgetSchema>;
 export type RawTest = z.infer<typeof testSchema>;
+export type RawServer = z.infer<typeof serverSchema>;
 
 /** Top-level keys, for "did you mean". */
 export const POLICY_KEYS = Object.keys(policySchema.shape);
