@@ -1,5 +1,6 @@
 import { enumKind, maxLengthKind, rangeKind, regexKind } from "./basic.js";
 import type { ConstraintKind, Detector } from "./kind.js";
+import { urlKind } from "./url/index.js";
 
 export { compileLinearRegex } from "./basic.js";
 export { compileShadowCheck } from "./identity/index.js";
@@ -12,6 +13,7 @@ export const CONSTRAINT_KINDS: ReadonlyMap<string, ConstraintKind> = new Map<str
     regexKind,
     maxLengthKind,
     rangeKind,
+    urlKind,
     // analyzers: one line each
   ].map((kind) => [kind.kind, kind]),
 );
