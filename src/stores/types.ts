@@ -3,7 +3,10 @@ export interface LimitBucket {
   key: string;
   /** Most calls allowed in the window. */
   limit: number;
-  /** Sliding window length in ms; 0 means a total with no window (`max: 5`). */
+  /**
+   * Sliding window length in ms; 0 means a total with no window (`max: 5`). A call counted at `t`
+   * stays in the window while `now - t < windowMs`: a call exactly `windowMs` later no longer sees it.
+   */
   windowMs: number;
 }
 
