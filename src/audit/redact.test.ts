@@ -1,0 +1,65 @@
+import { describe, expect, it } from "vitest";
+import { hashValue } from "./chain.js";
+import { auditArgs } from "./redact.js";
+
+const mask = (s: string) => s.replace(/AKIA[0-9A-Z]{16}/g, "[secret]");
+const args = {
+  to: "bob@example.com",
+  amount: 120.5,
+  urgent: true,
+  note: null,
+  body: "key AKIAABCDEFGHIJKLMNOP here",
+  tags: ["a", "bb"],
+};
+
+describe("auditArgs", () => {
+  it("hash mode keeps only the hash of the canonical arguments", () => {
+    const result = auditArgs(args, "hash");
+    expect(result).toEqual({ argsHash: hashValue(args) });
+    // Key order does not change the hash.
+    expect(auditArgs({ tags: args.tags, ...args }, "hash").argsHash).toBe(result.argsHash);
+  });
+
+  it("hashes missing arguments as {}", () => {
+    expect(auditArgs(undefined, "hash").argsHash).toBe(hashValue({}));
+  });
+
+  it("redact mode keeps the shape and no string", () => {
+    expect(auditArgs(args, "redact").args).toEqual({
+      to: "<string:15>",
+      amount: 120.5,
+      urgent: true,
+      note: null,
+      body: "<string:29>",
+      tags: ["<string:1>", "<string:2>"],
+    });
+  });
+
+  it("redact mode summarises long arrays and deep nesting", () => {
+    const deep = { a: { b: { c: { d: { e: { f: { g: { h: { i: 1 } } } } } } } } };
+    const out = auditArgs({ list: Array.from({ length: 53 }, (_, i) => i), deep }, "redact").args as any;
+    expect(out.list).toHaveLength(51);
+    expect(out.list.at(-1)).toBe("<3 more>");
+    expect(JSON.stringify(out.deep)).toContain('"<object:1>"');
+  });
+
+  it("full mode masks secrets in values and keys", () => {
+    const out = auditArgs({ ...args, AKIAABCDEFGHIJKLMNOP: 1 }, "full", mask).args as any;
+    expect(out.body).toBe("key [secret] here");
+    expect(out["[secret]"]).toBe(1);
+    expect(out.to).toBe("bob@example.com");
+  });
+
+  it("full mode without a masker keeps the arguments as JSON", () => {
+    expect(auditArgs({ n: 1n, d: new Date(0), u: undefined }, "full").args).toEqual({
+      n: "1",
+      d: "1970-01-01T00:00:00.000Z",
+    });
+  });
+
+  it("does not throw on cycles", () => {
+    const cyclic: Record<string, unknown> = { a: "x" };
+    cyclic.self = cyclic;
+    expect(auditArgs(cyclic, "redact").args).toEqual({ a: "<string:1>", self: "<string:10>" });
+  });
+});

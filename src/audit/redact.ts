@@ -1,0 +1,64 @@
+import { canonicalJson, sha256Hex } from "./chain.js";
+
+/**
+ * What an audit record keeps of a call's arguments (the policy's `audit.args`):
+ * - `hash`: only `argsHash`, the SHA-256 of their canonical JSON (the default);
+ * - `redact`: their shape: keys, numbers, booleans and nulls, with every string replaced by
+ *   `"<string:N>"` (N = length). No string is kept, however short: `"hunter2"` looks as harmless
+ *   as `"us-east-1"`. Arrays past 50 items and nesting past 8 levels are summarised;
+ * - `full`: the raw arguments, with every string (keys too) passed through `redactSecrets`.
+ */
+export type AuditArgsMode = "hash" | "redact" | "full";
+
+export interface AuditedArgs {
+  /** Hex SHA-256 of the canonical JSON of the arguments (`{}` when there are none). */
+  argsHash: string;
+  /** Present for `redact` and `full`. */
+  args?: unknown;
+}
+
+const MAX_ITEMS = 50;
+const MAX_DEPTH = 8;
+
+/**
+ * The arguments as an audit record holds them. `redactSecrets` masks credentials in a string
+ * (the secrets detector's masking function); in `full` mode without it, strings are kept as they are.
+ * Never throws: cycles, bigints and other non-JSON values are handled as `canonicalJson` does.
+ */
+export function auditArgs(
+  args: unknown,
+  mode: AuditArgsMode,
+  redactSecrets?: (text: string) => string,
+): AuditedArgs {
+  const canonical = canonicalJson(args ?? {});
+  const argsHash = sha256Hex(canonical);
+  if (mode === "hash") return { argsHash };
+  const plain: unknown = JSON.parse(canonical);
+  if (mode === "redact") return { argsHash, args: shape(plain, 0) };
+  return { argsHash, args: redactSecrets ? maskStrings(plain, redactSecrets) : plain };
+}
+
+function shape(value: unknown, depth: number): unknown {
+  if (typeof value === "string") return `<string:${value.length}>`;
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) {
+    if (depth >= MAX_DEPTH) return `<array:${value.length}>`;
+    const items = value.slice(0, MAX_ITEMS).map((item) => shape(item, depth + 1));
+    if (value.length > MAX_ITEMS) items.push(`<${value.length - MAX_ITEMS} more>`);
+    return items;
+  }
+  const keys = Object.keys(value);
+  if (depth >= MAX_DEPTH) return `<object:${keys.length}>`;
+  const out: Record<string, unknown> = {};
+  for (const key of keys) out[key] = shape((value as Record<string, unknown>)[key], depth + 1);
+  return out;
+}
+
+function maskStrings(value: unknown, mask: (text: string) => string): unknown {
+  if (typeof value === "string") return mask(value);
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return value.map((item) => maskStrings(item, mask));
+  const out: Record<string, unknown> = {};
+  for (const [key, item] of Object.entries(value)) out[mask(key)] = maskStrings(item, mask);
+  return out;
+}
