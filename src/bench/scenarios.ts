@@ -30,8 +30,13 @@ export async function coreScenarios(): Promise<BenchResult[]> {
     results.push(measureSync(`evaluate allow, ${n}-rule policy`, () => warden.evaluate(call)));
   }
   const w100 = new Warden(compilePolicyObject(syntheticPolicy(100)));
+  const busyArgs = { query: "refund policy", ...Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`field_${i}`, "fine"])) };
+  results.push(
+    measureSync("evaluate allow, 100-rule policy, 10 rules tested", () => w100.evaluate({ tool: "search_docs", args: busyArgs })),
+  );
   results.push(measureSync("evaluate deny (rule match), 100-rule policy", () => w100.evaluate({ tool: "tool_3", args: { amount: 50 } })));
   results.push(measureSync("evaluate deny (default), 100-rule policy", () => w100.evaluate({ tool: "unknown_tool", args: {} })));
+  results.push(await measureAsync("decide deny (returned, not thrown)", () => w100.decide({ tool: "tool_3", args: { amount: 50 } })));
   const wrapped = w100.wrap("search_docs", searchDocs);
   results.push(await measureAsync("wrapped call, allowed (100-rule policy)", () => wrapped(call.args)));
   const denied = w100.wrap("tool_3", searchDocs as (args: unknown) => Promise<number>);

@@ -21,7 +21,7 @@ export interface Command {
 }
 
 /** `parseArgs` with strict checking, turning its errors into a usage error. */
-export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(argv: string[], options: T, usage: string) {
+export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(argv: string[], options: T, usage: string): ReturnType<typeof parseArgs<{ args: string[]; options: T & { help: { type: "boolean"; short: "h" } }; allowPositionals: true; strict: true }>> {
   try {
     return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
   } catch (error) {

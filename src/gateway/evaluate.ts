@@ -97,27 +97,7 @@ function decide(
     }
   }
 
-  let hits: FlowHit[] | undefined;
-  const flows = (): FlowHit[] => {
-    if (hits) return hits;
-    hits = session?.hasLabelledContent ? session.flowsInto(args) : [];
-    if (call.labels) addHostLabels(call.labels, args, hits);
-    return hits;
-  };
-  const ctx: EvalContext = {
-    call,
-    tool,
-    args,
-    agent: call.agent ?? NO_AGENT,
-    server: call.server,
-    decl,
-    findings,
-    seen: session?.seen ?? EMPTY_SET,
-    flows,
-    endorsed: (text, labels) => session?.endorsed(text, labels) ?? false,
-    sessionView: () => session?.view() ?? { id: call.session ?? "" },
-  };
-
+  const ctx = new CallContext(call, tool, args, decl, findings, session);
   let best: Contribution | undefined;
   let matched: Contribution[] | undefined;
   const contribute = (verdict: Verdict, rule: string, reason: string) => {
@@ -130,8 +110,14 @@ function decide(
     }
   };
   for (const finding of findings) contribute(finding.verdict ?? "deny", finding.code, finding.message);
-  for (const rule of policy.rulesFor(tool)) {
-    if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.message ?? `rule \`${rule.name}\` matched`);
+  const rules = policy.rulesFor(tool);
+  for (const rule of rules.always) if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.reason);
+  if (rules.byArg.size) {
+    // Rules that need an argument are looked up by the call's own argument names.
+    for (const key in args) {
+      const keyed = Object.hasOwn(args, key) ? rules.byArg.get(key) : undefined;
+      if (keyed) for (const rule of keyed) if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.reason);
+    }
   }
 
   if (limitsOut) {
@@ -140,7 +126,7 @@ function decide(
     }
   }
 
-  const flowHits = hits ?? (session?.hasLabelledContent || call.labels ? flows() : undefined);
+  const flowHits = session?.hasLabelledContent || call.labels ? ctx.flows() : undefined;
   const decision: Decision = best
     ? { verdict: best.verdict, rule: best.rule, reason: best.reason, findings, labels: EMPTY_LABELS, tool }
     : {
@@ -160,6 +146,43 @@ function decide(
 }
 
 const EMPTY_SET: ReadonlySet<string> = new Set();
+
+/** What conditions read for one call; methods, not closures, so building it allocates one object. */
+class CallContext implements EvalContext {
+  private hits: FlowHit[] | undefined;
+  readonly agent: Agent;
+  readonly server: string | undefined;
+  readonly seen: ReadonlySet<string>;
+
+  constructor(
+    readonly call: Call,
+    readonly tool: string,
+    readonly args: Record<string, unknown>,
+    readonly decl: CompiledTool | undefined,
+    readonly findings: Finding[],
+    private readonly session: SessionState | undefined,
+  ) {
+    this.agent = call.agent ?? NO_AGENT;
+    this.server = call.server;
+    this.seen = session?.seen ?? EMPTY_SET;
+  }
+
+  flows(): FlowHit[] {
+    if (this.hits) return this.hits;
+    const hits = this.session?.hasLabelledContent ? this.session.flowsInto(this.args) : [];
+    if (this.call.labels) addHostLabels(this.call.labels, this.args, hits);
+    this.hits = hits;
+    return hits;
+  }
+
+  endorsed(text: string, labels: readonly string[]): boolean {
+    return this.session?.endorsed(text, labels) ?? false;
+  }
+
+  sessionView(): Record<string, unknown> {
+    return this.session?.view() ?? { id: this.call.session ?? "" };
+  }
+}
 const EMPTY_LABELS: string[] = [];
 
 /** Most severe first; among equals the smaller name, so file order never changes which rule is named. */

@@ -149,14 +149,41 @@ export class Warden {
    * a pending approval for `ask`, and the audit record. Never throws; fail-closed on store or audit errors.
    */
   async decide(call: Call): Promise<Decision> {
+    return this.decideFast(call);
+  }
+
+  /**
+   * `decide`, synchronous when nothing needs I/O (no limit or budget applies, no approval, no
+   * audit sink), so an allowed call through `wrap` costs little more than `evaluate`.
+   */
+  private decideFast(call: Call): Decision | Promise<Decision> {
     const policy = this.compiled;
     let session: Session | undefined;
     let decision: Decision;
+    const limits: CompiledLimit[] = [];
     try {
       session = this.sessionFor(call);
       call = this.withSession(call, session);
-      const limits: CompiledLimit[] = [];
       decision = evaluateCall(policy, call, session, limits);
+    } catch (error) {
+      decision = internalError(policy, call, error);
+    }
+    const stateless = limits.length === 0 && (!policy.budget || costOf(policy, call) === 0);
+    if (stateless && !this.audit && decision.verdict !== "ask") {
+      session?.note(decision);
+      return decision;
+    }
+    return this.finishDecision(policy, call, decision, limits, session);
+  }
+
+  private async finishDecision(
+    policy: CompiledPolicy,
+    call: Call,
+    decision: Decision,
+    limits: CompiledLimit[],
+    session: Session | undefined,
+  ): Promise<Decision> {
+    try {
       decision = await this.applyState(policy, call, decision, limits, session);
     } catch (error) {
       decision = internalError(policy, call, error);
@@ -308,7 +335,14 @@ export class Warden {
    * waits for a human (`approvals.wait`) or throws `ApprovalRequiredError`.
    */
   async enforce(call: Call): Promise<Decision> {
-    let decision = await this.decide(call);
+    const fast = this.decideFast(call);
+    const decision = fast instanceof Promise ? await fast : fast;
+    if (decision.verdict === "allow" || decision.verdict === "flag") return decision;
+    return this.refuseOrWait(call, decision);
+  }
+
+  /** For a call that may not run now: wait for an approval and return the allowing decision, or throw. */
+  private async refuseOrWait(call: Call, decision: Decision): Promise<Decision> {
     if (decision.verdict === "ask") decision = await this.awaitApproval(call, decision);
     if (decision.verdict === "deny") throw new PolicyDeniedError(decision);
     if (decision.verdict === "ask") throw new ApprovalRequiredError(decision);
@@ -363,7 +397,9 @@ export class Warden {
         call.session = session.id;
         call.agent = session.agent;
       }
-      await this.enforce(call);
+      const fast = this.decideFast(call);
+      const decision = fast instanceof Promise ? await fast : fast;
+      if (decision.verdict !== "allow" && decision.verdict !== "flag") await this.refuseOrWait(call, decision);
       let output: Awaited<R>;
       try {
         output = await fn(...params_);

@@ -67,6 +67,12 @@ describe("malformed policies fail with file:line:col", () => {
   });
 });
 
+/** Names of the rules a tool can meet, whichever index holds them. */
+function ruleNames(policy: ReturnType<typeof compilePolicyText>, tool: string): string[] {
+  const set = policy.rulesFor(tool);
+  return [...set.always, ...[...set.byArg.values()].flat()].map((r) => r.name);
+}
+
 describe("extends", () => {
   const dir = mkdtempSync(join(tmpdir(), "tw-extends-"));
   const write = (name: string, text: string) => {
@@ -80,9 +86,9 @@ describe("extends", () => {
     const main = write("main.yaml", "version: 1\nextends: ./base.yaml\nallow: [search]\nrules:\n  - { name: own-rule, when: { tool: y }, verdict: deny }\n");
     const policy = compilePolicyFile(main);
     expect(policy.tools.get("send_email")?.sink).toBe("external");
-    expect(policy.rulesFor("x").map((r) => r.name)).toEqual(["base-rule"]);
-    expect(policy.rulesFor("delete_me").map((r) => r.name)).toEqual(["deny:delete_*"]);
-    expect(policy.rulesFor("search").map((r) => r.name)).toEqual(["allow:search"]);
+    expect(ruleNames(policy, "x")).toEqual(["base-rule"]);
+    expect(ruleNames(policy, "delete_me")).toEqual(["deny:delete_*"]);
+    expect(ruleNames(policy, "search")).toEqual(["allow:search"]);
   });
 
   it("refuses a cycle, pointing at the extends entry", () => {
@@ -114,8 +120,18 @@ describe("the rule index", () => {
     const policy = compilePolicyText(
       "version: 1\nallow: ['read_*']\nrules:\n  - { name: a, when: { tool: [x, 'y*'] }, verdict: deny }\n  - { name: b, when: { args.q: 1 }, verdict: deny }\n",
     );
-    expect(policy.rulesFor("read_file").map((r) => r.name)).toEqual(["allow:read_*", "b"]);
-    expect(policy.rulesFor("yak").map((r) => r.name)).toEqual(["a", "b"]);
-    expect(policy.rulesFor("zzz").map((r) => r.name)).toEqual(["b"]);
+    expect(ruleNames(policy, "read_file")).toEqual(["allow:read_*", "b"]);
+    expect(ruleNames(policy, "yak")).toEqual(["a", "b"]);
+    expect(ruleNames(policy, "zzz")).toEqual(["b"]);
+    expect(policy.rulesFor("zzz").byArg.get("q")?.map((r) => r.name)).toEqual(["b"]);
+  });
+
+  it("indexes rules by an argument they need, but not by one that may be missing", () => {
+    const policy = compilePolicyText(
+      "version: 1\nrules:\n  - { name: needs, when: { args.a.b: { gt: 1 } }, verdict: deny }\n  - { name: missing-ok, when: { args.a: { ne: 1 } }, verdict: deny }\n  - { name: absent, when: { args.z: { exists: false } }, verdict: deny }\n",
+    );
+    const set = policy.rulesFor("t");
+    expect(set.always.map((r) => r.name)).toEqual(["missing-ok", "absent"]);
+    expect([...set.byArg.keys()]).toEqual(["a"]);
   });
 });

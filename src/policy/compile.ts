@@ -44,10 +44,22 @@ export interface DetectorUse {
 export interface CompiledRule {
   name: string;
   verdict: Verdict;
-  message?: string;
+  /** The rule's message, or a generated one; built once here, not per call. */
+  reason: string;
   when: Condition;
   /** Tool globs that narrow where the rule can match; undefined: every tool. */
   toolMatch?: GlobMatcher;
+  /** A top-level argument the rule cannot match without; such rules are indexed by it. */
+  requiresArg?: string;
+}
+
+/**
+ * The rules that can match one tool name: those that always need testing, and those that can
+ * only match when a given top-level argument is present (looked up per argument of the call).
+ */
+export interface RuleSet {
+  always: readonly CompiledRule[];
+  byArg: ReadonlyMap<string, readonly CompiledRule[]>;
 }
 
 export type LimitScope = "agent" | "session" | "tool" | "global" | `args.${string}`;
@@ -82,7 +94,7 @@ export interface CompiledPolicy {
   /** Policy-wide detectors, for undeclared tools. */
   detectors: DetectorUse[];
   /** Rules that can match this tool name (cached per name). */
-  rulesFor(tool: string): readonly CompiledRule[];
+  rulesFor(tool: string): RuleSet;
   limits: readonly CompiledLimit[];
   budget?: CompiledBudget;
   /** A `tool.shadowing`/`tool.hidden_characters` finding for look-alikes of declared tools, or null. */
@@ -173,7 +185,8 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     (policy[verdict] ?? []).forEach((glob, i) => {
       const origin = origins.shorthand.get(verdict)?.[i] ?? { source: loaded.source, path: [verdict, i] };
       const toolMatch = guardGlobs([glob], reporterFor(origin));
-      rules.push({ name: `${verdict}:${glob}`, verdict, when: () => true, toolMatch });
+      const name = `${verdict}:${glob}`;
+      rules.push({ name, verdict, reason: `\`${glob}\` is on the ${verdict} list`, when: () => true, toolMatch });
     });
   }
   (policy.rules ?? []).forEach((rule, i) => {
@@ -181,9 +194,10 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     rules.push({
       name: rule.name,
       verdict: rule.verdict,
-      message: rule.message,
+      reason: rule.message ?? `rule \`${rule.name}\` matched`,
       when: compileWhen(rule.when, ["when"], report, needs),
       toolMatch: toolGlobs(rule.when, report),
+      requiresArg: requiredArg(rule.when),
     });
   });
 
@@ -222,12 +236,28 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     throw new PolicyLoadError(issues);
   }
 
-  const cache = new Map<string, CompiledRule[]>();
-  const rulesFor = (tool: string): readonly CompiledRule[] => {
+  const cache = new Map<string, RuleSet>();
+  const rulesFor = (tool: string): RuleSet => {
     let found = cache.get(tool);
     if (found) return found;
-    found = rules.filter((rule) => !rule.toolMatch || rule.toolMatch(tool));
+    const always: CompiledRule[] = [];
+    const byArg = new Map<string, CompiledRule[]>();
+    for (const rule of rules) {
+      if (rule.toolMatch && !rule.toolMatch(tool)) continue;
+      if (rule.requiresArg === undefined) always.push(rule);
+      else byArg.set(rule.requiresArg, [...(byArg.get(rule.requiresArg) ?? []), rule]);
+    }
+    found = { always, byArg };
     if (cache.size < RULE_CACHE_LIMIT) cache.set(tool, found);
+    return found;
+  };
+  const shadowCache = new Map<string, Finding | null>();
+  const cachedShadowCheck = (tool: string): Finding | null => {
+    let found = shadowCache.get(tool);
+    if (found === undefined) {
+      found = shadowCheck(tool);
+      if (shadowCache.size < RULE_CACHE_LIMIT) shadowCache.set(tool, found);
+    }
     return found;
   };
   void rootReport;
@@ -242,7 +272,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     rulesFor,
     limits,
     budget: policy.budget && { max: policy.budget.max, askAbove: policy.budget.ask_above, per: policy.budget.per ?? "session" },
-    shadowCheck,
+    shadowCheck: cachedShadowCheck,
     needs,
     labelMinMatch: Object.fromEntries(
       Object.entries(policy.labels ?? {}).flatMap(([label, spec]) => (spec.min_match ? [[label, spec.min_match]] : [])),
@@ -252,6 +282,26 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     tests: (policy.tests ?? []).map((test, i) => ({ test, origin: origins.tests[i] })),
     loaded,
   };
+}
+
+/** Operators that never hold for a missing value: a rule using one needs its argument present. */
+const NEEDS_VALUE = new Set(["eq", "in", "contains", "regex", "gt", "gte", "lt", "lte", "prefix", "glob", "flows"]);
+
+/**
+ * The top-level argument a `when` cannot match without, if any: an `args.<x>...` key whose test
+ * fails on a missing value (a scalar, or an operator such as `gt`, or `exists: true`).
+ */
+function requiredArg(when: Record<string, unknown> | undefined): string | undefined {
+  for (const [key, spec] of Object.entries(when ?? {})) {
+    if (!key.startsWith("args.") || key.length <= 5) continue;
+    const needsValue =
+      spec === null ||
+      typeof spec !== "object" ||
+      (!Array.isArray(spec) &&
+        Object.entries(spec).some(([op, operand]) => NEEDS_VALUE.has(op) || (op === "exists" && operand === true)));
+    if (needsValue) return key.slice(5).split(".")[0];
+  }
+  return undefined;
 }
 
 /** A `tool:` key at the top of a `when` narrows the index; nested ones are plain tests. */

@@ -5,6 +5,7 @@ export type {
   CompiledLimit,
   CompiledPolicy,
   CompiledRule,
+  RuleSet,
   CompiledTool,
   DetectorUse,
   LimitScope,
