@@ -1,0 +1,248 @@
+import { parseArgs } from "node:util";
+import { isVerdict, type Verdict } from "../core/index.js";
+import {
+  type AuditFilter,
+  type AuditRecord,
+  AuditKeyError,
+  auditFiles,
+  followAudit,
+  queryAudit,
+  resolveAuditKey,
+  shareReceipt,
+  tailAudit,
+  verifyAuditLog,
+} from "../audit/index.js";
+
+const USAGE = `usage:
+  toolwarden audit verify LOG... [--key-file F] [--unsigned]
+  toolwarden audit tail LOG [-n N] [--follow] [--json]
+  toolwarden audit query LOG... [--agent A] [--tool T] [--verdict V] [--since ISO] [--until ISO] [--session S] [--kind K] [--json]
+  toolwarden audit receipt LOG --seq N
+
+A LOG that has rotated siblings (audit.1.jsonl, audit.2.jsonl, ...) stands for all of them, in order.
+The key comes from --key-file, TOOLWARDEN_AUDIT_KEY or TOOLWARDEN_AUDIT_KEY_FILE.`;
+
+/** Where the command writes; tests pass their own, and a signal to stop `tail --follow`. */
+export interface AuditIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  signal?: AbortSignal;
+  env?: Record<string, string | undefined>;
+}
+
+class UsageError extends Error {}
+class Failure extends Error {}
+
+/**
+ * `toolwarden audit verify|tail|query|receipt`. Exit codes: 0 ok, 1 verification failed (or a log
+ * could not be read), 2 usage. Errors are one line on stderr, never a stack trace.
+ */
+export async function run(argv: string[], io: AuditIo = process): Promise<number> {
+  const [verb, ...rest] = argv;
+  try {
+    switch (verb) {
+      case "verify":
+        return await verify(rest, io);
+      case "tail":
+        return await tail(rest, io);
+      case "query":
+        return await query(rest, io);
+      case "receipt":
+        return await receipt(rest, io);
+      case undefined:
+      case "help":
+      case "--help":
+      case "-h":
+        io.stdout.write(`${USAGE}\n`);
+        return verb === undefined ? 2 : 0;
+      default:
+        throw new UsageError(`unknown audit command \`${verb}\``);
+    }
+  } catch (error) {
+    const message = oneLine((error as Error)?.message ?? String(error));
+    if (error instanceof UsageError || isParseArgsError(error)) {
+      io.stderr.write(`toolwarden audit: ${message} (see \`toolwarden audit --help\`)\n`);
+      return 2;
+    }
+    if (error instanceof AuditKeyError) {
+      io.stderr.write(`toolwarden audit: ${message}\n`);
+      return 2;
+    }
+    io.stderr.write(`toolwarden audit: ${message}\n`);
+    return 1;
+  }
+}
+
+async function verify(argv: string[], io: AuditIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { "key-file": { type: "string" }, unsigned: { type: "boolean" } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length === 0) throw new UsageError("no LOG given");
+  const keyOptions =
+    values["key-file"] === undefined ? { env: io.env } : { keyFile: values["key-file"], env: io.env };
+  const key = resolveAuditKey(keyOptions);
+  if (!key && !values.unsigned) {
+    throw new UsageError(
+      "no audit key: pass --key-file or set TOOLWARDEN_AUDIT_KEY / TOOLWARDEN_AUDIT_KEY_FILE (or --unsigned to check the hash chain only)",
+    );
+  }
+  const files = await expand(positionals);
+  const result = await verifyAuditLog(files, key);
+  if (result.firstError) {
+    const e = result.firstError;
+    const seq = e.seq === undefined ? "" : ` record ${e.seq}:`;
+    io.stderr.write(
+      `${e.file}:${e.line}:${seq} ${e.problem}: ${oneLine(e.message)} (${result.records} records verified before it)\n`,
+    );
+    return 1;
+  }
+  const signed = result.hmacChecked ? "hash chain and hmac" : "hash chain only, hmac not checked";
+  io.stdout.write(
+    `ok: ${result.records} records in ${files.length} file${files.length === 1 ? "" : "s"} (${signed}); last seq ${result.last.seq}, hash ${result.last.hash}\n`,
+  );
+  return 0;
+}
+
+async function tail(argv: string[], io: AuditIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      lines: { type: "string", short: "n", default: "10" },
+      follow: { type: "boolean", short: "f" },
+      json: { type: "boolean" },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length !== 1) throw new UsageError("tail takes exactly one LOG");
+  const log = positionals[0]!;
+  const n = count(values.lines, "-n");
+  const print = printer(io, values.json);
+  const last = await tailAudit(log, Math.max(n, 1));
+  for (const record of last.slice(last.length - n)) print(record);
+  if (values.follow) {
+    // Read the active file from its start and skip what was printed: nothing appended meanwhile is missed.
+    let after = last.at(-1)?.seq ?? 0;
+    for await (const record of followAudit(log, { signal: io.signal ?? interrupted(), fromStart: true })) {
+      if (record.seq <= after) continue;
+      after = record.seq;
+      print(record);
+    }
+  }
+  return 0;
+}
+
+async function query(argv: string[], io: AuditIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      agent: { type: "string" },
+      tool: { type: "string" },
+      verdict: { type: "string", multiple: true },
+      since: { type: "string" },
+      until: { type: "string" },
+      session: { type: "string" },
+      kind: { type: "string" },
+      json: { type: "boolean" },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length === 0) throw new UsageError("no LOG given");
+  const filter: AuditFilter = {};
+  if (values.agent !== undefined) filter.agent = values.agent;
+  if (values.tool !== undefined) filter.tool = values.tool;
+  if (values.session !== undefined) filter.session = values.session;
+  if (values.kind !== undefined) filter.kind = values.kind as AuditFilter["kind"];
+  if (values.verdict) {
+    const verdicts = values.verdict.flatMap((v) => v.split(","));
+    const bad = verdicts.find((v) => !isVerdict(v));
+    if (bad !== undefined) throw new UsageError(`\`${bad}\` is not a verdict (allow, flag, ask, deny)`);
+    filter.verdict = verdicts as Verdict[];
+  }
+  for (const name of ["since", "until"] as const) {
+    const value = values[name];
+    if (value === undefined) continue;
+    if (Number.isNaN(Date.parse(value))) throw new UsageError(`--${name} \`${value}\` is not an ISO time`);
+    filter[name] = value;
+  }
+  const print = printer(io, values.json);
+  for await (const record of queryAudit(await expand(positionals), filter)) print(record);
+  return 0;
+}
+
+async function receipt(argv: string[], io: AuditIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: { seq: { type: "string" } },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length !== 1) throw new UsageError("receipt takes exactly one LOG");
+  if (values.seq === undefined) throw new UsageError("--seq is required");
+  const seq = count(values.seq, "--seq");
+  for await (const record of queryAudit(await expand(positionals))) {
+    if (record.seq === seq) {
+      io.stdout.write(shareReceipt(record));
+      return 0;
+    }
+  }
+  throw new Failure(`no record with seq ${seq} in \`${positionals[0]}\``);
+}
+
+/** Each LOG with its rotated siblings before it, in chain order, each file once. */
+async function expand(logs: string[]): Promise<string[]> {
+  const out: string[] = [];
+  for (const log of logs) {
+    for (const file of await auditFiles(log)) if (!out.includes(file)) out.push(file);
+  }
+  return out;
+}
+
+function count(text: string, flag: string): number {
+  if (!/^\d+$/.test(text)) throw new UsageError(`${flag} needs a whole number, not \`${text}\``);
+  return Number(text);
+}
+
+function printer(io: AuditIo, json: boolean | undefined): (record: AuditRecord) => void {
+  if (json) return (record) => io.stdout.write(`${JSON.stringify(record)}\n`);
+  return (record) => io.stdout.write(`${summary(record)}\n`);
+}
+
+/** One line per record; values come from the log, so control characters (terminal escapes) are removed. */
+function summary(record: AuditRecord): string {
+  const parts = [`#${record.seq}`, clean(record.time), clean(record.verdict ?? record.kind).padEnd(5)];
+  if (record.tool !== undefined) parts.push(clean(record.tool));
+  if (record.agent !== undefined) parts.push(`agent=${clean(record.agent)}`);
+  if (record.session !== undefined) parts.push(`session=${clean(record.session)}`);
+  if (record.rule) parts.push(`rule=${clean(record.rule)}`);
+  if (record.findings?.length) parts.push(`findings=${record.findings.map((f) => clean(f.code)).join(",")}`);
+  if (record.approval) parts.push(`approval=${clean(record.approval.id)}:${clean(record.approval.status)}`);
+  return parts.join(" ");
+}
+
+function clean(value: unknown): string {
+  return String(value ?? "").replace(
+    /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u202a-\u202e\u2066-\u2069]/g,
+    "?",
+  );
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, " ");
+}
+
+function isParseArgsError(error: unknown): boolean {
+  const code = (error as { code?: unknown })?.code;
+  return typeof code === "string" && code.startsWith("ERR_PARSE_ARGS");
+}
+
+/** Aborts on Ctrl-C so `tail --follow` ends cleanly. */
+function interrupted(): AbortSignal {
+  const controller = new AbortController();
+  process.once("SIGINT", () => controller.abort());
+  return controller.signal;
+}
