@@ -1,5 +1,6 @@
 import { enumKind, maxLengthKind, rangeKind, regexKind } from "./basic.js";
 import type { ConstraintKind, Detector } from "./kind.js";
+import { pathKind } from "./path/index.js";
 import { urlKind } from "./url/index.js";
 
 export { compileLinearRegex } from "./basic.js";
@@ -14,6 +15,7 @@ export const CONSTRAINT_KINDS: ReadonlyMap<string, ConstraintKind> = new Map<str
     maxLengthKind,
     rangeKind,
     urlKind,
+    pathKind,
     // analyzers: one line each
   ].map((kind) => [kind.kind, kind]),
 );

@@ -1,0 +1,1 @@
+export { compileDenyGlobs, type PathOptions, pathKind } from "./path-kind.js";
