@@ -272,7 +272,7 @@ describe("FlowIndex properties", () => {
     );
   });
 
-  it("does not find unrelated random text of the same alphabet", () => {
+  it("rarely finds unrelated random text of the same alphabet, and then only real shared stretches", () => {
     const words = (max: number) =>
       fc.string({ unit: fc.constantFrom(..."abcdefghijklmnopqrstuvwxyz "), maxLength: max, size: "max" });
     let found = 0;
@@ -280,11 +280,13 @@ describe("FlowIndex properties", () => {
       fc.property(words(3000), words(1000), (doc, query) => {
         const index = new FlowIndex();
         index.add(doc, ["untrusted"], "web#1");
-        if (index.scan(query).length > 0) found++;
+        if (index.scan(query).length === 0) return;
+        found++;
+        // fast-check biases towards low-entropy strings ("aaaa..."), which really do share text.
+        expect(longestCommon(plain(doc), plain(query))).toBeGreaterThanOrEqual(16);
       }),
       { numRuns: 500 },
     );
-    // Sharing 16 letters by chance has probability about 1e-17 per pair of positions.
-    expect(found).toBe(0);
+    expect(found).toBeLessThanOrEqual(10);
   });
 });

@@ -64,12 +64,15 @@ function checkMinMatch(value: number, what: string): number {
  * Content fingerprints of one session's labelled content (tool outputs, user input), answering
  * "which labels does this argument carry?" by shared stretches of normalised text.
  *
- * Winnowing (Schleimer, Wilkerson, Aiken 2003) over k-grams with k + w - 1 = the smallest
- * minimum match t: every stretch of >= t characters shared with recorded content contains a
+ * Winnowing (Schleimer, Wilkerson, Aiken 2003) over k-grams with k + w - 1 = t, the smallest
+ * minimum match: every stretch of >= t characters shared with recorded content contains a
  * recorded k-gram, so `scan` looks up every k-gram of the argument in a hash table (cost grows
  * with the argument, not with the history), verifies each candidate against the stored text
  * (no hash-collision hits) and extends it to measure the stretch against each label's minimum.
- * Hand-written: no maintained npm library does incremental winnowing with verification.
+ * Each entry also keeps 8-bit tags of the g = ceil((w-1)/2) characters on either side: a real
+ * match extends at least g characters to one side, so candidates whose tags both differ are
+ * dropped without touching the text. Hand-written: no maintained npm library does incremental
+ * winnowing with verification.
  *
  * Bounded memory, fail-closed: when recording more would pass `maxBytes`, the content is not
  * stored and `overflowed` becomes true; from then on every scan of a text at least a label's
@@ -82,14 +85,16 @@ export class FlowIndex {
   readonly minMatch: number;
   private readonly labelMinMatch: ReadonlyMap<string, number>;
   private readonly maxBytes: number;
-  /** k-gram length and winnowing window; k + w - 1 is the smallest minimum match. */
+  /** k-gram length, winnowing window and context-tag length; k + w - 1 is the smallest minimum match. */
   private readonly k: number;
   private readonly w: number;
+  private readonly g: number;
   private readonly shortest: number;
   /** Context compared on each side of a k-gram when deduplicating entries. */
   private readonly radius: number;
   private readonly base: number;
   private readonly baseK: number;
+  private readonly baseG: number;
 
   private readonly docs: Doc[] = [];
   private readonly docStarts: number[] = [];
@@ -104,15 +109,18 @@ export class FlowIndex {
   private stamps = new Uint32Array(0);
   private generation = 0;
 
-  // Allocated on first stored content; one empty bucket until then.
-  private entryHash = new Uint32Array(0);
-  private entryPos = new Uint32Array(0);
-  private entryNext = new Int32Array(0);
+  // Fingerprint table, allocated on first stored content; one empty bucket until then.
+  // Three ints an entry, side by side so a chain step touches one cache line: the key (high 16
+  // bits of the k-gram hash, then the left and right context tags), the index-wide position, and
+  // the next entry in the bucket (-1 ends the chain).
+  private table = new Int32Array(0);
+  private capacity = 0;
   private heads = Int32Array.of(-1);
   private entries = 0;
 
   private isOverflowed = false;
   private scratch = new CharBuffer(1024);
+  private scratchTags = new Uint8Array(1024);
   private readonly dequeHash: Uint32Array;
   private readonly dequePos: Uint32Array;
   private selectedHash = new Uint32Array(64);
@@ -130,21 +138,30 @@ export class FlowIndex {
     }
     this.labelMinMatch = perLabel;
     const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
-    if (!(maxBytes > 0) || maxBytes > 2 ** 31)
+    if (!(maxBytes > 0) || maxBytes > 2 ** 31) {
       throw new RangeError(`maxBytes must be in (0, 2^31], got ${maxBytes}`);
+    }
     this.maxBytes = maxBytes;
     this.shortest = shortest;
     // k about t/2 balances fingerprint density (2/(w+1)) against how common each k-gram is.
     this.k = Math.ceil(shortest / 2);
     this.w = shortest - this.k + 1;
+    this.g = Math.ceil((this.w - 1) / 2);
     this.radius = longest - this.k;
-    this.dequeHash = new Uint32Array(this.w + 1);
-    this.dequePos = new Uint32Array(this.w + 1);
+    // Ring buffers for winnowing, a power of two long so wrapping is a mask.
+    const ring = 2 ** Math.ceil(Math.log2(this.w + 1));
+    this.dequeHash = new Uint32Array(ring);
+    this.dequePos = new Uint32Array(ring);
     // A random odd base per index, so texts cannot be crafted offline to collide.
     this.base = (crypto.getRandomValues(new Uint32Array(1))[0] | 1) >>> 0;
-    let bk = 1;
-    for (let i = 0; i < this.k; i++) bk = Math.imul(bk, this.base);
-    this.baseK = bk;
+    let power = 1;
+    for (let i = 1; i <= Math.max(this.k, this.g); i++) {
+      power = Math.imul(power, this.base);
+      if (i === this.g) this.baseG = power;
+      if (i === this.k) this.baseK = power;
+    }
+    this.baseK ??= 1;
+    this.baseG ??= 1;
   }
 
   /** True once the memory bound was hit: scans then report every label ever added (fail-closed). */
@@ -152,9 +169,9 @@ export class FlowIndex {
     return this.isOverflowed;
   }
 
-  /** Approximate memory held: stored text, fingerprint table and bookkeeping. */
+  /** Approximate memory held: stored text, fingerprint table and bookkeeping; 0 when nothing is stored. */
   get bytes(): number {
-    return this.docBytes + this.entryHash.length * 16 + this.stamps.byteLength + this.keyIds.size * 64;
+    return this.docBytes + this.capacity * 16 + this.stamps.byteLength + this.keyIds.size * 64;
   }
 
   /**
@@ -201,14 +218,16 @@ export class FlowIndex {
       return;
     }
     const selected = this.winnow(buf.data, n);
-    let capacity = this.entryHash.length;
+    let capacity = this.capacity;
     while (capacity < this.entries + selected) capacity = Math.max(MIN_TABLE, capacity * 2);
-    const projected = this.bytes + textBytes + DOC_OVERHEAD + (capacity - this.entryHash.length) * 16 + 128;
+    const projected = this.bytes + textBytes + DOC_OVERHEAD + (capacity - this.capacity) * 16 + 128;
     if (projected > this.maxBytes) {
       this.isOverflowed = true;
       return;
     }
 
+    const tags = new Uint8Array(n);
+    this.computeTags(buf.data, n, tags);
     const data = buf.max < 256 ? new Uint8Array(n) : new Uint16Array(n);
     data.set(buf.data.subarray(0, n));
     const keys = labelIds.map((id) => this.keyId(source, id));
@@ -220,16 +239,20 @@ export class FlowIndex {
     this.nextStart += n + 1;
     this.docBytes += textBytes + DOC_OVERHEAD;
 
+    const { k, g } = this;
     for (let s = 0; s < selected; s++) {
       const hash = this.selectedHash[s];
       const pos = this.selectedPos[s];
-      if (this.isDuplicate(hash, pos, doc)) continue;
-      if (this.entries === this.entryHash.length) this.growTable();
+      const left = pos >= g ? tags[pos - g] : 0;
+      const right = pos + k + g <= n ? tags[pos + k] : 0;
+      const key = (hash & 0xffff0000) | (left << 8) | right;
+      if (this.isDuplicate(hash, key, pos, doc)) continue;
+      if (this.entries === this.capacity) this.growTable();
       const e = this.entries++;
       const bucket = hash & (this.heads.length - 1);
-      this.entryHash[e] = hash;
-      this.entryPos[e] = doc.start + pos;
-      this.entryNext[e] = this.heads[bucket];
+      this.table[3 * e] = key;
+      this.table[3 * e + 1] = doc.start + pos;
+      this.table[3 * e + 2] = this.heads[bucket];
       this.heads[bucket] = e;
     }
     if (this.selectedPos.length > SCRATCH_KEEP) {
@@ -251,12 +274,12 @@ export class FlowIndex {
 
   /** Like `scan`, appending to `out`. */
   collect(text: string, out: FlowHit[]): void {
-    const q = this.normalizeQuery(text);
-    const n = q.length;
+    const n = this.prepareQuery(text);
     if (n < this.shortest) return;
-    const data = q.data;
+    const data = this.scratch.data;
+    const tags = this.scratchTags;
     const generation = this.nextGeneration();
-    const k = this.k;
+    const { k, g } = this;
     let budget = 64 * n + 262_144;
     let exhausted = false;
     let lastDoc = -1;
@@ -266,16 +289,22 @@ export class FlowIndex {
     for (let j = 0; j < k; j++) roll = (Math.imul(roll, this.base) + data[j]) | 0;
     scanning: for (let i = 0; ; i++) {
       const hash = fmix32(roll);
-      for (let e = this.heads[hash & (this.heads.length - 1)]; e !== -1; e = this.entryNext[e]) {
-        if (this.entryHash[e] !== hash) continue;
+      const high = hash >>> 16;
+      const left = i >= g ? tags[i - g] : 0;
+      const right = i + k + g <= n ? tags[i + k] : 0;
+      const table = this.table;
+      for (let e = this.heads[hash & (this.heads.length - 1)]; e !== -1; e = table[3 * e + 2]) {
+        const key = table[3 * e];
+        if (key >>> 16 !== high || (((key >>> 8) & 0xff) !== left && (key & 0xff) !== right)) continue;
         if (--budget < 0) {
           exhausted = true;
           break scanning;
         }
-        const docIndex = this.docAt(this.entryPos[e]);
+        const pos = table[3 * e + 1];
+        const docIndex = this.docAt(pos);
         const doc = this.docs[docIndex];
         if (this.allStamped(doc, generation)) continue;
-        const p = this.entryPos[e] - doc.start;
+        const p = pos - doc.start;
         if (docIndex === lastDoc && p - i === lastDiagonal && i < lastEnd) continue;
         const stored = doc.data;
         let m = 0;
@@ -283,22 +312,29 @@ export class FlowIndex {
         if (m < k) continue;
         // Extend until the stretch reaches the largest minimum this content needs.
         const need = doc.need;
-        let left = 0;
-        while (left < need - k && left < i && left < p && stored[p - left - 1] === data[i - left - 1]) left++;
-        let right = 0;
+        let before = 0;
+        while (
+          before < need - k &&
+          before < i &&
+          before < p &&
+          stored[p - before - 1] === data[i - before - 1]
+        ) {
+          before++;
+        }
+        let after = 0;
         const storedLength = stored.length;
         while (
-          left + k + right < need &&
-          i + k + right < n &&
-          p + k + right < storedLength &&
-          stored[p + k + right] === data[i + k + right]
+          before + k + after < need &&
+          i + k + after < n &&
+          p + k + after < storedLength &&
+          stored[p + k + after] === data[i + k + after]
         ) {
-          right++;
+          after++;
         }
-        const length = left + k + right;
+        const length = before + k + after;
         lastDoc = docIndex;
         lastDiagonal = p - i;
-        lastEnd = i + k + right;
+        lastEnd = i + k + after;
         for (let l = 0; l < doc.labels.length; l++) {
           const key = doc.keys[l];
           if (this.stamps[key] !== generation && length >= this.labelNeed[doc.labels[l]]) {
@@ -327,11 +363,11 @@ export class FlowIndex {
   containsWhole(text: string, label: string): boolean {
     const id = this.labelIds.get(label);
     if (id === undefined) return false;
-    const q = this.normalizeQuery(text);
-    const n = q.length;
+    const n = this.prepareQuery(text);
     if (n < this.shortest) return false;
-    const data = q.data;
-    const k = this.k;
+    const data = this.scratch.data;
+    const tags = this.scratchTags;
+    const { k, g } = this;
     let budget = 64 * n + 262_144;
     let lastDoc = -1;
     let lastOffset = 0;
@@ -340,12 +376,18 @@ export class FlowIndex {
     for (let j = 0; j < k; j++) roll = (Math.imul(roll, this.base) + data[j]) | 0;
     scanning: for (let i = 0; ; i++) {
       const hash = fmix32(roll);
-      for (let e = this.heads[hash & (this.heads.length - 1)]; e !== -1; e = this.entryNext[e]) {
-        if (this.entryHash[e] !== hash) continue;
+      const high = hash >>> 16;
+      const left = i >= g ? tags[i - g] : 0;
+      const right = i + k + g <= n ? tags[i + k] : 0;
+      const table = this.table;
+      for (let e = this.heads[hash & (this.heads.length - 1)]; e !== -1; e = table[3 * e + 2]) {
+        const key = table[3 * e];
+        if (key >>> 16 !== high || (((key >>> 8) & 0xff) !== left && (key & 0xff) !== right)) continue;
         if (--budget < 0) break scanning;
-        const docIndex = this.docAt(this.entryPos[e]);
+        const pos = table[3 * e + 1];
+        const docIndex = this.docAt(pos);
         const doc = this.docs[docIndex];
-        const offset = this.entryPos[e] - doc.start - i;
+        const offset = pos - doc.start - i;
         if (offset < 0 || offset + n > doc.data.length || !doc.labels.includes(id)) continue;
         if (docIndex === lastDoc && offset === lastOffset) continue;
         lastDoc = docIndex;
@@ -406,14 +448,34 @@ export class FlowIndex {
     return true;
   }
 
-  private normalizeQuery(text: string): CharBuffer {
+  /** Normalises `text` into the scratch buffer and computes its context tags; returns its length. */
+  private prepareQuery(text: string): number {
     this.scratch.reset();
     normalizeInto(text, this.scratch);
-    return this.scratch;
+    const n = this.scratch.length;
+    if (n < this.shortest) return n;
+    if (this.scratchTags.length < n)
+      this.scratchTags = new Uint8Array(Math.max(n, this.scratchTags.length * 2));
+    this.computeTags(this.scratch.data, n, this.scratchTags);
+    return n;
   }
 
   private releaseScratch(): void {
     if (this.scratch.data.length > SCRATCH_KEEP) this.scratch = new CharBuffer(1024);
+    if (this.scratchTags.length > SCRATCH_KEEP) this.scratchTags = new Uint8Array(1024);
+  }
+
+  /** tags[j]: an 8-bit hash of the g characters starting at j, for every j with j + g <= n. */
+  private computeTags(data: Uint16Array, n: number, tags: Uint8Array): void {
+    const g = this.g;
+    if (g === 0) return;
+    let roll = 0;
+    for (let j = 0; j < g; j++) roll = (Math.imul(roll, this.base) + data[j]) | 0;
+    for (let j = 0; ; j++) {
+      tags[j] = fmix32(roll ^ 0x5bd1e995) >>> 24;
+      if (j + g >= n) break;
+      roll = (Math.imul(roll, this.base) + data[j + g] - Math.imul(data[j], this.baseG)) | 0;
+    }
   }
 
   /** Index of the recorded content holding index-wide position `pos`. */
@@ -435,9 +497,8 @@ export class FlowIndex {
    * position). Fills selectedHash/selectedPos and returns their count.
    */
   private winnow(data: Uint16Array, n: number): number {
-    const k = this.k;
-    const w = this.w;
-    const cap = w + 1;
+    const { k, w } = this;
+    const mask = this.dequeHash.length - 1;
     const dh = this.dequeHash;
     const dp = this.dequePos;
     let head = 0;
@@ -448,13 +509,13 @@ export class FlowIndex {
     for (let j = 0; j < k; j++) roll = (Math.imul(roll, this.base) + data[j]) | 0;
     for (let i = 0; ; i++) {
       const hash = fmix32(roll);
-      while (size > 0 && dh[(head + size - 1) % cap] > hash) size--;
-      const tail = (head + size) % cap;
+      while (size > 0 && dh[(head + size - 1) & mask] > hash) size--;
+      const tail = (head + size) & mask;
       dh[tail] = hash;
       dp[tail] = i;
       size++;
       if (dp[head] + w <= i) {
-        head = (head + 1) % cap;
+        head = (head + 1) & mask;
         size--;
       }
       if (i >= w - 1 && dp[head] !== last) {
@@ -484,7 +545,7 @@ export class FlowIndex {
    * True if a recent entry of the same content has the same k-gram with the same context within
    * `radius` on both sides: every stretch it could verify, the existing entry verifies the same.
    */
-  private isDuplicate(hash: number, pos: number, doc: Doc): boolean {
+  private isDuplicate(hash: number, key: number, pos: number, doc: Doc): boolean {
     const data = doc.data;
     const k = this.k;
     const r = this.radius;
@@ -494,11 +555,11 @@ export class FlowIndex {
     for (
       let e = this.heads[hash & (this.heads.length - 1)];
       e !== -1 && walked < DEDUPE_WALK;
-      e = this.entryNext[e]
+      e = this.table[3 * e + 2]
     ) {
       walked++;
-      if (this.entryHash[e] !== hash || this.entryPos[e] < doc.start) continue;
-      const other = this.entryPos[e] - doc.start;
+      if (this.table[3 * e] !== key || this.table[3 * e + 1] < doc.start) continue;
+      const other = this.table[3 * e + 1] - doc.start;
       if (Math.min(r, other) !== left || Math.min(r, data.length - other - k) !== right) continue;
       let m = -left;
       while (m < k + right && data[pos + m] === data[other + m]) m++;
@@ -507,20 +568,27 @@ export class FlowIndex {
     return false;
   }
 
+  /** Doubles the table; bucket bits beyond those kept in the key are recomputed from the text. */
   private growTable(): void {
-    const size = Math.max(MIN_TABLE, this.entryHash.length * 2);
-    const hashes = new Uint32Array(size);
-    const positions = new Uint32Array(size);
-    hashes.set(this.entryHash);
-    positions.set(this.entryPos);
-    this.entryHash = hashes;
-    this.entryPos = positions;
-    this.entryNext = new Int32Array(size);
+    const size = Math.max(MIN_TABLE, this.capacity * 2);
+    const table = new Int32Array(3 * size);
+    table.set(this.table);
+    this.table = table;
+    this.capacity = size;
     this.heads = new Int32Array(size).fill(-1);
     const mask = size - 1;
+    const k = this.k;
+    let docIndex = 0;
+    // Entries were appended in content order, so one sweep finds each entry's content.
     for (let e = 0; e < this.entries; e++) {
-      const bucket = hashes[e] & mask;
-      this.entryNext[e] = this.heads[bucket];
+      const pos = table[3 * e + 1];
+      while (docIndex + 1 < this.docs.length && this.docs[docIndex + 1].start <= pos) docIndex++;
+      const doc = this.docs[docIndex];
+      const p = pos - doc.start;
+      let roll = 0;
+      for (let j = 0; j < k; j++) roll = (Math.imul(roll, this.base) + doc.data[p + j]) | 0;
+      const bucket = fmix32(roll) & mask;
+      table[3 * e + 2] = this.heads[bucket];
       this.heads[bucket] = e;
     }
   }
