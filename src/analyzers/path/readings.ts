@@ -39,7 +39,11 @@ export function pathReadings(value: string, base: string, allowRelative: boolean
   if (value.length === 0) return { code: "path.unparsable", message: "empty path" };
   if (PLAIN.test(value)) {
     // The common case: one reading, no decoding.
-    if (value.charCodeAt(0) === 47 /* / */) return [trimSlash(posix.normalize(value))];
+    if (value.charCodeAt(0) === 47 /* / */) {
+      // Without `//` or a `.` segment start the path is already normal.
+      const normal = value.includes("/.") || value.includes("//") ? posix.normalize(value) : value;
+      return [trimSlash(normal)];
+    }
     return allowRelative ? [trimSlash(posix.resolve(base, value))] : relativeProblem(value);
   }
   const forms = [value];
