@@ -200,6 +200,19 @@ describe("FlowIndex overflow", () => {
     ]);
   });
 
+  it("fails closed for one scan whose candidate work passes its budget", () => {
+    const index = new FlowIndex();
+    const content = "the very same forty characters, many times";
+    for (let i = 0; i < 15_000; i++) index.add(content, ["untrusted"], `web#${i}`);
+    index.add(PAYROLL, ["private"], "file#1");
+    const hits = index.scan(content);
+    expect(index.overflowed).toBe(false);
+    expect(hits).toContainEqual({ label: "untrusted", source: OVERFLOW_SOURCE });
+    expect(hits).toContainEqual({ label: "private", source: OVERFLOW_SOURCE });
+    // The next scan is exact again.
+    expect(sorted(index.scan(PAYROLL))).toEqual(["private@file#1"]);
+  });
+
   it("handles a 10 MB text in add and scan", () => {
     const big = filler(10, 1_700_000);
     const index = new FlowIndex();

@@ -29,6 +29,9 @@ const DEDUPE_WALK = 8;
 /** The query scratch buffer is kept between scans up to this many code units. */
 const SCRATCH_KEEP = 1 << 16;
 const MIN_TABLE = 256;
+/** Candidate budget of one scan: WORK_PER_CHAR per normalised character plus WORK_BASE. */
+const WORK_PER_CHAR = 64;
+const WORK_BASE = 65_536;
 
 interface Doc {
   /** Normalised text; one byte a character when it fits. Parts are separated by PART_SEPARATOR. */
@@ -280,7 +283,7 @@ export class FlowIndex {
     const tags = this.scratchTags;
     const generation = this.nextGeneration();
     const { k, g } = this;
-    let budget = 64 * n + 262_144;
+    let budget = WORK_PER_CHAR * n + WORK_BASE;
     let exhausted = false;
     let lastDoc = -1;
     let lastDiagonal = 0;
@@ -368,7 +371,7 @@ export class FlowIndex {
     const data = this.scratch.data;
     const tags = this.scratchTags;
     const { k, g } = this;
-    let budget = 64 * n + 262_144;
+    let budget = WORK_PER_CHAR * n + WORK_BASE;
     let lastDoc = -1;
     let lastOffset = 0;
     let roll = 0;
