@@ -113,18 +113,29 @@ export function sealRecord(
   chain?: string,
 ): SealedRecord {
   // Chain fields an untyped caller put on the event must not shadow the real ones.
-  const { seq: _s, prev: _p, hash: _h, hmac: _m, chain: _c, ...rest } = event as Partial<AuditRecord>;
+  const source = hasChainFields(event) ? stripChainFields(event) : event;
   const body = (
     chain === undefined
-      ? { ...rest, seq: head.seq + 1, prev: head.hash }
-      : { ...rest, chain, seq: head.seq + 1, prev: head.hash }
-  ) as Omit<AuditRecord, "hash" | "hmac">;
+      ? { ...source, seq: head.seq + 1, prev: head.hash }
+      : { ...source, chain, seq: head.seq + 1, prev: head.hash }
+  ) as AuditRecord;
   const canonical = canonicalJson(body);
   const hash = sha256Hex(canonical);
   const hmac = key ? hmacHex(key, hash) : "";
   // The stored line need not be canonical (readers re-canonicalise); appending keeps one pass.
   const line = `${canonical.slice(0, -1)},"hash":"${hash}","hmac":"${hmac}"}`;
-  return { record: { ...body, hash, hmac }, line };
+  body.hash = hash;
+  body.hmac = hmac;
+  return { record: body, line };
+}
+
+function hasChainFields(event: object): boolean {
+  return "seq" in event || "prev" in event || "hash" in event || "hmac" in event || "chain" in event;
+}
+
+function stripChainFields(event: AuditEvent): AuditEvent {
+  const { seq: _s, prev: _p, hash: _h, hmac: _m, chain: _c, ...rest } = event as Partial<AuditRecord>;
+  return rest as AuditEvent;
 }
 
 export interface AuditKeyOptions {

@@ -1,0 +1,179 @@
+import { randomBytes } from "node:crypto";
+import { mkdtemp, rm } from "node:fs/promises";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { type AuditEvent, type AuditSink, type Durability, JsonlAuditSink } from "../src/audit/index.js";
+
+/** Records per second that one audit sink sustained. */
+export interface AuditThroughput {
+  name: string;
+  sink: "jsonl" | "sqlite" | "postgres";
+  durability: Durability;
+  /** Appends in flight at once (concurrent gateway calls). */
+  concurrency: number;
+  records: number;
+  seconds: number;
+  recordsPerSecond: number;
+  /** Why the scenario did not run (e.g. no PostgreSQL server). */
+  skipped?: string;
+}
+
+export interface AuditThroughputOptions {
+  /** Records per scenario. Default 20,000. */
+  records?: number;
+  /** Appends in flight. Default 256. */
+  concurrency?: number;
+  /** PostgreSQL to measure against (a fresh schema is created and dropped); `false` to skip. Default 127.0.0.1:5432 db `test`. */
+  postgres?: false | { host?: string; port?: number; user?: string; password?: string; database?: string };
+}
+
+const KEY = randomBytes(32);
+
+function event(i: number): AuditEvent {
+  return {
+    kind: "decision",
+    time: new Date().toISOString(),
+    session: `session-${i % 64}`,
+    agent: `agent-${i % 8}`,
+    tool: i % 5 === 0 ? "send_email" : "read_file",
+    verdict: i % 5 === 0 ? "deny" : "allow",
+    rule: i % 5 === 0 ? "no-untrusted-into-external-sinks" : "allow-reads",
+    reason: i % 5 === 0 ? "Untrusted content may not reach an external sink." : "allowed by rule",
+    findings:
+      i % 5 === 0 ? [{ code: "flow.untrusted", message: "untrusted content in body", arg: "body" }] : [],
+    labels: i % 5 === 0 ? ["untrusted"] : [],
+    argsHash: "3f".repeat(32),
+    policy: "support-bot",
+  };
+}
+
+/** Appends `records` events with `concurrency` in flight; returns seconds from first append to last acknowledgement. */
+async function drive(sink: AuditSink, records: number, concurrency: number): Promise<number> {
+  let next = 0;
+  const start = process.hrtime.bigint();
+  const worker = async () => {
+    while (next < records) await sink.append(event(next++));
+  };
+  await Promise.all(Array.from({ length: Math.min(concurrency, records) }, worker));
+  await sink.flush();
+  return Number(process.hrtime.bigint() - start) / 1e9;
+}
+
+/**
+ * Measures audit write throughput: JSONL with batched fdatasync (and with plain writes), SQLite in
+ * WAL mode with synchronous=FULL, and PostgreSQL with durable commits, each signing every record.
+ * Also JSONL fsync with one call at a time, which is the per-call latency a lone agent sees.
+ */
+export async function measureAuditThroughput(
+  options: AuditThroughputOptions = {},
+): Promise<AuditThroughput[]> {
+  const records = options.records ?? 20_000;
+  const concurrency = options.concurrency ?? 256;
+  const dir = await mkdtemp(join(tmpdir(), "tw-bench-audit-"));
+  const results: AuditThroughput[] = [];
+  const record = (
+    name: string,
+    sink: AuditThroughput["sink"],
+    durability: Durability,
+    n: number,
+    c: number,
+    seconds: number,
+  ) =>
+    results.push({
+      name,
+      sink,
+      durability,
+      concurrency: c,
+      records: n,
+      seconds,
+      recordsPerSecond: n / seconds,
+    });
+  try {
+    for (const durability of ["fsync", "write"] as const) {
+      const sink = await JsonlAuditSink.open({
+        path: join(dir, `${durability}.jsonl`),
+        key: KEY,
+        durability,
+      });
+      const seconds = await drive(sink, records, concurrency);
+      await sink.close();
+      record(
+        `jsonl ${durability}, ${concurrency} in flight`,
+        "jsonl",
+        durability,
+        records,
+        concurrency,
+        seconds,
+      );
+    }
+    {
+      const n = Math.min(records, 1000);
+      const sink = await JsonlAuditSink.open({ path: join(dir, "serial.jsonl"), key: KEY });
+      const seconds = await drive(sink, n, 1);
+      await sink.close();
+      record("jsonl fsync, one at a time", "jsonl", "fsync", n, 1, seconds);
+    }
+    {
+      const { SqliteAuditSink } = await import("../src/audit/sqlite-sink.js");
+      const sink = new SqliteAuditSink({ path: join(dir, "audit.db"), key: KEY });
+      const seconds = await drive(sink, records, concurrency);
+      await sink.close();
+      record(`sqlite fsync, ${concurrency} in flight`, "sqlite", "fsync", records, concurrency, seconds);
+    }
+    if (options.postgres !== false)
+      results.push(await measurePostgres(options.postgres ?? {}, records, concurrency));
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+  return results;
+}
+
+async function measurePostgres(
+  connection: Exclude<AuditThroughputOptions["postgres"], false | undefined>,
+  records: number,
+  concurrency: number,
+): Promise<AuditThroughput> {
+  const { PostgresAuditSink } = await import("../src/audit/postgres-sink.js");
+  const pg = (await import("pg")).default;
+  const config = { host: "127.0.0.1", port: 5432, user: "postgres", database: "test", ...connection };
+  const schema = `tw_bench_audit_${process.pid}_${randomBytes(4).toString("hex")}`;
+  const name = `postgres fsync, ${concurrency} in flight`;
+  let sink: InstanceType<typeof PostgresAuditSink>;
+  try {
+    sink = await PostgresAuditSink.open({
+      connection: { ...config, connectionTimeoutMillis: 3000 },
+      schema,
+      key: KEY,
+    });
+  } catch (error) {
+    const skipped = `no PostgreSQL at ${config.host}:${config.port}: ${(error as Error).message}`;
+    return {
+      name,
+      sink: "postgres",
+      durability: "fsync",
+      concurrency,
+      records: 0,
+      seconds: 0,
+      recordsPerSecond: 0,
+      skipped,
+    };
+  }
+  try {
+    const seconds = await drive(sink, records, concurrency);
+    return {
+      name,
+      sink: "postgres",
+      durability: "fsync",
+      concurrency,
+      records,
+      seconds,
+      recordsPerSecond: records / seconds,
+    };
+  } finally {
+    await sink.close();
+    const client = new pg.Client(config);
+    await client.connect();
+    await client.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
+    await client.end();
+  }
+}
