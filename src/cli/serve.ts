@@ -1,0 +1,81 @@
+import { relative } from "node:path";
+import { CliError, parseFlags } from "./util.js";
+import type { Command } from "./util.js";
+import { help } from "./validate.js";
+
+const USAGE =
+  "toolwarden serve -p POLICY [--port 8080] [--host 127.0.0.1] [--data DIR] [--store URL] [--audit-pg URL] [--cors ORIGIN]... [--no-watch]";
+
+/** `toolwarden serve`: the HTTP API and dashboard. */
+export const serve: Command = {
+  summary: "run the HTTP decision API and the approvals/audit dashboard",
+  usage: USAGE,
+  async run(argv) {
+    const { values } = parseFlags(
+      argv,
+      {
+        policy: { type: "string", short: "p" },
+        port: { type: "string" },
+        host: { type: "string" },
+        data: { type: "string" },
+        store: { type: "string" },
+        "audit-pg": { type: "string" },
+        cors: { type: "string", multiple: true },
+        "no-watch": { type: "boolean" },
+      },
+      this.usage,
+    );
+    if (values.help) return help(this);
+    const env = process.env;
+    const policy = values.policy ?? env.TOOLWARDEN_POLICY;
+    if (!policy) throw new CliError(`no policy given: pass -p POLICY\nusage: ${USAGE}`);
+    const portText = values.port ?? env.TOOLWARDEN_PORT ?? "8080";
+    const port = Number(portText);
+    if (!/^\d+$/.test(portText) || port > 65535)
+      throw new CliError(`--port must be a number from 0 to 65535, not \`${portText}\``);
+    const { startServer } = await import("../server/index.js");
+    const server = await startServer({
+      policy,
+      port,
+      host: values.host ?? env.TOOLWARDEN_HOST ?? "127.0.0.1",
+      dataDir: values.data ?? env.TOOLWARDEN_DATA ?? ".toolwarden",
+      store: values.store ?? env.TOOLWARDEN_STORE,
+      auditPg: values["audit-pg"] ?? env.TOOLWARDEN_AUDIT_PG,
+      corsOrigins: values.cors,
+      watch: !values["no-watch"],
+    });
+    const show = (file: string) => {
+      const rel = relative(process.cwd(), file);
+      return rel && !rel.startsWith("..") ? rel : file;
+    };
+    const lines = [
+      `toolwarden: serving policy \`${server.policies.active.name}\` (${server.policies.active.hash.slice(0, 12)})`,
+      `  dashboard: ${server.url}/`,
+      `  api:       ${server.url}/v1  (OpenAPI: ${server.url}/openapi.json)`,
+      `  data:      ${show(server.paths.dir)}`,
+    ];
+    if (server.createdAdminKey)
+      lines.push(
+        `  a new admin API key was written to ${show(server.createdAdminKey)} (mode 0600); sign in with it`,
+      );
+    else
+      lines.push(
+        `  sign in with an admin or approver key (the first admin key is in ${show(server.paths.adminKeyFile)})`,
+      );
+    if (server.createdAuditKeyFile)
+      lines.push(`  a new audit HMAC key was written to ${show(server.createdAuditKeyFile)} (mode 0600)`);
+    process.stdout.write(`${lines.join("\n")}\n`);
+    await new Promise<void>((resolve) => {
+      const stop = () => {
+        process.off("SIGINT", stop);
+        process.off("SIGTERM", stop);
+        process.stderr.write("toolwarden: shutting down\n");
+        resolve();
+      };
+      process.on("SIGINT", stop);
+      process.on("SIGTERM", stop);
+    });
+    await server.close();
+    return 0;
+  },
+};

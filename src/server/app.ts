@@ -1,0 +1,861 @@
+import { isDeepStrictEqual } from "node:util";
+import { Hono } from "hono";
+import type { Context, MiddlewareHandler } from "hono";
+import { bodyLimit } from "hono/body-limit";
+import { cors } from "hono/cors";
+import { secureHeaders } from "hono/secure-headers";
+import { streamSSE } from "hono/streaming";
+import type { z } from "zod";
+import { hashValue } from "../audit/chain.js";
+import type { Call, Decision } from "../core/index.js";
+import { PolicyLoadError, ToolwardenError } from "../core/index.js";
+import type { Warden } from "../gateway/index.js";
+import type { ApprovalStatus } from "../stores/types.js";
+import { waitForApproval } from "./approval-wait.js";
+import type { AuditReader } from "./audit-reader.js";
+import type { DashboardAssets } from "./dashboard.js";
+import { dryRun, type RecentCalls } from "./dry-run.js";
+import type { EventBus, ServerEvent } from "./events.js";
+import type { ApiKeyIdentity, ApiKeyStore, Role } from "./keys.js";
+import type { ServerMetrics } from "./metrics.js";
+import { openApiDocument, type RouteDoc } from "./openapi.js";
+import type { PolicyManager } from "./policy-versions.js";
+import {
+  ApprovalDecisionSchema,
+  ApprovalSchema,
+  AuditQuerySchema,
+  CreateKeySchema,
+  DecideRequestSchema,
+  DecisionSchema,
+  DryRunRequestSchema,
+  InputRequestSchema,
+  OutputRequestSchema,
+  OutputResponseSchema,
+  PolicySourceSchema,
+  StatsQuerySchema,
+} from "./schemas.js";
+
+/** Everything the routes work with; `startServer` builds it. */
+export interface ServerContext {
+  warden: Warden;
+  keys: ApiKeyStore;
+  policies: PolicyManager;
+  reader: AuditReader;
+  bus: EventBus;
+  metrics: ServerMetrics;
+  recent: RecentCalls;
+  dashboard: DashboardAssets;
+  /** Largest request body in bytes. */
+  maxBodyBytes: number;
+  /** Origins allowed cross-origin requests; none by default (CORS off). */
+  corsOrigins?: string[];
+  health(): { ok: boolean; detail: Record<string, unknown> };
+  log(line: string): void;
+  version: string;
+}
+
+type Env = { Variables: { identity: ApiKeyIdentity } };
+type Handler = (c: Context<Env>) => Response | Promise<Response>;
+
+const MAX_SESSION_OWNERS = 100_000;
+
+/** Builds the HTTP app: the versioned JSON API, the event stream, metrics, OpenAPI and the dashboard. */
+export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDoc[] } {
+  const app = new Hono<Env>();
+  const routes: RouteDoc[] = [];
+  // Which agent a session belongs to: an agent key may not use or read another agent's session.
+  const sessionOwners = new Map<string, string>();
+
+  app.use(
+    "*",
+    secureHeaders({
+      contentSecurityPolicy: {
+        defaultSrc: ["'self'"],
+        scriptSrc: ["'self'"],
+        styleSrc: ["'self'"],
+        imgSrc: ["'self'", "data:"],
+        connectSrc: ["'self'"],
+        frameAncestors: ["'none'"],
+        baseUri: ["'none'"],
+        formAction: ["'none'"],
+      },
+      crossOriginResourcePolicy: "same-origin",
+    }),
+  );
+  if (ctx.corsOrigins?.length) {
+    app.use(
+      "/v1/*",
+      cors({
+        origin: ctx.corsOrigins,
+        allowHeaders: ["Authorization", "Content-Type"],
+        allowMethods: ["GET", "POST", "DELETE"],
+      }),
+    );
+  }
+  app.use(
+    "/v1/*",
+    bodyLimit({
+      maxSize: ctx.maxBodyBytes,
+      onError: (c) =>
+        fail(c, 413, "body_too_large", `the request body is larger than ${ctx.maxBodyBytes} bytes`),
+    }),
+  );
+
+  const route = (doc: RouteDoc, handler: Handler) => {
+    routes.push(doc);
+    const guards: MiddlewareHandler<Env>[] =
+      doc.roles === "public" ? [] : [authenticate(ctx.keys, doc.roles)];
+    app.on(doc.method.toUpperCase(), [doc.path], ...guards, handler);
+  };
+
+  route(
+    {
+      method: "get",
+      path: "/health",
+      summary: "Liveness and whether the audit trail is keeping up. No key needed.",
+      tag: "server",
+      roles: "public",
+      response: { status: 200, description: '`{status: "ok"}`, or 503 while an audit sink is backed up.' },
+    },
+    (c) => {
+      const health = ctx.health();
+      return c.json({ status: health.ok ? "ok" : "degraded" }, health.ok ? 200 : 503);
+    },
+  );
+
+  route(
+    {
+      method: "get",
+      path: "/v1/whoami",
+      summary: "The identity and role of the key.",
+      tag: "server",
+      roles: ["agent", "approver", "admin"],
+      response: { status: 200, description: "The key's identity (never the key)." },
+    },
+    (c) => c.json(c.get("identity")),
+  );
+
+  route(
+    {
+      method: "post",
+      path: "/v1/decide",
+      summary:
+        "Decide a tool call. With `wait`, an `ask` blocks until an approver decides (or the wait ends: deny).",
+      tag: "decisions",
+      roles: ["agent", "admin"],
+      body: DecideRequestSchema,
+      response: { status: 200, description: "The Decision.", schema: DecisionSchema },
+    },
+    async (c) => {
+      const body = await parseBody(c, DecideRequestSchema);
+      if (body instanceof Response) return body;
+      const bound = bindCall(c, body.call, sessionOwners);
+      if (bound instanceof Response) return bound;
+      const call = bound;
+      let decision = await decideCounted(ctx, call);
+      if (decision.verdict === "ask" && decision.approval && body.wait) {
+        decision = await settleAsk(ctx, call, decision, body.wait, c.req.raw.signal);
+      }
+      return c.json(decision);
+    },
+  );
+
+  route(
+    {
+      method: "post",
+      path: "/v1/outputs",
+      summary:
+        "Report a tool's output: it is labelled with the tool's `produces` labels and fingerprinted for flow checks.",
+      tag: "decisions",
+      roles: ["agent", "admin"],
+      body: OutputRequestSchema,
+      response: { status: 200, description: "The labels the output received.", schema: OutputResponseSchema },
+    },
+    async (c) => {
+      const body = await parseBody(c, OutputRequestSchema);
+      if (body instanceof Response) return body;
+      const bound = bindCall(c, body.call, sessionOwners);
+      if (bound instanceof Response) return bound;
+      const labels = ctx.warden.recordOutput(bound, body.output);
+      if (labels.length) {
+        await ctx.warden.appendAudit({
+          kind: "output",
+          tool: bound.tool,
+          server: bound.server,
+          session: bound.session,
+          agent: typeof bound.agent?.id === "string" ? bound.agent.id : undefined,
+          labels,
+          data: { outputHash: hashValue(body.output ?? null) },
+        });
+      }
+      return c.json({ labels });
+    },
+  );
+
+  route(
+    {
+      method: "post",
+      path: "/v1/sessions/:id/inputs",
+      summary: "Record the user's own labelled input on a session (for `flows: { unless: [...] }`).",
+      tag: "decisions",
+      roles: ["agent", "admin"],
+      body: InputRequestSchema,
+      response: { status: 200, description: "`{recorded: true}`." },
+    },
+    async (c) => {
+      const body = await parseBody(c, InputRequestSchema);
+      if (body instanceof Response) return body;
+      const bound = bindCall(c, { tool: "input", session: param(c, "id") } as Call, sessionOwners);
+      if (bound instanceof Response) return bound;
+      ctx.warden
+        .session({ id: bound.session, agent: bound.agent })
+        .input(body.value, { labels: body.labels });
+      return c.json({ recorded: true });
+    },
+  );
+
+  route(
+    {
+      method: "get",
+      path: "/v1/sessions/:id",
+      summary: "A session's report: decisions by verdict and tool, spend, labels seen, flows blocked.",
+      tag: "decisions",
+      roles: ["agent", "approver", "admin"],
+      response: { status: 200, description: "The session report." },
+    },
+    (c) => {
+      const id = param(c, "id");
+      const identity = c.get("identity");
+      const owner = sessionOwners.get(id);
+      if (identity.role === "agent" && owner !== identity.agent) {
+        return fail(c, 403, "forbidden", `session \`${id}\` does not belong to agent \`${identity.agent}\``);
+      }
+      const report = ctx.warden.report(id);
+      return report ? c.json(report) : fail(c, 404, "not_found", `no session \`${id}\` on this server`);
+    },
+  );
+
+  route(
+    {
+      method: "get",
+      path: "/v1/approvals",
+      summary: "Approvals, pending by default (`?status=approved|denied|expired|used|all`).",
+      tag: "approvals",
+      roles: ["approver", "admin"],
+      response: { status: 200, description: "`{approvals: Approval[]}`, newest first." },
+    },
+    async (c) => {
+      const status = c.req.query("status") ?? "pending";
+      const valid = ["pending", "approved", "denied", "expired", "used", "all"];
+      if (!valid.includes(status))
+        return fail(c, 400, "invalid_query", `\`status\` must be one of ${valid.join(", ")}`);
+      const approvals = await ctx.warden.store.listApprovals(
+        status === "all" ? {} : { status: status as ApprovalStatus },
+      );
+      approvals.sort((a, b) => b.createdAt - a.createdAt);
+      return c.json({ approvals });
+    },
+  );
+
+  for (const [action, status] of [
+    ["approve", "approved"],
+    ["deny", "denied"],
+  ] as const) {
+    route(
+      {
+        method: "post",
+        path: `/v1/approvals/:id/${action}`,
+        summary: `${action === "approve" ? "Approve" : "Deny"} a pending call, with an optional reason; the approver is the key's holder.`,
+        tag: "approvals",
+        roles: ["approver", "admin"],
+        body: ApprovalDecisionSchema,
+        response: { status: 200, description: "The decided approval.", schema: ApprovalSchema },
+      },
+      async (c) => {
+        const body = await parseBody(c, ApprovalDecisionSchema, true);
+        if (body instanceof Response) return body;
+        const id = param(c, "id");
+        const identity = c.get("identity");
+        const decided = await ctx.warden.store.decideApproval(
+          id,
+          status,
+          identity.name,
+          body.reason,
+          Date.now(),
+        );
+        if (!decided) {
+          const existing = await ctx.warden.store.getApproval(id);
+          return existing
+            ? fail(c, 409, "not_pending", `approval \`${id}\` is ${existing.status}, not pending`)
+            : fail(c, 404, "not_found", `no approval \`${id}\``);
+        }
+        ctx.bus.emit({ type: "approval", approval: decided });
+        await ctx.warden.appendAudit({
+          kind: "approval",
+          tool: decided.tool,
+          server: decided.server,
+          agent: decided.agent,
+          session: decided.session,
+          rule: decided.rule,
+          reason: decided.reason,
+          approval: { id, status, by: identity.name, ...(body.reason ? { reason: body.reason } : {}) },
+          data: { key: identity.id, callHash: decided.callHash },
+        });
+        return c.json(decided);
+      },
+    );
+  }
+
+  route(
+    {
+      method: "get",
+      path: "/v1/audit",
+      summary: "Search the audit trail, newest first; page with `before` (the `next` of the previous page).",
+      tag: "audit",
+      roles: ["approver", "admin"],
+      query: AuditQuerySchema,
+      response: { status: 200, description: "`{records: AuditRecord[], next?: number}`." },
+    },
+    async (c) => {
+      const query = parseQuery(c, AuditQuerySchema);
+      if (query instanceof Response) return query;
+      return c.json(
+        await ctx.reader.query({
+          ...query,
+          since: query.since && new Date(query.since).toISOString(),
+          until: query.until && new Date(query.until).toISOString(),
+        }),
+      );
+    },
+  );
+
+  route(
+    {
+      method: "get",
+      path: "/v1/audit/stats",
+      summary: "Decisions over time and the most denied tools and rules (default: the last hour by minute).",
+      tag: "audit",
+      roles: ["approver", "admin"],
+      query: StatsQuerySchema,
+      response: { status: 200, description: "Series, totals and top denied tools and rules." },
+    },
+    async (c) => {
+      const query = parseQuery(c, StatsQuerySchema);
+      if (query instanceof Response) return query;
+      const since = query.since
+        ? new Date(query.since).toISOString()
+        : new Date(Date.now() - 3_600_000).toISOString();
+      return c.json(await ctx.reader.stats(since, query.bucket ?? "minute"));
+    },
+  );
+
+  route(
+    {
+      method: "get",
+      path: "/v1/events",
+      summary:
+        "Server-sent events: `audit` (every record once durable), `approval` (decided or expired), `policy` (swapped or rejected).",
+      tag: "audit",
+      roles: ["approver", "admin"],
+      response: { status: 200, description: "An event stream.", contentType: "text/event-stream" },
+    },
+    (c) => streamEvents(c, ctx),
+  );
+
+  route(
+    {
+      method: "get",
+      path: "/v1/policy",
+      summary: "The active policy: name, hash and the text of every file it is made of.",
+      tag: "policy",
+      roles: ["approver", "admin"],
+      response: { status: 200, description: "The active policy." },
+    },
+    (c) => {
+      const policy = ctx.policies.active;
+      return c.json({
+        name: policy.name,
+        hash: policy.hash,
+        file: ctx.policies.file,
+        default: policy.defaultVerdict,
+        fail: policy.failOpen ? "open" : "closed",
+        tools: policy.tools.size,
+        limits: policy.limits.length,
+        sources: policy.loaded.sources.map((source) => ({ file: source.file, text: source.text })),
+      });
+    },
+  );
+
+  route(
+    {
+      method: "get",
+      path: "/v1/policy/versions",
+      summary: "Every stored policy version, newest first.",
+      tag: "policy",
+      roles: ["approver", "admin"],
+      response: { status: 200, description: "`{versions: [...]}`." },
+    },
+    (c) => c.json({ versions: ctx.policies.list() }),
+  );
+
+  route(
+    {
+      method: "get",
+      path: "/v1/policy/versions/:hash",
+      summary: "One version and its text.",
+      tag: "policy",
+      roles: ["approver", "admin"],
+      response: { status: 200, description: "`{version, source}`." },
+    },
+    (c) => {
+      const found = ctx.policies.get(param(c, "hash"));
+      return found ? c.json(found) : fail(c, 404, "not_found", `no policy version \`${param(c, "hash")}\``);
+    },
+  );
+
+  route(
+    {
+      method: "post",
+      path: "/v1/policy/validate",
+      summary: "Validate policy text; errors name line and column.",
+      tag: "policy",
+      roles: ["admin"],
+      body: PolicySourceSchema,
+      response: { status: 200, description: "`{valid: true, name, hash}`; 422 `{valid: false, errors}`." },
+    },
+    async (c) => {
+      const body = await parseBody(c, PolicySourceSchema);
+      if (body instanceof Response) return body;
+      try {
+        const policy = ctx.policies.compileUpload(body.source);
+        return c.json({ valid: true, name: policy.name, hash: policy.hash });
+      } catch (error) {
+        return policyErrors(c, error);
+      }
+    },
+  );
+
+  route(
+    {
+      method: "post",
+      path: "/v1/policy/versions",
+      summary: "Upload a policy version (validated first; `activate: true` to switch to it).",
+      tag: "policy",
+      roles: ["admin"],
+      body: PolicySourceSchema,
+      response: {
+        status: 201,
+        description: "`{version, change?}`; 422 with the errors when invalid (nothing is stored).",
+      },
+    },
+    async (c) => {
+      const body = await parseBody(c, PolicySourceSchema);
+      if (body instanceof Response) return body;
+      try {
+        return c.json(
+          await ctx.policies.upload(body.source, c.get("identity").name, body.activate ?? false),
+          201,
+        );
+      } catch (error) {
+        return policyErrors(c, error);
+      }
+    },
+  );
+
+  route(
+    {
+      method: "post",
+      path: "/v1/policy/dry-run",
+      summary: "Which recent decisions a policy (text or stored version) would change.",
+      tag: "policy",
+      roles: ["admin"],
+      body: DryRunRequestSchema,
+      response: { status: 200, description: "Calls compared and the decisions that would change." },
+    },
+    async (c) => {
+      const body = await parseBody(c, DryRunRequestSchema);
+      if (body instanceof Response) return body;
+      try {
+        let candidate = body.source !== undefined ? ctx.policies.compileUpload(body.source) : undefined;
+        if (!candidate) {
+          const stored = ctx.policies.get(body.hash as string);
+          if (!stored) return fail(c, 404, "not_found", `no policy version \`${body.hash}\``);
+          candidate = ctx.policies.compileUpload(stored.source);
+        }
+        return c.json(
+          await dryRun(ctx.policies.active, candidate, ctx.recent, ctx.reader, body.limit ?? 500),
+        );
+      } catch (error) {
+        return policyErrors(c, error);
+      }
+    },
+  );
+
+  route(
+    {
+      method: "post",
+      path: "/v1/policy/versions/:hash/activate",
+      summary: "Activate a stored version (audited with both hashes).",
+      tag: "policy",
+      roles: ["admin"],
+      response: { status: 200, description: "`{action, from, to, by}`." },
+    },
+    async (c) => {
+      try {
+        return c.json(await ctx.policies.activate(param(c, "hash"), c.get("identity").name));
+      } catch (error) {
+        return policyErrors(c, error);
+      }
+    },
+  );
+
+  route(
+    {
+      method: "post",
+      path: "/v1/policy/rollback",
+      summary: "Return to the version that was active before the current one.",
+      tag: "policy",
+      roles: ["admin"],
+      response: {
+        status: 200,
+        description: "`{action, from, to, by}`; 409 when there is nothing to roll back to.",
+      },
+    },
+    async (c) => {
+      try {
+        return c.json(await ctx.policies.rollback(c.get("identity").name));
+      } catch (error) {
+        return policyErrors(c, error);
+      }
+    },
+  );
+
+  route(
+    {
+      method: "get",
+      path: "/v1/keys",
+      summary: "The API keys (ids, names, roles; never the keys).",
+      tag: "keys",
+      roles: ["admin"],
+      response: { status: 200, description: "`{keys: [...]}`." },
+    },
+    (c) => c.json({ keys: ctx.keys.list() }),
+  );
+
+  route(
+    {
+      method: "post",
+      path: "/v1/keys",
+      summary: "Create an API key; the key is in this response only.",
+      tag: "keys",
+      roles: ["admin"],
+      body: CreateKeySchema,
+      response: { status: 201, description: "`{key, identity}`." },
+    },
+    async (c) => {
+      const body = await parseBody(c, CreateKeySchema);
+      if (body instanceof Response) return body;
+      return c.json(ctx.keys.create(body), 201);
+    },
+  );
+
+  route(
+    {
+      method: "delete",
+      path: "/v1/keys/:id",
+      summary: "Revoke an API key.",
+      tag: "keys",
+      roles: ["admin"],
+      response: { status: 204, description: "Revoked." },
+    },
+    (c) =>
+      ctx.keys.revoke(param(c, "id"))
+        ? c.body(null, 204)
+        : fail(c, 404, "not_found", `no key \`${param(c, "id")}\``),
+  );
+
+  route(
+    {
+      method: "get",
+      path: "/metrics",
+      summary:
+        "Prometheus metrics: decisions by verdict, decide latency histogram, pending approvals, audit spool.",
+      tag: "server",
+      roles: ["approver", "admin"],
+      response: { status: 200, description: "Prometheus text format.", contentType: "text/plain" },
+    },
+    async (c) => c.body(await ctx.metrics.text(), 200, { "Content-Type": ctx.metrics.contentType }),
+  );
+
+  const document = openApiDocument(routes, ctx.version);
+  app.get("/openapi.json", (c) => c.json(document));
+
+  for (const [path, asset] of Object.entries(ctx.dashboard)) {
+    app.get(path, (c) =>
+      c.body(asset.body, 200, { "Content-Type": asset.type, "Cache-Control": "no-cache" }),
+    );
+  }
+
+  app.notFound((c) => fail(c, 404, "not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`));
+  app.onError((error, c) => {
+    ctx.log(`internal error on ${c.req.method} ${new URL(c.req.url).pathname}: ${error.message}`);
+    return fail(c, 500, "internal", "internal error");
+  });
+  return { app, routes };
+}
+
+/** Checks the bearer key and its role; sets `identity`. */
+function authenticate(keys: ApiKeyStore, roles: readonly Role[]): MiddlewareHandler<Env> {
+  return async (c, next) => {
+    const header = c.req.header("Authorization");
+    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
+    if (!match) {
+      c.header("WWW-Authenticate", 'Bearer realm="toolwarden"');
+      return fail(c, 401, "unauthorized", "missing api key: send `Authorization: Bearer <key>`");
+    }
+    const identity = keys.verify(match[1]);
+    if (!identity) {
+      c.header("WWW-Authenticate", 'Bearer realm="toolwarden", error="invalid_token"');
+      return fail(c, 401, "unauthorized", "invalid api key");
+    }
+    if (!roles.includes(identity.role)) {
+      return fail(
+        c,
+        403,
+        "forbidden",
+        `this needs the role ${roles.join(" or ")}; the key has the role ${identity.role}`,
+      );
+    }
+    c.set("identity", identity);
+    await next();
+  };
+}
+
+/**
+ * An `agent` key decides only for its own agent id, with the attributes bound to the key, and only
+ * in sessions of that agent. Other roles act for anyone.
+ */
+function bindCall<C extends Pick<Call, "tool" | "agent" | "session" | "server">>(
+  c: Context<Env>,
+  call: C,
+  owners: Map<string, string>,
+): C | Response {
+  const identity = c.get("identity");
+  let bound = call;
+  if (identity.role === "agent") {
+    const claimed = call.agent ?? {};
+    if (claimed.id !== undefined && claimed.id !== identity.agent) {
+      return fail(
+        c,
+        403,
+        "forbidden",
+        `this key decides only for agent \`${identity.agent}\`, not \`${claimed.id}\``,
+      );
+    }
+    for (const [name, value] of Object.entries(claimed)) {
+      if (name !== "id" && !isDeepStrictEqual(value, identity.attrs?.[name])) {
+        return fail(c, 403, "forbidden", `agent attribute \`${name}\` comes from the key, not the call`);
+      }
+    }
+    bound = { ...call, agent: { ...identity.attrs, id: identity.agent } };
+  }
+  if (bound.session !== undefined) {
+    const agent = typeof bound.agent?.id === "string" ? bound.agent.id : "";
+    const owner = owners.get(bound.session);
+    if (owner === undefined) {
+      if (owners.size >= MAX_SESSION_OWNERS) owners.delete(owners.keys().next().value as string);
+      owners.set(bound.session, agent);
+    } else if (identity.role === "agent" && owner !== agent) {
+      return fail(c, 403, "forbidden", `session \`${bound.session}\` belongs to another agent`);
+    }
+  }
+  return bound;
+}
+
+async function decideCounted(ctx: ServerContext, call: Call): Promise<Decision> {
+  const started = performance.now();
+  const decision = await ctx.warden.decide(call);
+  ctx.metrics.decided(decision.verdict, (performance.now() - started) / 1000);
+  ctx.recent.push(call, decision, new Date().toISOString());
+  return decision;
+}
+
+/** Waits for the approver; approved: decide again (the approval lets this exact call through once); else deny. */
+async function settleAsk(
+  ctx: ServerContext,
+  call: Call,
+  decision: Decision,
+  wait: number,
+  signal: AbortSignal,
+): Promise<Decision> {
+  const id = decision.approval as string;
+  const approval = await waitForApproval(ctx.warden.store, ctx.bus, id, wait, signal);
+  if (signal.aborted) return decision;
+  if (approval?.status === "approved") return decideCounted(ctx, call);
+  const denied: Decision =
+    approval?.status === "denied"
+      ? {
+          ...decision,
+          verdict: "deny",
+          rule: `approval:${id}`,
+          reason: `denied by ${approval.decidedBy ?? "an approver"}${approval.decisionReason ? `: ${approval.decisionReason}` : ""}`,
+        }
+      : {
+          ...decision,
+          verdict: "deny",
+          rule: "approval-timeout",
+          reason: `no approval within ${Math.round(wait / 1000)}s (was: ${decision.reason})`,
+        };
+  ctx.metrics.decided("deny", 0);
+  await ctx.warden.appendAudit({
+    kind: "decision",
+    session: call.session,
+    agent: typeof call.agent?.id === "string" ? call.agent.id : undefined,
+    tool: call.tool,
+    server: call.server,
+    verdict: denied.verdict,
+    rule: denied.rule,
+    reason: denied.reason,
+    findings: denied.findings,
+    labels: denied.labels,
+    argsHash: hashValue(call.args ?? {}),
+    policy: ctx.policies.active.hash,
+    approval: {
+      id,
+      status: approval?.status ?? "timeout",
+      ...(approval?.decidedBy ? { by: approval.decidedBy } : {}),
+    },
+  });
+  return denied;
+}
+
+function streamEvents(c: Context<Env>, ctx: ServerContext): Response {
+  return streamSSE(c, async (stream) => {
+    const queue: ServerEvent[] = [];
+    let overflow = false;
+    let wake: (() => void) | undefined;
+    const unsubscribe = ctx.bus.subscribe((event) => {
+      if (queue.length >= 1000) overflow = true;
+      else queue.push(event);
+      wake?.();
+    });
+    stream.onAbort(() => {
+      unsubscribe();
+      wake?.();
+    });
+    try {
+      await stream.writeSSE({ event: "hello", data: JSON.stringify({ policy: ctx.policies.active.hash }) });
+      while (!stream.aborted) {
+        if (!queue.length) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, 15_000);
+            function done() {
+              clearTimeout(timer);
+              wake = undefined;
+              resolve();
+            }
+            wake = done;
+          });
+        }
+        if (stream.aborted) break;
+        if (overflow) {
+          // A client that cannot keep up is told so and dropped; the dashboard reconnects and reloads.
+          await stream.writeSSE({ event: "overflow", data: "{}" });
+          break;
+        }
+        if (!queue.length) {
+          await stream.write(": keep-alive\n\n");
+          continue;
+        }
+        const event = queue.shift() as ServerEvent;
+        await stream.writeSSE({ event: event.type, data: JSON.stringify(event) });
+      }
+    } finally {
+      unsubscribe();
+    }
+  });
+}
+
+/** A path parameter; the route's pattern guarantees it is there. */
+function param(c: Context, name: string): string {
+  return c.req.param(name) ?? "";
+}
+
+/** An error response: `{error: {code, message, issues?}}`. */
+function fail(
+  c: Context,
+  status: 400 | 401 | 403 | 404 | 409 | 413 | 422 | 500,
+  code: string,
+  message: string,
+  issues?: Array<{ path: string; message: string }>,
+): Response {
+  return c.json({ error: { code, message, ...(issues ? { issues } : {}) } }, status);
+}
+
+/** The body as JSON checked against `schema`; a 400 response when it is not JSON or does not match. */
+async function parseBody<S extends z.ZodType>(
+  c: Context,
+  schema: S,
+  emptyIsObject = false,
+): Promise<z.infer<S> | Response> {
+  const text = await c.req.text();
+  let value: unknown;
+  if (emptyIsObject && text.trim() === "") value = {};
+  else {
+    try {
+      value = JSON.parse(text);
+    } catch (error) {
+      return fail(c, 400, "invalid_json", `the body is not JSON: ${(error as Error).message}`);
+    }
+  }
+  return checked(c, schema, value, "invalid_body", "the body");
+}
+
+function parseQuery<S extends z.ZodType>(c: Context, schema: S): z.infer<S> | Response {
+  return checked(c, schema, c.req.query(), "invalid_query", "the query");
+}
+
+function checked<S extends z.ZodType>(
+  c: Context,
+  schema: S,
+  value: unknown,
+  code: string,
+  what: string,
+): z.infer<S> | Response {
+  const parsed = schema.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const issues = parsed.error.issues.map((issue) => ({
+    path: issue.path.map(String).join(".") || "(root)",
+    message: issue.message,
+  }));
+  const first = issues[0];
+  return fail(c, 400, code, `${what} does not match the schema: \`${first.path}\`: ${first.message}`, issues);
+}
+
+function policyErrors(c: Context, error: unknown): Response {
+  if (error instanceof PolicyLoadError) {
+    const errors = error.issues.map(({ file, line, col, message, help }) => ({
+      file,
+      line,
+      col,
+      message,
+      ...(help ? { help } : {}),
+    }));
+    return c.json(
+      {
+        valid: false,
+        error: {
+          code: "policy_invalid",
+          message: error.issues.map((i) => `${i.file}:${i.line}:${i.col}: ${i.message}`).join("\n"),
+        },
+        errors,
+      },
+      422,
+    );
+  }
+  if (error instanceof ToolwardenError) {
+    const status = error.code === "version_unknown" ? 404 : 409;
+    return fail(c, status, error.code, error.message);
+  }
+  throw error;
+}

@@ -1,0 +1,16 @@
+export { createApp } from "./app.js";
+export type { ServerContext } from "./app.js";
+export { PostgresAuditReader, SqliteAuditReader } from "./audit-reader.js";
+export type { AuditFilter, AuditPage, AuditReader, AuditStats } from "./audit-reader.js";
+export { bootstrapDataDir, dataDirPaths } from "./data-dir.js";
+export type { Bootstrap, DataDir } from "./data-dir.js";
+export type { DryRunChange, DryRunResult } from "./dry-run.js";
+export type { ServerEvent } from "./events.js";
+export { ApiKeyStore, ROLES } from "./keys.js";
+export type { ApiKeyIdentity, ApiKeyRecord, Role } from "./keys.js";
+export { openApiDocument } from "./openapi.js";
+export type { RouteDoc } from "./openapi.js";
+export { PolicyManager } from "./policy-versions.js";
+export type { PolicyChange, PolicyVersion } from "./policy-versions.js";
+export { startServer } from "./server.js";
+export type { ServerOptions, ToolwardenServer } from "./server.js";

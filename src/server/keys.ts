@@ -1,0 +1,135 @@
+import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
+import { readFileSync, renameSync, writeFileSync } from "node:fs";
+import { ToolwardenError } from "../core/index.js";
+
+/** What a key may do: `agent` decides for its own agent id, `approver` decides approvals, `admin` everything. */
+export type Role = "agent" | "approver" | "admin";
+
+export const ROLES: readonly Role[] = ["agent", "approver", "admin"];
+
+/** An API key as stored: only its hash, never the key. */
+export interface ApiKeyRecord {
+  id: string;
+  /** Who holds the key; approvals are attributed to it. */
+  name: string;
+  role: Role;
+  /** For `agent` keys: the one agent id the key may decide for. */
+  agent?: string;
+  /** For `agent` keys: attributes every call of this agent carries (`agent.role` and so on). */
+  attrs?: Record<string, unknown>;
+  /** Hex SHA-256 of the whole key. */
+  hash: string;
+  createdAt: string;
+}
+
+/** A key that authenticated, without its hash. */
+export type ApiKeyIdentity = Omit<ApiKeyRecord, "hash">;
+
+const PREFIX = "twk";
+// Keys are 32 random bytes: a fast hash is enough, no password stretching needed.
+const KEY_SHAPE = /^twk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
+const DUMMY_HASH = Buffer.alloc(32);
+
+/**
+ * API keys in a JSON file (mode 0600) holding only SHA-256 hashes. A key reads
+ * `twk_<id>_<secret>`: the id finds the record, the hash of the whole key is compared in
+ * constant time, and an unknown id costs the same comparison.
+ */
+export class ApiKeyStore {
+  readonly #file: string | undefined;
+  readonly #byId = new Map<string, ApiKeyRecord & { digest: Buffer }>();
+
+  private constructor(file: string | undefined, records: ApiKeyRecord[]) {
+    this.#file = file;
+    for (const record of records)
+      this.#byId.set(record.id, { ...record, digest: Buffer.from(record.hash, "hex") });
+  }
+
+  /** Opens the key file, or starts an empty one when it does not exist. `undefined`: in memory only. */
+  static open(file: string | undefined): ApiKeyStore {
+    if (!file) return new ApiKeyStore(undefined, []);
+    let text: string;
+    try {
+      text = readFileSync(file, "utf8");
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return new ApiKeyStore(file, []);
+      throw error;
+    }
+    let parsed: { keys?: ApiKeyRecord[] };
+    try {
+      parsed = JSON.parse(text);
+    } catch (error) {
+      throw new ToolwardenError(
+        "keys_file",
+        `api key file \`${file}\` is not JSON: ${(error as Error).message}`,
+      );
+    }
+    return new ApiKeyStore(file, Array.isArray(parsed.keys) ? parsed.keys : []);
+  }
+
+  get size(): number {
+    return this.#byId.size;
+  }
+
+  /** Creates a key; the returned `key` is shown once and never stored. */
+  create(options: { role: Role; name: string; agent?: string; attrs?: Record<string, unknown> }): {
+    key: string;
+    identity: ApiKeyIdentity;
+  } {
+    if (options.role === "agent" && !options.agent) {
+      throw new ToolwardenError("key_agent", "an `agent` key needs the agent id it is bound to");
+    }
+    const id = randomBytes(6).toString("hex");
+    const key = `${PREFIX}_${id}_${randomBytes(32).toString("base64url")}`;
+    const hash = sha256(key);
+    const record: ApiKeyRecord = {
+      id,
+      name: options.name,
+      role: options.role,
+      ...(options.role === "agent"
+        ? { agent: options.agent, ...(options.attrs ? { attrs: options.attrs } : {}) }
+        : {}),
+      hash: hash.toString("hex"),
+      createdAt: new Date().toISOString(),
+    };
+    this.#byId.set(id, { ...record, digest: hash });
+    this.#save();
+    return { key, identity: identityOf(record) };
+  }
+
+  /** The identity behind a presented key, or undefined. Constant time in the key's secret part. */
+  verify(presented: string): ApiKeyIdentity | undefined {
+    const match = KEY_SHAPE.exec(presented);
+    const record = match ? this.#byId.get(match[1]) : undefined;
+    const ok = timingSafeEqual(sha256(presented), record?.digest ?? DUMMY_HASH);
+    return ok && record ? identityOf(record) : undefined;
+  }
+
+  list(): ApiKeyIdentity[] {
+    return [...this.#byId.values()].map(identityOf);
+  }
+
+  /** Revokes a key by id; false when there was none. */
+  revoke(id: string): boolean {
+    const removed = this.#byId.delete(id);
+    if (removed) this.#save();
+    return removed;
+  }
+
+  #save(): void {
+    if (!this.#file) return;
+    const keys = [...this.#byId.values()].map(({ digest: _digest, ...record }) => record);
+    const tmp = `${this.#file}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify({ keys }, null, 2)}\n`, { mode: 0o600 });
+    renameSync(tmp, this.#file);
+  }
+}
+
+function identityOf(record: ApiKeyRecord): ApiKeyIdentity {
+  const { hash: _hash, digest: _digest, ...identity } = record as ApiKeyRecord & { digest?: Buffer };
+  return identity;
+}
+
+function sha256(text: string): Buffer {
+  return createHash("sha256").update(text).digest();
+}

@@ -1,0 +1,229 @@
+import { readFileSync } from "node:fs";
+import type { Server } from "node:http";
+import type { AddressInfo } from "node:net";
+import { serve } from "@hono/node-server";
+import { FanoutAuditSink } from "../audit/fanout.js";
+import { JsonlAuditSink } from "../audit/jsonl-sink.js";
+import type { AuditSink } from "../audit/types.js";
+import { Warden } from "../gateway/index.js";
+import { compilePolicyFile } from "../policy/index.js";
+import { createStateStore } from "../stores/index.js";
+import type { StateStore } from "../stores/types.js";
+import { createApp } from "./app.js";
+import { type AuditReader, PostgresAuditReader, SqliteAuditReader } from "./audit-reader.js";
+import { loadDashboard } from "./dashboard.js";
+import { bootstrapDataDir, type DataDir } from "./data-dir.js";
+import { RecentCalls } from "./dry-run.js";
+import { EventBus, TapAuditSink } from "./events.js";
+import { type PolicyWatcher, watchPolicy } from "./hot-reload.js";
+import type { ApiKeyStore } from "./keys.js";
+import { ServerMetrics } from "./metrics.js";
+import { PolicyManager } from "./policy-versions.js";
+
+export interface ServerOptions {
+  /** The policy file; watched and reloaded on change unless `watch: false`. */
+  policy: string;
+  /** Keys, SQLite state and audit, policy versions. Default `.toolwarden`. */
+  dataDir?: string;
+  /** State store URL (`sqlite:...`, `redis://...`, `memory:`). Default: SQLite in the data directory. */
+  store?: string;
+  /** PostgreSQL connection string: audit there (queried by the API) instead of SQLite. */
+  auditPg?: string;
+  auditPgSchema?: string;
+  /** Default 8080; 0 picks a free port. */
+  port?: number;
+  /** Default 127.0.0.1. */
+  host?: string;
+  /** Largest request body; default 1 MiB. */
+  maxBodyBytes?: number;
+  /** Origins allowed to call the API from a browser; none by default. */
+  corsOrigins?: string[];
+  /** Watch the policy files; default true. */
+  watch?: boolean;
+  /** How long a pending approval stays valid (ms); default 15 minutes. */
+  approvalTtlMs?: number;
+  /** Where operational lines go; default stderr. Never receives secrets. */
+  log?: (line: string) => void;
+  env?: Record<string, string | undefined>;
+}
+
+/** A running server. */
+export interface ToolwardenServer {
+  url: string;
+  port: number;
+  warden: Warden;
+  keys: ApiKeyStore;
+  policies: PolicyManager;
+  reader: AuditReader;
+  audit: FanoutAuditSink;
+  paths: DataDir;
+  /** Set on first start: the file holding the new admin key. */
+  createdAdminKey?: string;
+  createdAuditKeyFile?: string;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts `toolwarden serve`: opens the data directory (creating keys on first start), the state
+ * store and the audit sinks (JSONL + SQLite, or JSONL + PostgreSQL, behind a spooling fanout),
+ * loads and watches the policy, and listens. Throws `PolicyLoadError` for an invalid policy.
+ */
+export async function startServer(options: ServerOptions): Promise<ToolwardenServer> {
+  const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
+  const compiled = compilePolicyFile(options.policy);
+  const boot = bootstrapDataDir(options.dataDir ?? ".toolwarden", options.env);
+  const { paths } = boot;
+  const cleanup: Array<() => Promise<unknown>> = [];
+  const undo = async () => {
+    for (const step of cleanup.reverse()) await step().catch(() => {});
+  };
+  try {
+    const store: StateStore = await createStateStore(options.store ?? `sqlite:${paths.stateDb}`);
+    cleanup.push(() => store.close());
+    const sinks: Array<{ name: string; sink: AuditSink }> = [
+      { name: "jsonl", sink: await JsonlAuditSink.open({ path: paths.auditLog, key: boot.auditKey }) },
+    ];
+    cleanup.push(() => sinks[0].sink.close());
+    if (options.auditPg) {
+      const { PostgresAuditSink } = await import("../audit/postgres-sink.js");
+      const sink = await PostgresAuditSink.open({
+        connection: options.auditPg,
+        key: boot.auditKey,
+        schema: options.auditPgSchema,
+      });
+      sinks.push({ name: "postgres", sink });
+    } else {
+      const { SqliteAuditSink } = await import("../audit/sqlite-sink.js");
+      sinks.push({ name: "sqlite", sink: new SqliteAuditSink({ path: paths.auditDb, key: boot.auditKey }) });
+    }
+    cleanup.push(() => sinks[1].sink.close());
+    const fanout = await FanoutAuditSink.open({ sinks, spoolDir: paths.spoolDir, key: boot.auditKey });
+    cleanup.splice(1, 2, () => fanout.close());
+    const bus = new EventBus();
+    const warden = new Warden(compiled, {
+      store,
+      audit: new TapAuditSink(fanout, bus),
+      approvals: { ttl: options.approvalTtlMs },
+    });
+    const reader = options.auditPg
+      ? await PostgresAuditReader.open(options.auditPg, { schema: options.auditPgSchema })
+      : await SqliteAuditReader.open(paths.auditDb);
+    cleanup.push(() => reader.close());
+    const metrics = new ServerMetrics({
+      policy: () => warden.policy,
+      pendingApprovals: async () => (await store.listApprovals({ status: "pending" })).length,
+      auditQueued: () => fanout.queueDepth,
+    });
+    const policies = new PolicyManager({
+      warden,
+      file: options.policy,
+      dir: paths.policiesDir,
+      bus,
+      onChange: (result) => metrics.policyChange(result),
+    });
+    await policies.start();
+
+    const { app } = createApp({
+      warden,
+      keys: boot.keys,
+      policies,
+      reader,
+      bus,
+      metrics,
+      recent: new RecentCalls(),
+      dashboard: loadDashboard(),
+      maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
+      corsOrigins: options.corsOrigins,
+      health: () => ({ ok: !fanout.overBound, detail: { audit: fanout.status() } }),
+      log,
+      version: packageVersion(),
+    });
+
+    const watcher: PolicyWatcher | undefined =
+      options.watch === false ? undefined : watchPolicy(policies, { log });
+    const expiry = setInterval(() => void expireApprovals(warden, bus, log), 5000);
+    expiry.unref();
+
+    const server = await listen(app.fetch, options.port ?? 8080, options.host ?? "127.0.0.1");
+    const address = server.address() as AddressInfo;
+    const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
+    let closing: Promise<void> | undefined;
+    return {
+      url: `http://${host}:${address.port}`,
+      port: address.port,
+      warden,
+      keys: boot.keys,
+      policies,
+      reader,
+      audit: fanout,
+      paths,
+      createdAdminKey: boot.createdAdminKey,
+      createdAuditKeyFile: boot.createdAuditKeyFile,
+      close() {
+        closing ??= (async () => {
+          watcher?.close();
+          clearInterval(expiry);
+          await new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            // Event streams never end on their own.
+            server.closeAllConnections();
+          });
+          await reader.close().catch(() => {});
+          await warden.close();
+        })();
+        return closing;
+      },
+    };
+  } catch (error) {
+    await undo();
+    throw error;
+  }
+}
+
+function listen(
+  fetch: (request: Request, env: never) => Response | Promise<Response>,
+  port: number,
+  hostname: string,
+): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = serve({ fetch: fetch as never, port, hostname }) as Server;
+    server.once("listening", () => resolve(server));
+    server.once("error", (error: NodeJS.ErrnoException) => {
+      reject(
+        error.code === "EADDRINUSE"
+          ? new Error(`port ${port} on ${hostname} is in use; pass --port to pick another (0: any free port)`)
+          : error,
+      );
+    });
+  });
+}
+
+/** Marks expired approvals, audits each once and tells the dashboards and waiting calls. */
+async function expireApprovals(warden: Warden, bus: EventBus, log: (line: string) => void): Promise<void> {
+  try {
+    for (const approval of await warden.store.expireApprovals(Date.now())) {
+      bus.emit({ type: "approval", approval });
+      await warden.appendAudit({
+        kind: "approval",
+        tool: approval.tool,
+        agent: approval.agent,
+        session: approval.session,
+        approval: { id: approval.id, status: "expired" },
+      });
+    }
+  } catch (error) {
+    log(`cannot expire approvals: ${(error as Error).message}`);
+  }
+}
+
+function packageVersion(): string {
+  for (const rel of ["../../package.json", "../../../package.json"]) {
+    try {
+      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8"));
+      if (pkg.name === "toolwarden") return String(pkg.version);
+    } catch {
+      // not at this level
+    }
+  }
+  return "0.0.0";
+}
