@@ -28,6 +28,7 @@ const COMMANDS: Record<string, Command> = {
     "verify, tail, query the audit log; share receipts",
     "toolwarden audit verify|tail|query|receipt LOG...",
   ),
+  mcp: lazy(async () => (await import("./mcp.js")).mcp, "MCP stdio proxy, HTTP gateway, tool pins, scan of client configs", "toolwarden mcp proxy|gateway|pins|scan ..."),
   serve: lazy(async () => (await import("./serve.js")).serve, "run the HTTP decision API and the approvals/audit dashboard", "toolwarden serve -p POLICY [--port 8080] [--data DIR]"),
   approvals: lazy(async () => (await import("./approvals.js")).approvals, "list, approve or deny pending calls", "toolwarden approvals list|approve|deny (--store URL | --server URL)"),
 };
