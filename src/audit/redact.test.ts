@@ -58,6 +58,15 @@ describe("auditArgs", () => {
     });
   });
 
+  it.each(["redact", "full"] as const)("keeps a `__proto__` key as data in %s mode", (mode) => {
+    const out = auditArgs(JSON.parse('{"__proto__": {"polluted": "yes"}}'), mode).args as Record<
+      string,
+      unknown
+    >;
+    expect(Object.keys(out)).toEqual(["__proto__"]);
+    expect((out as { polluted?: unknown }).polluted).toBeUndefined();
+  });
+
   it("does not throw on cycles", () => {
     const cyclic: Record<string, unknown> = { a: "x" };
     cyclic.self = cyclic;

@@ -50,7 +50,7 @@ function shape(value: unknown, depth: number): unknown {
   const keys = Object.keys(value);
   if (depth >= MAX_DEPTH) return `<object:${keys.length}>`;
   const out: Record<string, unknown> = {};
-  for (const key of keys) out[key] = shape((value as Record<string, unknown>)[key], depth + 1);
+  for (const key of keys) setOwn(out, key, shape((value as Record<string, unknown>)[key], depth + 1));
   return out;
 }
 
@@ -59,6 +59,11 @@ function maskStrings(value: unknown, mask: (text: string) => string): unknown {
   if (value === null || typeof value !== "object") return value;
   if (Array.isArray(value)) return value.map((item) => maskStrings(item, mask));
   const out: Record<string, unknown> = {};
-  for (const [key, item] of Object.entries(value)) out[mask(key)] = maskStrings(item, mask);
+  for (const [key, item] of Object.entries(value)) setOwn(out, mask(key), maskStrings(item, mask));
   return out;
+}
+
+/** Defines an own property, so a key named `__proto__` stays data instead of replacing the prototype. */
+function setOwn(target: Record<string, unknown>, key: string, value: unknown): void {
+  Object.defineProperty(target, key, { value, enumerable: true, writable: true, configurable: true });
 }
