@@ -1,0 +1,102 @@
+import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import type { Warden } from "../../gateway/index.js";
+import { listAllTools } from "./approve.js";
+import { reviewTools } from "./pin-check.js";
+import type { PinEvent, PinRules, PinStatus } from "./pin-check.js";
+import type { PinLedger } from "./pins.js";
+import type { ListedTool } from "./risk.js";
+
+/** The pin rules of a server, read from the policy's `servers.<id>` (defaults: deny, pin on first use). */
+export function pinRules(warden: Warden, server: string): PinRules {
+  const spec = warden.policy.loaded.policy.servers?.[server];
+  return { verdict: spec?.pins ?? "deny", firstUse: spec?.first_use ?? "pin" };
+}
+
+/** Writes a pin event to the warden's audit trail. */
+export function auditPin(
+  warden: Warden,
+  event: PinEvent & { session?: string; agent?: string },
+): Promise<void> {
+  return warden.appendAudit({ kind: "pin", ...event });
+}
+
+/**
+ * The tools of one upstream server as the client may see them: every page of `tools/list`, each
+ * tool checked against the pin ledger. A tool that fails its pin is hidden (verdict deny) or shown
+ * as it was pinned (verdict ask: the model reads the approved description, not the new one).
+ */
+export class ToolCatalog {
+  private tools: ListedTool[] = [];
+  private statuses = new Map<string, PinStatus>();
+  private loading: Promise<void> | undefined;
+  private loaded = false;
+  private readonly reported = new Set<string>();
+
+  constructor(
+    private readonly client: Client,
+    readonly server: string,
+    private readonly warden: Warden,
+    private readonly ledger: PinLedger | undefined,
+  ) {}
+
+  /** Lists the server's tools again and re-checks every pin (on `tools/list_changed`, or a client's `tools/list`). */
+  refresh(): Promise<void> {
+    this.loading ??= this.load().finally(() => {
+      this.loading = undefined;
+    });
+    return this.loading;
+  }
+
+  /** Lists once if nothing was listed yet. */
+  async ensure(): Promise<void> {
+    if (!this.loaded) await this.refresh();
+    else if (this.loading) await this.loading;
+  }
+
+  private async load(): Promise<void> {
+    const tools = await listAllTools(this.client);
+    this.statuses = this.ledger
+      ? await reviewTools(
+          this.ledger,
+          this.server,
+          tools,
+          pinRules(this.warden, this.server),
+          (event) => auditPin(this.warden, event),
+          this.reported,
+        )
+      : new Map();
+    this.tools = tools;
+    this.loaded = true;
+  }
+
+  /** The pin status of a listed tool; undefined when the server does not list it. Without a ledger every listed tool passes. */
+  status(name: string): PinStatus | undefined {
+    if (!this.ledger)
+      return this.tools.some((tool) => tool.name === name) ? { ok: true, pinnedNow: false } : undefined;
+    return this.statuses.get(name);
+  }
+
+  /** The tools to show a client. */
+  visible(): ListedTool[] {
+    const out: ListedTool[] = [];
+    for (const tool of this.tools) {
+      const status = this.statuses.get(tool.name);
+      if (!this.ledger || status?.ok) out.push(tool);
+      else if (status?.verdict === "ask" && status.pin) {
+        const { pin } = status;
+        out.push({
+          ...tool,
+          description: pin.description,
+          title: pin.title,
+          inputSchema: pin.inputSchema ?? tool.inputSchema,
+        });
+      } else if (status?.verdict === "ask") {
+        out.push({
+          ...tool,
+          description: `[toolwarden: this tool is not pinned; calls need approval] ${status.finding.message}`,
+        });
+      }
+    }
+    return out;
+  }
+}

@@ -1,0 +1,235 @@
+import { randomUUID } from "node:crypto";
+import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { sha256Hex } from "../../audit/chain.js";
+import { ApprovalRequiredError, PolicyDeniedError } from "../../core/index.js";
+import type { Agent, Call, Decision } from "../../core/index.js";
+import { hashCall } from "../../gateway/index.js";
+import type { Session, Warden } from "../../gateway/index.js";
+import { auditPin } from "./catalog.js";
+import type { ToolCatalog } from "./catalog.js";
+import type { PinStatus } from "./pin-check.js";
+
+/** `_meta` key under which a refused call carries its Decision. */
+export const DECISION_META_KEY = "toolwarden/decision";
+
+export interface GateOptions {
+  /** How long a call that needs approval waits for a human (ms). 0: refuse at once, naming the pending approval. */
+  approvalWait?: number;
+  /** How often a waiting call polls the store (ms). Default 200. */
+  approvalPoll?: number;
+  /** How long a pending approval for a pin stays valid (ms). Default 15 minutes. */
+  approvalTtl?: number;
+}
+
+/** Who is calling: the upstream server id, the session of this client connection and its agent. */
+export interface CallContext {
+  server: string;
+  session: Session;
+  agent?: Agent;
+}
+
+/**
+ * Puts one MCP `tools/call` through the monitor: the tool's pin, then the policy (`warden.enforce`:
+ * decide, limits, approvals, audit), then the upstream call, then the output's labels. A refusal is
+ * a tool result with `isError: true` and the reason, so the model sees it and the client never
+ * crashes; the Decision rides along in `_meta["toolwarden/decision"]`.
+ */
+export class ToolGate {
+  constructor(
+    readonly warden: Warden,
+    private readonly options: GateOptions = {},
+  ) {}
+
+  async call(
+    catalog: ToolCatalog,
+    context: CallContext,
+    name: string,
+    args: Record<string, unknown> | undefined,
+    run: () => Promise<CallToolResult>,
+  ): Promise<CallToolResult> {
+    const call: Call = { tool: name, args: args ?? {}, server: context.server, session: context.session.id };
+    if (context.agent) call.agent = context.agent;
+    await catalog.ensure();
+    const pinned = await this.checkPin(catalog, call, catalog.status(name));
+    if (pinned) return refusal(pinned);
+
+    try {
+      await this.warden.enforce(call);
+    } catch (error) {
+      if (error instanceof PolicyDeniedError || error instanceof ApprovalRequiredError) return refusal({ ...error.decision, tool: name });
+      throw error;
+    }
+    let result: CallToolResult;
+    try {
+      result = await run();
+    } catch (error) {
+      // An upstream error message is output too: it may carry the server's content.
+      this.recordText(call, context.session, (error as Error)?.message ?? String(error));
+      throw error;
+    }
+    this.recordText(call, context.session, outputText(result));
+    return result;
+  }
+
+  /** Null when the pin lets the call through; else the refusing Decision (audited). */
+  private async checkPin(
+    catalog: ToolCatalog,
+    call: Call,
+    status: PinStatus | undefined,
+  ): Promise<Decision | null> {
+    if (status?.ok) return null;
+    const agent = typeof call.agent?.id === "string" ? call.agent.id : undefined;
+    const base = { server: call.server as string, tool: call.tool, session: call.session, agent };
+    if (!status) {
+      const decision = deny(
+        call.tool,
+        "pin.unlisted",
+        `tool \`${call.tool}\` is not in the tool list of server \`${catalog.server}\``,
+      );
+      await auditPin(this.warden, {
+        ...base,
+        verdict: "deny",
+        rule: "pin.unlisted",
+        reason: decision.reason,
+        data: {},
+      });
+      return decision;
+    }
+    const { finding } = status;
+    if (status.verdict === "deny") {
+      await auditPin(this.warden, {
+        ...base,
+        verdict: "deny",
+        rule: finding.code,
+        reason: finding.message,
+        findings: [finding],
+        data: { phase: "call" },
+      });
+      return deny(call.tool, finding.code, finding.message, finding);
+    }
+    // `pins: ask`: a human approves this one call (bound to its exact arguments), not the new tool version.
+    const store = this.warden.store;
+    const callHash = sha256Hex(`pin:${finding.code}:${hashCall(call)}`);
+    const now = Date.now();
+    const approved = await store.useApproval(callHash, now);
+    if (approved) {
+      await auditPin(this.warden, {
+        ...base,
+        verdict: "allow",
+        rule: finding.code,
+        reason: `approved once by ${approved.decidedBy ?? "an approver"}`,
+        data: { approval: approved.id },
+      });
+      return null;
+    }
+    const id = randomUUID();
+    await store.putApproval({
+      id,
+      status: "pending",
+      callHash,
+      tool: call.tool,
+      server: call.server,
+      agent,
+      session: call.session,
+      rule: finding.code,
+      reason: finding.message,
+      argsSummary: summarize(call.args),
+      createdAt: now,
+      expiresAt: now + (this.options.approvalTtl ?? 15 * 60_000),
+    });
+    await auditPin(this.warden, {
+      ...base,
+      verdict: "ask",
+      rule: finding.code,
+      reason: finding.message,
+      findings: [finding],
+      data: { approval: id },
+    });
+    const asked: Decision = {
+      ...deny(call.tool, finding.code, finding.message, finding),
+      verdict: "ask",
+      approval: id,
+    };
+    const outcome = await this.waitFor(id);
+    if (outcome === "approved" && (await store.useApproval(callHash, Date.now()))) return null;
+    if (outcome === "denied")
+      return { ...asked, verdict: "deny", reason: `denied by an approver: ${finding.message}` };
+    if (outcome === "timeout")
+      return {
+        ...asked,
+        verdict: "deny",
+        rule: "approval-timeout",
+        reason: `no approval in time: ${finding.message}`,
+      };
+    return asked;
+  }
+
+  /** Polls the store for a human decision; `pending` when not waiting at all. */
+  private async waitFor(id: string): Promise<"approved" | "denied" | "timeout" | "pending"> {
+    const wait = this.options.approvalWait ?? 0;
+    if (wait <= 0) return "pending";
+    const deadline = Date.now() + wait;
+    while (Date.now() < deadline) {
+      await new Promise((resolve) => setTimeout(resolve, this.options.approvalPoll ?? 200));
+      const approval = await this.warden.store.getApproval(id);
+      if (approval?.status === "approved") return "approved";
+      if (approval && approval.status !== "pending") return "denied";
+    }
+    return "timeout";
+  }
+
+  /** Labels the output: the policy's `tools.<name>.produces`, `servers.<id>.produces` and `servers.<id>.tools.<name>.produces`. */
+  private recordText(call: Call, session: Session, text: string): void {
+    const perTool =
+      this.warden.policy.loaded.policy.servers?.[call.server as string]?.tools?.[call.tool]?.produces;
+    if (!perTool?.length) {
+      this.warden.recordOutput(call, text, session);
+      return;
+    }
+    const policy = this.warden.policy;
+    const labels = new Set([
+      ...(policy.tools.get(call.tool)?.produces ?? []),
+      ...(policy.serverLabels[call.server as string] ?? []),
+      ...perTool,
+    ]);
+    session.recordOutput(call.tool, text, [...labels]);
+  }
+}
+
+function deny(tool: string, rule: string, reason: string, finding?: Decision["findings"][number]): Decision {
+  return { verdict: "deny", rule, reason, findings: finding ? [finding] : [], labels: [], tool };
+}
+
+/** The tool result a refused call returns. */
+export function refusal(decision: Decision): CallToolResult {
+  const tool = decision.tool ?? "call";
+  const text =
+    decision.verdict === "ask"
+      ? `toolwarden: \`${tool}\` needs approval: ${decision.reason}. Approval ${decision.approval ?? "(none)"} is pending; a human must approve it, then retry the same call.`
+      : `toolwarden denied \`${tool}\`: ${decision.reason}`;
+  const { verdict, rule, reason, findings, labels, approval, flows } = decision;
+  return {
+    content: [{ type: "text", text }],
+    isError: true,
+    _meta: { [DECISION_META_KEY]: { verdict, rule, reason, findings, labels, flows, approval } },
+  };
+}
+
+/** The text a model reads from a tool result: text parts, embedded resource text, links, structured content. */
+export function outputText(result: CallToolResult): string {
+  const parts: string[] = [];
+  for (const item of result.content ?? []) {
+    if (item.type === "text") parts.push(item.text);
+    else if (item.type === "resource" && "text" in item.resource && typeof item.resource.text === "string")
+      parts.push(item.resource.text);
+    else if (item.type === "resource_link")
+      parts.push([item.uri, item.name, item.description].filter(Boolean).join(" "));
+  }
+  if (result.structuredContent !== undefined) parts.push(JSON.stringify(result.structuredContent));
+  return parts.join("\n");
+}
+
+function summarize(args: Record<string, unknown> | undefined): string {
+  const text = JSON.stringify(args ?? {});
+  return text.length > 500 ? `${text.slice(0, 500)}…` : text;
+}

@@ -1,0 +1,41 @@
+export { approveTools, listAllTools } from "./approve.js";
+export type { ApproveResult } from "./approve.js";
+export { auditPin, pinRules, ToolCatalog } from "./catalog.js";
+export { DECISION_META_KEY, outputText, refusal, ToolGate } from "./gate.js";
+export type { CallContext, GateOptions } from "./gate.js";
+export { reviewTools } from "./pin-check.js";
+export type { PinEvent, PinRules, PinStatus } from "./pin-check.js";
+export { DEFAULT_PINS_PATH, fingerprintChanges, fingerprintTool, PinLedger, PinLedgerError } from "./pins.js";
+export type { PinEntry, PinLedgerOptions, ToolFingerprint } from "./pins.js";
+export { McpProxy } from "./proxy.js";
+export type { ProxyOptions } from "./proxy.js";
+export { assessTool } from "./risk.js";
+export type { Capability, ListedTool, RiskFinding, ToolRisk } from "./risk.js";
+export {
+  connectUpstream,
+  describeUpstream,
+  inheritedEnv,
+  isHttpUpstream,
+  upstreamTransport,
+} from "./upstream.js";
+export type { HttpUpstream, StdioUpstream, UpstreamSpec } from "./upstream.js";
+export { TokenTable } from "./auth.js";
+export type { TokenMatch } from "./auth.js";
+export {
+  ClientConfigError,
+  defaultConfigLocations,
+  existingConfigLocations,
+  readClientConfig,
+} from "./client-configs.js";
+export type { ConfigLocation, ConfiguredServer } from "./client-configs.js";
+export { McpGateway, TOOL_SEPARATOR } from "./gateway.js";
+export type { GatewayOptions } from "./gateway.js";
+export {
+  gatewayConfigSchema,
+  loadGatewayConfig,
+  MIN_TOKEN_LENGTH,
+  parseGatewayConfig,
+} from "./gateway-config.js";
+export type { GatewayConfig } from "./gateway-config.js";
+export { scanServers, starterPolicy } from "./scan.js";
+export type { ScannedServer, ScannedTool, ScanOptions, ScanProgress } from "./scan.js";

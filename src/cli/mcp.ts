@@ -1,0 +1,379 @@
+import { writeFileSync } from "node:fs";
+import { resolve } from "node:path";
+import type { Warden, WardenOptions } from "../gateway/index.js";
+import { Warden as WardenClass } from "../gateway/index.js";
+import { CliError, parseFlags, table } from "./util.js";
+import type { Command } from "./util.js";
+import { help } from "./validate.js";
+
+const PIN_FLAGS = {
+  pins: { type: "string" },
+  "audit-key-file": { type: "string" },
+} as const;
+
+const WARDEN_FLAGS = {
+  policy: { type: "string", short: "p" },
+  audit: { type: "string" },
+  store: { type: "string" },
+  "approval-wait": { type: "string" },
+  ...PIN_FLAGS,
+} as const;
+
+const USAGE = {
+  proxy:
+    "toolwarden mcp proxy -p POLICY [--server-id ID] [--agent ID] [--audit LOG] [--pins FILE] [--store URL] [--approval-wait SECONDS] (-- COMMAND [ARGS...] | --url URL)",
+  gateway: "toolwarden mcp gateway -c GATEWAY.yaml",
+  pins: "toolwarden mcp pins list [--server ID] [--json] | approve --server-id ID [--tool NAME...] (-- COMMAND... | --url URL | -c GATEWAY.yaml) | revoke --server-id ID [--tool NAME...]   [--pins FILE]",
+  scan: "toolwarden mcp scan [CONFIG...] [--json] [--write-policy FILE] [--write-pins] [--pins FILE] [--timeout SECONDS]",
+};
+
+export const mcp: Command = {
+  summary: "MCP: stdio proxy, HTTP gateway, tool pins, scan of client configs",
+  usage: `toolwarden mcp proxy|gateway|pins|scan ...\n  ${Object.values(USAGE).join("\n  ")}`,
+  async run(argv) {
+    const [sub, ...rest] = argv;
+    switch (sub) {
+      case "proxy":
+        return proxy(rest);
+      case "gateway":
+        return gateway(rest);
+      case "pins":
+        return pins(rest);
+      case "scan":
+        return scan(rest);
+      case undefined:
+      case "--help":
+      case "-h":
+      case "help":
+        return help(this);
+      default:
+        throw new CliError(`unknown subcommand \`${sub}\`\nusage: ${this.usage}`);
+    }
+  },
+};
+
+function seconds(value: string | undefined, flag: string): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (!Number.isFinite(n) || n < 0) throw new CliError(`${flag} takes a number of seconds, not \`${value}\``);
+  return n * 1000;
+}
+
+/** A Warden for the MCP commands: policy, optional audit log, optional shared store, approval wait. */
+async function openMcpWarden(values: {
+  policy?: string;
+  audit?: string;
+  store?: string;
+  "audit-key-file"?: string;
+  "approval-wait"?: string;
+}): Promise<{ warden: Warden; approvalWait: number }> {
+  if (!values.policy) throw new CliError("no policy given: pass -p POLICY");
+  const approvalWait = seconds(values["approval-wait"], "--approval-wait") ?? 0;
+  const options: WardenOptions = { approvals: { wait: approvalWait } };
+  if (values.store) {
+    const { createStateStore } = await import("../stores/create.js");
+    options.store = await createStateStore(values.store);
+  }
+  if (values.audit) {
+    const { JsonlAuditSink } = await import("../audit/jsonl-sink.js");
+    options.audit = await JsonlAuditSink.open({ path: values.audit, keyFile: values["audit-key-file"] });
+  }
+  return { warden: WardenClass.fromFile(values.policy, options), approvalWait };
+}
+
+async function openLedger(values: { pins?: string; "audit-key-file"?: string }) {
+  const { PinLedger, DEFAULT_PINS_PATH } = await import("../adapters/mcp/index.js");
+  const path = resolve(values.pins ?? process.env.TOOLWARDEN_PINS ?? DEFAULT_PINS_PATH);
+  return PinLedger.open(path, { keyFile: values["audit-key-file"] });
+}
+
+/** A stable default id for a server command: the package or script name (`npx -y @scope/server-x` -> `server-x`). */
+export function serverIdFor(command: string[]): string {
+  const runners = new Set([
+    "npx",
+    "node",
+    "uvx",
+    "uv",
+    "python",
+    "python3",
+    "bunx",
+    "bun",
+    "deno",
+    "pnpm",
+    "yarn",
+    "docker",
+    "tsx",
+  ]);
+  const [program, ...args] = command;
+  const base = (value: string) =>
+    value
+      .replace(/@[^/@]*$/, "")
+      .split(/[\\/]/)
+      .filter(Boolean)
+      .pop()
+      ?.replace(/\.(m?[jt]s|py)$/, "") ?? value;
+  const name = runners.has(base(program))
+    ? (args.find((arg) => !arg.startsWith("-") && arg !== "run" && arg !== "dlx") ?? program)
+    : program;
+  return (
+    base(name)
+      .replace(/[^A-Za-z0-9_-]+/g, "-")
+      .replace(/^-+|-+$/g, "") || "server"
+  );
+}
+
+async function proxy(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(
+    argv,
+    { ...WARDEN_FLAGS, "server-id": { type: "string" }, agent: { type: "string" }, url: { type: "string" } },
+    USAGE.proxy,
+  );
+  if (values.help)
+    return help({
+      summary: "an MCP server over stdio in front of one real server; every tools/call is decided",
+      usage: USAGE.proxy,
+    });
+  if (!positionals.length && !values.url)
+    throw new CliError(
+      `no server to proxy: give \`-- COMMAND [ARGS...]\` or \`--url URL\`\nusage: ${USAGE.proxy}`,
+    );
+  const { McpProxy, inheritedEnv } = await import("../adapters/mcp/index.js");
+  const { StdioServerTransport } = await import("@modelcontextprotocol/sdk/server/stdio.js");
+  const upstream = values.url
+    ? { url: values.url }
+    : { command: positionals[0], args: positionals.slice(1), env: inheritedEnv() };
+  const serverId =
+    values["server-id"] ?? (values.url ? new URL(values.url).hostname : serverIdFor(positionals));
+  const ledger = await openLedger(values);
+  const { warden, approvalWait } = await openMcpWarden(values);
+  try {
+    const running = await McpProxy.serve(new StdioServerTransport(), {
+      warden,
+      server: serverId,
+      upstream,
+      ledger,
+      agent: values.agent ? { id: values.agent } : undefined,
+      gate: { approvalWait },
+    });
+    await running.closed;
+    return 0;
+  } finally {
+    await warden.close();
+  }
+}
+
+async function gateway(argv: string[]): Promise<number> {
+  const { values } = parseFlags(argv, { config: { type: "string", short: "c" } }, USAGE.gateway);
+  if (values.help)
+    return help({
+      summary: "one Streamable HTTP endpoint in front of several MCP servers, with bearer tokens",
+      usage: USAGE.gateway,
+    });
+  if (!values.config) throw new CliError(`no gateway config given\nusage: ${USAGE.gateway}`);
+  const { loadGatewayConfig, McpGateway } = await import("../adapters/mcp/index.js");
+  const config = loadGatewayConfig(values.config);
+  const gateway = await McpGateway.start(config, { log: (line) => process.stderr.write(`${line}\n`) });
+  process.stderr.write(
+    `toolwarden mcp gateway: listening on ${gateway.url} (${Object.keys(config.servers).length} servers, ${config.tokens.length} tokens)\n`,
+  );
+  await new Promise<void>((resolveStop) => {
+    const stop = () => resolveStop();
+    process.once("SIGINT", stop);
+    process.once("SIGTERM", stop);
+  });
+  await gateway.close();
+  return 0;
+}
+
+async function pins(argv: string[]): Promise<number> {
+  const [action, ...rest] = argv;
+  const { values, positionals } = parseFlags(
+    rest,
+    {
+      ...PIN_FLAGS,
+      "server-id": { type: "string" },
+      server: { type: "string" },
+      tool: { type: "string", multiple: true },
+      json: { type: "boolean" },
+      url: { type: "string" },
+      config: { type: "string", short: "c" },
+      reason: { type: "string" },
+      by: { type: "string" },
+    },
+    USAGE.pins,
+  );
+  if (values.help || !action)
+    return help({ summary: "list, approve or revoke pinned MCP tool fingerprints", usage: USAGE.pins });
+  const ledger = await openLedger(values);
+  const serverId = values["server-id"] ?? values.server;
+  const by = values.by ?? process.env.USER ?? "cli";
+  if (action === "list") {
+    const list = ledger.list(serverId);
+    if (values.json)
+      process.stdout.write(
+        `${JSON.stringify(
+          list.map(({ inputSchema: _s, ...pin }) => pin),
+          null,
+          2,
+        )}\n`,
+      );
+    else {
+      const rows = list.map((pin) => [
+        pin.server,
+        pin.tool,
+        pin.descriptionHash?.slice(0, 12) ?? "",
+        pin.schemaHash?.slice(0, 12) ?? "",
+        pin.by,
+        pin.time,
+      ]);
+      process.stdout.write(`${table(["server", "tool", "description", "schema", "by", "time"], rows)}\n`);
+      process.stdout.write(
+        `${list.length} pins in ${ledger.path} (${ledger.size} entries, ${ledger.signed ? "signed" : "unsigned: set TOOLWARDEN_AUDIT_KEY to sign"})\n`,
+      );
+    }
+    return 0;
+  }
+  if (!serverId) throw new CliError(`${action} needs --server-id ID\nusage: ${USAGE.pins}`);
+  if (action === "revoke") {
+    const names = values.tool ?? ledger.list(serverId).map((pin) => pin.tool);
+    const written = await ledger.revoke(
+      names.map((tool) => ({ server: serverId, tool })),
+      `revoke:${by}`,
+      values.reason,
+    );
+    process.stdout.write(`revoked ${written.length} pins of \`${serverId}\`\n`);
+    return 0;
+  }
+  if (action === "approve") {
+    const { approveTools } = await import("../adapters/mcp/index.js");
+    const upstream = await upstreamFor(serverId, positionals, values);
+    const result = await approveTools(ledger, serverId, upstream, {
+      tools: values.tool,
+      by: `approve:${by}`,
+      reason: values.reason,
+    });
+    for (const line of result.changes) process.stdout.write(`${line}\n`);
+    process.stdout.write(`pinned ${result.written.length} of ${result.listed} tools of \`${serverId}\`\n`);
+    return result.missing.length ? 1 : 0;
+  }
+  throw new CliError(`unknown pins action \`${action}\`\nusage: ${USAGE.pins}`);
+}
+
+async function upstreamFor(serverId: string, command: string[], values: { url?: string; config?: string }) {
+  const { inheritedEnv, loadGatewayConfig } = await import("../adapters/mcp/index.js");
+  if (values.url) return { url: values.url };
+  if (command.length) return { command: command[0], args: command.slice(1), env: inheritedEnv() };
+  if (values.config) {
+    const spec = loadGatewayConfig(values.config).servers[serverId];
+    if (!spec) throw new CliError(`server \`${serverId}\` is not in \`${values.config}\``);
+    return spec;
+  }
+  throw new CliError(
+    `approve needs the server to read its tools from: \`-- COMMAND...\`, \`--url URL\` or \`-c GATEWAY.yaml\`\nusage: ${USAGE.pins}`,
+  );
+}
+
+async function scan(argv: string[]): Promise<number> {
+  const { values, positionals } = parseFlags(
+    argv,
+    {
+      ...PIN_FLAGS,
+      json: { type: "boolean" },
+      "write-policy": { type: "string" },
+      "write-pins": { type: "boolean" },
+      timeout: { type: "string" },
+    },
+    USAGE.scan,
+  );
+  if (values.help)
+    return help({
+      summary: "read MCP client configs, start each server, flag risky tools",
+      usage: USAGE.scan,
+    });
+  const { existingConfigLocations, readClientConfig, scanServers, starterPolicy } = await import(
+    "../adapters/mcp/index.js"
+  );
+  const locations = positionals.length
+    ? positionals.map((file) => ({ client: "file", file }))
+    : existingConfigLocations();
+  if (!locations.length)
+    throw new CliError(
+      "no MCP client config found (Claude Desktop, Cursor, VS Code, Windsurf); pass config files",
+    );
+  const configured = locations.flatMap(({ client, file }) => {
+    try {
+      return readClientConfig(file, client);
+    } catch (error) {
+      throw new CliError((error as Error).message);
+    }
+  });
+  process.stderr.write(`scanning ${configured.length} servers from ${locations.length} config files\n`);
+  const ledger = await openLedger(values);
+  const results = await scanServers(configured, {
+    timeout: seconds(values.timeout, "--timeout") ?? 30_000,
+    ledger,
+    onProgress: (event) => {
+      if (event.state === "starting") process.stderr.write(`  starting ${event.server}…\n`);
+      else
+        process.stderr.write(
+          `  [${event.done}/${event.total}] ${event.server}: ${event.state === "done" ? "" : `${event.state}: `}${event.detail}\n`,
+        );
+    },
+  });
+  if (values["write-policy"]) {
+    writeFileSync(values["write-policy"], starterPolicy(results));
+    process.stderr.write(`wrote a starting policy to ${values["write-policy"]}\n`);
+  }
+  if (values["write-pins"]) {
+    const tools = results.flatMap((server) =>
+      server.tools
+        .filter((tool) => tool.level !== "high")
+        .map((tool) => ({ server: server.id, tool: tool.listed })),
+    );
+    const written = await ledger.pin(tools, "scan");
+    process.stderr.write(
+      `pinned ${written.length} tools in ${ledger.path} (flagged tools are left unpinned)\n`,
+    );
+  }
+  const flagged = results.reduce(
+    (n, server) => n + server.tools.filter((tool) => tool.level === "high").length,
+    0,
+  );
+  if (values.json) {
+    const out = results.map((server) => ({
+      ...server,
+      tools: server.tools.map(({ listed: _listed, ...tool }) => tool),
+    }));
+    process.stdout.write(`${JSON.stringify({ servers: out, flagged }, null, 2)}\n`);
+  } else {
+    const rows = results.flatMap((server) =>
+      server.status !== "ok"
+        ? [[server.id, "-", server.status, "", server.error ?? ""]]
+        : server.tools.map((tool) => [
+            server.id,
+            tool.name,
+            tool.level,
+            tool.capabilities.join(",") || "-",
+            tool.findings
+              .filter((f) => !f.code.startsWith("capability."))
+              .map((f) => f.message)
+              .join("; ") || "",
+          ]),
+    );
+    process.stdout.write(
+      `${table(
+        ["server", "tool", "risk", "can", "findings"],
+        rows.map((row) => row.map((cell) => truncate(String(cell), 90))),
+      )}\n`,
+    );
+    process.stdout.write(
+      `${results.length} servers, ${results.reduce((n, s) => n + s.tools.length, 0)} tools, ${flagged} flagged\n`,
+    );
+  }
+  return flagged ? 1 : 0;
+}
+
+function truncate(text: string, width: number): string {
+  const flat = text.replace(/\s+/g, " ");
+  return flat.length > width ? `${flat.slice(0, width - 1)}…` : flat;
+}
