@@ -3,23 +3,40 @@ import { type FakeServer, listen, sendJson, sendSse } from "./http.js";
 
 const MODEL = "scripted-claude";
 
+/** The Anthropic stand-in: `conversations[i]` is the whole history the model saw at request `i`. */
+export interface AnthropicServer extends FakeServer {
+  conversations: any[][];
+}
+
 /**
  * Speaks the Anthropic Messages wire format on 127.0.0.1: `POST /v1/messages` (JSON, or SSE
- * events with `stream: true`). Each answer is `script(tool results so far)`.
+ * events with `stream: true`), including message threads (`thread: { type: "continue",
+ * previous_message_id }` sends only the new messages; the server keeps the rest), which the
+ * SDK's tool runner uses. Each answer is `script(tool results so far)`.
  */
-export async function startAnthropicServer(
-  script: (results: string[]) => Step = nextStep,
-): Promise<FakeServer> {
-  return listen((path, body, res, self) => {
+export async function startAnthropicServer(script: (results: string[]) => Step = nextStep): Promise<AnthropicServer> {
+  const conversations: any[][] = [];
+  // What the model has seen up to and including each reply, by reply id.
+  const threads = new Map<string, any[]>();
+  const server = await listen((path, body, res, self) => {
     if (path !== "/v1/messages") {
       sendJson(res, 404, { type: "error", error: { type: "not_found_error", message: `no route ${path}` } });
       return;
     }
-    const step = script(anthropicToolResults(body));
+    const previous = body.thread?.type === "continue" ? threads.get(body.thread.previous_message_id) : [];
+    if (!previous) {
+      sendJson(res, 404, { type: "error", error: { type: "not_found_error", message: "thread_not_found" } });
+      return;
+    }
+    const history = [...previous, ...body.messages];
+    conversations.push(history);
+    const step = script(anthropicToolResults({ messages: history }));
     const n = self.requests.length;
+    threads.set(`msg_${n}`, [...history, { role: "assistant", content: [block(step, n)] }]);
     if (body.stream) sendSse(res, events(step, n));
     else sendJson(res, 200, message(step, n));
   });
+  return Object.assign(server, { conversations });
 }
 
 function block(step: Step, n: number) {
