@@ -86,7 +86,8 @@ describe("toolwarden/anthropic against a local Messages API server", () => {
       expect(refused).toMatchObject({ type: "tool_result", is_error: true });
       expect(server.requests.map((r) => Boolean(r.body.stream))).toEqual([stream, stream, stream, stream]);
       // The runner continues a server-side thread: later requests carry only the new tool results.
-      expect(server.requests[3].body.thread).toMatchObject({ type: "continue", previous_message_id: "msg_2" });
+      expect(server.requests[3].body.thread).toMatchObject({ type: "continue", previous_message_id: "msg_3" });
+      expect(server.requests[3].body.messages).toHaveLength(1);
     });
   }
 });
