@@ -40,7 +40,10 @@ describe("toolwarden/anthropic against a local Messages API server", () => {
         finalText = message.content.map((b) => (b.type === "text" ? b.text : "")).join("");
         break;
       }
-      messages.push({ role: "assistant", content: message.content }, { role: "user", content: await tools.toolResults(message.content) });
+      messages.push(
+        { role: "assistant", content: message.content },
+        { role: "user", content: await tools.toolResults(message.content) },
+      );
     }
     const records = await e2e.audit();
     expectScriptedRun({
@@ -61,10 +64,20 @@ describe("toolwarden/anthropic against a local Messages API server", () => {
     it(`beta toolRunner${stream ? " (streaming)" : ""}: the SDK's own loop gets is_error results for refusals`, async () => {
       const host = hostTools();
       const runnable = TOOLS.map((name) =>
-        betaTool({ name, description: name, inputSchema, run: async (input) => (await host[name](input as never)) as string }),
+        betaTool({
+          name,
+          description: name,
+          inputSchema,
+          run: async (input) => (await host[name](input as never)) as string,
+        }),
       );
       const tools = guardRunnableTools(e2e.warden, runnable);
-      const params = { model: "scripted-claude", max_tokens: 256, messages: [{ role: "user" as const, content: "Read the FAQ" }], tools };
+      const params = {
+        model: "scripted-claude",
+        max_tokens: 256,
+        messages: [{ role: "user" as const, content: "Read the FAQ" }],
+        tools,
+      };
       let finalText: string | undefined;
       if (stream) {
         const runner = client.beta.messages.toolRunner({ ...params, stream: true });
@@ -86,7 +99,10 @@ describe("toolwarden/anthropic against a local Messages API server", () => {
       expect(refused).toMatchObject({ type: "tool_result", is_error: true });
       expect(server.requests.map((r) => Boolean(r.body.stream))).toEqual([stream, stream, stream, stream]);
       // The runner continues a server-side thread: later requests carry only the new tool results.
-      expect(server.requests[3].body.thread).toMatchObject({ type: "continue", previous_message_id: "msg_3" });
+      expect(server.requests[3].body.thread).toMatchObject({
+        type: "continue",
+        previous_message_id: "msg_3",
+      });
       expect(server.requests[3].body.messages).toHaveLength(1);
     });
   }

@@ -14,7 +14,9 @@ export interface AnthropicServer extends FakeServer {
  * previous_message_id }` sends only the new messages; the server keeps the rest), which the
  * SDK's tool runner uses. Each answer is `script(tool results so far)`.
  */
-export async function startAnthropicServer(script: (results: string[]) => Step = nextStep): Promise<AnthropicServer> {
+export async function startAnthropicServer(
+  script: (results: string[]) => Step = nextStep,
+): Promise<AnthropicServer> {
   const conversations: any[][] = [];
   // What the model has seen up to and including each reply, by reply id.
   const threads = new Map<string, any[]>();
