@@ -1,6 +1,9 @@
 import { enumKind, maxLengthKind, rangeKind, regexKind } from "./basic.js";
 import type { ConstraintKind, Detector } from "./kind.js";
 import { pathKind } from "./path/index.js";
+import { secretsDetector } from "./secrets/index.js";
+import { shellKind } from "./shell/index.js";
+import { sqlKind } from "./sql/index.js";
 import { urlKind } from "./url/index.js";
 
 export { compileLinearRegex } from "./basic.js";
@@ -16,6 +19,8 @@ export const CONSTRAINT_KINDS: ReadonlyMap<string, ConstraintKind> = new Map<str
     rangeKind,
     urlKind,
     pathKind,
+    sqlKind,
+    shellKind,
     // analyzers: one line each
   ].map((kind) => [kind.kind, kind]),
 );
@@ -23,6 +28,7 @@ export const CONSTRAINT_KINDS: ReadonlyMap<string, ConstraintKind> = new Map<str
 /** Every detector usable under `detect:`, by key. */
 export const DETECTORS: ReadonlyMap<string, Detector> = new Map<string, Detector>(
   [
+    secretsDetector,
     // detectors: one line each
   ].map((detector: Detector) => [detector.name, detector]),
 );

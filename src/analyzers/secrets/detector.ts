@@ -1,0 +1,528 @@
+import type { Finding } from "../../core/index.js";
+import type { Detector } from "../kind.js";
+import { base62ChecksumValid } from "./checksum.js";
+
+/*
+ * How a scan runs. A JavaScript loop over every character costs more than the budget (a few µs
+ * per KB), so the text is searched with indexOf, which is vectorised:
+ *  - for the literal prefix of every token format (AKIA, ghp_, sk-, eyJ, -----BEGIN, ...); where one
+ *    starts a word, sticky regular expressions check the exact format from that index;
+ *  - for every `=` and `:`, where the identifier before (password=, "api_key":, AccountKey=) and
+ *    the value after decide, and `://` is checked for credentials in the URL.
+ * Every regular expression has bounded repetition, no nested quantifiers, and runs from a fixed
+ * index, so the work is linear in the text. A clean string allocates nothing.
+ */
+
+/** Finding codes this detector can produce, each `secret.<type>`. */
+export const SECRET_TYPES = {
+  aws_key: "AWS access key id",
+  aws_secret_key: "AWS secret access key",
+  gcp_service_account: "GCP service-account private key",
+  azure_key: "Azure storage or service-bus key",
+  github_token: "GitHub token",
+  gitlab_token: "GitLab token",
+  slack_token: "Slack token",
+  slack_webhook: "Slack webhook URL",
+  stripe_key: "Stripe live key",
+  openai_key: "OpenAI API key",
+  anthropic_key: "Anthropic API key",
+  api_key: "API key",
+  google_api_key: "Google API key",
+  twilio_key: "Twilio API key",
+  sendgrid_key: "SendGrid API key",
+  npm_token: "npm token",
+  pypi_token: "PyPI token",
+  private_key: "private key",
+  jwt: "JSON Web Token",
+  connection_string: "password in a connection URL",
+  password: "password",
+  generic: "secret value",
+  bearer_token: "bearer token",
+} as const;
+
+export type SecretType = keyof typeof SECRET_TYPES;
+
+const TOKEN = new Uint8Array(128);
+for (let c = 48; c <= 57; c++) TOKEN[c] = 1;
+for (let c = 65; c <= 90; c++) TOKEN[c] = 1;
+for (let c = 97; c <= 122; c++) TOKEN[c] = 1;
+TOKEN[95] = 1; // _
+TOKEN[45] = 1; // -
+TOKEN[46] = 1; // .
+
+const MIN_RUN = 20;
+
+const AWS_ID = /(?:AKIA|ASIA|ABIA|ACCA|A3T[A-Z0-9])[A-Z2-7]{16}(?![A-Za-z0-9])/y;
+const GOOGLE = /AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])/y;
+const GITHUB = /gh[pousr]_[A-Za-z0-9]{36}(?![A-Za-z0-9])/y;
+const GITHUB_PAT = /github_pat_[A-Za-z0-9]{22}_[A-Za-z0-9]{59}(?![A-Za-z0-9])/y;
+const GITLAB = /gl(?:pat|ptt|dt|rt|cbt|soat|ft|imt|agent)-[A-Za-z0-9_.-]{20,200}/y;
+const SLACK = /xox[abposr]-[0-9A-Za-z]{1,40}-[0-9A-Za-z-]{8,200}/y;
+const STRIPE = /[sr]k_(?:live|prod)_[0-9A-Za-z]{20,200}/y;
+const ANTHROPIC = /sk-ant-[a-z]{2,8}\d{2}-[A-Za-z0-9_-]{60,200}/y;
+const OPENAI_PROJECT = /sk-(?:proj|svcacct|admin)-[A-Za-z0-9_-]{40,250}/y;
+const SK_KEY = /sk-[A-Za-z0-9_-]{32,250}/y;
+const SENDGRID = /SG\.[A-Za-z0-9_-]{22}\.[A-Za-z0-9_-]{43}(?![A-Za-z0-9_-])/y;
+const TWILIO = /SK[0-9a-fA-F]{32}(?![0-9A-Za-z])/y;
+const NPM = /npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])/y;
+const PYPI = /pypi-AgE[A-Za-z0-9_-]{50,400}/y;
+const JWT = /eyJ([A-Za-z0-9_-]{4,2048})\.[A-Za-z0-9_-]{4,8192}\.[A-Za-z0-9_-]{16,2048}/y;
+const PEM = /-----BEGIN[ A-Z0-9]{0,40}PRIVATE KEY(?: BLOCK)?-----/y;
+const URL_CREDENTIALS = /[^\s:@/?#"'<>]{0,128}:([^\s@/?#"'<>]{1,256})@[A-Za-z0-9[]/y;
+const AWS_SECRET = /(?<![A-Za-z0-9/+])[A-Za-z0-9/+]{40}(?![A-Za-z0-9/+=])/g;
+const AZURE_ACCOUNT_KEY = /[A-Za-z0-9+/]{86}==/y;
+const BASE64_40 = /[A-Za-z0-9+/%]{40,200}/y;
+const PLACEHOLDER =
+  /example|xxxx|\*\*\*|\.\.\.|changeme|change_me|your[_-]|placeholder|dummy|redacted|sample|<|>|\$\{|\{\{|\$\(|%s|%\(|process\.env|os\.environ|getenv|secrets\./i;
+const SLACK_HOOK = /hooks\.slack\.com\/(?:services|workflows|triggers)\/[A-Za-z0-9_/+-]{20,200}/y;
+
+const TYPE_NAMES = Object.keys(SECRET_TYPES) as SecretType[];
+const TYPE_BIT = new Map(TYPE_NAMES.map((type, i) => [type, 2 ** i]));
+
+// Per-scan state kept at module level so a clean scan allocates nothing (no closure, no set).
+let scanText = "";
+let scanArg = "";
+let scanOut: Finding[] = [];
+let scanFound = 0;
+
+function hit(type: SecretType, at: number, prefix: number): void {
+  const bit = TYPE_BIT.get(type)!;
+  if ((scanFound & bit) !== 0) return;
+  scanFound |= bit;
+  const shown = prefix > 0 ? ` \`${scanText.slice(at, at + Math.min(prefix, 4))}…\`` : "";
+  scanOut.push({ code: `secret.${type}`, message: `possible ${SECRET_TYPES[type]}${shown}`, arg: scanArg });
+}
+
+// Literal prefixes of every token format (case-sensitive); indexOf finds them far faster than a
+// JavaScript loop over each character or one big alternation could.
+const PREFIXES = [
+  "AKIA",
+  "ASIA",
+  "ABIA",
+  "ACCA",
+  "A3T",
+  "AIza",
+  "gh",
+  "gl",
+  "xox",
+  "k_live_",
+  "k_prod_",
+  "sk-",
+  "SG.",
+  "SK",
+  "npm_",
+  "pypi-",
+  "eyJ",
+  "-----BEGIN",
+  "earer ",
+];
+
+/** Scans one string; pushes one finding per secret type found. Never echoes more than 4 characters. */
+export function scanSecrets(text: string, arg: string, out: Finding[]): void {
+  scanText = text;
+  scanArg = arg;
+  scanOut = out;
+  scanFound = 0;
+  try {
+    for (const prefix of PREFIXES) {
+      for (let i = text.indexOf(prefix); i >= 0; i = text.indexOf(prefix, i + 1)) prefixAt(text, prefix, i);
+    }
+    for (let i = text.indexOf(":"); i >= 0; i = text.indexOf(":", i + 1)) assignment(text, i);
+    for (let i = text.indexOf("="); i >= 0; i = text.indexOf("=", i + 1)) assignment(text, i);
+  } finally {
+    scanText = "";
+    scanArg = "";
+    scanOut = [];
+  }
+}
+
+function isToken(c: number): boolean {
+  return c < 128 && TOKEN[c] === 1;
+}
+
+function runEnd(text: string, start: number): number {
+  let end = start;
+  const limit = Math.min(text.length, start + 4096);
+  while (end < limit && isToken(text.charCodeAt(end))) end++;
+  return end;
+}
+
+/** A prefix at `i`: examine the run of token characters it starts, if it starts one. */
+function prefixAt(text: string, prefix: string, i: number): void {
+  let start = i;
+  if (prefix === "earer ") {
+    const b = text.charCodeAt(i - 1) | 32;
+    if (b !== 98 || isToken(text.charCodeAt(i - 2))) return;
+    start = i + 6;
+    const end = runEnd(text, start);
+    if (end - start >= MIN_RUN && looksRandom(text, start, end)) hit("bearer_token", start, 0);
+    return;
+  }
+  if (prefix === "k_live_" || prefix === "k_prod_") start = i - 1;
+  // Cheap rejections for prefixes that are common in ordinary words.
+  else if (prefix === "gh" && text.charCodeAt(i + 3) !== 95 && !text.startsWith("github_pat_", i)) return;
+  else if (prefix === "gl" && text.charCodeAt(i + 4) !== 45 && text.charCodeAt(i + 5) !== 45) {
+    if (!text.startsWith("glsoat-", i) && !text.startsWith("glagent-", i)) return;
+  }
+  if (start < 0 || (prefix !== "-----BEGIN" && isToken(text.charCodeAt(start - 1)))) return;
+  tokenRun(text, start);
+}
+
+function at(re: RegExp, text: string, index: number): boolean {
+  re.lastIndex = index;
+  return re.test(text);
+}
+
+/** A word starting at `start` with a known prefix: check the exact format. */
+function tokenRun(text: string, start: number): void {
+  const c0 = text.charCodeAt(start);
+  const c1 = text.charCodeAt(start + 1);
+  switch (c0) {
+    case 65: // A
+      if (at(AWS_ID, text, start) && !isPlaceholder(text, start, start + 20)) {
+        hit("aws_key", start, 4);
+        awsSecretNear(text, start);
+      } else if (c1 === 73 && at(GOOGLE, text, start) && !isPlaceholder(text, start, start + 39)) {
+        hit("google_api_key", start, 4);
+      }
+      return;
+    case 103: // g
+      if (at(GITHUB, text, start)) {
+        if (base62ChecksumValid(text, start, 4, 40)) hit("github_token", start, 4);
+      } else if (at(GITHUB_PAT, text, start) && looksRandom(text, start + 11, start + 93)) {
+        hit("github_token", start, 4);
+      } else if (
+        at(GITLAB, text, start) &&
+        looksRandom(text, text.indexOf("-", start) + 1, GITLAB.lastIndex)
+      ) {
+        hit("gitlab_token", start, 4);
+      }
+      return;
+    case 120: // x
+      if (at(SLACK, text, start) && !isPlaceholder(text, start, SLACK.lastIndex))
+        hit("slack_token", start, 4);
+      return;
+    case 114: // r
+    case 115: // s
+      if (at(STRIPE, text, start)) {
+        if (!isPlaceholder(text, start, STRIPE.lastIndex)) hit("stripe_key", start, 4);
+      } else if (c0 === 115 && c1 === 107 && text.charCodeAt(start + 2) === 45) skKey(text, start);
+      return;
+    case 83: // S
+      if (c1 === 71 && at(SENDGRID, text, start)) hit("sendgrid_key", start, 3);
+      else if (c1 === 75 && at(TWILIO, text, start)) hit("twilio_key", start, 2);
+      return;
+    case 110: // n
+      if (
+        at(NPM, text, start) &&
+        (base62ChecksumValid(text, start, 4, 40) || looksRandom(text, start + 4, start + 40))
+      ) {
+        hit("npm_token", start, 4);
+      }
+      return;
+    case 112: // p
+      if (at(PYPI, text, start)) hit("pypi_token", start, 4);
+      return;
+    case 101: // e
+      if (c1 === 121 && at(JWT, text, start) && jwtHeader(text, start)) hit("jwt", start, 3);
+      return;
+    case 45: // -
+      if (text.startsWith("-----BEGIN", start)) privateKey(text, start);
+      return;
+  }
+}
+
+function skKey(text: string, start: number): void {
+  if (at(ANTHROPIC, text, start)) {
+    hit("anthropic_key", start, 4);
+  } else if (at(OPENAI_PROJECT, text, start)) {
+    if (!isPlaceholder(text, start, OPENAI_PROJECT.lastIndex)) hit("openai_key", start, 4);
+  } else if (at(SK_KEY, text, start)) {
+    const end = SK_KEY.lastIndex;
+    if (text.indexOf("T3BlbkFJ", start) > 0 && text.indexOf("T3BlbkFJ", start) < end)
+      hit("openai_key", start, 3);
+    else if (looksRandom(text, start + 3, end)) hit("api_key", start, 3);
+  }
+}
+
+/** A 40-character base64 word within a few hundred characters of an AWS key id. */
+function awsSecretNear(text: string, idAt: number): void {
+  AWS_SECRET.lastIndex = Math.max(0, idAt - 300);
+  const limit = idAt + 320;
+  for (let m = AWS_SECRET.exec(text); m !== null && m.index < limit; m = AWS_SECRET.exec(text)) {
+    if (looksRandom(text, m.index, m.index + 40) && hasCase(text, m.index, m.index + 40)) {
+      hit("aws_secret_key", m.index, 0);
+      return;
+    }
+  }
+}
+
+function privateKey(text: string, start: number): void {
+  if (!at(PEM, text, start)) return;
+  let body = 0;
+  const end = Math.min(text.length, PEM.lastIndex + 256);
+  for (let i = PEM.lastIndex; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if ((c >= 48 && c <= 57) || (c >= 65 && c <= 90) || (c >= 97 && c <= 122) || c === 43 || c === 47) body++;
+  }
+  if (body < 64) return;
+  hit(text.includes("service_account") ? "gcp_service_account" : "private_key", start, 0);
+}
+
+function jwtHeader(text: string, start: number): boolean {
+  const dot = text.indexOf(".", start);
+  try {
+    const header = JSON.parse(Buffer.from(text.slice(start, dot), "base64url").toString("utf8")) as unknown;
+    const alg = (header as { alg?: unknown } | null)?.alg;
+    return typeof alg === "string" && alg.toLowerCase() !== "none";
+  } catch {
+    return false;
+  }
+}
+
+/** `=` or `:` at `i`: a URL with credentials, or a secret-named identifier given a value. */
+function assignment(text: string, i: number): void {
+  const n = text.length;
+  if (text.charCodeAt(i) === 58 && text.charCodeAt(i + 1) === 47 && text.charCodeAt(i + 2) === 47) {
+    urlCredentials(text, i);
+    return;
+  }
+  // The value: after `:=` / `=>`, spaces and an opening quote, up to the closing quote or a delimiter.
+  let v = i + 1;
+  const next = text.charCodeAt(v);
+  if (next === 61 || next === 62) v++;
+  while (v < n && v - i < 6 && (text.charCodeAt(v) === 32 || text.charCodeAt(v) === 9)) v++;
+  const quote = text.charCodeAt(v);
+  const quoted = quote === 34 || quote === 39 || quote === 96;
+  if (quoted) v++;
+  let e = v;
+  while (e < n && e - v < 256) {
+    const c = text.charCodeAt(e);
+    if (
+      quoted
+        ? c === quote || c === 10
+        : c <= 32 ||
+          c === 34 ||
+          c === 39 ||
+          c === 44 ||
+          c === 59 ||
+          c === 125 ||
+          c === 41 ||
+          c === 93 ||
+          c === 38
+    )
+      break;
+    e++;
+  }
+  if (e - v < 8 || text.charCodeAt(v) === 47 /* a path */ || containsWord(text, v, e, "://")) return;
+  // The identifier before the operator (skipping a closing quote and spaces).
+  let k = i - 1;
+  while (
+    k >= 0 &&
+    i - k < 5 &&
+    (text.charCodeAt(k) === 32 || text.charCodeAt(k) === 34 || text.charCodeAt(k) === 39)
+  )
+    k--;
+  const identEnd = k + 1;
+  while (k >= 0 && identEnd - k <= 64) {
+    const c = text.charCodeAt(k);
+    if (!(c < 128 && (TOKEN[c] === 1 || c === 36))) break;
+    k--;
+  }
+  const identStart = k + 1;
+  if (identEnd - identStart < 3) return;
+  if (endsWithWord(text, identEnd, "accountkey")) {
+    if (at(AZURE_ACCOUNT_KEY, text, v)) hit("azure_key", v, 0);
+    return;
+  }
+  if (
+    endsWithWord(text, identEnd, "sharedaccesskey") ||
+    (endsWithWord(text, identEnd, "sig") && identEnd - identStart === 3)
+  ) {
+    if (
+      at(BASE64_40, text, v) &&
+      looksRandom(text, v, e) &&
+      (identEnd - identStart > 3 || text.includes("sv=20"))
+    ) {
+      hit("azure_key", v, 0);
+    }
+    return;
+  }
+  const kind = keywordKind(text, identStart, identEnd);
+  if (kind === undefined || isPlaceholder(text, v, e) || !looksRandom(text, v, e)) return;
+  if (e - v === 40 && containsWord(text, identStart, identEnd, "aws")) hit("aws_secret_key", v, 0);
+  else hit(kind, v, 0);
+}
+
+function urlCredentials(text: string, colon: number): void {
+  let s = colon - 1;
+  while (s >= 0 && colon - s <= 20 && isSchemeChar(text.charCodeAt(s))) s--;
+  if (colon - s < 3) return;
+  if (at(SLACK_HOOK, text, colon + 3)) {
+    if (!isPlaceholder(text, colon + 3, SLACK_HOOK.lastIndex)) hit("slack_webhook", colon + 3, 0);
+    return;
+  }
+  URL_CREDENTIALS.lastIndex = colon + 3;
+  const m = URL_CREDENTIALS.exec(text);
+  if (m === null) return;
+  const password = m[1]!;
+  const start = colon + 3 + m[0].indexOf(":") + 1;
+  if (password.length < 3 || isPlaceholder(text, start, start + password.length)) return;
+  if (/^(?:pass(?:word)?|pwd|secret|\d{1,5})$/i.test(password)) return;
+  hit("connection_string", s + 1, 0);
+}
+
+function isSchemeChar(c: number): boolean {
+  return (
+    (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 43 || c === 46 || c === 45
+  );
+}
+
+// Identifiers that name a secret, and words that make them name something else (secret_name,
+// page_token, max_tokens, tokenizer). Short words count only at the end of the identifier.
+const PASSWORD_WORDS = ["password", "passwd", "passphrase", "pwd"];
+const SECRET_WORDS = [
+  "secret",
+  "token",
+  "apikey",
+  "api_key",
+  "api-key",
+  "accesskey",
+  "access_key",
+  "access-key",
+  "credential",
+  "auth_key",
+  "authkey",
+];
+const NOT_SECRET_ANYWHERE = [
+  "hash",
+  "page",
+  "cursor",
+  "csrf",
+  "xsrf",
+  "count",
+  "limit",
+  "length",
+  "expir",
+  "usage",
+  "policy",
+  "prompt",
+  "budget",
+  "pattern",
+  "format",
+  "column",
+  "regex",
+  "label",
+  "endpoint",
+  "tokeniz",
+  "author",
+  "max_",
+  "min_",
+  "num_",
+  "_len",
+  "file",
+  "path",
+  "name",
+  "type",
+  "url",
+];
+const NOT_SECRET_SUFFIX = ["id", "max", "ref", "field", "ttl"];
+
+function keywordKind(text: string, start: number, end: number): "password" | "generic" | undefined {
+  let kind: "password" | "generic" | undefined;
+  // One pass over the identifier, trying only the words that start with the current letter.
+  for (let i = start; i < end && kind !== "password"; i++) {
+    const c = text.charCodeAt(i) | 32;
+    if (c === 112 /* p */) {
+      if (PASSWORD_WORDS.some((word) => startsWithWord(text, i, end, word))) kind = "password";
+    } else if (c === 115 || c === 116 || c === 97 || c === 99 /* s t a c */) {
+      if (kind === undefined && SECRET_WORDS.some((word) => startsWithWord(text, i, end, word)))
+        kind = "generic";
+    }
+  }
+  if (kind === undefined && endsWithWord(text, end, "pass")) kind = "password";
+  if (kind === undefined) return undefined;
+  if (NOT_SECRET_ANYWHERE.some((word) => containsWord(text, start, end, word))) return undefined;
+  if (NOT_SECRET_SUFFIX.some((word) => endsWithWord(text, end, word))) return undefined;
+  return kind;
+}
+
+function startsWithWord(text: string, at: number, end: number, word: string): boolean {
+  return at + word.length <= end && containsWord(text, at, at + word.length, word);
+}
+
+/** Case-insensitive search for an ASCII lower-case `word` in text[start, end), without allocating. */
+function containsWord(text: string, start: number, end: number, word: string): boolean {
+  const last = end - word.length;
+  outer: for (let i = start; i <= last; i++) {
+    for (let j = 0; j < word.length; j++) {
+      const c = text.charCodeAt(i + j);
+      if ((c >= 65 && c <= 90 ? c | 32 : c) !== word.charCodeAt(j)) continue outer;
+    }
+    return true;
+  }
+  return false;
+}
+
+function endsWithWord(text: string, end: number, word: string): boolean {
+  const start = end - word.length;
+  return start >= 0 && containsWord(text, start, end, word);
+}
+
+function isPlaceholder(text: string, start: number, end: number): boolean {
+  PLACEHOLDER.lastIndex = 0;
+  return PLACEHOLDER.test(text.slice(start, end)) || text.charCodeAt(start) === 36 /* $VAR */;
+}
+
+const counts = new Uint16Array(128);
+
+/**
+ * Random-looking: 8+ characters, a digit or a symbol besides `-_.` (so `my-secret-name` is not),
+ * and Shannon entropy of at least 2.75 bits per character (3 from 12 characters, 3.5 from 20).
+ */
+function looksRandom(text: string, start: number, end: number): boolean {
+  const length = end - start;
+  if (length < 8) return false;
+  let digitOrSymbol = false;
+  let other = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 128) {
+      other++;
+      continue;
+    }
+    counts[c]!++;
+    if ((c >= 48 && c <= 57) || !(TOKEN[c] === 1 || c <= 32)) digitOrSymbol = true;
+  }
+  let entropy = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 128 || counts[c] === 0) continue;
+    const p = counts[c]! / length;
+    entropy -= p * Math.log2(p);
+    counts[c] = 0;
+  }
+  if (other > 0) entropy += (other / length) * 4;
+  return digitOrSymbol && entropy >= (length >= 20 ? 3.5 : length >= 12 ? 3.0 : 2.75);
+}
+
+function hasCase(text: string, start: number, end: number): boolean {
+  let upper = false;
+  let lower = false;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 65 && c <= 90) upper = true;
+    else if (c >= 97 && c <= 122) lower = true;
+  }
+  return upper && lower;
+}
+
+/**
+ * `detect: { secrets: deny }`: credentials in any string argument (cloud keys, provider tokens,
+ * private keys, JWTs, passwords in URLs and in `password=`-style assignments).
+ */
+export const secretsDetector: Detector = {
+  name: "secrets",
+  summary: "credentials (cloud keys, API tokens, private keys, JWTs, passwords) in string arguments",
+  scan: scanSecrets,
+};
