@@ -559,9 +559,10 @@ function timeChart(stats, since, bucket) {
   const ticks = Math.min(6, rows.length);
   for (let k = 0; k < ticks; k++) {
     const i = Math.round((k * (rows.length - 1)) / Math.max(1, ticks - 1));
-    chart.append(
-      svg("text", { x: left + i * barW + barW / 2, y: H - 6, "text-anchor": "middle" }, label(rows[i].t)),
-    );
+    // The first and last labels hug the edges so they are not cut off.
+    const anchor = k === 0 ? "start" : k === ticks - 1 ? "end" : "middle";
+    const x = k === 0 ? left : k === ticks - 1 ? W - 8 : left + i * barW + barW / 2;
+    chart.append(svg("text", { x, y: H - 6, "text-anchor": anchor }, label(rows[i].t)));
   }
   const legend = h(
     "ul",
