@@ -3,12 +3,15 @@ import net from "node:net";
 import { join } from "node:path";
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import Database from "better-sqlite3";
 import { AuditSinkError } from "./errors.js";
 import { FanoutAuditSink } from "./fanout.js";
+import { describeSinkConformance } from "./fixtures/conformance.js";
 import { decisionEvent, TEST_KEY, tempDir } from "./fixtures/events.js";
 import { dropSchema, PG_CONNECTION, skipPostgres, uniqueSchema } from "./fixtures/postgres.js";
 import { JsonlAuditSink } from "./jsonl-sink.js";
 import { PostgresAuditSink } from "./postgres-sink.js";
+import { SqliteAuditSink, verifySqlite } from "./sqlite-sink.js";
 import { verifyAuditLog } from "./verify.js";
 
 const skip = await skipPostgres();
@@ -206,4 +209,38 @@ describe("FanoutAuditSink options", () => {
     await sink.close();
     await cleanup();
   });
+});
+
+describeSinkConformance("FanoutAuditSink over JSONL and SQLite", async () => {
+  const { dir, cleanup } = await tempDir();
+  const path = join(dir, "audit.jsonl");
+  const db = join(dir, "audit.db");
+  return {
+    open: async () =>
+      FanoutAuditSink.open({
+        sinks: [
+          { name: "file", sink: await JsonlAuditSink.open({ path, key: TEST_KEY }) },
+          { name: "db", sink: new SqliteAuditSink({ path: db, key: TEST_KEY }) },
+        ],
+        spoolDir: join(dir, "spool"),
+        key: TEST_KEY,
+      }),
+    verify: async () => {
+      const file = await verifyAuditLog([path], TEST_KEY);
+      const handle = new Database(db, { readonly: true });
+      try {
+        const rows = await verifySqlite(handle, TEST_KEY);
+        expect(rows).toMatchObject({ ok: true, records: file.records });
+      } finally {
+        handle.close();
+      }
+      return file;
+    },
+    tools: async () =>
+      (await readFile(path, "utf8"))
+        .split("\n")
+        .filter(Boolean)
+        .map((line) => JSON.parse(line).tool),
+    cleanup,
+  };
 });

@@ -49,6 +49,7 @@ export class FanoutAuditSink implements AuditSink {
   readonly kind = "fanout";
   readonly #targets: Target[];
   readonly #bound: number;
+  #closed = false;
 
   private constructor(targets: Target[], bound: number) {
     this.#targets = targets;
@@ -73,6 +74,7 @@ export class FanoutAuditSink implements AuditSink {
   }
 
   async append(event: AuditEvent): Promise<void> {
+    if (this.#closed) throw new AuditSinkError("audit sink is closed");
     const results = await Promise.allSettled(this.#targets.map((t) => t.accept(event)));
     const failed = results.findIndex((r) => r.status === "rejected");
     if (failed >= 0) {
@@ -91,6 +93,8 @@ export class FanoutAuditSink implements AuditSink {
 
   /** Stops replaying, flushes, and closes the spools and the sinks. Spooled records stay for the next start. */
   async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
     const results = await Promise.allSettled(this.#targets.map((t) => t.close()));
     const failed = results.find((r) => r.status === "rejected");
     if (failed) throw (failed as PromiseRejectedResult).reason;
