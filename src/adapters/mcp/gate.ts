@@ -56,7 +56,8 @@ export class ToolGate {
     try {
       await this.warden.enforce(call);
     } catch (error) {
-      if (error instanceof PolicyDeniedError || error instanceof ApprovalRequiredError) return refusal({ ...error.decision, tool: name });
+      if (error instanceof PolicyDeniedError || error instanceof ApprovalRequiredError)
+        return refusal({ ...error.decision, tool: name });
       throw error;
     }
     let result: CallToolResult;
