@@ -57,7 +57,7 @@ export const sqlOptions = z
     functions: z.object({ allow: names.optional(), deny: names.optional() }).strict().optional(),
     /** Longest query analyzed, in UTF-16 units; default 100000. */
     max_length: z.number().int().positive().max(1_000_000).optional(),
-    /** Parse time budget in ms; default 250. */
+    /** Parse time budget in ms (wall clock, so generous); default 1000. */
     timeout_ms: z.number().int().positive().max(10_000).optional(),
   })
   .strict();
@@ -96,7 +96,7 @@ export const sqlKind: ConstraintKind<SqlOptions> = {
       dangerous,
     };
     const maxLength = options.max_length ?? 100_000;
-    const timeoutMs = options.timeout_ms ?? 250;
+    const timeoutMs = options.timeout_ms ?? 1000;
     const maxStatements = options.max_statements ?? Number.POSITIVE_INFINITY;
 
     return (value, arg, out) => {

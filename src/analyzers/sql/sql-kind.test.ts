@@ -1,0 +1,203 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import type { Finding } from "../../core/index.js";
+import { globMatch } from "./glob.js";
+import { sqlKind, type SqlOptions } from "./index.js";
+import { lexSql } from "./lexer.js";
+
+function codes(options: SqlOptions, query: unknown): string[] {
+  const out: Finding[] = [];
+  sqlKind.compile(sqlKind.options.parse(options))(query, "query", out);
+  for (const finding of out) expect(finding.arg).toBe("query");
+  return out.map((f) => f.code);
+}
+
+const readOnly: SqlOptions = {
+  allow: ["select"],
+  dialect: "postgresql",
+  tables: { deny: ["secrets", "vault.*"] },
+};
+
+describe("sql kind", () => {
+  it.each([
+    ["literal holding a statement", "SELECT 'DROP TABLE x; DELETE FROM y'"],
+    ["line comment holding a statement", "SELECT 1 -- ; DROP TABLE x"],
+    ["block comment holding a statement", "/* DROP TABLE x */ SELECT 1"],
+    ["dollar quote holding a statement", "SELECT $tag$ '; DROP TABLE x; $tag$"],
+    ["E-string with an escaped backslash", "SELECT E'a\\\\'"],
+    ["doubled quotes", "SELECT 'it''s'"],
+    ["CTE shadows a denied name", "WITH secrets AS (SELECT 1 AS a) SELECT a FROM secrets"],
+    [
+      "recursive CTE",
+      "WITH RECURSIVE r(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM r WHERE n < 5) SELECT * FROM r",
+    ],
+    ["function named like a dangerous one, but not it", "SELECT sleepy(1), my_pg_sleep_counter FROM t"],
+    ["only comments", "-- nothing here\n/* at all */"],
+    ["empty", ""],
+    ["table whose name contains a denied one", "SELECT * FROM secrets_archive"],
+    ["schema vault denied, table vault allowed", "SELECT * FROM public.vault"],
+  ])("allows a look-alike: %s", (_name, query) => {
+    expect(codes(readOnly, query)).toEqual([]);
+  });
+
+  it.each([
+    ["stacked statement", "SELECT 1; DROP TABLE x", "sql.not_allowed"],
+    ["stacked after a literal with a semicolon", "SELECT ';'; DELETE FROM x WHERE id = 1", "sql.not_allowed"],
+    ["data-modifying CTE", "WITH d AS (DELETE FROM t WHERE id = 1) SELECT 1", "sql.not_allowed"],
+    ["insert inside a CTE", "WITH i AS (INSERT INTO t VALUES (1)) SELECT 1", "sql.not_allowed"],
+    [
+      "CTE body reads the real denied table",
+      "WITH secrets AS (SELECT * FROM secrets) SELECT 1",
+      "sql.table_denied",
+    ],
+    [
+      "CTE name does not leak into a later statement",
+      "WITH secrets AS (SELECT 1) SELECT 1; SELECT * FROM secrets",
+      "sql.table_denied",
+    ],
+    [
+      "CTE name does not leak out of a subquery",
+      "SELECT * FROM (WITH secrets AS (SELECT 1) SELECT 1) a, secrets",
+      "sql.table_denied",
+    ],
+    [
+      "denied table in a subquery of WHERE",
+      "SELECT 1 FROM t WHERE a IN (SELECT a FROM secrets)",
+      "sql.table_denied",
+    ],
+    ["denied table in a scalar subquery", "SELECT (SELECT max(a) FROM vault.keys)", "sql.table_denied"],
+    ["denied table in a join", "SELECT * FROM t JOIN secrets s ON s.id = t.id", "sql.table_denied"],
+    ["denied table via union", "SELECT a FROM t UNION SELECT b FROM secrets", "sql.table_denied"],
+    ["denied table, different case and quoting", 'SELECT * FROM "SECRETS"', "sql.table_denied"],
+    ["denied table, schema-qualified", "SELECT * FROM public.secrets", "sql.table_denied"],
+    ["schema-qualified dangerous function", "SELECT pg_catalog.pg_sleep(1)", "sql.dangerous_function"],
+    ["dangerous function in ORDER BY", "SELECT a FROM t ORDER BY pg_sleep(1)", "sql.dangerous_function"],
+    ["dangerous function in a table position", "SELECT * FROM pg_ls_dir('/')", "sql.dangerous_function"],
+    ["dangerous function, upper case", "SELECT PG_READ_FILE('/etc/passwd')", "sql.dangerous_function"],
+    ["SELECT INTO a new table", "SELECT * INTO copy FROM t", "sql.not_allowed"],
+    ["backslash before a quote", "SELECT 'a\\'; DROP TABLE t; --'", "sql.unparsable"],
+    ["backslash before a double quote", 'SELECT "a\\"; DROP TABLE t; --"', "sql.unparsable"],
+    ["nested comment", "SELECT 1 /* a /* b */ ; DROP TABLE t; */", "sql.unparsable"],
+    ["unterminated literal", "SELECT 'abc", "sql.unparsable"],
+    ["unterminated dollar quote", "SELECT $$abc", "sql.unparsable"],
+    ["NUL character", "SELECT 1\u0000; DROP TABLE t", "sql.unparsable"],
+    ["not SQL", "please drop the users table", "sql.unparsable"],
+    ["not a string", { query: "SELECT 1" }, "sql.unparsable"],
+    ["COPY", "COPY t TO '/tmp/t'", "sql.unparsable"],
+  ])("denies %s", (_name, query, code) => {
+    expect(codes(readOnly, query)).toContain(code);
+  });
+
+  it("reads MySQL comments and quotes the way MySQL does", () => {
+    const mysql: SqlOptions = { allow: ["select"], dialect: "mysql" };
+    expect(codes(mysql, "SELECT 1 -- fine")).toEqual([]);
+    expect(codes(mysql, "SELECT 'a\\\\', 2 # fine")).toEqual([]);
+    expect(codes(mysql, "SELECT 1 --1; DROP TABLE t")).toEqual(["sql.unparsable"]);
+    expect(codes(mysql, "SELECT 1 /*! ; DROP TABLE t */")).toEqual(["sql.unparsable"]);
+    expect(codes(mysql, "SELECT 1 /*M! ; DROP TABLE t */")).toEqual(["sql.unparsable"]);
+    expect(codes(mysql, "SELECT * FROM t INTO DUMPFILE '/tmp/x'")).toEqual(["sql.dangerous_function"]);
+    expect(codes(mysql, "SELECT 1 INTO @x")).toEqual([]);
+  });
+
+  it("refuses `#` where the parser reads a comment and the server does not", () => {
+    expect(codes({ dialect: "sqlite" }, "SELECT 1 # ; DROP TABLE t")).toEqual(["sql.unparsable"]);
+  });
+
+  it("checks statement categories, expanding ddl", () => {
+    const ddl: SqlOptions = { allow: ["ddl"] };
+    expect(codes(ddl, "CREATE TABLE t (a int)")).toEqual([]);
+    expect(codes(ddl, "DROP TABLE t")).toEqual([]);
+    expect(codes(ddl, "SELECT 1")).toEqual(["sql.not_allowed"]);
+    expect(codes({}, "SELECT 1")).toEqual([]);
+    expect(codes({}, "INSERT INTO t VALUES (1)")).toEqual(["sql.not_allowed"]);
+  });
+
+  it("requires a real WHERE on UPDATE and DELETE unless turned off", () => {
+    const rows: SqlOptions = { allow: ["update", "delete"] };
+    expect(codes(rows, "DELETE FROM t WHERE id = 1")).toEqual([]);
+    expect(codes(rows, "DELETE FROM t")).toEqual(["sql.missing_where"]);
+    expect(codes(rows, "DELETE FROM t WHERE true")).toEqual(["sql.missing_where"]);
+    expect(codes(rows, "UPDATE t SET a = 1 WHERE 'a' = 'a'")).toEqual(["sql.missing_where"]);
+    expect(codes(rows, "UPDATE t SET a = 1 WHERE id = 2 OR 2 > 1")).toEqual(["sql.missing_where"]);
+    expect(codes(rows, "UPDATE t SET a = 1 WHERE id = 2 AND (b = 1 OR 1 = 1)")).toEqual([]);
+    expect(codes({ ...rows, require_where: false }, "DELETE FROM t")).toEqual([]);
+  });
+
+  it("matches table globs on schema.table, with the dialect's default schema", () => {
+    const only: SqlOptions = { tables: { allow: ["public.*", "reports.daily_*"] } };
+    expect(codes(only, "SELECT * FROM users")).toEqual([]);
+    expect(codes(only, "SELECT * FROM reports.daily_sales")).toEqual([]);
+    expect(codes(only, "SELECT * FROM reports.monthly")).toEqual(["sql.table_not_allowed"]);
+    expect(codes({ ...only, default_schema: "app" }, "SELECT * FROM users")).toEqual([
+      "sql.table_not_allowed",
+    ]);
+  });
+
+  it("limits the number of statements", () => {
+    expect(codes({ max_statements: 1 }, "SELECT 1; SELECT 2")).toEqual(["sql.too_many_statements"]);
+    expect(codes({ max_statements: 2 }, "SELECT 1; SELECT 2")).toEqual([]);
+  });
+
+  it("lets the policy adjust the dangerous-function list", () => {
+    expect(codes({ functions: { allow: ["pg_sleep"] } }, "SELECT pg_sleep(0)")).toEqual([]);
+    expect(codes({ functions: { deny: ["md5"] } }, "SELECT md5('x')")).toEqual(["sql.dangerous_function"]);
+  });
+
+  it("caps the input size and time-boxes the parser", () => {
+    expect(codes({ max_length: 50 }, `SELECT '${"x".repeat(60)}'`)).toEqual(["sql.unparsable"]);
+    expect(codes({ timeout_ms: 20 }, `SELECT ${"(".repeat(25)}a`)).toEqual(["sql.unparsable"]);
+  });
+
+  it("analyzes a 10 KB query", () => {
+    const list = Array.from({ length: 1500 }, (_, i) => `'n${i}'`).join(",");
+    const query = `SELECT id FROM users WHERE name IN (${list}) AND id IN (SELECT id FROM secrets)`;
+    expect(query.length).toBeGreaterThan(10_000);
+    expect(codes(readOnly, query)).toEqual(["sql.table_denied"]);
+  });
+
+  it("rejects bad options at load", () => {
+    expect(sqlKind.options.safeParse({ allow: ["selekt"] }).success).toBe(false);
+    expect(sqlKind.options.safeParse({ dialect: "oracle" }).success).toBe(false);
+    expect(sqlKind.options.safeParse({ tables: { allow: ["a"], extra: 1 } }).success).toBe(false);
+  });
+
+  it("never throws, whatever the input", () => {
+    const check = sqlKind.compile({ timeout_ms: 50 });
+    const sqlish = fc.stringMatching(/^[a-zA-Z0-9 ();,'"`$*=<>.\\/#\-\n]{0,60}$/);
+    fc.assert(
+      fc.property(fc.oneof(sqlish, fc.string(), fc.anything()), (value) => {
+        const out: Finding[] = [];
+        check(value, "q", out);
+        for (const finding of out) expect(finding.code).toMatch(/^sql\.[a-z_]+$/);
+      }),
+      { numRuns: 150 },
+    );
+  });
+});
+
+describe("lexSql", () => {
+  it("blanks comments in place and counts the server's statements", () => {
+    const lexed = lexSql("SELECT 1; -- x\nSELECT '--;' /* ; */;", "postgresql");
+    expect(lexed.error).toBeUndefined();
+    expect(lexed.statements).toBe(2);
+    expect(lexed.code).toBe("SELECT 1;     \nSELECT '--;'        ;");
+  });
+
+  it("keeps dollar-quoted text whole", () => {
+    expect(lexSql("SELECT $a$ ; -- $a$; SELECT 2", "postgresql").statements).toBe(2);
+    expect(lexSql("SELECT $1, a$b$c FROM t", "postgresql").error).toBeUndefined();
+  });
+});
+
+describe("globMatch", () => {
+  it.each([
+    ["public.*", "public.users", true],
+    ["public.*", "other.users", false],
+    ["*.users", "a.b.users", true],
+    ["daily_?", "daily_1", true],
+    ["daily_?", "daily_10", false],
+    ["a*b*c", `a${"x".repeat(5000)}`, false],
+  ])("%s ~ %s is %s", (pattern, name, expected) => {
+    expect(globMatch(pattern, name)).toBe(expected);
+  });
+});
