@@ -115,6 +115,9 @@ function validate(source: PolicySource): RawPolicy {
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new PolicyLoadError([issueAt(source, 0, "a policy is a mapping with at least `version: 1`")]);
   }
+  const unsafe: PolicyIssue[] = [];
+  unsafeKeys(source, value, [], unsafe);
+  if (unsafe.length) throw new PolicyLoadError(unsafe);
   const result = policySchema.safeParse(value);
   if (result.success) return result.data;
   const issues: PolicyIssue[] = [];
@@ -137,6 +140,26 @@ function validate(source: PolicySource): RawPolicy {
     }
   }
   throw new PolicyLoadError(issues);
+}
+
+/**
+ * What the schema cannot be trusted with: `__proto__` keys (its records drop them, so a
+ * constraint, declaration or condition under one would silently vanish and the policy would
+ * mean less than it says) and recursive aliases (`&a [*a]` makes a cyclic value).
+ */
+function unsafeKeys(source: PolicySource, value: unknown, path: PathSegment[], issues: PolicyIssue[], open = new Set<object>()): void {
+  if (value === null || typeof value !== "object") return;
+  if (open.has(value)) {
+    issues.push(issueAtPath(source, path, "a recursive alias is not allowed in a policy"));
+    return;
+  }
+  open.add(value);
+  const entries: Array<[PathSegment, unknown]> = Array.isArray(value) ? [...value.entries()] : Object.entries(value);
+  for (const [key, child] of entries) {
+    if (key === "__proto__") issues.push(issueAtPath(source, [...path, key], "`__proto__` cannot be used as a key", { atKey: true }));
+    unsafeKeys(source, child, [...path, key], issues, open);
+  }
+  open.delete(value);
 }
 
 type Merged = Omit<LoadedPolicy, "sources" | "hash">;

@@ -1,0 +1,81 @@
+import { describe, expect, it } from "vitest";
+import type { Call, Verdict } from "../../src/core/index.js";
+import { PolicyLoadError } from "../../src/core/index.js";
+import { evaluateCall } from "../../src/gateway/index.js";
+import { compilePolicyText } from "../../src/policy/index.js";
+import { referenceDecide } from "../../src/policy/reference.js";
+
+/**
+ * Engine bugs found by the differential and property tests (and the hostile-input work), each
+ * kept as the smallest case that failed before its fix. Every case is also decided by the
+ * reference evaluator, which must agree.
+ */
+
+function decide(policyText: string, call: Call) {
+  const policy = compilePolicyText(policyText, "regression.yaml");
+  const engine = evaluateCall(policy, call, undefined);
+  const reference = referenceDecide(policy.loaded.policy, call);
+  expect({ verdict: engine.verdict, rule: engine.rule }).toEqual({
+    verdict: reference.verdict,
+    rule: reference.rule,
+  });
+  return engine;
+}
+
+function loadErrors(policyText: string): string[] {
+  try {
+    compilePolicyText(policyText, "regression.yaml");
+  } catch (error) {
+    if (error instanceof PolicyLoadError) return error.issues.map((i) => `${i.line}:${i.col}: ${i.message}`);
+    throw error;
+  }
+  return [];
+}
+
+describe("`__proto__` keys in a policy are refused, not silently dropped", () => {
+  // zod's records drop a `__proto__` key; the constraint, declaration or condition vanished
+  // and the policy meant something weaker than what was written.
+  const CASES: Array<[string, string, string]> = [
+    [
+      "an argument constraint",
+      "version: 1\ndefault: allow\ntools:\n  t:\n    args:\n      __proto__: { enum: [ok] }\n",
+      "6:7:",
+    ],
+    ["a tool declaration", "version: 1\ntools:\n  __proto__: { sink: external }\n", "3:3:"],
+    [
+      "a condition key",
+      "version: 1\nrules:\n  - { name: r, when: { __proto__: { tool: x } }, verdict: deny }\n",
+      "3:24:",
+    ],
+    ["a detector", "version: 1\ndetect: { __proto__: deny }\n", "2:11:"],
+    [
+      "a test's call arguments",
+      "version: 1\ntests:\n  - { call: { tool: t, args: { __proto__: 1 } }, expect: deny }\n",
+      "3:32:",
+    ],
+  ];
+  it.each(CASES)("%s", (_, text, position) => {
+    const errors = loadErrors(text);
+    expect(
+      errors.some((e) => e.startsWith(position) && e.includes("`__proto__`")),
+      errors.join("\n"),
+    ).toBe(true);
+  });
+});
+
+describe("a recursive YAML alias is refused at load, not a crash", () => {
+  // Found by the loader fuzzer: `when: &w { not: *w }` made a cyclic value, and compiling it
+  // overflowed the stack (a RangeError, not a PolicyLoadError).
+  const CASES: Array<[string, string]> = [
+    ["in a condition", "version: 1\nrules:\n  - name: r\n    verdict: deny\n    when: &w { not: *w }\n"],
+    [
+      "in a list of conditions",
+      "version: 1\nrules:\n  - name: r\n    verdict: deny\n    when: &w { any: [*w] }\n",
+    ],
+    ["in a test call", "version: 1\ntests:\n  - &t { call: { tool: t, args: { x: *t } }, expect: deny }\n"],
+    ["in a reserved section", "version: 1\njudge: &a { x: *a }\n"],
+  ];
+  it.each(CASES)("%s", (_, text) => {
+    expect(loadErrors(text).join("\n")).toMatch(/recursive alias/);
+  });
+});
