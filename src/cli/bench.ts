@@ -19,7 +19,7 @@ export function withRatios(results: BenchResult[]): Array<BenchResult & { overhe
 
 export const bench: Command = {
   summary: "measure decision cost against a raw function call in the same run",
-  usage: "toolwarden bench [--json] [--only core|analyzers]",
+  usage: "toolwarden bench [--json] [--only core|analyzers|taint|audit]",
   async run(argv) {
     const { values } = parseFlags(argv, { json: { type: "boolean" }, only: { type: "string" } }, this.usage);
     if (values.help) return help(this);
@@ -27,6 +27,8 @@ export const bench: Command = {
     const sets: Array<[string, () => Promise<BenchResult[]>]> = [
       ["core", coreScenarios],
       ["analyzers", async () => (await import("../bench/analyzers.js")).analyzerScenarios()],
+      ["taint", async () => (await import("../bench/taint.js")).flowScenarios()],
+      ["audit", async () => (await import("../bench/audit.js")).auditScenarios()],
     ];
     for (const [name, run] of sets) {
       if (values.only && values.only !== name) continue;
@@ -50,7 +52,10 @@ export const bench: Command = {
           r.ratio === undefined ? "-" : `${r.ratio.toFixed(1)}×`,
           r.overheadNs === undefined ? "-" : formatNs(r.overheadNs),
         ]),
-      )}\n\n${meta.node} on ${meta.platform}, ${meta.cpus} cores. Sync scenarios compare with the sync raw call, awaited ones with the awaited raw call.\n`,
+      )}\n${rows
+        .filter((r) => r.note)
+        .map((r) => `\n${r.name}: ${r.note}`)
+        .join("")}\n\n${meta.node} on ${meta.platform}, ${meta.cpus} cores. Sync scenarios compare with the sync raw call, awaited ones with the awaited raw call.\n`,
     );
     return 0;
   },

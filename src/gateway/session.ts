@@ -1,6 +1,6 @@
 import type { Agent, Decision, Verdict } from "../core/index.js";
 import type { FlowHit } from "../policy/index.js";
-import { FlowIndex, scanValue } from "../taint/index.js";
+import { addValue, FlowIndex, normalizeFlowText, scanValue } from "../taint/index.js";
 import type { SessionState } from "./evaluate.js";
 import { valueAt } from "./inspect.js";
 
@@ -43,6 +43,9 @@ export class Session implements SessionState {
   private readonly verdicts: Record<Verdict, number> = { allow: 0, flag: 0, ask: 0, deny: 0 };
   private readonly byTool = new Map<string, Record<Verdict, number>>();
   private readonly blocked: SessionReport["flowsBlocked"] = [];
+  /** Normalised values (leaves and their tokens) from the outputs of trusted value-set tools. */
+  private readonly valueSets = new Map<string, Set<string>>();
+  private valueCount = 0;
   spend = 0;
 
   constructor(options: SessionOptions) {
@@ -76,24 +79,60 @@ export class Session implements SessionState {
     return source;
   }
 
+  /**
+   * Records the values of a trusted value-set tool's output (`from: [tool]`): every string or
+   * number leaf, and for strings also their words (an address inside "Alice <a@x.com>").
+   * Past MAX_VALUES, nothing more is trusted, which only ever makes `from` stricter.
+   */
+  recordValues(tool: string, output: unknown): void {
+    let set = this.valueSets.get(tool);
+    if (!set) this.valueSets.set(tool, (set = new Set()));
+    const target = set;
+    const add = (text: string) => {
+      if (this.valueCount >= MAX_VALUES) return;
+      const normal = normalizeFlowText(text);
+      if (normal.length && !target.has(normal)) {
+        target.add(normal);
+        this.valueCount++;
+      }
+    };
+    visitLeaves(output, 0, (leaf) => {
+      add(leaf);
+      for (const word of leaf.split(WORD_SEPARATORS)) if (word.length >= MIN_WORD && word !== leaf) add(word);
+    });
+  }
+
+  private inValueSet(text: string, tool: string): boolean {
+    const set = this.valueSets.get(tool);
+    return set !== undefined && set.has(normalizeFlowText(text));
+  }
+
   private addContent(value: unknown, labels: readonly string[], source: string): void {
     if (!labels.length) return;
     for (const label of labels) this.seenLabels.add(label);
-    const text = typeof value === "string" ? value : safeJson(value);
-    this.index.add(text, labels, source);
+    // Leaves are recorded as separate parts (no JSON escaping between them); a value too large
+    // or too deep to record marks the index overflowed, which fails closed.
+    if (typeof value === "string") this.index.add(value, labels, source);
+    else addValue(this.index, value, labels, source);
   }
 
   flowsInto(args: Record<string, unknown>): FlowHit[] {
     const found: Array<{ label: string; source: string; arg: string }> = [];
-    scanValue(this.index, args, "", found);
+    if (!scanValue(this.index, args, "", found)) {
+      // Arguments too large or deep to inspect fully: every label seen may be in them (fail-closed).
+      for (const label of this.seenLabels) found.push({ label, source: "uninspected", arg: "" });
+    }
     return found.map((hit) => {
       const leaf = valueAt(args, hit.arg.split("."));
       return { ...hit, text: typeof leaf === "string" ? leaf : safeJson(leaf) };
     });
   }
 
+  /** `tool:<name>` labels are trusted value sets (exact values); others are labelled content that holds the whole text. */
   endorsed(text: string, labels: readonly string[]): boolean {
-    return labels.some((label) => this.index.containsWhole(text, label));
+    return labels.some((label) =>
+      label.startsWith("tool:") ? this.inValueSet(text, label.slice(5)) : this.index.containsWhole(text, label),
+    );
   }
 
   view(): Record<string, unknown> {
@@ -129,6 +168,19 @@ export class Session implements SessionState {
 
   private total(): number {
     return this.verdicts.allow + this.verdicts.flag + this.verdicts.ask + this.verdicts.deny;
+  }
+}
+
+const MAX_VALUES = 200_000;
+/** Shorter words inside a value (an IBAN's 4-digit groups) are not values of their own. */
+const MIN_WORD = 8;
+const WORD_SEPARATORS = /[\s,;<>()[\]{}"'|]+/;
+
+function visitLeaves(value: unknown, depth: number, visit: (text: string) => void): void {
+  if (typeof value === "string") visit(value);
+  else if (typeof value === "number" && Number.isFinite(value)) visit(String(value));
+  else if (depth < 32 && value !== null && typeof value === "object") {
+    for (const item of Array.isArray(value) ? value : Object.values(value)) visitLeaves(item, depth + 1, visit);
   }
 }
 

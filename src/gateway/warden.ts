@@ -168,7 +168,8 @@ export class Warden {
     } catch (error) {
       decision = internalError(policy, call, error);
     }
-    const stateless = limits.length === 0 && (!policy.budget || costOf(policy, call) === 0);
+    const stateless =
+      limits.length === 0 && (!policy.budget || costOf(policy, call) === 0) && !policy.tools.get(call.tool)?.asyncChecks.length;
     if (stateless && !this.audit && decision.verdict !== "ask") {
       session?.note(decision);
       return decision;
@@ -184,12 +185,33 @@ export class Warden {
     session: Session | undefined,
   ): Promise<Decision> {
     try {
+      decision = await this.runAsyncChecks(policy, call, decision);
       decision = await this.applyState(policy, call, decision, limits, session);
     } catch (error) {
       decision = internalError(policy, call, error);
     }
     session?.note(decision);
     return this.record(call, decision);
+  }
+
+  /** The I/O halves of constraints (`url.resolve`, `path.realpath`), for calls not already denied. */
+  private async runAsyncChecks(policy: CompiledPolicy, call: Call, decision: Decision): Promise<Decision> {
+    const decl = policy.tools.get(call.tool);
+    if (!decl?.asyncChecks.length || decision.verdict === "deny") return decision;
+    const findings: Finding[] = [];
+    await Promise.all(
+      decl.asyncChecks.map(async (check) => {
+        const value = valueAt(call.args ?? {}, check.path);
+        if (value === undefined) return;
+        const before = findings.length;
+        await check.check(value, check.arg, findings);
+        for (let i = before; i < findings.length; i++) findings[i].verdict = decl.onViolation;
+      }),
+    );
+    for (const finding of findings) {
+      decision = combine({ ...decision, findings: [...decision.findings, finding] }, finding.verdict ?? "deny", finding.code, finding.message);
+    }
+    return decision;
   }
 
   private async applyState(
@@ -288,6 +310,15 @@ export class Warden {
   /** Writes the audit record; if it cannot be kept, a call that would run is denied (unless `fail: open`). */
   private async record(call: Call, decision: Decision): Promise<Decision> {
     if (!this.audit) return decision;
+    const backlog = (this.audit as { overBound?: boolean }).overBound === true;
+    if (backlog && !this.compiled.failOpen && decision.verdict !== "deny") {
+      decision = {
+        ...decision,
+        verdict: "deny",
+        rule: "audit-backlog",
+        reason: "an audit sink is down and its spool is over its bound; fail: closed denies until it drains",
+      };
+    }
     try {
       await this.audit.append(this.auditEvent(call, decision));
       return decision;
@@ -377,14 +408,39 @@ export class Warden {
 
   /**
    * Records a tool's output on the session: it gets the tool's (and its server's) labels and is
-   * fingerprinted, so later calls that carry its content are caught by `flows`.
+   * fingerprinted, so later calls that carry its content are caught by `flows`. Field-level labels
+   * (`fields`) label parts of object outputs; `propagates` adds the labels that flowed into the
+   * call; `declassifies` removes labels (audited). Returns the labels the output got.
    */
   recordOutput(call: Call, output: unknown, session?: Session): string[] {
-    const decl = this.compiled.tools.get(call.tool);
-    const labels = [...(decl?.produces ?? []), ...((call.server && this.compiled.serverLabels[call.server]) || [])];
+    const policy = this.compiled;
     const target = session ?? this.sessionFor(call);
-    if (labels.length && target) target.recordOutput(call.tool, output, labels);
-    return labels;
+    if (!target) return [];
+    const decl = policy.tools.get(call.tool);
+    const base = new Set([...(decl?.produces ?? []), ...((call.server && policy.serverLabels[call.server]) || [])]);
+    if (decl?.propagates && target.hasLabelledContent) {
+      for (const hit of target.flowsInto(call.args ?? {})) base.add(hit.label);
+    }
+    const removed = decl?.declassifies.filter((label) => base.delete(label)) ?? [];
+    if (policy.valueSetTools.has(call.tool)) target.recordValues(call.tool, output);
+    const applied = new Set<string>();
+    const keep = (labels: Iterable<string>) => [...labels].filter((l) => !decl?.declassifies.includes(l));
+    if (decl?.fields.length && output !== null && typeof output === "object") {
+      for (const part of splitByFields(output, decl.fields, [...base], keep)) {
+        target.recordOutput(call.tool, part.value, part.labels);
+        for (const label of part.labels) applied.add(label);
+      }
+    } else if (base.size) {
+      target.recordOutput(call.tool, output, [...base]);
+      for (const label of base) applied.add(label);
+    }
+    if (removed.length && this.audit) {
+      // Declassification is audited; a failure to record it is reported, never silent.
+      this.appendAudit({ kind: "output", session: target.id, tool: call.tool, labels: [...applied], data: { declassified: removed } }).catch(
+        (error) => process.emitWarning(`toolwarden: could not audit declassification: ${(error as Error).message}`),
+      );
+    }
+    return [...applied];
   }
 
   /** Guards a function: every call is decided first; outputs are labelled. The wrapper is always async. */
@@ -445,6 +501,34 @@ export class Warden {
     await this.audit?.close();
     await this.store.close();
   }
+}
+
+/** Splits an object output into parts by the most specific matching `fields` path, each with its labels. */
+function splitByFields(
+  output: object,
+  fields: ReadonlyArray<{ path: readonly string[]; labels: readonly string[] }>,
+  base: string[],
+  keep: (labels: Iterable<string>) => string[],
+): Array<{ value: unknown; labels: string[] }> {
+  const groups = new Map<string, { labels: string[]; values: unknown[] }>();
+  const put = (labels: string[], value: unknown) => {
+    const key = labels.join("\0");
+    const group = groups.get(key) ?? { labels, values: [] };
+    group.values.push(value);
+    groups.set(key, group);
+  };
+  const walk = (value: unknown, path: string[], depth: number) => {
+    const field = fields.find((f) => f.path.length === path.length && f.path.every((seg, i) => seg === "*" || seg === path[i]));
+    if (field) return put(keep(field.labels), value);
+    const deeper = fields.some((f) => f.path.length > path.length && path.every((seg, i) => f.path[i] === "*" || f.path[i] === seg));
+    if (deeper && depth < 32 && value !== null && typeof value === "object") {
+      for (const [key, item] of Object.entries(value)) walk(item, [...path, key], depth + 1);
+      return;
+    }
+    put(base, value);
+  };
+  walk(output, [], 0);
+  return [...groups.values()].filter((g) => g.labels.length).map((g) => ({ value: g.values.length === 1 ? g.values[0] : g.values, labels: g.labels }));
 }
 
 function toArgs(values: unknown[], names: string[] | undefined): Record<string, unknown> {

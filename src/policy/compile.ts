@@ -24,6 +24,10 @@ export interface CompiledArgCheck {
 export interface CompiledTool {
   name: string;
   produces: readonly string[];
+  /** Field-level labels of object outputs: path segments (`*` any) and the labels there. */
+  fields: ReadonlyArray<{ path: readonly string[]; labels: readonly string[] }>;
+  propagates: boolean;
+  declassifies: readonly string[];
   sink?: string;
   risk?: RiskLevel;
   cost?: number;
@@ -102,6 +106,8 @@ export interface CompiledPolicy {
   needs: ConditionNeeds;
   labelMinMatch: Readonly<Record<string, number>>;
   serverLabels: Readonly<Record<string, readonly string[]>>;
+  /** Tools whose outputs are trusted value sets (`from: [tool]`, `unless: ["tool:<name>"]`). */
+  valueSetTools: ReadonlySet<string>;
   auditArgs: "hash" | "redact" | "full";
   tests: ReadonlyArray<{ test: RawTest; origin: Origin }>;
   loaded: LoadedPolicy;
@@ -119,7 +125,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     (path, message, help, atKey) =>
       issues.push(issueAtPath(origin.source, [...origin.path, ...path], message, { help, atKey }));
   const rootReport = reporterFor({ source: loaded.source, path: [] });
-  const needs: ConditionNeeds = { flows: false, seen: false, findings: false };
+  const needs: ConditionNeeds = { flows: false, seen: false, findings: false, valueSets: new Set() };
 
   const policyDetectors = compileDetectors(policy.detect ?? {}, (name, path, message, help) => {
     const origin = origins.detect.get(name) ?? { source: loaded.source, path: ["detect", name] };
@@ -170,6 +176,12 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     tools.set(name, {
       name,
       produces: decl.produces ?? [],
+      fields: Object.entries(decl.fields ?? {})
+        .map(([path, labels]) => ({ path: path.split("."), labels }))
+        // Most specific first: longer paths, then fewer wildcards.
+        .sort((a, b) => b.path.length - a.path.length || wildcards(a.path) - wildcards(b.path)),
+      propagates: decl.propagates ?? false,
+      declassifies: decl.declassifies ?? [],
       sink: decl.sink,
       risk: decl.risk,
       cost: decl.cost,
@@ -277,6 +289,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     labelMinMatch: Object.fromEntries(
       Object.entries(policy.labels ?? {}).flatMap(([label, spec]) => (spec.min_match ? [[label, spec.min_match]] : [])),
     ),
+    valueSetTools: needs.valueSets,
     serverLabels: Object.fromEntries(Object.entries(policy.servers ?? {}).map(([id, spec]) => [id, spec.produces ?? []])),
     auditArgs: policy.audit?.args ?? "hash",
     tests: (policy.tests ?? []).map((test, i) => ({ test, origin: origins.tests[i] })),
@@ -284,8 +297,12 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
   };
 }
 
+function wildcards(path: readonly string[]): number {
+  return path.filter((segment) => segment === "*").length;
+}
+
 /** Operators that never hold for a missing value: a rule using one needs its argument present. */
-const NEEDS_VALUE = new Set(["eq", "in", "contains", "regex", "gt", "gte", "lt", "lte", "prefix", "glob", "flows"]);
+const NEEDS_VALUE = new Set(["eq", "in", "contains", "regex", "gt", "gte", "lt", "lte", "prefix", "glob", "flows", "from"]);
 
 /**
  * The top-level argument a `when` cannot match without, if any: an `args.<x>...` key whose test

@@ -18,10 +18,12 @@ export interface ConditionNeeds {
   flows: boolean;
   seen: boolean;
   findings: boolean;
+  /** Tools whose outputs serve as trusted value sets (`from`, `unless: ["tool:x"]`). */
+  valueSets: Set<string>;
 }
 
 const WHEN_KEYS = ["tool", "server", "risk", "sink", "flows", "seen", "findings", "expr", "any", "all", "not", "args.", "agent."];
-const OPERATORS = ["eq", "ne", "in", "not_in", "contains", "regex", "gt", "gte", "lt", "lte", "prefix", "glob", "exists", "flows"];
+const OPERATORS = ["eq", "ne", "in", "not_in", "contains", "regex", "gt", "gte", "lt", "lte", "prefix", "glob", "exists", "flows", "from"];
 
 const celEnvironment = new Environment({ unlistedVariablesAreDyn: false, homogeneousAggregateLiterals: false })
   .registerVariable("tool", "string")
@@ -99,7 +101,7 @@ function compileKey(
     }
     case "flows": {
       needs.flows = true;
-      return compileFlows(spec, at, report, undefined);
+      return compileFlows(spec, at, report, undefined, needs);
     }
     case "findings": {
       needs.findings = true;
@@ -176,7 +178,13 @@ function labelSet(spec: unknown, at: PathSegment[], report: Report): { labels: s
  * `flows: [L]`, `{any: [...]}`, `{all: [...]}` or `{labels: [...], unless: [...]}`. With `arg`, only
  * hits in that argument (or below it) count.
  */
-function compileFlows(spec: unknown, at: PathSegment[], report: Report, arg: string | undefined): Condition | undefined {
+function compileFlows(
+  spec: unknown,
+  at: PathSegment[],
+  report: Report,
+  arg: string | undefined,
+  needs: ConditionNeeds,
+): Condition | undefined {
   let labels: string[] | undefined;
   let all = false;
   let unless: string[] = [];
@@ -185,6 +193,7 @@ function compileFlows(spec: unknown, at: PathSegment[], report: Report, arg: str
     for (const extra of Object.keys(rest)) report([...at, extra], `unknown key \`${extra}\` in \`flows\``, "expected `labels` and `unless`", true);
     labels = stringList(l, [...at, "labels"], report);
     if (u !== undefined) unless = stringList(u, [...at, "unless"], report) ?? [];
+    for (const label of unless) if (label.startsWith("tool:")) needs.valueSets.add(label.slice(5));
   } else {
     const set = labelSet(spec, at, report);
     labels = set?.labels;
@@ -262,10 +271,42 @@ function compileExpr(spec: unknown, at: PathSegment[], report: Report): Conditio
     program({
       tool: ctx.tool,
       server: ctx.server ?? "",
-      args: ctx.args,
-      agent: ctx.agent,
+      args: celData(ctx.args),
+      agent: celData(ctx.agent),
       session: ctx.sessionView(),
     }) === true;
+}
+
+/**
+ * cel-js types an object by its `constructor` property and has no type for `undefined`, so an
+ * own `constructor` key (`{"constructor": null}`, chosen by the caller) or an undefined value
+ * made every expression over it fail. Such values reach CEL as their JSON reading, objects as
+ * Maps; anything else passes as it is (one walk, no copy).
+ */
+function celData(value: unknown): unknown {
+  return celUnsafe(value) ? celCopy(value) : value;
+}
+
+function celUnsafe(value: unknown): boolean {
+  if (value === null || typeof value !== "object") return value === undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) if (celUnsafe(value[i])) return true;
+    return false;
+  }
+  if (hasOwn.call(value, "constructor")) return true;
+  for (const key in value) if (hasOwn.call(value, key) && celUnsafe((value as Record<string, unknown>)[key])) return true;
+  return false;
+}
+
+function celCopy(value: unknown): unknown {
+  if (value === null || typeof value !== "object") return value ?? null;
+  if (Array.isArray(value)) return Array.from(value, celCopy);
+  const map = new Map<string, unknown>();
+  for (const key in value) {
+    const item = (value as Record<string, unknown>)[key];
+    if (hasOwn.call(value, key) && item !== undefined) map.set(key, celCopy(item));
+  }
+  return map;
 }
 
 function celMessage(error: unknown): string {
@@ -273,6 +314,11 @@ function celMessage(error: unknown): string {
 }
 
 type Getter = (ctx: EvalContext) => unknown;
+
+function and(a: Condition | undefined, b: Condition | undefined): Condition | undefined {
+  if (!a || !b) return a ?? b;
+  return (ctx) => a(ctx) && b(ctx);
+}
 type ValuePredicate = (value: unknown) => boolean;
 
 function compileValueTest(
@@ -303,7 +349,20 @@ function compileValueTest(
           continue;
         }
         needs.flows = true;
-        flowTest = compileFlows(operand, [...at, op], report, path.join("."));
+        flowTest = and(flowTest, compileFlows(operand, [...at, op], report, path.join("."), needs));
+        continue;
+      }
+      if (op === "from") {
+        const tools = stringList(operand, [...at, op], report);
+        if (!tools) continue;
+        for (const tool of tools) needs.valueSets.add(tool);
+        const labels = tools.map((tool) => `tool:${tool}`);
+        flowTest = and(flowTest, (ctx) =>
+          matchAt(root(ctx), path, 0, (value) => {
+            if (typeof value !== "string" && typeof value !== "number") return false;
+            return ctx.endorsed(String(value), labels);
+          }),
+        );
         continue;
       }
       const test = compileOperator(op, operand, [...at, op], report);

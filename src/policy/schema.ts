@@ -13,6 +13,12 @@ export const toolSchema = z
   .object({
     description: z.string().optional(),
     produces: labelList.optional(),
+    /** Labels for parts of an object output, by dotted path (`*` = any key or index); they replace `produces` there. */
+    fields: z.record(z.string().min(1), labelList).optional(),
+    /** The output also carries the labels that flowed into the call's arguments. */
+    propagates: z.boolean().optional(),
+    /** Labels the output never carries (declassification; audited). */
+    declassifies: labelList.optional(),
     args: z.record(z.string(), argConstraints).optional(),
     sink: z.string().min(1).optional(),
     risk: risk.optional(),

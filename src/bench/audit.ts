@@ -2,7 +2,7 @@ import { randomBytes } from "node:crypto";
 import { mkdtemp, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { type AuditEvent, type AuditSink, type Durability, JsonlAuditSink } from "../src/audit/index.js";
+import { type AuditEvent, type AuditSink, type Durability, JsonlAuditSink } from "../audit/index.js";
 
 /** Records per second that one audit sink sustained. */
 export interface AuditThroughput {
@@ -114,7 +114,7 @@ export async function measureAuditThroughput(
       record("jsonl fsync, one at a time", "jsonl", "fsync", n, 1, seconds);
     }
     {
-      const { SqliteAuditSink } = await import("../src/audit/sqlite-sink.js");
+      const { SqliteAuditSink } = await import("../audit/sqlite-sink.js");
       const sink = new SqliteAuditSink({ path: join(dir, "audit.db"), key: KEY });
       const seconds = await drive(sink, records, concurrency);
       await sink.close();
@@ -133,7 +133,7 @@ async function measurePostgres(
   records: number,
   concurrency: number,
 ): Promise<AuditThroughput> {
-  const { PostgresAuditSink } = await import("../src/audit/postgres-sink.js");
+  const { PostgresAuditSink } = await import("../audit/postgres-sink.js");
   const pg = (await import("pg")).default;
   const config = { host: "127.0.0.1", port: 5432, user: "postgres", database: "test", ...connection };
   const schema = `tw_bench_audit_${process.pid}_${randomBytes(4).toString("hex")}`;
@@ -176,4 +176,18 @@ async function measurePostgres(
     await client.query(`DROP SCHEMA IF EXISTS ${pg.escapeIdentifier(schema)} CASCADE`);
     await client.end();
   }
+}
+
+/** `toolwarden bench` rows: one per sink, as the time per record at the sustained rate. */
+export async function auditScenarios(): Promise<import("./harness.js").BenchResult[]> {
+  const rows = await measureAuditThroughput({ records: 10_000 });
+  return rows
+    .filter((row) => !row.skipped)
+    .map((row) => ({
+      name: `audit ${row.name} (${row.concurrency} in flight)`,
+      medianNs: 1e9 / row.recordsPerSecond,
+      p99Ns: 1e9 / row.recordsPerSecond,
+      opsPerSec: row.recordsPerSecond,
+      note: `${Math.round(row.recordsPerSecond).toLocaleString("en-US")} records/s`,
+    }));
 }
