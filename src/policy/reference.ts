@@ -82,14 +82,22 @@ interface Context {
  * policy must also compile). Never throws: a malformed call denies, an internal error denies
  * (or flags under `fail: open`).
  */
-export function referenceDecide(policy: RawPolicy, call: Call, session: ReferenceSession = {}): ReferenceDecision {
+export function referenceDecide(
+  policy: RawPolicy,
+  call: Call,
+  session: ReferenceSession = {},
+): ReferenceDecision {
   const problem = callProblem(call);
   if (problem !== undefined) return only("deny", "malformed-call", `malformed call: ${problem}`);
   try {
     return decide(policy, call, session);
   } catch (error) {
     const open = policy.fail === "open";
-    return only(open ? "flag" : "deny", "internal-error", `internal error: ${(error as Error)?.message ?? String(error)}`);
+    return only(
+      open ? "flag" : "deny",
+      "internal-error",
+      `internal error: ${(error as Error)?.message ?? String(error)}`,
+    );
   }
 }
 
@@ -145,26 +153,55 @@ function decide(policy: RawPolicy, call: Call, session: ReferenceSession): Refer
     view: session.view ?? { id: call.session ?? "" },
   };
 
-  const contributions: Contribution[] = findings.map((f) => ({ verdict: f.verdict ?? "deny", rule: f.code, reason: f.message }));
+  const contributions: Contribution[] = findings.map((f) => ({
+    verdict: f.verdict ?? "deny",
+    rule: f.code,
+    reason: f.message,
+  }));
   for (const verdict of ["allow", "flag", "ask", "deny"] as const) {
     for (const glob of policy[verdict] ?? []) {
-      if (globMatches(glob, tool)) contributions.push({ verdict, rule: `${verdict}:${glob}`, reason: `\`${glob}\` is on the ${verdict} list` });
+      if (globMatches(glob, tool))
+        contributions.push({
+          verdict,
+          rule: `${verdict}:${glob}`,
+          reason: `\`${glob}\` is on the ${verdict} list`,
+        });
     }
   }
   for (const rule of policy.rules ?? []) {
     if (holds(rule.when ?? {}, ctx)) {
-      contributions.push({ verdict: rule.verdict, rule: rule.name, reason: rule.message ?? `rule \`${rule.name}\` matched` });
+      contributions.push({
+        verdict: rule.verdict,
+        rule: rule.name,
+        reason: rule.message ?? `rule \`${rule.name}\` matched`,
+      });
     }
   }
 
-  contributions.sort((a, b) => RANK[b.verdict] - RANK[a.verdict] || (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0));
+  contributions.sort(
+    (a, b) => RANK[b.verdict] - RANK[a.verdict] || (a.rule < b.rule ? -1 : a.rule > b.rule ? 1 : 0),
+  );
   const labels = [...new Set(flows.map((hit) => hit.label))];
   const first = contributions[0];
   if (first === undefined) {
     const verdict = policy.default ?? "deny";
-    return { verdict, rule: null, reason: `no rule matched; the default is ${verdict}`, matched: [], findings, labels };
+    return {
+      verdict,
+      rule: null,
+      reason: `no rule matched; the default is ${verdict}`,
+      matched: [],
+      findings,
+      labels,
+    };
   }
-  return { verdict: first.verdict, rule: first.rule, reason: first.reason, matched: contributions.map((c) => c.rule), findings, labels };
+  return {
+    verdict: first.verdict,
+    rule: first.rule,
+    reason: first.reason,
+    matched: contributions.map((c) => c.rule),
+    findings,
+    labels,
+  };
 }
 
 /** Policy-wide detectors, overridden one by one by the tool's own `detect`. */
@@ -190,7 +227,13 @@ function hostLabelHits(call: Call, args: Record<string, unknown>): FlowHit[] {
  * order of the keys never matters: false if any key is false, else the error, else true.
  */
 function holds(when: Record<string, unknown>, ctx: Context): boolean {
-  return every(Object.entries(when).map(([key, spec]) => () => condition(key, spec, ctx)));
+  return every(
+    Object.entries(when).map(
+      ([key, spec]) =>
+        () =>
+          condition(key, spec, ctx),
+    ),
+  );
 }
 
 function every(tests: Array<() => boolean>): boolean {
@@ -225,7 +268,9 @@ function condition(key: string, spec: unknown, ctx: Context): boolean {
     case "tool":
       return strings(spec).some((glob) => globMatches(glob, ctx.tool));
     case "server":
-      return ctx.call.server !== undefined && strings(spec).some((glob) => globMatches(glob, ctx.call.server!));
+      return (
+        ctx.call.server !== undefined && strings(spec).some((glob) => globMatches(glob, ctx.call.server!))
+      );
     case "sink":
       return ctx.decl?.sink !== undefined && strings(spec).includes(ctx.decl.sink);
     case "risk":
@@ -242,8 +287,8 @@ function condition(key: string, spec: unknown, ctx: Context): boolean {
       const value = cel.evaluate(spec as string, {
         tool: ctx.tool,
         server: ctx.call.server ?? "",
-        args: ctx.args,
-        agent: ctx.agent,
+        args: celView(ctx.args),
+        agent: celView(ctx.agent),
         session: ctx.view,
       });
       return value === true;
@@ -260,6 +305,16 @@ function condition(key: string, spec: unknown, ctx: Context): boolean {
   throw new Error(`unknown condition ${key}`);
 }
 
+/** What CEL sees of arguments and agent: their JSON reading, objects as maps (keys are data, even `constructor`). */
+function celView(value: unknown): unknown {
+  if (value === undefined) return null;
+  if (value === null || typeof value !== "object") return value;
+  if (Array.isArray(value)) return Array.from(value, celView);
+  return new Map(
+    Object.entries(value).flatMap(([key, item]) => (item === undefined ? [] : [[key, celView(item)]])),
+  );
+}
+
 function strings(spec: unknown): string[] {
   return typeof spec === "string" ? [spec] : (spec as string[]);
 }
@@ -267,7 +322,9 @@ function strings(spec: unknown): string[] {
 function labelSet(spec: unknown): { labels: string[]; all: boolean } {
   if (spec !== null && typeof spec === "object" && !Array.isArray(spec)) {
     const map = spec as { any?: unknown; all?: unknown };
-    return map.all !== undefined ? { labels: strings(map.all), all: true } : { labels: strings(map.any), all: false };
+    return map.all !== undefined
+      ? { labels: strings(map.all), all: true }
+      : { labels: strings(map.any), all: false };
   }
   return { labels: strings(spec), all: false };
 }
@@ -301,22 +358,32 @@ function flowsHold(spec: unknown, ctx: Context, inArg: (hit: FlowHit) => boolean
     unless = long.unless === undefined ? [] : strings(long.unless);
   } else ({ labels, all } = labelSet(spec));
   const counts = (label: string) =>
-    ctx.flows.some((hit) => hit.label === label && inArg(hit) && (unless.length === 0 || !ctx.endorsed(hit.text, unless)));
+    ctx.flows.some(
+      (hit) => hit.label === label && inArg(hit) && (unless.length === 0 || !ctx.endorsed(hit.text, unless)),
+    );
   return all ? labels.every(counts) : labels.some(counts);
 }
 
 /**
  * `args.<path>` / `agent.<path>`: a scalar means equality, a map is a conjunction of operators
- * that one value at the path must satisfy together, with `flows` tested on the argument's leaves.
+ * that one value at the path must satisfy together; `flows` (labels in the argument's leaves)
+ * and `from` (some value at the path came from a trusted tool) are tested on their own.
  */
 function valueHolds(root: unknown, path: string[], spec: unknown, ctx: Context): boolean {
-  if (spec === null || typeof spec !== "object") return valuesAt(root, path).some((value) => same(value, spec));
-  const ops = Object.entries(spec as Record<string, unknown>).filter(([op]) => op !== "flows");
-  const flows = (spec as Record<string, unknown>).flows;
+  if (spec === null || typeof spec !== "object")
+    return valuesAt(root, path).some((value) => same(value, spec));
+  const { flows, from, ...rest } = spec as Record<string, unknown>;
+  const ops = Object.entries(rest);
   if (flows !== undefined) {
     const prefix = path.join(".");
     if (!flowsHold(flows, ctx, (hit) => hit.arg === prefix || hit.arg.startsWith(`${prefix}.`))) return false;
-    if (ops.length === 0) return true;
+  }
+  if (from !== undefined) {
+    // `from: [tool]`: some value at the path is one the tool returned (a trusted value set).
+    const sets = strings(from).map((tool) => `tool:${tool}`);
+    const endorsed = (value: unknown) =>
+      (typeof value === "string" || typeof value === "number") && ctx.endorsed(String(value), sets);
+    if (!valuesAt(root, path).some(endorsed)) return false;
   }
   if (ops.length === 0) return true;
   return valuesAt(root, path).some((value) => ops.every(([op, operand]) => operator(op, operand, value)));
@@ -338,7 +405,9 @@ export function valuesAt(value: unknown, path: readonly string[]): unknown[] {
     for (let i = 0; i < value.length; i++) out.push(...valuesAt(value[i], path));
     return out;
   }
-  return Object.hasOwn(value, segment) ? valuesAt((value as Record<string, unknown>)[segment], rest) : [undefined];
+  return Object.hasOwn(value, segment)
+    ? valuesAt((value as Record<string, unknown>)[segment], rest)
+    : [undefined];
 }
 
 /** Own-property lookup without looking through arrays (how constraints and host labels address arguments). */
@@ -369,7 +438,12 @@ function operator(op: string, operand: unknown, value: unknown): boolean {
       if (typeof value === "string") return typeof operand === "string" && value.includes(operand);
       return Array.isArray(value) && Array.from(value).some((item) => same(item, operand));
     case "regex":
-      return typeof value === "string" && RE2JS.compile(operand as string).matcher(value).find();
+      return (
+        typeof value === "string" &&
+        RE2JS.compile(operand as string)
+          .matcher(value)
+          .find()
+      );
     case "gt":
       return typeof value === "number" && value > (operand as number);
     case "gte":
@@ -393,7 +467,9 @@ function stringLeaves(value: unknown, path: string): Array<[string, string]> {
   if (typeof value === "string") return [[value, path]];
   if (value === null || typeof value !== "object") return [];
   const out: Array<[string, string]> = [];
-  const entries = Array.isArray(value) ? Array.from(value).map((v, i) => [String(i), v] as const) : Object.entries(value);
+  const entries = Array.isArray(value)
+    ? Array.from(value).map((v, i) => [String(i), v] as const)
+    : Object.entries(value);
   for (const [key, child] of entries) out.push(...stringLeaves(child, path ? `${path}.${key}` : key));
   return out;
 }
@@ -426,7 +502,13 @@ export function globMatches(glob: string, text: string): boolean {
   return matchTokens(tokens, 0, Array.from(text), 0, new Map());
 }
 
-function matchTokens(tokens: GlobToken[], t: number, text: string[], i: number, memo: Map<number, boolean>): boolean {
+function matchTokens(
+  tokens: GlobToken[],
+  t: number,
+  text: string[],
+  i: number,
+  memo: Map<number, boolean>,
+): boolean {
   const key = t * (text.length + 1) + i;
   const known = memo.get(key);
   if (known !== undefined) return known;
@@ -434,8 +516,12 @@ function matchTokens(tokens: GlobToken[], t: number, text: string[], i: number, 
   if (t === tokens.length) result = i === text.length;
   else {
     const token = tokens[t];
-    if ("any" in token) result = matchTokens(tokens, t + 1, text, i, memo) || (i < text.length && matchTokens(tokens, t, text, i + 1, memo));
-    else result = i < text.length && oneMatches(token, text[i]) && matchTokens(tokens, t + 1, text, i + 1, memo);
+    if ("any" in token)
+      result =
+        matchTokens(tokens, t + 1, text, i, memo) ||
+        (i < text.length && matchTokens(tokens, t, text, i + 1, memo));
+    else
+      result = i < text.length && oneMatches(token, text[i]) && matchTokens(tokens, t + 1, text, i + 1, memo);
   }
   memo.set(key, result);
   return result;
@@ -459,19 +545,29 @@ function oneMatches(token: Exclude<GlobToken, { any: true }>, ch: string): boole
 /** Why a call is not something the engine can decide on, or undefined. */
 function callProblem(call: Call): string | undefined {
   if (call === null || typeof call !== "object") return "not an object";
-  if (typeof call.tool !== "string" || call.tool.length === 0 || call.tool.length > 256) return "bad tool name";
+  if (typeof call.tool !== "string" || call.tool.length === 0 || call.tool.length > 256)
+    return "bad tool name";
   if (call.args !== undefined && !isRecord(call.args)) return "`args` is not an object";
   if (call.agent !== undefined && !isRecord(call.agent)) return "`agent` is not an object";
   if (call.server !== undefined && typeof call.server !== "string") return "`server` is not a string";
   if (call.session !== undefined && typeof call.session !== "string") return "`session` is not a string";
-  if (call.cost !== undefined && !(typeof call.cost === "number" && Number.isFinite(call.cost) && call.cost >= 0)) return "bad cost";
+  if (
+    call.cost !== undefined &&
+    !(typeof call.cost === "number" && Number.isFinite(call.cost) && call.cost >= 0)
+  )
+    return "bad cost";
   if (call.labels !== undefined) {
     if (!isRecord(call.labels)) return "`labels` is not an object";
     for (const labels of Object.values(call.labels)) {
-      if (!Array.isArray(labels) || !labels.every((l) => typeof l === "string")) return "`labels` holds a non-list";
+      if (!Array.isArray(labels) || !labels.every((l) => typeof l === "string"))
+        return "`labels` holds a non-list";
     }
   }
-  for (const [what, value] of [["args", call.args], ["agent", call.agent], ["labels", call.labels]] as const) {
+  for (const [what, value] of [
+    ["args", call.args],
+    ["agent", call.agent],
+    ["labels", call.labels],
+  ] as const) {
     if (value === undefined) continue;
     const budget = { values: 0, text: 0 };
     const problem = dataProblem(value, 1, budget);
@@ -485,10 +581,16 @@ function isRecord(value: unknown): value is Record<string, unknown> {
 }
 
 /** JSON-like data within the documented bounds: plain objects, arrays, strings, numbers, booleans, null. */
-function dataProblem(value: unknown, level: number, budget: { values: number; text: number }): string | undefined {
+function dataProblem(
+  value: unknown,
+  level: number,
+  budget: { values: number; text: number },
+): string | undefined {
   if (++budget.values > MAX_VALUES) return "too many values";
-  if (typeof value === "string") return (budget.text += value.length) > MAX_TEXT ? "too much text" : undefined;
-  if (value === null || value === undefined || typeof value === "number" || typeof value === "boolean") return undefined;
+  if (typeof value === "string")
+    return (budget.text += value.length) > MAX_TEXT ? "too much text" : undefined;
+  if (value === null || value === undefined || typeof value === "number" || typeof value === "boolean")
+    return undefined;
   if (typeof value !== "object") return `a ${typeof value}`;
   if (level > MAX_DEPTH) return "too deep";
   if (Array.isArray(value)) {

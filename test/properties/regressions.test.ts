@@ -79,3 +79,23 @@ describe("a recursive YAML alias is refused at load, not a crash", () => {
     expect(loadErrors(text).join("\n")).toMatch(/recursive alias/);
   });
 });
+
+describe("CEL sees arguments with an own `constructor` key as data", () => {
+  // cel-js typed values by `value.constructor`: `{"constructor": null}` in the arguments made
+  // every expression fail, an internal error the caller chose; under `fail: open` it let a
+  // denied call run (flagged).
+  const policy = `version: 1\nfail: open\ndeny: [delete_all]\nrules:\n  - { name: forced, when: { expr: "has(args.force)" }, verdict: ask }\n`;
+  const CASES: Array<[string, Record<string, unknown>, Verdict, string | null]> = [
+    ["top-level constructor key", JSON.parse('{"constructor": null}'), "deny", "deny:delete_all"],
+    ["nested constructor key", JSON.parse('{"opts": {"constructor": 1}}'), "deny", "deny:delete_all"],
+    ["with the tested key", JSON.parse('{"constructor": "x", "force": true}'), "deny", "deny:delete_all"],
+  ];
+  it.each(CASES)("%s", (_, args, verdict, rule) => {
+    const decision = decide(policy, { tool: "delete_all", args });
+    expect([decision.verdict, decision.rule]).toEqual([verdict, rule]);
+  });
+  it("an expression reads the `constructor` argument itself", () => {
+    const text = `version: 1\ndefault: allow\nrules:\n  - { name: r, when: { expr: "args.constructor == 'x' && size(args) == 1" }, verdict: deny }\n`;
+    expect(decide(text, { tool: "t", args: JSON.parse('{"constructor": "x"}') }).rule).toBe("r");
+  });
+});
