@@ -49,9 +49,23 @@ export function compileWhen(when: unknown, at: PathSegment[], report: Report, ne
   return conjunction(parts);
 }
 
+/**
+ * Conditions that can fail at run time: a CEL expression, and any condition holding one. A
+ * false part outweighs a failing one (as in CEL's `&&` and `||`), so that the order of keys
+ * never changes a decision: such parts run after the others and their errors are held back
+ * until no part can decide the result.
+ */
+const mayFail = new WeakSet<Condition>();
+
+function failing(condition: Condition): Condition {
+  mayFail.add(condition);
+  return condition;
+}
+
 function conjunction(parts: Condition[]): Condition {
   if (parts.length === 0) return always;
   if (parts.length === 1) return parts[0];
+  if (parts.some((part) => mayFail.has(part))) return settled(parts, false);
   if (parts.length === 2) {
     const [a, b] = parts;
     return (ctx) => a(ctx) && b(ctx);
@@ -60,6 +74,25 @@ function conjunction(parts: Condition[]): Condition {
     for (const part of parts) if (!part(ctx)) return false;
     return true;
   };
+}
+
+/** `all` (any = false) or `any` (any = true) over parts of which some may fail: see `mayFail`. */
+function settled(parts: Condition[], any: boolean): Condition {
+  const sure = parts.filter((part) => !mayFail.has(part));
+  const unsure = parts.filter((part) => mayFail.has(part));
+  return failing((ctx) => {
+    for (const part of sure) if (part(ctx) === any) return any;
+    let failure: { error: unknown } | undefined;
+    for (const part of unsure) {
+      try {
+        if (part(ctx) === any) return any;
+      } catch (error) {
+        failure ??= { error };
+      }
+    }
+    if (failure) throw failure.error;
+    return !any;
+  });
 }
 
 function compileKey(
@@ -119,6 +152,7 @@ function compileKey(
         return undefined;
       }
       const parts = spec.map((item, i) => compileWhen(item, [...at, i], report, needs));
+      if (key === "any" && parts.some((part) => mayFail.has(part))) return settled(parts, true);
       return key === "all"
         ? conjunction(parts)
         : (ctx) => {
@@ -128,7 +162,8 @@ function compileKey(
     }
     case "not": {
       const inner = compileWhen(spec, at, report, needs);
-      return (ctx) => !inner(ctx);
+      const negation: Condition = (ctx) => !inner(ctx);
+      return mayFail.has(inner) ? failing(negation) : negation;
     }
   }
   if (key.startsWith("args.") && key.length > 5) {
@@ -267,14 +302,15 @@ function compileExpr(spec: unknown, at: PathSegment[], report: Report): Conditio
     return undefined;
   }
   // A runtime error (a missing key, say) throws: the engine treats it as an internal error (fail policy).
-  return (ctx) =>
+  return failing((ctx) =>
     program({
       tool: ctx.tool,
       server: ctx.server ?? "",
       args: celData(ctx.args),
       agent: celData(ctx.agent),
       session: ctx.sessionView(),
-    }) === true;
+    }) === true,
+  );
 }
 
 /**

@@ -99,3 +99,27 @@ describe("CEL sees arguments with an own `constructor` key as data", () => {
     expect(decide(text, { tool: "t", args: JSON.parse('{"constructor": "x"}') }).rule).toBe("r");
   });
 });
+
+describe("a runtime error in one condition does not depend on key order", () => {
+  // `{expr: <fails>, tool: x}` was an internal error for tool x but `{tool: x, expr: ...}` was
+  // not (and the tool index hid it for other tools): a false conjunct now outweighs an error.
+  const failing = "args.missing == 'x'";
+  const CASES: Array<[string, string, Call, string | null]> = [
+    ["expr first, false agent test", `{ expr: "${failing}", agent.role: admin }`, { tool: "t" }, null],
+    ["expr last, false agent test", `{ agent.role: admin, expr: "${failing}" }`, { tool: "t" }, null],
+    ["inside all:", `{ all: [{ expr: "${failing}" }, { server: gh }] }`, { tool: "t" }, null],
+    ["any: with one true branch", `{ any: [{ expr: "${failing}" }, { tool: t }] }`, { tool: "t" }, "r"],
+    [
+      "no false conjunct: the error stands",
+      `{ expr: "${failing}", tool: t }`,
+      { tool: "t" },
+      "internal-error",
+    ],
+  ];
+  it.each(CASES)("%s", (_, when, call, rule) => {
+    expect(
+      decide(`version: 1\ndefault: allow\nrules:\n  - { name: r, when: ${when}, verdict: deny }\n`, call)
+        .rule,
+    ).toBe(rule);
+  });
+});
