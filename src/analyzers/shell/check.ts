@@ -176,6 +176,13 @@ class ShellWalk {
       return;
     }
     const option = execOption(words);
+    if (option === null) {
+      this.report(
+        "shell.dynamic_command",
+        `\`${preview(program)}\` with a computed argument could be given an option that runs a command`,
+      );
+      return;
+    }
     if (option !== undefined) {
       this.report("shell.eval", `\`${preview(program)} ${preview(option, 40)}\` can run another command`);
       return;

@@ -273,16 +273,19 @@ const EXEC_OPTIONS: Readonly<Record<string, readonly string[]>> = {
   zip: ["-T", "-TT", "--unzip-command"],
   man: ["-P", "--pager", "-H", "--html"],
   less: ["-P"],
-  find: ["-fprint", "-fprint0", "-fprintf", "-fls"],
 };
 
-/** The first option in `words` that makes the program run another command, if any. */
-export function execOption(words: Words): string | undefined {
+/**
+ * The first option in `words` that makes the program run another command, if any; `null` when an
+ * argument is computed at run time (a glob such as `tar cf x.tar *` expands to file names, and a
+ * file named `--checkpoint-action=exec=sh` becomes an option).
+ */
+export function execOption(words: Words): string | null | undefined {
   const options = EXEC_OPTIONS[words[0] ?? ""];
   if (options === undefined) return undefined;
   for (let i = 1; i < words.length; i++) {
     const word = words[i];
-    if (word === null) continue;
+    if (word === null) return null;
     if (word === "--" && words[0] !== "find") return undefined;
     if (options.some((option) => matchesOption(word, option) || word === option)) return word;
   }
