@@ -58,6 +58,7 @@ describe("shell kind", () => {
     ["relative path", "./ls", "shell.not_allowed"],
     ["variable program", "$X", "shell.dynamic_command"],
     ["partly variable program", "l$X", "shell.dynamic_command"],
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: shell syntax, not a template
     ["IFS trick", "cat${IFS}/etc/passwd", "shell.dynamic_command"],
     ["glob program", "/bin/l?", "shell.dynamic_command"],
     ["brace expansion program", "{ls,-la}", "shell.dynamic_command"],
