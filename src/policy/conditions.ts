@@ -372,6 +372,10 @@ function compileValueTest(
   let predicate: ValuePredicate | undefined;
   let flowTest: Condition | undefined;
   if (spec === null || typeof spec !== "object") {
+    if (Number.isNaN(spec)) {
+      report(at, NAN_OPERAND);
+      return undefined;
+    }
     predicate = (value) => value === spec;
   } else if (Array.isArray(spec)) {
     report(at, "a list is ambiguous here", "use `{in: [...]}` for one of several values, or `{contains: x}`");
@@ -440,7 +444,13 @@ function isScalar(value: unknown): boolean {
   return value === null || ["string", "number", "boolean"].includes(typeof value);
 }
 
+/** NaN equals nothing, not even itself (`eq`), yet a set or list lookup finds it (`in`, `contains`). */
+const NAN_OPERAND = "NaN equals nothing: compare with a number, or test `exists`";
+
 function compileOperator(op: string, operand: unknown, at: PathSegment[], report: Report): ValuePredicate | undefined {
+  if (Number.isNaN(operand) || (Array.isArray(operand) && operand.some((item) => Number.isNaN(item)))) {
+    return void report(at, `\`${op}\`: ${NAN_OPERAND}`);
+  }
   const needNumber = () => {
     if (typeof operand !== "number" || !Number.isFinite(operand)) {
       report(at, `\`${op}\` takes a finite number`);

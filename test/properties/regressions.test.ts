@@ -123,3 +123,20 @@ describe("a runtime error in one condition does not depend on key order", () => 
     ).toBe(rule);
   });
 });
+
+describe("NaN operands are refused at load", () => {
+  // `eq: .nan` never matched NaN while `in: [.nan]` and `contains: .nan` did.
+  it.each([
+    "{ eq: .nan }",
+    "{ in: [1, .nan] }",
+    "{ not_in: [.nan] }",
+    "{ contains: .nan }",
+    "{ ne: .nan }",
+    ".nan",
+  ])("args.a: %s", (spec) => {
+    const errors = loadErrors(
+      `version: 1\nrules:\n  - name: r\n    when: { args.a: ${spec} }\n    verdict: deny\n`,
+    );
+    expect(errors.join("\n")).toMatch(/NaN/);
+  });
+});
