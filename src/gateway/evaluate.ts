@@ -38,7 +38,7 @@ export function evaluateCall(
   limitsOut?: CompiledLimit[],
 ): Decision {
   try {
-    const problem = malformed(call);
+    const problem = readable(call);
     if (problem) return single("deny", "malformed-call", `malformed call: ${problem}`, call, NO_FINDINGS);
     return decide(policy, call, session, limitsOut);
   } catch (error) {
@@ -58,17 +58,40 @@ function single(verdict: Verdict, rule: string, reason: string, call: Call, find
   return { verdict, rule, reason, findings, labels: [], tool: typeof call?.tool === "string" ? call.tool : undefined };
 }
 
+/** Why the call is malformed; a call that throws while being read (a getter, a proxy) is malformed too, whatever `fail` says. */
+function readable(call: Call): string | undefined {
+  try {
+    return malformed(call);
+  } catch (error) {
+    return `the call cannot be read (${error instanceof Error ? error.message : String(error)})`;
+  }
+}
+
 function malformed(call: Call): string | undefined {
   if (call === null || typeof call !== "object") return "a call is an object with `tool` and `args`";
   if (typeof call.tool !== "string" || call.tool.length === 0) return "`tool` must be a non-empty string";
   if (call.tool.length > 256) return "`tool` is longer than 256 characters";
   const { args } = call;
   if (args !== undefined && (args === null || typeof args !== "object" || Array.isArray(args))) return "`args` must be an object";
-  if (call.agent !== undefined && (call.agent === null || typeof call.agent !== "object")) return "`agent` must be an object";
+  if (call.agent !== undefined && (call.agent === null || typeof call.agent !== "object" || Array.isArray(call.agent))) {
+    return "`agent` must be an object";
+  }
+  if (call.server !== undefined && typeof call.server !== "string") return "`server` must be a string";
   if (call.session !== undefined && typeof call.session !== "string") return "`session` must be a string";
   if (call.cost !== undefined && (typeof call.cost !== "number" || !Number.isFinite(call.cost) || call.cost < 0)) {
     return "`cost` must be a finite, non-negative number";
   }
+  if (call.labels !== undefined) {
+    const { labels } = call;
+    const problem = labels === null || typeof labels !== "object" || Array.isArray(labels) ? "it is not an object" : argsProblem(labels);
+    if (problem) return `\`labels\`: ${problem}`;
+    for (const names of Object.values(labels)) {
+      if (!Array.isArray(names) || !names.every((name) => typeof name === "string")) return "`labels` must map argument paths to lists of label names";
+    }
+  }
+  // Conditions and CEL read the agent's attributes as they read arguments: the same bounds apply.
+  const agentProblem = call.agent === undefined ? undefined : argsProblem(call.agent);
+  if (agentProblem) return `\`agent\`: ${agentProblem}`;
   return args === undefined ? undefined : argsProblem(args);
 }
 

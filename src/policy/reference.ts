@@ -87,7 +87,12 @@ export function referenceDecide(
   call: Call,
   session: ReferenceSession = {},
 ): ReferenceDecision {
-  const problem = callProblem(call);
+  let problem: string | undefined;
+  try {
+    problem = callProblem(call);
+  } catch (error) {
+    problem = `the call cannot be read: ${(error as Error)?.message}`;
+  }
   if (problem !== undefined) return only("deny", "malformed-call", `malformed call: ${problem}`);
   try {
     return decide(policy, call, session);

@@ -140,3 +140,31 @@ describe("NaN operands are refused at load", () => {
     expect(errors.join("\n")).toMatch(/NaN/);
   });
 });
+
+describe("malformed parts of a call deny whatever `fail` says", () => {
+  // A non-string `server`, non-list `labels`, an unreadable or too deep `agent` threw inside the
+  // engine: an internal error, which `fail: open` turned into a flag (the call ran).
+  let deep: unknown = [];
+  for (let i = 0; i < 10_000; i++) deep = [deep];
+  const throwing = {};
+  Object.defineProperty(throwing, "x", {
+    enumerable: true,
+    get: () => {
+      throw new Error("boom");
+    },
+  });
+  const CASES: Array<[string, Call]> = [
+    ["server is a number", { tool: "t", server: 5 } as unknown as Call],
+    ["labels hold a number", { tool: "t", labels: { a: 5 } } as unknown as Call],
+    ["labels is an array", { tool: "t", labels: [["u"]] } as unknown as Call],
+    ["agent nested 10,000 deep", { tool: "t", agent: { a: deep } }],
+    ["agent is an array", { tool: "t", agent: ["admin"] } as unknown as Call],
+    ["agent holds a function", { tool: "t", agent: { f: () => 1 } }],
+    ["args with a throwing getter", { tool: "t", args: throwing as Record<string, unknown> }],
+  ];
+  it.each(CASES)("%s", (_, call) => {
+    const text = `version: 1\nfail: open\ndefault: allow\nrules:\n  - { name: r, when: { server: "x*", agent.a.b: 1, flows: [u] }, verdict: deny }\n`;
+    const decision = decide(text, call);
+    expect([decision.verdict, decision.rule]).toEqual(["deny", "malformed-call"]);
+  });
+});
