@@ -94,7 +94,11 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
       sinks.push({ name: "postgres", sink });
     } else {
       const { SqliteAuditSink } = await import("../audit/sqlite-sink.js");
-      sinks.push({ name: "sqlite", sink: new SqliteAuditSink({ path: paths.auditDb, key: boot.auditKey }) });
+      // The JSONL log is fsynced per batch and is the record of truth; the SQLite copy is the query
+      // index, so it commits without its own fsync (WAL, synchronous=NORMAL: it survives a process
+      // crash, and after a power loss `audit verify` on the JSONL log still holds every record).
+      const sqlite = new SqliteAuditSink({ path: paths.auditDb, key: boot.auditKey, durability: "write" });
+      sinks.push({ name: "sqlite", sink: sqlite });
     }
     cleanup.push(() => sinks[1].sink.close());
     const fanout = await FanoutAuditSink.open({ sinks, spoolDir: paths.spoolDir, key: boot.auditKey });

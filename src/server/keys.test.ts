@@ -1,0 +1,48 @@
+import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { ApiKeyStore } from "./keys.js";
+
+const dir = mkdtempSync(join(tmpdir(), "tw-keys-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+describe("ApiKeyStore", () => {
+  const file = join(dir, "keys.json");
+  const store = ApiKeyStore.open(file);
+  const admin = store.create({ role: "admin", name: "root" });
+  const agent = store.create({ role: "agent", name: "bot", agent: "bot-1", attrs: { team: "a" } });
+
+  it("verifies its keys and nothing else", () => {
+    expect(store.verify(admin.key)).toMatchObject({ role: "admin", name: "root" });
+    expect(store.verify(agent.key)).toMatchObject({ role: "agent", agent: "bot-1", attrs: { team: "a" } });
+    const [, id, secret] = admin.key.split("_");
+    const flipped = `twk_${id}_${secret[0] === "A" ? "B" : "A"}${secret.slice(1)}`;
+    for (const wrong of [
+      "",
+      "twk",
+      flipped,
+      `twk_000000000000_${secret}`,
+      `${admin.key} `,
+      admin.key.toUpperCase(),
+    ]) {
+      expect(store.verify(wrong)).toBeUndefined();
+    }
+  });
+
+  it("keeps only hashes on disk, mode 0600, and reads them back", () => {
+    const text = readFileSync(file, "utf8");
+    expect(text).not.toContain(admin.key.split("_")[2]);
+    expect(statSync(file).mode & 0o777).toBe(0o600);
+    const reopened = ApiKeyStore.open(file);
+    expect(reopened.verify(agent.key)?.id).toBe(agent.identity.id);
+  });
+
+  it("refuses an agent key without an agent id, and forgets revoked keys", () => {
+    expect(() => store.create({ role: "agent", name: "x" })).toThrow(/agent id/);
+    expect(store.revoke(agent.identity.id)).toBe(true);
+    expect(store.verify(agent.key)).toBeUndefined();
+    expect(ApiKeyStore.open(file).verify(agent.key)).toBeUndefined();
+    expect(store.revoke(agent.identity.id)).toBe(false);
+  });
+});
