@@ -231,6 +231,8 @@ function runChecks(decl: CompiledTool, args: Record<string, unknown>, findings: 
 function addHostLabels(labels: Record<string, string[]>, args: Record<string, unknown>, hits: FlowHit[]): void {
   for (const [arg, names] of Object.entries(labels)) {
     const value = valueAt(args, arg.split("."));
+    // A label on an argument the call does not have carries nothing (as `args.<x>: { flows }` reads it).
+    if (value === undefined) continue;
     const text = typeof value === "string" ? value : JSON.stringify(value) ?? "";
     for (const label of names) hits.push({ label, arg, source: "host", text });
   }

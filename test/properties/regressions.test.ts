@@ -168,3 +168,16 @@ describe("malformed parts of a call deny whatever `fail` says", () => {
     expect([decision.verdict, decision.rule]).toEqual(["deny", "malformed-call"]);
   });
 });
+
+describe("host labels on an argument that is absent carry nothing", () => {
+  // The call-level `flows` counted them while `args.<x>: { flows }` (indexed by argument) did not.
+  const text = `version: 1\ndefault: allow\nrules:\n  - { name: call-level, when: { flows: [u] }, verdict: deny }\n  - { name: per-arg, when: { args.a: { flows: [u] } }, verdict: deny }\n`;
+  it("absent", () => {
+    const decision = decide(text, { tool: "t", labels: { a: ["u"] } });
+    expect([decision.rule, decision.labels]).toEqual([null, []]);
+  });
+  it("present", () => {
+    const decision = decide(text, { tool: "t", args: { a: "x" }, labels: { a: ["u"] } });
+    expect([decision.rule, decision.matched]).toEqual(["call-level", ["call-level", "per-arg"]]);
+  });
+});
