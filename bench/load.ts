@@ -145,15 +145,14 @@ try {
   };
   if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else {
-    process.stdout.write(
-      [
-        `POST /v1/decide, ${connections} connections, ${duration}s (${report.machine})`,
-        `  decisions/s  ${report.decisionsPerSecond}`,
-        `  latency ms   p50 ${report.latencyMs.p50}  p90 ${report.latencyMs.p90}  p99 ${report.latencyMs.p99}  max ${report.latencyMs.max}`,
-        `  requests     ${report.requests} (+ warm-up), failures ${failures}`,
-        `  audit        ${answered} answered, ${sqliteDecisions} in SQLite, ${jsonlDecisions} in JSONL, lost ${report.audit.lost} (${report.audit.inFlightAtStop} more recorded: in flight when the runs stopped); chains ${sqliteChain.ok && jsonl.ok ? "verify" : "DO NOT verify"}`,
-      ].join("\n") + "\n",
-    );
+    const lines = [
+      `POST /v1/decide, ${connections} connections, ${duration}s (${report.machine})`,
+      `  decisions/s  ${report.decisionsPerSecond}`,
+      `  latency ms   p50 ${report.latencyMs.p50}  p90 ${report.latencyMs.p90}  p99 ${report.latencyMs.p99}  max ${report.latencyMs.max}`,
+      `  requests     ${report.requests} (+ warm-up), failures ${failures}`,
+      `  audit        ${answered} answered, ${sqliteDecisions} in SQLite, ${jsonlDecisions} in JSONL, lost ${report.audit.lost} (${report.audit.inFlightAtStop} more recorded: in flight when the runs stopped); chains ${sqliteChain.ok && jsonl.ok ? "verify" : "DO NOT verify"}`,
+    ];
+    process.stdout.write(`${lines.join("\n")}\n`);
   }
   process.exitCode = failures === 0 && report.audit.lost === 0 && sqliteChain.ok && jsonl.ok ? 0 : 1;
 } finally {
