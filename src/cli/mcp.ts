@@ -155,10 +155,19 @@ async function proxy(argv: string[]): Promise<number> {
       agent: values.agent ? { id: values.agent } : undefined,
       gate: { approvalWait },
     });
+    // The SDK's stdio server transport does not notice the client going away; we do, and close cleanly
+    // (the upstream is stopped and the audit log flushed) on end of input or a signal.
+    const stop = () => void running.close();
+    process.stdin.once("end", stop);
+    process.stdin.once("close", stop);
+    process.once("SIGTERM", stop);
+    process.once("SIGINT", stop);
     await running.closed;
     return 0;
   } finally {
     await warden.close();
+    // Nothing more to do; do not let a stray handle of the upstream keep the process alive.
+    setTimeout(() => process.exit(), 1000).unref();
   }
 }
 

@@ -21,7 +21,7 @@ import { refusal, ToolGate } from "./gate.js";
 import type { GateOptions } from "./gate.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import { PinLedger } from "./pins.js";
-import { forwardOptions } from "./proxy.js";
+import { relay } from "./relay.js";
 import { connectUpstream, describeUpstream } from "./upstream.js";
 import type { UpstreamSpec } from "./upstream.js";
 
@@ -264,10 +264,12 @@ export class McpGateway {
         tool,
         request.params.arguments,
         () =>
-          upstream.client.request(
-            { method: "tools/call", params: { ...request.params, name: tool } },
-            CallToolResultSchema,
-            forwardOptions(request.params, extra, timeout),
+          relay(request.params, extra, timeout, (options) =>
+            upstream.client.request(
+              { method: "tools/call", params: { ...request.params, name: tool } },
+              CallToolResultSchema,
+              options,
+            ),
           ),
       );
     });

@@ -1,7 +1,6 @@
 import { randomUUID } from "node:crypto";
 import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js";
 import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
 import {
   CallToolRequestSchema,
@@ -33,6 +32,7 @@ import { ToolGate } from "./gate.js";
 import type { GateOptions } from "./gate.js";
 import { HeldTransport } from "./held-transport.js";
 import type { PinLedger } from "./pins.js";
+import { relay } from "./relay.js";
 import { connectUpstream, describeUpstream } from "./upstream.js";
 import type { UpstreamSpec } from "./upstream.js";
 
@@ -135,20 +135,20 @@ export class McpProxy {
       if (!caps[capability]) continue;
       for (const schema of schemas) {
         server.setRequestHandler(schema, (request, extra) =>
-          client.request(
-            { method: request.method, params: request.params } as never,
-            ResultSchema,
-            forwardOptions(request.params, extra, timeout),
+          relay(request.params, extra, timeout, (options) =>
+            client.request(
+              { method: request.method, params: request.params } as never,
+              ResultSchema,
+              options,
+            ),
           ),
         );
       }
     }
     if (caps.prompts) {
       server.setRequestHandler(GetPromptRequestSchema, async (request, extra) => {
-        const result = await client.request(
-          request as never,
-          ResultSchema,
-          forwardOptions(request.params, extra, timeout),
+        const result = await relay(request.params, extra, timeout, (options) =>
+          client.request(request as never, ResultSchema, options),
         );
         warden.recordOutput(
           { tool: "prompts/get", server: options.server, session: session.id },
@@ -160,10 +160,8 @@ export class McpProxy {
     }
     if (caps.resources) {
       server.setRequestHandler(ReadResourceRequestSchema, async (request, extra) => {
-        const result = await client.request(
-          request as never,
-          ResultSchema,
-          forwardOptions(request.params, extra, timeout),
+        const result = await relay(request.params, extra, timeout, (options) =>
+          client.request(request as never, ResultSchema, options),
         );
         const contents = (result.contents ?? []) as Array<{ text?: unknown }>;
         const text = contents.map((c) => (typeof c.text === "string" ? c.text : "")).join("\n");
@@ -187,10 +185,8 @@ export class McpProxy {
           request.params.name,
           request.params.arguments,
           () =>
-            client.request(
-              { method: "tools/call", params: request.params },
-              CallToolResultSchema,
-              forwardOptions(request.params, extra, timeout),
+            relay(request.params, extra, timeout, (options) =>
+              client.request({ method: "tools/call", params: request.params }, CallToolResultSchema, options),
             ),
         ),
       );
@@ -206,10 +202,8 @@ export class McpProxy {
     };
     // The server's own requests (sampling, elicitation, roots) go to the client.
     client.fallbackRequestHandler = (request, extra) =>
-      server.request(
-        { method: request.method, params: request.params } as never,
-        ResultSchema,
-        forwardOptions(request.params, extra, timeout),
+      relay(request.params, extra, timeout, (options) =>
+        server.request({ method: request.method, params: request.params } as never, ResultSchema, options),
       ) as never;
 
     const closed = new Promise<void>((resolve) => {
@@ -242,26 +236,4 @@ function withoutTasks(capabilities: ClientCapabilities): ClientCapabilities {
 function serverCapabilities(upstream: ServerCapabilities): ServerCapabilities {
   const { tasks: _tasks, ...rest } = upstream as ServerCapabilities & { tasks?: unknown };
   return rest;
-}
-
-type ExtraLike = { signal: AbortSignal; sendNotification: (notification: never) => Promise<void> };
-
-/**
- * Options for relaying one request: the caller's cancellation, a timeout reset by progress, and
- * progress passed back under the caller's own token (the SDK gives the relayed request a fresh one).
- */
-export function forwardOptions(params: unknown, extra: ExtraLike, timeout: number): RequestOptions {
-  const token = (params as { _meta?: { progressToken?: string | number } } | undefined)?._meta?.progressToken;
-  const options: RequestOptions = { signal: extra.signal, timeout, resetTimeoutOnProgress: true };
-  if (token !== undefined) {
-    options.onprogress = (progress) => {
-      void extra
-        .sendNotification({
-          method: "notifications/progress",
-          params: { ...progress, progressToken: token },
-        } as never)
-        .catch(() => {});
-    };
-  }
-  return options;
 }
