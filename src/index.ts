@@ -10,10 +10,25 @@ export {
   ToolwardenError,
   VERDICTS,
 } from "./core/index.js";
-export type { Agent, Call, Decision, Finding, FlowEvidence, PolicyIssue, RiskLevel, Verdict } from "./core/index.js";
+export type {
+  Agent,
+  Call,
+  Decision,
+  Finding,
+  FlowEvidence,
+  PolicyIssue,
+  RiskLevel,
+  Verdict,
+} from "./core/index.js";
 export { evaluateCall, hashCall, Session, Warden } from "./gateway/index.js";
 export type { SessionOptions, SessionReport, WardenOptions, WrapOptions } from "./gateway/index.js";
-export { compilePolicy, compilePolicyFile, compilePolicyObject, compilePolicyText, loadPolicyFile } from "./policy/index.js";
+export {
+  compilePolicy,
+  compilePolicyFile,
+  compilePolicyObject,
+  compilePolicyText,
+  loadPolicyFile,
+} from "./policy/index.js";
 export type { CompiledPolicy } from "./policy/index.js";
 export { MemoryStateStore } from "./stores/memory/index.js";
 export type { Approval, StateStore } from "./stores/types.js";

@@ -11,6 +11,8 @@ describe("every bundled example policy passes its own tests", () => {
   it.each(policies)("%s", async (file) => {
     const outcomes = await runPolicyTests(compilePolicyFile(file));
     expect(outcomes.length).toBeGreaterThan(0);
-    expect(outcomes.filter((o) => !o.ok).map((o) => `${o.name}: got ${o.got.verdict} by ${o.got.rule}`)).toEqual([]);
+    expect(
+      outcomes.filter((o) => !o.ok).map((o) => `${o.name}: got ${o.got.verdict} by ${o.got.rule}`),
+    ).toEqual([]);
   });
 });

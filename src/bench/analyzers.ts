@@ -5,14 +5,54 @@ import type { BenchResult } from "./harness.js";
 
 /** Typical and large arguments per analyzer, checked the way the engine checks them. */
 const CASES: Array<{ kind: string; options: unknown; label: string; value: string }> = [
-  { kind: "url", options: { private: "block" }, label: "url: typical https URL", value: "https://api.github.com/repos/nodejs/node/issues?state=open" },
-  { kind: "url", options: { private: "block" }, label: "url: hex-encoded loopback (denied)", value: "http://0x7f.1/admin" },
-  { kind: "path", options: { within: ["/workspace"] }, label: "path: typical file", value: "/workspace/src/index.ts" },
-  { kind: "path", options: { within: ["/workspace"] }, label: "path: double-encoded traversal (denied)", value: "/workspace/%252e%252e/etc/passwd" },
-  { kind: "sql", options: { allow: ["select"], dialect: "postgresql" }, label: "sql: typical select", value: "SELECT id, name FROM users WHERE email = 'a@b.example' LIMIT 10" },
-  { kind: "sql", options: { allow: ["select"], dialect: "postgresql" }, label: "sql: 10 KB select", value: tenKbSql() },
-  { kind: "shell", options: { programs: ["ls", "cat", "grep", "git log"] }, label: "shell: typical pipeline", value: "git log --oneline -n 20 | grep fix" },
-  { kind: "shell", options: { programs: ["ls", "cat", "grep", "git log"] }, label: "shell: 10 KB command", value: tenKbShell() },
+  {
+    kind: "url",
+    options: { private: "block" },
+    label: "url: typical https URL",
+    value: "https://api.github.com/repos/nodejs/node/issues?state=open",
+  },
+  {
+    kind: "url",
+    options: { private: "block" },
+    label: "url: hex-encoded loopback (denied)",
+    value: "http://0x7f.1/admin",
+  },
+  {
+    kind: "path",
+    options: { within: ["/workspace"] },
+    label: "path: typical file",
+    value: "/workspace/src/index.ts",
+  },
+  {
+    kind: "path",
+    options: { within: ["/workspace"] },
+    label: "path: double-encoded traversal (denied)",
+    value: "/workspace/%252e%252e/etc/passwd",
+  },
+  {
+    kind: "sql",
+    options: { allow: ["select"], dialect: "postgresql" },
+    label: "sql: typical select",
+    value: "SELECT id, name FROM users WHERE email = 'a@b.example' LIMIT 10",
+  },
+  {
+    kind: "sql",
+    options: { allow: ["select"], dialect: "postgresql" },
+    label: "sql: 10 KB select",
+    value: tenKbSql(),
+  },
+  {
+    kind: "shell",
+    options: { programs: ["ls", "cat", "grep", "git log"] },
+    label: "shell: typical pipeline",
+    value: "git log --oneline -n 20 | grep fix",
+  },
+  {
+    kind: "shell",
+    options: { programs: ["ls", "cat", "grep", "git log"] },
+    label: "shell: 10 KB command",
+    value: tenKbShell(),
+  },
 ];
 
 function tenKbSql(): string {
@@ -51,7 +91,9 @@ export async function analyzerScenarios(): Promise<BenchResult[]> {
   }
   const secrets = DETECTORS.get("secrets");
   if (secrets) {
-    const clean = "Thanks for reaching out! Your order ORD-004211 shipped on Monday. ".repeat(16).slice(0, 1024);
+    const clean = "Thanks for reaching out! Your order ORD-004211 shipped on Monday. "
+      .repeat(16)
+      .slice(0, 1024);
     results.push(
       measureSync("secrets: 1 KB clean text", () => {
         out.length = 0;

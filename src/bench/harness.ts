@@ -33,7 +33,11 @@ export function measureSync(name: string, fn: () => unknown, options: MeasureOpt
 }
 
 /** Times an asynchronous operation, awaited one at a time. */
-export async function measureAsync(name: string, fn: () => Promise<unknown>, options: MeasureOptions = {}): Promise<BenchResult> {
+export async function measureAsync(
+  name: string,
+  fn: () => Promise<unknown>,
+  options: MeasureOptions = {},
+): Promise<BenchResult> {
   const batch = options.batch ?? 5_000;
   const samples = options.samples ?? 25;
   let sink: unknown;

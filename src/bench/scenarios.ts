@@ -8,10 +8,18 @@ export function syntheticPolicy(n: number): unknown {
   const global = Math.max(1, Math.floor(n / 10));
   const rules = [];
   for (let i = 0; i < n - global; i++) {
-    rules.push({ name: `tool-rule-${i}`, when: { tool: `tool_${i}`, [`args.amount`]: { gt: i } }, verdict: i % 2 ? "deny" : "ask" });
+    rules.push({
+      name: `tool-rule-${i}`,
+      when: { tool: `tool_${i}`, [`args.amount`]: { gt: i } },
+      verdict: i % 2 ? "deny" : "ask",
+    });
   }
   for (let i = 0; i < global; i++) {
-    rules.push({ name: `global-rule-${i}`, when: { [`args.field_${i}`]: { eq: "forbidden" } }, verdict: "deny" });
+    rules.push({
+      name: `global-rule-${i}`,
+      when: { [`args.field_${i}`]: { eq: "forbidden" } },
+      verdict: "deny",
+    });
   }
   return { version: 1, name: `synthetic-${n}`, default: "deny", allow: ["search_docs"], rules };
 }
@@ -30,13 +38,30 @@ export async function coreScenarios(): Promise<BenchResult[]> {
     results.push(measureSync(`evaluate allow, ${n}-rule policy`, () => warden.evaluate(call)));
   }
   const w100 = new Warden(compilePolicyObject(syntheticPolicy(100)));
-  const busyArgs = { query: "refund policy", ...Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`field_${i}`, "fine"])) };
+  const busyArgs = {
+    query: "refund policy",
+    ...Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`field_${i}`, "fine"])),
+  };
   results.push(
-    measureSync("evaluate allow, 100-rule policy, 10 rules tested", () => w100.evaluate({ tool: "search_docs", args: busyArgs })),
+    measureSync("evaluate allow, 100-rule policy, 10 rules tested", () =>
+      w100.evaluate({ tool: "search_docs", args: busyArgs }),
+    ),
   );
-  results.push(measureSync("evaluate deny (rule match), 100-rule policy", () => w100.evaluate({ tool: "tool_3", args: { amount: 50 } })));
-  results.push(measureSync("evaluate deny (default), 100-rule policy", () => w100.evaluate({ tool: "unknown_tool", args: {} })));
-  results.push(await measureAsync("decide deny (returned, not thrown)", () => w100.decide({ tool: "tool_3", args: { amount: 50 } })));
+  results.push(
+    measureSync("evaluate deny (rule match), 100-rule policy", () =>
+      w100.evaluate({ tool: "tool_3", args: { amount: 50 } }),
+    ),
+  );
+  results.push(
+    measureSync("evaluate deny (default), 100-rule policy", () =>
+      w100.evaluate({ tool: "unknown_tool", args: {} }),
+    ),
+  );
+  results.push(
+    await measureAsync("decide deny (returned, not thrown)", () =>
+      w100.decide({ tool: "tool_3", args: { amount: 50 } }),
+    ),
+  );
   const wrapped = w100.wrap("search_docs", searchDocs);
   results.push(await measureAsync("wrapped call, allowed (100-rule policy)", () => wrapped(call.args)));
   const denied = w100.wrap("tool_3", searchDocs as (args: unknown) => Promise<number>);

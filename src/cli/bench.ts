@@ -36,7 +36,11 @@ export const bench: Command = {
       results.push(...(await run()));
     }
     const rows = withRatios(results);
-    const meta = { node: process.version, platform: `${process.platform}-${process.arch}`, cpus: (await import("node:os")).cpus().length };
+    const meta = {
+      node: process.version,
+      platform: `${process.platform}-${process.arch}`,
+      cpus: (await import("node:os")).cpus().length,
+    };
     if (values.json) {
       process.stdout.write(`${JSON.stringify({ ...meta, results: rows }, null, 2)}\n`);
       return 0;
@@ -55,7 +59,9 @@ export const bench: Command = {
       )}\n${rows
         .filter((r) => r.note)
         .map((r) => `\n${r.name}: ${r.note}`)
-        .join("")}\n\n${meta.node} on ${meta.platform}, ${meta.cpus} cores. Sync scenarios compare with the sync raw call, awaited ones with the awaited raw call.\n`,
+        .join(
+          "",
+        )}\n\n${meta.node} on ${meta.platform}, ${meta.cpus} cores. Sync scenarios compare with the sync raw call, awaited ones with the awaited raw call.\n`,
     );
     return 0;
   },

@@ -9,7 +9,11 @@ export const check: Command = {
   summary: "decide calls: one Decision as JSON, or one per input line with --jsonl",
   usage: "toolwarden check -p POLICY [CALL.json | -] | check -p POLICY --jsonl CALLS.jsonl [--audit LOG]",
   async run(argv) {
-    const { values, positionals } = parseFlags(argv, { ...DECIDE_FLAGS, jsonl: { type: "string" } }, this.usage);
+    const { values, positionals } = parseFlags(
+      argv,
+      { ...DECIDE_FLAGS, jsonl: { type: "string" } },
+      this.usage,
+    );
     if (values.help) return help(this);
     const warden = await openWarden(values);
     try {
@@ -53,7 +57,13 @@ export function* jsonLines(text: string): Generator<{ line: number; value?: unkn
 
 /** The Decision for an input line that could not be read: deny, with the reason. */
 export function lineError(reason: string): Decision {
-  return { verdict: "deny", rule: "malformed-call", reason: `malformed call: ${reason}`, findings: [], labels: [] };
+  return {
+    verdict: "deny",
+    rule: "malformed-call",
+    reason: `malformed call: ${reason}`,
+    findings: [],
+    labels: [],
+  };
 }
 
 export type { Warden };

@@ -81,10 +81,16 @@ function countCases(dir: string): number {
 
 export const evalCommand: Command = {
   summary: "run the adversarial suite: precision, recall, F1 and false-positive rate per analyzer",
-  usage: "toolwarden eval [DIR] [--json] [--misses]",
+  usage: "toolwarden eval [DIR] [--json] [--misses] | eval --traces [DIR] [--json] [--misses]",
   async run(argv) {
-    const { values, positionals } = parseFlags(argv, { json: { type: "boolean" }, misses: { type: "boolean" } }, this.usage);
+    const flags = { json: { type: "boolean" }, misses: { type: "boolean" }, traces: { type: "boolean" } } as const;
+    const { values, positionals } = parseFlags(argv, flags, this.usage);
     if (values.help) return help(this);
+    if (values.traces) {
+      // Agent sessions, benign and attacked, replayed through the examples' policies: utility and attack success.
+      const { runTraces } = await import("./eval-traces.js");
+      return runTraces(positionals[0] ?? join(packageRoot(), "examples"), values, (text) => process.stdout.write(text));
+    }
     const root = positionals[0] ?? join(packageRoot(), "eval");
     const categories = evalCategories(root);
     const total = categories.reduce((n, c) => n + countCases(join(root, c)), 0);

@@ -11,7 +11,9 @@ export function explainPolicy(policy: CompiledPolicy): string {
   const out: string[] = [];
   out.push(`policy ${policy.name} (sha256 ${policy.hash.slice(0, 12)})`);
   out.push(`  files: ${policy.loaded.sources.map((s) => s.file).join(", ")}`);
-  out.push(`  when nothing matches: ${policy.defaultVerdict}; on an internal error: ${policy.failOpen ? "allow, flagged (fail: open)" : "deny (fail: closed)"}`);
+  out.push(
+    `  when nothing matches: ${policy.defaultVerdict}; on an internal error: ${policy.failOpen ? "allow, flagged (fail: open)" : "deny (fail: closed)"}`,
+  );
   out.push("  verdicts combine as deny > ask > flag > allow; every match counts, order never matters");
   for (const verdict of ["deny", "ask", "flag", "allow"] as const) {
     const globs = raw[verdict] ?? [];
@@ -29,18 +31,28 @@ export function explainPolicy(policy: CompiledPolicy): string {
     for (const [arg, spec] of Object.entries(raw.tools?.[tool.name]?.args ?? {})) {
       out.push(`    ${arg}: ${JSON.stringify(spec)} -> ${tool.onViolation} on violation`);
     }
-    if (tool.detectors.length) out.push(`    detect: ${tool.detectors.map((d) => `${d.detector.name} -> ${d.verdict}`).join(", ")}`);
+    if (tool.detectors.length)
+      out.push(`    detect: ${tool.detectors.map((d) => `${d.detector.name} -> ${d.verdict}`).join(", ")}`);
   }
-  if (policy.detectors.length) out.push("", `detect in every argument: ${policy.detectors.map((d) => `${d.detector.name} -> ${d.verdict}`).join(", ")}`);
+  if (policy.detectors.length)
+    out.push(
+      "",
+      `detect in every argument: ${policy.detectors.map((d) => `${d.detector.name} -> ${d.verdict}`).join(", ")}`,
+    );
   if (raw.rules?.length) out.push("", "rules:");
   for (const rule of raw.rules ?? []) {
-    out.push(`  ${rule.verdict.padEnd(5)} ${rule.name}: when ${JSON.stringify(rule.when ?? {})}${rule.message ? ` — ${rule.message}` : ""}`);
+    out.push(
+      `  ${rule.verdict.padEnd(5)} ${rule.name}: when ${JSON.stringify(rule.when ?? {})}${rule.message ? ` — ${rule.message}` : ""}`,
+    );
   }
   if (policy.limits.length) out.push("", "limits:");
   for (const limit of policy.limits) out.push(`  ${limit.name}: ${limit.describe} -> ${limit.verdict}`);
   if (policy.budget) {
     const { max, askAbove, per } = policy.budget;
-    out.push("", `budget: ${max} per ${per}${askAbove !== undefined ? `; a call costing more than ${askAbove} asks` : ""}`);
+    out.push(
+      "",
+      `budget: ${max} per ${per}${askAbove !== undefined ? `; a call costing more than ${askAbove} asks` : ""}`,
+    );
   }
   if (policy.tests.length) out.push("", `tests: ${policy.tests.length} (run with \`toolwarden test\`)`);
   return out.join("\n");
@@ -52,7 +64,8 @@ export async function diffPolicies(a: CompiledPolicy, b: CompiledPolicy): Promis
   const rb = b.loaded.policy;
   const changes: string[] = [];
   for (const key of ["default", "fail", "budget", "detect", "labels", "audit"] as const) {
-    if (JSON.stringify(ra[key]) !== JSON.stringify(rb[key])) changes.push(`~ ${key}: ${JSON.stringify(ra[key])} -> ${JSON.stringify(rb[key])}`);
+    if (JSON.stringify(ra[key]) !== JSON.stringify(rb[key]))
+      changes.push(`~ ${key}: ${JSON.stringify(ra[key])} -> ${JSON.stringify(rb[key])}`);
   }
   for (const verdict of ["allow", "flag", "ask", "deny"] as const) {
     const before = new Set(ra[verdict] ?? []);
@@ -68,7 +81,9 @@ export async function diffPolicies(a: CompiledPolicy, b: CompiledPolicy): Promis
     const da = new Warden(a).evaluate(call);
     const db = new Warden(b).evaluate(call);
     if (da.verdict !== db.verdict) {
-      changes.push(`! ${call.tool} ${JSON.stringify(call.args ?? {})}: ${da.verdict} (${da.rule ?? "default"}) -> ${db.verdict} (${db.rule ?? "default"})`);
+      changes.push(
+        `! ${call.tool} ${JSON.stringify(call.args ?? {})}: ${da.verdict} (${da.rule ?? "default"}) -> ${db.verdict} (${db.rule ?? "default"})`,
+      );
     }
   }
   return changes;
@@ -78,7 +93,12 @@ function byName<T extends { name: string }>(items: T[] | undefined): Record<stri
   return Object.fromEntries((items ?? []).map((item) => [item.name, item]));
 }
 
-function named(changes: string[], what: string, before: Record<string, unknown>, after: Record<string, unknown>): void {
+function named(
+  changes: string[],
+  what: string,
+  before: Record<string, unknown>,
+  after: Record<string, unknown>,
+): void {
   for (const name of Object.keys(after)) {
     if (!(name in before)) changes.push(`+ ${what} ${name}: ${JSON.stringify(after[name])}`);
     else if (JSON.stringify(before[name]) !== JSON.stringify(after[name])) {

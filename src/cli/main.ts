@@ -21,21 +21,43 @@ const COMMANDS: Record<string, Command> = {
   test,
   explain,
   diff,
-  bench: lazy(async () => (await import("./bench.js")).bench, "measure decision cost against a raw function call", "toolwarden bench [--json]"),
-  eval: lazy(async () => (await import("./eval.js")).evalCommand, "run the adversarial suite: precision, recall, F1 per analyzer", "toolwarden eval [DIR] [--json]"),
+  bench: lazy(
+    async () => (await import("./bench.js")).bench,
+    "measure decision cost against a raw function call",
+    "toolwarden bench [--json]",
+  ),
+  eval: lazy(
+    async () => (await import("./eval.js")).evalCommand,
+    "run the adversarial suite: precision, recall, F1 per analyzer",
+    "toolwarden eval [DIR] [--json]",
+  ),
   audit: lazy(
     async () => ({ summary: "", usage: "", run: (await import("./audit.js")).run }),
     "verify, tail, query the audit log; share receipts",
     "toolwarden audit verify|tail|query|receipt LOG...",
   ),
-  mcp: lazy(async () => (await import("./mcp.js")).mcp, "MCP stdio proxy, HTTP gateway, tool pins, scan of client configs", "toolwarden mcp proxy|gateway|pins|scan ..."),
-  serve: lazy(async () => (await import("./serve.js")).serve, "run the HTTP decision API and the approvals/audit dashboard", "toolwarden serve -p POLICY [--port 8080] [--data DIR]"),
-  approvals: lazy(async () => (await import("./approvals.js")).approvals, "list, approve or deny pending calls", "toolwarden approvals list|approve|deny (--store URL | --server URL)"),
+  mcp: lazy(
+    async () => (await import("./mcp.js")).mcp,
+    "MCP stdio proxy, HTTP gateway, tool pins, scan of client configs",
+    "toolwarden mcp proxy|gateway|pins|scan ...",
+  ),
+  serve: lazy(
+    async () => (await import("./serve.js")).serve,
+    "run the HTTP decision API and the approvals/audit dashboard",
+    "toolwarden serve -p POLICY [--port 8080] [--data DIR]",
+  ),
+  approvals: lazy(
+    async () => (await import("./approvals.js")).approvals,
+    "list, approve or deny pending calls",
+    "toolwarden approvals list|approve|deny (--store URL | --server URL)",
+  ),
 };
 
 function usage(): string {
   const width = Math.max(...Object.keys(COMMANDS).map((name) => name.length));
-  const lines = Object.entries(COMMANDS).map(([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`);
+  const lines = Object.entries(COMMANDS).map(
+    ([name, command]) => `  ${name.padEnd(width)}  ${command.summary}`,
+  );
   return `toolwarden — a policy-enforcing reference monitor for AI agent tool calls\n\nusage: toolwarden <command> [options]\n\n${lines.join("\n")}\n\nRun \`toolwarden <command> --help\` for a command's options.\n`;
 }
 

@@ -10,7 +10,11 @@ export const DECIDE_FLAGS = {
 } as const;
 
 /** Opens a Warden for a CLI command: the policy from `-p`, an audit log from `--audit`. */
-export async function openWarden(values: { policy?: string; audit?: string; "audit-key-file"?: string }): Promise<Warden> {
+export async function openWarden(values: {
+  policy?: string;
+  audit?: string;
+  "audit-key-file"?: string;
+}): Promise<Warden> {
   if (!values.policy) throw new CliError("no policy given: pass -p POLICY");
   const options: WardenOptions = {};
   if (values.audit) {

@@ -10,7 +10,11 @@ export const replay: Command = {
   summary: "replay a trace: one session per id; allowed results label later calls; one Decision a line",
   usage: "toolwarden replay -p POLICY TRACE.jsonl [--report] [--audit LOG]",
   async run(argv) {
-    const { values, positionals } = parseFlags(argv, { ...DECIDE_FLAGS, report: { type: "boolean" } }, this.usage);
+    const { values, positionals } = parseFlags(
+      argv,
+      { ...DECIDE_FLAGS, report: { type: "boolean" } },
+      this.usage,
+    );
     if (values.help) return help(this);
     if (!positionals[0]) throw new CliError(`no trace given\nusage: ${this.usage}`);
     const warden = await openWarden(values);
@@ -22,7 +26,7 @@ export const replay: Command = {
       }
       if (values.report) {
         const reports = [...sessions].map((id) => warden.report(id)).filter((r): r is SessionReport => !!r);
-        process.stderr.write(`${formatReports(reports)}\n`);
+        process.stderr.write(`\n${formatReports(reports)}\n`);
       }
       return 0;
     } finally {
@@ -35,8 +39,13 @@ export const replay: Command = {
  * One trace line: `{session?, input, labels}` records labelled input; `{session?, tool, args, result?}`
  * is decided, and an allowed step's result becomes that tool's output.
  */
-export async function replayStep(warden: Warden, step: unknown, sessions: Set<string>): Promise<Decision | { recorded: true }> {
-  if (step === null || typeof step !== "object" || Array.isArray(step)) return lineError("a step is a JSON object");
+export async function replayStep(
+  warden: Warden,
+  step: unknown,
+  sessions: Set<string>,
+): Promise<Decision | { recorded: true }> {
+  if (step === null || typeof step !== "object" || Array.isArray(step))
+    return lineError("a step is a JSON object");
   const { session: sessionId = "default", result, input, labels, ...call } = step as Record<string, unknown>;
   if (typeof sessionId !== "string") return lineError("`session` must be a string");
   sessions.add(sessionId);
@@ -71,5 +80,20 @@ export function formatReports(reports: SessionReport[]): string {
     r.flowsBlocked.length,
     r.deniedTools.join(",") || "-",
   ]);
-  return table(["session", "calls", "allow", "flag", "ask", "deny", "spend", "left", "labels seen", "flows blocked", "denied tools"], rows);
+  return table(
+    [
+      "session",
+      "calls",
+      "allow",
+      "flag",
+      "ask",
+      "deny",
+      "spend",
+      "left",
+      "labels seen",
+      "flows blocked",
+      "denied tools",
+    ],
+    rows,
+  );
 }

@@ -27,7 +27,9 @@ export async function runPolicyTests(policy: CompiledPolicy): Promise<TestOutcom
     const got = await warden.decide({ ...test.call, session: sessionId });
     const where = issueAtPath(origin.source, origin.path, "");
     outcomes.push({
-      name: test.name ?? `${test.call.tool} -> ${typeof test.expect === "string" ? test.expect : test.expect.verdict}`,
+      name:
+        test.name ??
+        `${test.call.tool} -> ${typeof test.expect === "string" ? test.expect : test.expect.verdict}`,
       where: `${where.file}:${where.line}:${where.col}`,
       ok: matches(test.expect, got),
       expected: describe(test.expect),
@@ -85,7 +87,9 @@ export const test: Command = {
         if (outcome.ok) process.stdout.write(`  ok    ${outcome.name}\n`);
         else {
           process.stdout.write(`  FAIL  ${outcome.name} (${outcome.where})\n`);
-          process.stdout.write(`        expected ${outcome.expected}; got ${outcome.got.verdict} by ${outcome.got.rule ?? "default"}: ${outcome.got.reason}\n`);
+          process.stdout.write(
+            `        expected ${outcome.expected}; got ${outcome.got.verdict} by ${outcome.got.rule ?? "default"}: ${outcome.got.reason}\n`,
+          );
         }
       }
     }

@@ -21,9 +21,25 @@ export interface Command {
 }
 
 /** `parseArgs` with strict checking, turning its errors into a usage error. */
-export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(argv: string[], options: T, usage: string): ReturnType<typeof parseArgs<{ args: string[]; options: T & { help: { type: "boolean"; short: "h" } }; allowPositionals: true; strict: true }>> {
+export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(
+  argv: string[],
+  options: T,
+  usage: string,
+): ReturnType<
+  typeof parseArgs<{
+    args: string[];
+    options: T & { help: { type: "boolean"; short: "h" } };
+    allowPositionals: true;
+    strict: true;
+  }>
+> {
   try {
-    return parseArgs({ args: argv, options: { ...options, help: { type: "boolean", short: "h" } }, allowPositionals: true, strict: true });
+    return parseArgs({
+      args: argv,
+      options: { ...options, help: { type: "boolean", short: "h" } },
+      allowPositionals: true,
+      strict: true,
+    });
   } catch (error) {
     throw new CliError(`${(error as Error).message.split("\n")[0]}\nusage: ${usage}`);
   }
@@ -35,7 +51,9 @@ export function readInput(path: string): string {
     return readFileSync(path === "-" ? 0 : path, "utf8");
   } catch (error) {
     const code = (error as NodeJS.ErrnoException).code;
-    throw new CliError(`cannot read \`${path}\`: ${code === "ENOENT" ? "no such file" : (error as Error).message}`);
+    throw new CliError(
+      `cannot read \`${path}\`: ${code === "ENOENT" ? "no such file" : (error as Error).message}`,
+    );
   }
 }
 
@@ -62,7 +80,9 @@ export function progress(label: string, total: number): { tick(n?: number): void
     if (tty) {
       const width = 30;
       const filled = Math.round(ratio * width);
-      process.stderr.write(`\r${label} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${count}/${total}`);
+      process.stderr.write(
+        `\r${label} [${"#".repeat(filled)}${"-".repeat(width - filled)}] ${count}/${total}`,
+      );
     } else {
       const decile = Math.floor(ratio * 10);
       if (decile !== lastDecile) {
@@ -88,6 +108,9 @@ export function progress(label: string, total: number): { tick(n?: number): void
 export function table(header: string[], rows: Array<Array<string | number>>): string {
   const cells = [header, ...rows.map((row) => row.map(String))];
   const widths = header.map((_, i) => Math.max(...cells.map((row) => (row[i] ?? "").length)));
-  const line = (row: string[]) => row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ");
-  return [line(cells[0]), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)].join("\n");
+  const line = (row: string[]) =>
+    row.map((cell, i) => (i === 0 ? cell.padEnd(widths[i]) : cell.padStart(widths[i]))).join("  ");
+  return [line(cells[0]), widths.map((w) => "-".repeat(w)).join("  "), ...cells.slice(1).map(line)].join(
+    "\n",
+  );
 }

@@ -15,7 +15,9 @@ export const validate: Command = {
         const policy = compilePolicyFile(file);
         if (!values.quiet) {
           const rules = policy.loaded.policy.rules?.length ?? 0;
-          process.stdout.write(`${file}: valid (${policy.tools.size} tools, ${rules} rules, ${policy.limits.length} limits)\n`);
+          process.stdout.write(
+            `${file}: valid (${policy.tools.size} tools, ${rules} rules, ${policy.limits.length} limits)\n`,
+          );
         }
       } catch (error) {
         if (!isPolicyError(error)) throw error;

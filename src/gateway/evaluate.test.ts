@@ -5,13 +5,24 @@ import { Warden } from "./warden.js";
 
 /** A policy whose only rule is `when`, denying; default allow. Deny means the condition held. */
 function holds(when: Record<string, unknown>, call: Call, extra: Record<string, unknown> = {}): boolean {
-  const warden = new Warden(compilePolicyObject({ version: 1, default: "allow", rules: [{ name: "r", when, verdict: "deny" }], ...extra }));
+  const warden = new Warden(
+    compilePolicyObject({
+      version: 1,
+      default: "allow",
+      rules: [{ name: "r", when, verdict: "deny" }],
+      ...extra,
+    }),
+  );
   const decision = warden.evaluate(call);
   if (decision.rule === "internal-error") throw new Error(decision.reason);
   return decision.verdict === "deny";
 }
 
-const call = (args: Record<string, unknown>, more: Partial<Call> = {}): Call => ({ tool: "t", args, ...more });
+const call = (args: Record<string, unknown>, more: Partial<Call> = {}): Call => ({
+  tool: "t",
+  args,
+  ...more,
+});
 
 /** [condition, call, expected] — every `when` key and operator, both polarities. */
 const CASES: Array<[string, Record<string, unknown>, Call, boolean]> = [
@@ -27,7 +38,12 @@ const CASES: Array<[string, Record<string, unknown>, Call, boolean]> = [
   ["server missing", { server: "*" }, call({}), false],
   ["agent attr", { "agent.role": "admin" }, call({}, { agent: { role: "admin" } }), true],
   ["agent attr, other", { "agent.role": "admin" }, call({}, { agent: { role: "user" } }), false],
-  ["agent nested attr", { "agent.org.tier": { in: ["gold"] } }, call({}, { agent: { org: { tier: "gold" } } }), true],
+  [
+    "agent nested attr",
+    { "agent.org.tier": { in: ["gold"] } },
+    call({}, { agent: { org: { tier: "gold" } } }),
+    true,
+  ],
   ["args scalar eq", { "args.n": 5 }, call({ n: 5 }), true],
   ["args scalar eq, string vs number", { "args.n": 5 }, call({ n: "5" }), false],
   ["eq", { "args.s": { eq: "x" } }, call({ s: "x" }), true],
@@ -68,11 +84,26 @@ const CASES: Array<[string, Record<string, unknown>, Call, boolean]> = [
   ["nested path", { "args.a.b.c": 1 }, call({ a: { b: { c: 1 } } }), true],
   ["nested path, missing middle", { "args.a.b.c": 1 }, call({ a: {} }), false],
   ["array index path", { "args.to.0": "x" }, call({ to: ["x", "y"] }), true],
-  ["any element of an array", { "args.items.sku": "bad" }, call({ items: [{ sku: "ok" }, { sku: "bad" }] }), true],
+  [
+    "any element of an array",
+    { "args.items.sku": "bad" },
+    call({ items: [{ sku: "ok" }, { sku: "bad" }] }),
+    true,
+  ],
   ["any element of an array, none", { "args.items.sku": "bad" }, call({ items: [{ sku: "ok" }] }), false],
-  ["__proto__ never resolves to the prototype", { "args.__proto__.polluted": true }, call(JSON.parse('{"x":1}')), false],
+  [
+    "__proto__ never resolves to the prototype",
+    { "args.__proto__.polluted": true },
+    call(JSON.parse('{"x":1}')),
+    false,
+  ],
   ["constructor is not an own property", { "args.constructor": { exists: true } }, call({}), false],
-  ["own __proto__ key from JSON is data", { "args.__proto__.a": 1 }, call(JSON.parse('{"__proto__":{"a":1}}')), true],
+  [
+    "own __proto__ key from JSON is data",
+    { "args.__proto__.a": 1 },
+    call(JSON.parse('{"__proto__":{"a":1}}')),
+    true,
+  ],
   ["any", { any: [{ tool: "x" }, { "args.n": 1 }] }, call({ n: 1 }), true],
   ["any, none", { any: [{ tool: "x" }, { "args.n": 1 }] }, call({ n: 2 }), false],
   ["all", { all: [{ tool: "t" }, { "args.n": 1 }] }, call({ n: 1 }), true],
@@ -81,8 +112,18 @@ const CASES: Array<[string, Record<string, unknown>, Call, boolean]> = [
   ["not, other", { not: { tool: "u" } }, call({}), true],
   ["conjunction of keys", { tool: "t", "args.n": { gt: 1 } }, call({ n: 2 }), true],
   ["conjunction of keys, one fails", { tool: "t", "args.n": { gt: 1 } }, call({ n: 0 }), false],
-  ["expr (CEL)", { expr: "args.amount > 100 && agent.role != 'admin'" }, call({ amount: 150 }, { agent: { role: "dev" } }), true],
-  ["expr (CEL), false", { expr: "args.amount > 100 && agent.role != 'admin'" }, call({ amount: 150 }, { agent: { role: "admin" } }), false],
+  [
+    "expr (CEL)",
+    { expr: "args.amount > 100 && agent.role != 'admin'" },
+    call({ amount: 150 }, { agent: { role: "dev" } }),
+    true,
+  ],
+  [
+    "expr (CEL), false",
+    { expr: "args.amount > 100 && agent.role != 'admin'" },
+    call({ amount: 150 }, { agent: { role: "admin" } }),
+    false,
+  ],
   ["expr sees tool", { expr: "tool.startsWith('t')" }, call({}), true],
   ["expr with has()", { expr: "has(args.cc)" }, call({}), false],
   ["findings", { findings: ["enum.*"] }, { tool: "e", args: { mode: "z" } }, true],
@@ -111,7 +152,8 @@ describe("conditions", () => {
 });
 
 describe("combining verdicts", () => {
-  const policy = (extra: Record<string, unknown>) => new Warden(compilePolicyObject({ version: 1, ...extra }));
+  const policy = (extra: Record<string, unknown>) =>
+    new Warden(compilePolicyObject({ version: 1, ...extra }));
 
   it("most severe wins: deny > ask > flag > allow", () => {
     const w = policy({
@@ -122,7 +164,11 @@ describe("combining verdicts", () => {
         { name: "denies", when: { "args.x": 1 }, verdict: "deny" },
       ],
     });
-    expect(w.evaluate({ tool: "t", args: {} })).toMatchObject({ verdict: "ask", rule: "asks", matched: ["asks", "flag:t", "allow:t"] });
+    expect(w.evaluate({ tool: "t", args: {} })).toMatchObject({
+      verdict: "ask",
+      rule: "asks",
+      matched: ["asks", "flag:t", "allow:t"],
+    });
     expect(w.evaluate({ tool: "t", args: { x: 1 } })).toMatchObject({ verdict: "deny", rule: "denies" });
   });
 
@@ -158,7 +204,10 @@ describe("combining verdicts", () => {
       rule: "range.outside",
       findings: [{ code: "range.outside", arg: "n", verdict: "deny" }],
     });
-    expect(w.evaluate({ tool: "lenient", args: { n: 11 } })).toMatchObject({ verdict: "ask", rule: "range.outside" });
+    expect(w.evaluate({ tool: "lenient", args: { n: 11 } })).toMatchObject({
+      verdict: "ask",
+      rule: "range.outside",
+    });
     expect(w.evaluate({ tool: "strict", args: { n: 10 } })).toMatchObject({ verdict: "allow", findings: [] });
   });
 
@@ -176,7 +225,8 @@ describe("combining verdicts", () => {
         },
       },
     });
-    const codes = (args: Record<string, unknown>) => w.evaluate({ tool: "t", args }).findings.map((f) => f.code);
+    const codes = (args: Record<string, unknown>) =>
+      w.evaluate({ tool: "t", args }).findings.map((f) => f.code);
     expect(codes({ mode: "r", id: "abc", note: "hi", n: 1 })).toEqual([]);
     expect(codes({ mode: "x", id: "abcd", note: "toolong", n: 0.5 })).toEqual([
       "enum.not_allowed",
@@ -194,7 +244,18 @@ describe("malformed calls and internal errors", () => {
   it.each([
     ["no tool", {}, "`tool` must be a non-empty string"],
     ["args not an object", { tool: "t", args: [1] }, "`args` must be an object"],
-    ["cyclic args", { tool: "t", args: (() => { const a: Record<string, unknown> = {}; a.self = a; return a; })() }, "nested deeper"],
+    [
+      "cyclic args",
+      {
+        tool: "t",
+        args: (() => {
+          const a: Record<string, unknown> = {};
+          a.self = a;
+          return a;
+        })(),
+      },
+      "nested deeper",
+    ],
     ["BigInt", { tool: "t", args: { n: 1n } }, "BigInt"],
     ["function", { tool: "t", args: { f: () => 1 } }, "function"],
     ["class instance", { tool: "t", args: { d: new Date() } }, "`Date` object"],
@@ -210,7 +271,13 @@ describe("malformed calls and internal errors", () => {
     const rules = [{ name: "needs-role", when: { expr: "agent.role == 'x'" }, verdict: "allow" }];
     const closed = new Warden(compilePolicyObject({ version: 1, default: "allow", rules }));
     const open = new Warden(compilePolicyObject({ version: 1, default: "allow", fail: "open", rules }));
-    expect(closed.evaluate({ tool: "t", agent: {} })).toMatchObject({ verdict: "deny", rule: "internal-error" });
-    expect(open.evaluate({ tool: "t", agent: {} })).toMatchObject({ verdict: "flag", rule: "internal-error" });
+    expect(closed.evaluate({ tool: "t", agent: {} })).toMatchObject({
+      verdict: "deny",
+      rule: "internal-error",
+    });
+    expect(open.evaluate({ tool: "t", agent: {} })).toMatchObject({
+      verdict: "flag",
+      rule: "internal-error",
+    });
   });
 });

@@ -55,7 +55,14 @@ export function internalError(policy: CompiledPolicy, call: Call, error: unknown
 }
 
 function single(verdict: Verdict, rule: string, reason: string, call: Call, findings: Finding[]): Decision {
-  return { verdict, rule, reason, findings, labels: [], tool: typeof call?.tool === "string" ? call.tool : undefined };
+  return {
+    verdict,
+    rule,
+    reason,
+    findings,
+    labels: [],
+    tool: typeof call?.tool === "string" ? call.tool : undefined,
+  };
 }
 
 /** Why the call is malformed; a call that throws while being read (a getter, a proxy) is malformed too, whatever `fail` says. */
@@ -72,21 +79,32 @@ function malformed(call: Call): string | undefined {
   if (typeof call.tool !== "string" || call.tool.length === 0) return "`tool` must be a non-empty string";
   if (call.tool.length > 256) return "`tool` is longer than 256 characters";
   const { args } = call;
-  if (args !== undefined && (args === null || typeof args !== "object" || Array.isArray(args))) return "`args` must be an object";
-  if (call.agent !== undefined && (call.agent === null || typeof call.agent !== "object" || Array.isArray(call.agent))) {
+  if (args !== undefined && (args === null || typeof args !== "object" || Array.isArray(args)))
+    return "`args` must be an object";
+  if (
+    call.agent !== undefined &&
+    (call.agent === null || typeof call.agent !== "object" || Array.isArray(call.agent))
+  ) {
     return "`agent` must be an object";
   }
   if (call.server !== undefined && typeof call.server !== "string") return "`server` must be a string";
   if (call.session !== undefined && typeof call.session !== "string") return "`session` must be a string";
-  if (call.cost !== undefined && (typeof call.cost !== "number" || !Number.isFinite(call.cost) || call.cost < 0)) {
+  if (
+    call.cost !== undefined &&
+    (typeof call.cost !== "number" || !Number.isFinite(call.cost) || call.cost < 0)
+  ) {
     return "`cost` must be a finite, non-negative number";
   }
   if (call.labels !== undefined) {
     const { labels } = call;
-    const problem = labels === null || typeof labels !== "object" || Array.isArray(labels) ? "it is not an object" : argsProblem(labels);
+    const problem =
+      labels === null || typeof labels !== "object" || Array.isArray(labels)
+        ? "it is not an object"
+        : argsProblem(labels);
     if (problem) return `\`labels\`: ${problem}`;
     for (const names of Object.values(labels)) {
-      if (!Array.isArray(names) || !names.every((name) => typeof name === "string")) return "`labels` must map argument paths to lists of label names";
+      if (!Array.isArray(names) || !names.every((name) => typeof name === "string"))
+        return "`labels` must map argument paths to lists of label names";
     }
   }
   // Conditions and CEL read the agent's attributes as they read arguments: the same bounds apply.
@@ -139,7 +157,8 @@ function decide(
     // Rules that need an argument are looked up by the call's own argument names.
     for (const key in args) {
       const keyed = Object.hasOwn(args, key) ? rules.byArg.get(key) : undefined;
-      if (keyed) for (const rule of keyed) if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.reason);
+      if (keyed)
+        for (const rule of keyed) if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.reason);
     }
   }
 
@@ -220,7 +239,12 @@ function byRank(a: Contribution, b: Contribution): number {
 
 function runChecks(decl: CompiledTool, args: Record<string, unknown>, findings: Finding[]): void {
   for (const check of decl.checks) {
-    const value = check.path.length === 1 ? (Object.hasOwn(args, check.arg) ? args[check.arg] : undefined) : valueAt(args, check.path);
+    const value =
+      check.path.length === 1
+        ? Object.hasOwn(args, check.arg)
+          ? args[check.arg]
+          : undefined
+        : valueAt(args, check.path);
     if (value === undefined) continue;
     const before = findings.length;
     check.check(value, check.arg, findings);
@@ -228,12 +252,16 @@ function runChecks(decl: CompiledTool, args: Record<string, unknown>, findings: 
   }
 }
 
-function addHostLabels(labels: Record<string, string[]>, args: Record<string, unknown>, hits: FlowHit[]): void {
+function addHostLabels(
+  labels: Record<string, string[]>,
+  args: Record<string, unknown>,
+  hits: FlowHit[],
+): void {
   for (const [arg, names] of Object.entries(labels)) {
     const value = valueAt(args, arg.split("."));
     // A label on an argument the call does not have carries nothing (as `args.<x>: { flows }` reads it).
     if (value === undefined) continue;
-    const text = typeof value === "string" ? value : JSON.stringify(value) ?? "";
+    const text = typeof value === "string" ? value : (JSON.stringify(value) ?? "");
     for (const label of names) hits.push({ label, arg, source: "host", text });
   }
 }

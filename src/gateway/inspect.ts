@@ -19,7 +19,9 @@ function walk(value: unknown, depth: number, budget: { nodes: number; chars: num
   switch (typeof value) {
     case "string":
       budget.chars -= value.length;
-      return budget.chars < 0 ? `arguments hold more than ${ARG_LIMITS.stringBytes} characters of text` : undefined;
+      return budget.chars < 0
+        ? `arguments hold more than ${ARG_LIMITS.stringBytes} characters of text`
+        : undefined;
     case "number":
     case "boolean":
     case "undefined":
@@ -32,9 +34,11 @@ function walk(value: unknown, depth: number, budget: { nodes: number; chars: num
       return "arguments hold a symbol";
   }
   if (value === null) return undefined;
-  if (depth >= ARG_LIMITS.depth) return `arguments are nested deeper than ${ARG_LIMITS.depth} levels (or cyclic)`;
+  if (depth >= ARG_LIMITS.depth)
+    return `arguments are nested deeper than ${ARG_LIMITS.depth} levels (or cyclic)`;
   if (Array.isArray(value)) {
-    if (value.length > ARG_LIMITS.nodes) return `an argument array has more than ${ARG_LIMITS.nodes} elements`;
+    if (value.length > ARG_LIMITS.nodes)
+      return `an argument array has more than ${ARG_LIMITS.nodes} elements`;
     for (let i = 0; i < value.length; i++) {
       const problem = walk(value[i], depth + 1, budget);
       if (problem) return problem;
@@ -54,7 +58,11 @@ function walk(value: unknown, depth: number, budget: { nodes: number; chars: num
 }
 
 /** Calls `visit` for every string leaf with its dotted path (cycle- and depth-safe after `argsProblem`). */
-export function forEachString(value: unknown, path: string, visit: (text: string, path: string) => void): void {
+export function forEachString(
+  value: unknown,
+  path: string,
+  visit: (text: string, path: string) => void,
+): void {
   if (typeof value === "string") {
     visit(value, path);
   } else if (Array.isArray(value)) {

@@ -131,7 +131,9 @@ export class Session implements SessionState {
   /** `tool:<name>` labels are trusted value sets (exact values); others are labelled content that holds the whole text. */
   endorsed(text: string, labels: readonly string[]): boolean {
     return labels.some((label) =>
-      label.startsWith("tool:") ? this.inValueSet(text, label.slice(5)) : this.index.containsWhole(text, label),
+      label.startsWith("tool:")
+        ? this.inValueSet(text, label.slice(5))
+        : this.index.containsWhole(text, label),
     );
   }
 
@@ -180,7 +182,8 @@ function visitLeaves(value: unknown, depth: number, visit: (text: string) => voi
   if (typeof value === "string") visit(value);
   else if (typeof value === "number" && Number.isFinite(value)) visit(String(value));
   else if (depth < 32 && value !== null && typeof value === "object") {
-    for (const item of Array.isArray(value) ? value : Object.values(value)) visitLeaves(item, depth + 1, visit);
+    for (const item of Array.isArray(value) ? value : Object.values(value))
+      visitLeaves(item, depth + 1, visit);
   }
 }
 

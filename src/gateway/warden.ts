@@ -90,7 +90,9 @@ export class Warden {
     let session = this.sessions.get(id);
     if (!session) {
       if (this.sessions.size >= (this.options.maxSessions ?? 100_000)) {
-        throw new Error(`too many open sessions (${this.sessions.size}); end some with warden.endSession(id)`);
+        throw new Error(
+          `too many open sessions (${this.sessions.size}); end some with warden.endSession(id)`,
+        );
       }
       session = new Session({
         id,
@@ -169,7 +171,9 @@ export class Warden {
       decision = internalError(policy, call, error);
     }
     const stateless =
-      limits.length === 0 && (!policy.budget || costOf(policy, call) === 0) && !policy.tools.get(call.tool)?.asyncChecks.length;
+      limits.length === 0 &&
+      (!policy.budget || costOf(policy, call) === 0) &&
+      !policy.tools.get(call.tool)?.asyncChecks.length;
     if (stateless && !this.audit && decision.verdict !== "ask") {
       session?.note(decision);
       return decision;
@@ -209,7 +213,12 @@ export class Warden {
       }),
     );
     for (const finding of findings) {
-      decision = combine({ ...decision, findings: [...decision.findings, finding] }, finding.verdict ?? "deny", finding.code, finding.message);
+      decision = combine(
+        { ...decision, findings: [...decision.findings, finding] },
+        finding.verdict ?? "deny",
+        finding.code,
+        finding.message,
+      );
     }
     return decision;
   }
@@ -221,13 +230,23 @@ export class Warden {
     limits: CompiledLimit[],
     session: Session | undefined,
   ): Promise<Decision> {
-    if (decision.verdict === "deny" || decision.rule === "malformed-call" || decision.rule === "internal-error") return decision;
+    if (
+      decision.verdict === "deny" ||
+      decision.rule === "malformed-call" ||
+      decision.rule === "internal-error"
+    )
+      return decision;
     const now = this.now();
     const buckets = limits.map((limit) => bucketFor(limit, call));
     const cost = costOf(policy, call);
     const budgetKey = policy.budget && cost > 0 ? spendKey(policy.budget.per, call) : undefined;
     if (policy.budget && budgetKey && policy.budget.askAbove !== undefined && cost > policy.budget.askAbove) {
-      decision = combine(decision, "ask", "budget.ask_above", `cost ${cost} is above the approval threshold ${policy.budget.askAbove}`);
+      decision = combine(
+        decision,
+        "ask",
+        "budget.ask_above",
+        `cost ${cost} is above the approval threshold ${policy.budget.askAbove}`,
+      );
     }
     if (decision.verdict === "ask") {
       const trips = buckets.length ? await this.store.peek(buckets, now) : [];
@@ -350,9 +369,16 @@ export class Warden {
       labels: decision.labels,
       flows: decision.flows,
       argsHash: sha256(canonicalJson(args)),
-      args: mode === "full" ? redactFindings(args, decision.findings) : mode === "redact" ? redactAll(args) : undefined,
+      args:
+        mode === "full"
+          ? redactFindings(args, decision.findings)
+          : mode === "redact"
+            ? redactAll(args)
+            : undefined,
       policy: this.compiled.hash,
-      approval: decision.approval ? { id: decision.approval, status: decision.verdict === "ask" ? "pending" : "used" } : undefined,
+      approval: decision.approval
+        ? { id: decision.approval, status: decision.verdict === "ask" ? "pending" : "used" }
+        : undefined,
     };
   }
 
@@ -417,7 +443,10 @@ export class Warden {
     const target = session ?? this.sessionFor(call);
     if (!target) return [];
     const decl = policy.tools.get(call.tool);
-    const base = new Set([...(decl?.produces ?? []), ...((call.server && policy.serverLabels[call.server]) || [])]);
+    const base = new Set([
+      ...(decl?.produces ?? []),
+      ...((call.server && policy.serverLabels[call.server]) || []),
+    ]);
     if (decl?.propagates && target.hasLabelledContent) {
       for (const hit of target.flowsInto(call.args ?? {})) base.add(hit.label);
     }
@@ -436,15 +465,25 @@ export class Warden {
     }
     if (removed.length && this.audit) {
       // Declassification is audited; a failure to record it is reported, never silent.
-      this.appendAudit({ kind: "output", session: target.id, tool: call.tool, labels: [...applied], data: { declassified: removed } }).catch(
-        (error) => process.emitWarning(`toolwarden: could not audit declassification: ${(error as Error).message}`),
+      this.appendAudit({
+        kind: "output",
+        session: target.id,
+        tool: call.tool,
+        labels: [...applied],
+        data: { declassified: removed },
+      }).catch((error) =>
+        process.emitWarning(`toolwarden: could not audit declassification: ${(error as Error).message}`),
       );
     }
     return [...applied];
   }
 
   /** Guards a function: every call is decided first; outputs are labelled. The wrapper is always async. */
-  wrap<A extends unknown[], R>(name: string, fn: (...args: A) => R, options: WrapOptions = {}): (...args: A) => Promise<Awaited<R>> {
+  wrap<A extends unknown[], R>(
+    name: string,
+    fn: (...args: A) => R,
+    options: WrapOptions = {},
+  ): (...args: A) => Promise<Awaited<R>> {
     const { params, server } = options;
     return async (...params_: A): Promise<Awaited<R>> => {
       const session = sessionScope.getStore();
@@ -455,7 +494,8 @@ export class Warden {
       }
       const fast = this.decideFast(call);
       const decision = fast instanceof Promise ? await fast : fast;
-      if (decision.verdict !== "allow" && decision.verdict !== "flag") await this.refuseOrWait(call, decision);
+      if (decision.verdict !== "allow" && decision.verdict !== "flag")
+        await this.refuseOrWait(call, decision);
       let output: Awaited<R>;
       try {
         output = await fn(...params_);
@@ -518,9 +558,13 @@ function splitByFields(
     groups.set(key, group);
   };
   const walk = (value: unknown, path: string[], depth: number) => {
-    const field = fields.find((f) => f.path.length === path.length && f.path.every((seg, i) => seg === "*" || seg === path[i]));
+    const field = fields.find(
+      (f) => f.path.length === path.length && f.path.every((seg, i) => seg === "*" || seg === path[i]),
+    );
     if (field) return put(keep(field.labels), value);
-    const deeper = fields.some((f) => f.path.length > path.length && path.every((seg, i) => f.path[i] === "*" || f.path[i] === seg));
+    const deeper = fields.some(
+      (f) => f.path.length > path.length && path.every((seg, i) => f.path[i] === "*" || f.path[i] === seg),
+    );
     if (deeper && depth < 32 && value !== null && typeof value === "object") {
       for (const [key, item] of Object.entries(value)) walk(item, [...path, key], depth + 1);
       return;
@@ -528,7 +572,9 @@ function splitByFields(
     put(base, value);
   };
   walk(output, [], 0);
-  return [...groups.values()].filter((g) => g.labels.length).map((g) => ({ value: g.values.length === 1 ? g.values[0] : g.values, labels: g.labels }));
+  return [...groups.values()]
+    .filter((g) => g.labels.length)
+    .map((g) => ({ value: g.values.length === 1 ? g.values[0] : g.values, labels: g.labels }));
 }
 
 function toArgs(values: unknown[], names: string[] | undefined): Record<string, unknown> {
@@ -563,7 +609,12 @@ function tripped(
     const limit = limits[i];
     if (!limit) continue;
     const reset = trip.resetAt ? `; resets at ${new Date(trip.resetAt).toISOString()}` : "";
-    decision = combine(decision, limit.verdict, limit.name, limit.message ?? `limit \`${limit.name}\` reached: ${limit.describe}${reset}`);
+    decision = combine(
+      decision,
+      limit.verdict,
+      limit.name,
+      limit.message ?? `limit \`${limit.name}\` reached: ${limit.describe}${reset}`,
+    );
   }
   return decision;
 }
@@ -628,13 +679,17 @@ function summarizeArgs(args: Record<string, unknown> | undefined, findings: Find
 
 /** Masks arguments that a detector flagged (secrets), keeping everything else. */
 function redactFindings(args: Record<string, unknown>, findings: Finding[]): unknown {
-  const flagged = new Set(findings.filter((f) => f.code.startsWith("secret.") && f.arg).map((f) => f.arg as string));
+  const flagged = new Set(
+    findings.filter((f) => f.code.startsWith("secret.") && f.arg).map((f) => f.arg as string),
+  );
   if (!flagged.size) return args;
   const walk = (value: unknown, path: string): unknown => {
     if (flagged.has(path)) return "[redacted]";
     if (Array.isArray(value)) return value.map((v, i) => walk(v, path ? `${path}.${i}` : String(i)));
     if (value && typeof value === "object") {
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, walk(v, path ? `${path}.${k}` : k)]));
+      return Object.fromEntries(
+        Object.entries(value).map(([k, v]) => [k, walk(v, path ? `${path}.${k}` : k)]),
+      );
     }
     return value;
   };
@@ -645,7 +700,8 @@ function redactFindings(args: Record<string, unknown>, findings: Finding[]): unk
 function redactAll(value: unknown): unknown {
   if (typeof value === "string") return `[${value.length} chars]`;
   if (Array.isArray(value)) return value.map(redactAll);
-  if (value && typeof value === "object") return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactAll(v)]));
+  if (value && typeof value === "object")
+    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactAll(v)]));
   return value;
 }
 

@@ -26,33 +26,109 @@ const MALFORMED: Array<[string, string, string]> = [
   ["unknown top-level key", "version: 1\nrulez: []\n", "2:1: unknown key `rulez` | did you mean `rules`?"],
   ["wrong type for default", "version: 1\ndefault: maybe\n", "2:10:"],
   ["wrong type for allow", "version: 1\nallow: search\n", "2:8:"],
-  ["unknown tool key", "version: 1\ntools:\n  t:\n    sinc: external\n", "4:5: unknown key `sinc` | did you mean `sink`?"],
+  [
+    "unknown tool key",
+    "version: 1\ntools:\n  t:\n    sinc: external\n",
+    "4:5: unknown key `sinc` | did you mean `sink`?",
+  ],
   ["bad risk level", "version: 1\ntools:\n  t: { risk: extreme }\n", "3:14:"],
   ["negative cost", "version: 1\ntools:\n  t: { cost: -1 }\n", "3:14:"],
-  ["unknown constraint kind", "version: 1\ntools:\n  t:\n    args:\n      u: { urll: {} }\n", "5:12: unknown constraint kind `urll`"],
-  ["bad constraint options", "version: 1\ntools:\n  t:\n    args:\n      n: { range: { min: 5, max: 1 } }\n", "5:19: `range`: min 5 is greater than max 1"],
-  ["unknown constraint option", "version: 1\ntools:\n  t:\n    args:\n      n: { range: { mni: 5 } }\n", "unknown `range` option `mni`"],
+  [
+    "unknown constraint kind",
+    "version: 1\ntools:\n  t:\n    args:\n      u: { urll: {} }\n",
+    "5:12: unknown constraint kind `urll`",
+  ],
+  [
+    "bad constraint options",
+    "version: 1\ntools:\n  t:\n    args:\n      n: { range: { min: 5, max: 1 } }\n",
+    "5:19: `range`: min 5 is greater than max 1",
+  ],
+  [
+    "unknown constraint option",
+    "version: 1\ntools:\n  t:\n    args:\n      n: { range: { mni: 5 } }\n",
+    "unknown `range` option `mni`",
+  ],
   ["rule without verdict", "version: 1\nrules:\n  - name: a\n    when: { tool: x }\n", "3:5:"],
   ["rule with bad verdict", "version: 1\nrules:\n  - { name: a, verdict: block }\n", "3:25:"],
-  ["unknown condition", "version: 1\nrules:\n  - name: a\n    when: { tol: x }\n    verdict: deny\n", "4:13: unknown condition `tol` | did you mean `tool`?"],
-  ["unknown operator", "version: 1\nrules:\n  - name: a\n    when: { args.n: { gtt: 5 } }\n    verdict: deny\n", "4:23: unknown operator `gtt` | did you mean `gt`?"],
-  ["operator with wrong operand", "version: 1\nrules:\n  - name: a\n    when: { args.n: { gt: five } }\n    verdict: deny\n", "4:27: `gt` takes a finite number"],
-  ["bad glob", "version: 1\nallow: [\"read_[abc\"]\n", "2:9: bad glob: unterminated `[`"],
-  ["bad glob in rule", "version: 1\nrules:\n  - { name: a, when: { tool: \"x[\" }, verdict: deny }\n", "bad glob"],
-  ["bad regex", "version: 1\nrules:\n  - name: a\n    when: { args.s: { regex: \"(a\" } }\n    verdict: deny\n", "4:30: bad regex"],
-  ["backtracking regex", "version: 1\nrules:\n  - name: a\n    when: { args.s: { regex: \"(a)\\\\1\" } }\n    verdict: deny\n", "bad regex"],
-  ["bad CEL syntax", "version: 1\nrules:\n  - name: a\n    when: { expr: \"agent.role ==\" }\n    verdict: deny\n", "4:19: bad CEL expression"],
-  ["CEL type error", "version: 1\nrules:\n  - name: a\n    when: { expr: \"tool + 1\" }\n    verdict: deny\n", "4:19: CEL type error"],
-  ["CEL not boolean", "version: 1\nrules:\n  - name: a\n    when: { expr: \"tool\" }\n    verdict: deny\n", "must be `bool`"],
-  ["bad risk in when", "version: 1\nrules:\n  - { name: a, when: { risk: { gte: huge } }, verdict: deny }\n", "unknown risk level `huge`"],
-  ["list where a value test wants a scalar", "version: 1\nrules:\n  - { name: a, when: { args.x: [1, 2] }, verdict: deny }\n", "a list is ambiguous here"],
-  ["duplicate rule names", "version: 1\nrules:\n  - { name: a, verdict: deny }\n  - { name: a, verdict: allow }\n", "4:5: rule name `a` conflicts"],
-  ["limit with both rate and max", "version: 1\nlimits:\n  - { name: l, rate: 5/minute, max: 3 }\n", "exactly one of `rate` or `max`"],
+  [
+    "unknown condition",
+    "version: 1\nrules:\n  - name: a\n    when: { tol: x }\n    verdict: deny\n",
+    "4:13: unknown condition `tol` | did you mean `tool`?",
+  ],
+  [
+    "unknown operator",
+    "version: 1\nrules:\n  - name: a\n    when: { args.n: { gtt: 5 } }\n    verdict: deny\n",
+    "4:23: unknown operator `gtt` | did you mean `gt`?",
+  ],
+  [
+    "operator with wrong operand",
+    "version: 1\nrules:\n  - name: a\n    when: { args.n: { gt: five } }\n    verdict: deny\n",
+    "4:27: `gt` takes a finite number",
+  ],
+  ["bad glob", 'version: 1\nallow: ["read_[abc"]\n', "2:9: bad glob: unterminated `[`"],
+  [
+    "bad glob in rule",
+    'version: 1\nrules:\n  - { name: a, when: { tool: "x[" }, verdict: deny }\n',
+    "bad glob",
+  ],
+  [
+    "bad regex",
+    'version: 1\nrules:\n  - name: a\n    when: { args.s: { regex: "(a" } }\n    verdict: deny\n',
+    "4:30: bad regex",
+  ],
+  [
+    "backtracking regex",
+    'version: 1\nrules:\n  - name: a\n    when: { args.s: { regex: "(a)\\\\1" } }\n    verdict: deny\n',
+    "bad regex",
+  ],
+  [
+    "bad CEL syntax",
+    'version: 1\nrules:\n  - name: a\n    when: { expr: "agent.role ==" }\n    verdict: deny\n',
+    "4:19: bad CEL expression",
+  ],
+  [
+    "CEL type error",
+    'version: 1\nrules:\n  - name: a\n    when: { expr: "tool + 1" }\n    verdict: deny\n',
+    "4:19: CEL type error",
+  ],
+  [
+    "CEL not boolean",
+    'version: 1\nrules:\n  - name: a\n    when: { expr: "tool" }\n    verdict: deny\n',
+    "must be `bool`",
+  ],
+  [
+    "bad risk in when",
+    "version: 1\nrules:\n  - { name: a, when: { risk: { gte: huge } }, verdict: deny }\n",
+    "unknown risk level `huge`",
+  ],
+  [
+    "list where a value test wants a scalar",
+    "version: 1\nrules:\n  - { name: a, when: { args.x: [1, 2] }, verdict: deny }\n",
+    "a list is ambiguous here",
+  ],
+  [
+    "duplicate rule names",
+    "version: 1\nrules:\n  - { name: a, verdict: deny }\n  - { name: a, verdict: allow }\n",
+    "4:5: rule name `a` conflicts",
+  ],
+  [
+    "limit with both rate and max",
+    "version: 1\nlimits:\n  - { name: l, rate: 5/minute, max: 3 }\n",
+    "exactly one of `rate` or `max`",
+  ],
   ["bad rate", "version: 1\nlimits:\n  - { name: l, rate: fast }\n", "expected a rate like"],
-  ["bad limit scope", "version: 1\nlimits:\n  - { name: l, max: 3, per: planet }\n", "3:29: unknown scope `planet`"],
+  [
+    "bad limit scope",
+    "version: 1\nlimits:\n  - { name: l, max: 3, per: planet }\n",
+    "3:29: unknown scope `planet`",
+  ],
   ["unknown detector", "version: 1\ndetect: { secretz: deny }\n", "2:11: unknown detector `secretz`"],
   ["bad test expectation", "version: 1\ntests:\n  - { call: { tool: a }, expect: maybe }\n", "3:34:"],
-  ["flows with unknown key", "version: 1\nrules:\n  - { name: a, when: { flows: { labels: [x], unles: [y] } }, verdict: deny }\n", "unknown key `unles` in `flows`"],
+  [
+    "flows with unknown key",
+    "version: 1\nrules:\n  - { name: a, when: { flows: { labels: [x], unles: [y] } }, verdict: deny }\n",
+    "unknown key `unles` in `flows`",
+  ],
 ];
 
 describe("malformed policies fail with file:line:col", () => {
@@ -82,8 +158,14 @@ describe("extends", () => {
   };
 
   it("concatenates rules and merges declarations from relative paths", () => {
-    write("base.yaml", "version: 1\ndeny: ['delete_*']\ntools:\n  send_email: { sink: external }\nrules:\n  - { name: base-rule, when: { tool: x }, verdict: ask }\n");
-    const main = write("main.yaml", "version: 1\nextends: ./base.yaml\nallow: [search]\nrules:\n  - { name: own-rule, when: { tool: y }, verdict: deny }\n");
+    write(
+      "base.yaml",
+      "version: 1\ndeny: ['delete_*']\ntools:\n  send_email: { sink: external }\nrules:\n  - { name: base-rule, when: { tool: x }, verdict: ask }\n",
+    );
+    const main = write(
+      "main.yaml",
+      "version: 1\nextends: ./base.yaml\nallow: [search]\nrules:\n  - { name: own-rule, when: { tool: y }, verdict: deny }\n",
+    );
     const policy = compilePolicyFile(main);
     expect(policy.tools.get("send_email")?.sink).toBe("external");
     expect(ruleNames(policy, "x")).toEqual(["base-rule"]);
@@ -94,18 +176,24 @@ describe("extends", () => {
   it("refuses a cycle, pointing at the extends entry", () => {
     write("a.yaml", "version: 1\nextends: [./b.yaml]\n");
     write("b.yaml", "version: 1\nextends: [./a.yaml]\n");
-    expect(() => compilePolicyFile(join(dir, "a.yaml"))).toThrow(/b\.yaml:2:11: extends cycle: .*a\.yaml -> .*b\.yaml -> .*a\.yaml/);
+    expect(() => compilePolicyFile(join(dir, "a.yaml"))).toThrow(
+      /b\.yaml:2:11: extends cycle: .*a\.yaml -> .*b\.yaml -> .*a\.yaml/,
+    );
   });
 
   it("refuses conflicting tool declarations", () => {
     write("c1.yaml", "version: 1\ntools:\n  t: { risk: low }\n");
     write("c2.yaml", "version: 1\nextends: [./c1.yaml]\ntools:\n  t: { risk: high }\n");
-    expect(() => compilePolicyFile(join(dir, "c2.yaml"))).toThrow(/c2\.yaml:4:3: tool `t` conflicts with an earlier declaration \(also at .*c1\.yaml:3:3\)/);
+    expect(() => compilePolicyFile(join(dir, "c2.yaml"))).toThrow(
+      /c2\.yaml:4:3: tool `t` conflicts with an earlier declaration \(also at .*c1\.yaml:3:3\)/,
+    );
   });
 
   it("reports a missing base file at the extends entry", () => {
     write("d.yaml", "version: 1\nextends: ./nope.yaml\n");
-    expect(() => compilePolicyFile(join(dir, "d.yaml"))).toThrow(/d\.yaml:2:10: cannot read .*nope\.yaml.*file not found/);
+    expect(() => compilePolicyFile(join(dir, "d.yaml"))).toThrow(
+      /d\.yaml:2:10: cannot read .*nope\.yaml.*file not found/,
+    );
   });
 
   it("errors in a base file point into the base file", () => {
@@ -123,7 +211,12 @@ describe("the rule index", () => {
     expect(ruleNames(policy, "read_file")).toEqual(["allow:read_*", "b"]);
     expect(ruleNames(policy, "yak")).toEqual(["a", "b"]);
     expect(ruleNames(policy, "zzz")).toEqual(["b"]);
-    expect(policy.rulesFor("zzz").byArg.get("q")?.map((r) => r.name)).toEqual(["b"]);
+    expect(
+      policy
+        .rulesFor("zzz")
+        .byArg.get("q")
+        ?.map((r) => r.name),
+    ).toEqual(["b"]);
   });
 
   it("indexes rules by an argument they need, but not by one that may be missing", () => {

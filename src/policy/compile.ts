@@ -114,7 +114,18 @@ export interface CompiledPolicy {
 }
 
 const RULE_CACHE_LIMIT = 10_000;
-const UNITS: Record<string, number> = { s: 1e3, sec: 1e3, second: 1e3, m: 6e4, min: 6e4, minute: 6e4, h: 36e5, hour: 36e5, d: 864e5, day: 864e5 };
+const UNITS: Record<string, number> = {
+  s: 1e3,
+  sec: 1e3,
+  second: 1e3,
+  m: 6e4,
+  min: 6e4,
+  minute: 6e4,
+  h: 36e5,
+  hour: 36e5,
+  d: 864e5,
+  day: 864e5,
+};
 
 /** Compiles a loaded policy once. Throws `PolicyLoadError` naming file:line:col for every problem. */
 export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
@@ -129,7 +140,9 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
 
   const policyDetectors = compileDetectors(policy.detect ?? {}, (name, path, message, help) => {
     const origin = origins.detect.get(name) ?? { source: loaded.source, path: ["detect", name] };
-    issues.push(issueAtPath(origin.source, [...origin.path, ...path], message, { help, atKey: path.length === 0 }));
+    issues.push(
+      issueAtPath(origin.source, [...origin.path, ...path], message, { help, atKey: path.length === 0 }),
+    );
   });
 
   const tools = new Map<string, CompiledTool>();
@@ -147,7 +160,12 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
         const constraint = CONSTRAINT_KINDS.get(kind);
         if (!constraint) {
           const guess = didYouMean(kind, CONSTRAINT_KINDS.keys());
-          report(at, `unknown constraint kind \`${kind}\``, guess ? `did you mean \`${guess}\`?` : `kinds: ${[...CONSTRAINT_KINDS.keys()].join(", ")}`, true);
+          report(
+            at,
+            `unknown constraint kind \`${kind}\``,
+            guess ? `did you mean \`${guess}\`?` : `kinds: ${[...CONSTRAINT_KINDS.keys()].join(", ")}`,
+            true,
+          );
           continue;
         }
         const parsed = constraint.options.safeParse(options);
@@ -155,8 +173,14 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
           for (const issue of parsed.error.issues) {
             const sub = issue.path.filter((p): p is PathSegment => typeof p !== "symbol");
             const keys = issue.code === "unrecognized_keys" ? issue.keys : [];
-            if (keys.length) for (const key of keys) report([...at, ...sub, key], `unknown \`${kind}\` option \`${key}\``, undefined, true);
-            else report([...at, ...sub], `\`${kind}\`: ${issue.message.replace(/^Invalid input: /, "").toLowerCase()}`);
+            if (keys.length)
+              for (const key of keys)
+                report([...at, ...sub, key], `unknown \`${kind}\` option \`${key}\``, undefined, true);
+            else
+              report(
+                [...at, ...sub],
+                `\`${kind}\`: ${issue.message.replace(/^Invalid input: /, "").toLowerCase()}`,
+              );
           }
           continue;
         }
@@ -171,7 +195,12 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
       }
     }
     const detectors = decl.detect
-      ? mergeDetectors(policyDetectors, compileDetectors(decl.detect, (det, path, message, help) => report(["detect", det, ...path], message, help)))
+      ? mergeDetectors(
+          policyDetectors,
+          compileDetectors(decl.detect, (det, path, message, help) =>
+            report(["detect", det, ...path], message, help),
+          ),
+        )
       : policyDetectors.filter((use) => use.verdict !== "allow");
     tools.set(name, {
       name,
@@ -198,7 +227,13 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
       const origin = origins.shorthand.get(verdict)?.[i] ?? { source: loaded.source, path: [verdict, i] };
       const toolMatch = guardGlobs([glob], reporterFor(origin));
       const name = `${verdict}:${glob}`;
-      rules.push({ name, verdict, reason: `\`${glob}\` is on the ${verdict} list`, when: () => true, toolMatch });
+      rules.push({
+        name,
+        verdict,
+        reason: `\`${glob}\` is on the ${verdict} list`,
+        when: () => true,
+        toolMatch,
+      });
     });
   }
   (policy.rules ?? []).forEach((rule, i) => {
@@ -218,7 +253,11 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     const per = (typeof limit.per === "string" ? [limit.per] : (limit.per ?? ["global"])) as LimitScope[];
     per.forEach((scope, j) => {
       if (!["agent", "session", "tool", "global"].includes(scope) && !/^args\.[^.]/.test(scope)) {
-        report(typeof limit.per === "string" ? ["per"] : ["per", j], `unknown scope \`${scope}\``, "expected agent, session, tool, global or args.<path>");
+        report(
+          typeof limit.per === "string" ? ["per"] : ["per", j],
+          `unknown scope \`${scope}\``,
+          "expected agent, session, tool, global or args.<path>",
+        );
       }
     });
     let windowMs = 0;
@@ -283,14 +322,22 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     detectors: policyDetectors.filter((use) => use.verdict !== "allow"),
     rulesFor,
     limits,
-    budget: policy.budget && { max: policy.budget.max, askAbove: policy.budget.ask_above, per: policy.budget.per ?? "session" },
+    budget: policy.budget && {
+      max: policy.budget.max,
+      askAbove: policy.budget.ask_above,
+      per: policy.budget.per ?? "session",
+    },
     shadowCheck: cachedShadowCheck,
     needs,
     labelMinMatch: Object.fromEntries(
-      Object.entries(policy.labels ?? {}).flatMap(([label, spec]) => (spec.min_match ? [[label, spec.min_match]] : [])),
+      Object.entries(policy.labels ?? {}).flatMap(([label, spec]) =>
+        spec.min_match ? [[label, spec.min_match]] : [],
+      ),
     ),
     valueSetTools: needs.valueSets,
-    serverLabels: Object.fromEntries(Object.entries(policy.servers ?? {}).map(([id, spec]) => [id, spec.produces ?? []])),
+    serverLabels: Object.fromEntries(
+      Object.entries(policy.servers ?? {}).map(([id, spec]) => [id, spec.produces ?? []]),
+    ),
     auditArgs: policy.audit?.args ?? "hash",
     tests: (policy.tests ?? []).map((test, i) => ({ test, origin: origins.tests[i] })),
     loaded,
@@ -302,7 +349,20 @@ function wildcards(path: readonly string[]): number {
 }
 
 /** Operators that never hold for a missing value: a rule using one needs its argument present. */
-const NEEDS_VALUE = new Set(["eq", "in", "contains", "regex", "gt", "gte", "lt", "lte", "prefix", "glob", "flows", "from"]);
+const NEEDS_VALUE = new Set([
+  "eq",
+  "in",
+  "contains",
+  "regex",
+  "gt",
+  "gte",
+  "lt",
+  "lte",
+  "prefix",
+  "glob",
+  "flows",
+  "from",
+]);
 
 /**
  * The top-level argument a `when` cannot match without, if any: an `args.<x>...` key whose test
@@ -315,7 +375,9 @@ function requiredArg(when: Record<string, unknown> | undefined): string | undefi
       spec === null ||
       typeof spec !== "object" ||
       (!Array.isArray(spec) &&
-        Object.entries(spec).some(([op, operand]) => NEEDS_VALUE.has(op) || (op === "exists" && operand === true)));
+        Object.entries(spec).some(
+          ([op, operand]) => NEEDS_VALUE.has(op) || (op === "exists" && operand === true),
+        ));
     if (needsValue) return key.slice(5).split(".")[0];
   }
   return undefined;
@@ -325,7 +387,8 @@ function requiredArg(when: Record<string, unknown> | undefined): string | undefi
 function toolGlobs(when: Record<string, unknown> | undefined, report: Report): GlobMatcher | undefined {
   const tool = when?.tool;
   if (typeof tool === "string") return guardGlobs([tool], () => {});
-  if (Array.isArray(tool) && tool.length && tool.every((t) => typeof t === "string")) return guardGlobs(tool, () => {});
+  if (Array.isArray(tool) && tool.length && tool.every((t) => typeof t === "string"))
+    return guardGlobs(tool, () => {});
   void report;
   return undefined;
 }
@@ -348,7 +411,12 @@ function compileDetectors(
     const detector = DETECTORS.get(name);
     if (!detector) {
       const guess = didYouMean(name, DETECTORS.keys());
-      report(name, [], `unknown detector \`${name}\``, guess ? `did you mean \`${guess}\`?` : `detectors: ${[...DETECTORS.keys()].join(", ")}`);
+      report(
+        name,
+        [],
+        `unknown detector \`${name}\``,
+        guess ? `did you mean \`${guess}\`?` : `detectors: ${[...DETECTORS.keys()].join(", ")}`,
+      );
       continue;
     }
     uses.push({ detector, verdict });

@@ -22,10 +22,43 @@ export interface ConditionNeeds {
   valueSets: Set<string>;
 }
 
-const WHEN_KEYS = ["tool", "server", "risk", "sink", "flows", "seen", "findings", "expr", "any", "all", "not", "args.", "agent."];
-const OPERATORS = ["eq", "ne", "in", "not_in", "contains", "regex", "gt", "gte", "lt", "lte", "prefix", "glob", "exists", "flows", "from"];
+const WHEN_KEYS = [
+  "tool",
+  "server",
+  "risk",
+  "sink",
+  "flows",
+  "seen",
+  "findings",
+  "expr",
+  "any",
+  "all",
+  "not",
+  "args.",
+  "agent.",
+];
+const OPERATORS = [
+  "eq",
+  "ne",
+  "in",
+  "not_in",
+  "contains",
+  "regex",
+  "gt",
+  "gte",
+  "lt",
+  "lte",
+  "prefix",
+  "glob",
+  "exists",
+  "flows",
+  "from",
+];
 
-const celEnvironment = new Environment({ unlistedVariablesAreDyn: false, homogeneousAggregateLiterals: false })
+const celEnvironment = new Environment({
+  unlistedVariablesAreDyn: false,
+  homogeneousAggregateLiterals: false,
+})
   .registerVariable("tool", "string")
   .registerVariable("server", "string")
   .registerVariable("args", "map")
@@ -35,7 +68,12 @@ const celEnvironment = new Environment({ unlistedVariablesAreDyn: false, homogen
 const always: Condition = () => true;
 
 /** Compiles a `when` map (a conjunction) into one predicate. */
-export function compileWhen(when: unknown, at: PathSegment[], report: Report, needs: ConditionNeeds): Condition {
+export function compileWhen(
+  when: unknown,
+  at: PathSegment[],
+  report: Report,
+  needs: ConditionNeeds,
+): Condition {
   if (when === undefined) return always;
   if (when === null || typeof when !== "object" || Array.isArray(when)) {
     report(at, "`when` is a mapping of conditions");
@@ -174,8 +212,16 @@ function compileKey(
     const path = key.slice(6).split(".");
     return compileValueTest(spec, at, report, needs, path, (ctx) => ctx.agent);
   }
-  const guess = didYouMean(key, WHEN_KEYS.map((k) => (k.endsWith(".") ? `${k}<name>` : k)));
-  report(at, `unknown condition \`${key}\``, guess ? `did you mean \`${guess}\`?` : `conditions: ${WHEN_KEYS.join(", ")}`, true);
+  const guess = didYouMean(
+    key,
+    WHEN_KEYS.map((k) => (k.endsWith(".") ? `${k}<name>` : k)),
+  );
+  report(
+    at,
+    `unknown condition \`${key}\``,
+    guess ? `did you mean \`${guess}\`?` : `conditions: ${WHEN_KEYS.join(", ")}`,
+    true,
+  );
   return undefined;
 }
 
@@ -195,7 +241,11 @@ function guardGlobs(globs: string[], at: PathSegment[], report: Report) {
   }
 }
 
-function labelSet(spec: unknown, at: PathSegment[], report: Report): { labels: string[]; all: boolean } | undefined {
+function labelSet(
+  spec: unknown,
+  at: PathSegment[],
+  report: Report,
+): { labels: string[]; all: boolean } | undefined {
   if (spec && typeof spec === "object" && !Array.isArray(spec)) {
     const keys = Object.keys(spec);
     if (keys.length === 1 && (keys[0] === "any" || keys[0] === "all")) {
@@ -225,7 +275,8 @@ function compileFlows(
   let unless: string[] = [];
   if (spec && typeof spec === "object" && !Array.isArray(spec) && "labels" in spec) {
     const { labels: l, unless: u, ...rest } = spec as Record<string, unknown>;
-    for (const extra of Object.keys(rest)) report([...at, extra], `unknown key \`${extra}\` in \`flows\``, "expected `labels` and `unless`", true);
+    for (const extra of Object.keys(rest))
+      report([...at, extra], `unknown key \`${extra}\` in \`flows\``, "expected `labels` and `unless`", true);
     labels = stringList(l, [...at, "labels"], report);
     if (u !== undefined) unless = stringList(u, [...at, "unless"], report) ?? [];
     for (const label of unless) if (label.startsWith("tool:")) needs.valueSets.add(label.slice(5));
@@ -302,14 +353,15 @@ function compileExpr(spec: unknown, at: PathSegment[], report: Report): Conditio
     return undefined;
   }
   // A runtime error (a missing key, say) throws: the engine treats it as an internal error (fail policy).
-  return failing((ctx) =>
-    program({
-      tool: ctx.tool,
-      server: ctx.server ?? "",
-      args: celData(ctx.args),
-      agent: celData(ctx.agent),
-      session: ctx.sessionView(),
-    }) === true,
+  return failing(
+    (ctx) =>
+      program({
+        tool: ctx.tool,
+        server: ctx.server ?? "",
+        args: celData(ctx.args),
+        agent: celData(ctx.agent),
+        session: ctx.sessionView(),
+      }) === true,
   );
 }
 
@@ -330,7 +382,8 @@ function celUnsafe(value: unknown): boolean {
     return false;
   }
   if (hasOwn.call(value, "constructor")) return true;
-  for (const key in value) if (hasOwn.call(value, key) && celUnsafe((value as Record<string, unknown>)[key])) return true;
+  for (const key in value)
+    if (hasOwn.call(value, key) && celUnsafe((value as Record<string, unknown>)[key])) return true;
   return false;
 }
 
@@ -412,7 +465,10 @@ function compileValueTest(
     else if (tests.length > 1) predicate = (value) => tests.every((test) => test(value));
   }
   const valueTest: Condition | undefined = predicate
-    ? ((p: ValuePredicate) => (ctx: EvalContext) => matchAt(root(ctx), path, 0, p))(predicate)
+    ? (
+        (p: ValuePredicate) => (ctx: EvalContext) =>
+          matchAt(root(ctx), path, 0, p)
+      )(predicate)
     : undefined;
   if (valueTest && flowTest) {
     const v = valueTest;
@@ -428,7 +484,12 @@ const hasOwn = Object.prototype.hasOwnProperty;
  * Tests the value at `path` under `value`. Own properties only (so `__proto__` and friends never
  * resolve to prototypes); through an array, a non-numeric segment means "any element".
  */
-export function matchAt(value: unknown, path: readonly string[], i: number, predicate: ValuePredicate): boolean {
+export function matchAt(
+  value: unknown,
+  path: readonly string[],
+  i: number,
+  predicate: ValuePredicate,
+): boolean {
   if (i === path.length) return predicate(value);
   if (value === null || typeof value !== "object") return predicate(undefined);
   const segment = path[i];
@@ -437,7 +498,9 @@ export function matchAt(value: unknown, path: readonly string[], i: number, pred
     for (const element of value) if (matchAt(element, path, i, predicate)) return true;
     return value.length === 0 ? predicate(undefined) : false;
   }
-  return hasOwn.call(value, segment) ? matchAt((value as Record<string, unknown>)[segment], path, i + 1, predicate) : predicate(undefined);
+  return hasOwn.call(value, segment)
+    ? matchAt((value as Record<string, unknown>)[segment], path, i + 1, predicate)
+    : predicate(undefined);
 }
 
 function isScalar(value: unknown): boolean {
@@ -447,7 +510,12 @@ function isScalar(value: unknown): boolean {
 /** NaN equals nothing, not even itself (`eq`), yet a set or list lookup finds it (`in`, `contains`). */
 const NAN_OPERAND = "NaN equals nothing: compare with a number, or test `exists`";
 
-function compileOperator(op: string, operand: unknown, at: PathSegment[], report: Report): ValuePredicate | undefined {
+function compileOperator(
+  op: string,
+  operand: unknown,
+  at: PathSegment[],
+  report: Report,
+): ValuePredicate | undefined {
   if (Number.isNaN(operand) || (Array.isArray(operand) && operand.some((item) => Number.isNaN(item)))) {
     return void report(at, `\`${op}\`: ${NAN_OPERAND}`);
   }
@@ -474,7 +542,8 @@ function compileOperator(op: string, operand: unknown, at: PathSegment[], report
       return (value) => value !== operand;
     case "in":
     case "not_in": {
-      if (!Array.isArray(operand) || !operand.every(isScalar)) return void report(at, `\`${op}\` takes a list of scalars`);
+      if (!Array.isArray(operand) || !operand.every(isScalar))
+        return void report(at, `\`${op}\` takes a list of scalars`);
       const set = new Set(operand);
       return op === "in" ? (value) => set.has(value) : (value) => !set.has(value);
     }
@@ -490,7 +559,11 @@ function compileOperator(op: string, operand: unknown, at: PathSegment[], report
       try {
         re = RE2JS.compile(operand as string);
       } catch (error) {
-        return void report(at, `bad regex /${operand}/: ${(error as Error).message}`, "patterns use RE2 syntax (linear time: no backreferences or lookaround)");
+        return void report(
+          at,
+          `bad regex /${operand}/: ${(error as Error).message}`,
+          "patterns use RE2 syntax (linear time: no backreferences or lookaround)",
+        );
       }
       return (value) => typeof value === "string" && re.matcher(value).find();
     }
@@ -503,7 +576,9 @@ function compileOperator(op: string, operand: unknown, at: PathSegment[], report
     case "lte":
       return needNumber() ? (value) => typeof value === "number" && value <= (operand as number) : undefined;
     case "prefix":
-      return needString() ? (value) => typeof value === "string" && value.startsWith(operand as string) : undefined;
+      return needString()
+        ? (value) => typeof value === "string" && value.startsWith(operand as string)
+        : undefined;
     case "glob": {
       if (!needString()) return undefined;
       try {
@@ -518,6 +593,11 @@ function compileOperator(op: string, operand: unknown, at: PathSegment[], report
       return operand ? (value) => value !== undefined : (value) => value === undefined;
   }
   const guess = didYouMean(op, OPERATORS);
-  report(at, `unknown operator \`${op}\``, guess ? `did you mean \`${guess}\`?` : `operators: ${OPERATORS.join(", ")}`, true);
+  report(
+    at,
+    `unknown operator \`${op}\``,
+    guess ? `did you mean \`${guess}\`?` : `operators: ${OPERATORS.join(", ")}`,
+    true,
+  );
   return undefined;
 }

@@ -73,18 +73,25 @@ class Loader {
     return { ...own, sources: this.sources, hash: hashSources(this.sources) };
   }
 
-  private loadOne(file: string, text: string | undefined, from: Origin | undefined): Omit<LoadedPolicy, "sources" | "hash"> {
+  private loadOne(
+    file: string,
+    text: string | undefined,
+    from: Origin | undefined,
+  ): Omit<LoadedPolicy, "sources" | "hash"> {
     if (this.stack.includes(file)) {
       const cycle = [...this.stack.slice(this.stack.indexOf(file)), file].join(" -> ");
       throw new PolicyLoadError([
-        from ? issueAtPath(from.source, from.path, `extends cycle: ${cycle}`) : { file, line: 1, col: 1, message: `extends cycle: ${cycle}` },
+        from
+          ? issueAtPath(from.source, from.path, `extends cycle: ${cycle}`)
+          : { file, line: 1, col: 1, message: `extends cycle: ${cycle}` },
       ]);
     }
     if (text === undefined) {
       try {
         text = readFileSync(file, "utf8");
       } catch (error) {
-        const reason = (error as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : (error as Error).message;
+        const reason =
+          (error as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : (error as Error).message;
         const issue = from
           ? issueAtPath(from.source, from.path, `cannot read \`${file}\`: ${reason}`)
           : { file, line: 1, col: 1, message: `cannot read policy: ${reason}` };
@@ -97,11 +104,12 @@ class Loader {
     const policy = validate(source);
     this.stack.push(file);
     try {
-      const bases = (typeof policy.extends === "string" ? [policy.extends] : (policy.extends ?? [])).map((ref, i) =>
-        this.loadOne(resolve(dirname(file), ref), undefined, {
-          source,
-          path: typeof policy.extends === "string" ? ["extends"] : ["extends", i],
-        }),
+      const bases = (typeof policy.extends === "string" ? [policy.extends] : (policy.extends ?? [])).map(
+        (ref, i) =>
+          this.loadOne(resolve(dirname(file), ref), undefined, {
+            source,
+            path: typeof policy.extends === "string" ? ["extends"] : ["extends", i],
+          }),
       );
       return merge(source, policy, bases);
     } finally {
@@ -130,13 +138,19 @@ function validate(source: PolicySource): RawPolicy {
         issues.push(
           issueAtPath(source, [...path, key], `unknown key \`${key}\``, {
             atKey: true,
-            help: guess ? `did you mean \`${guess}\`?` : known.length ? `expected one of: ${known.join(", ")}` : undefined,
+            help: guess
+              ? `did you mean \`${guess}\`?`
+              : known.length
+                ? `expected one of: ${known.join(", ")}`
+                : undefined,
           }),
         );
       }
     } else {
       const where = path.length ? `\`${path.join(".")}\`: ` : "";
-      issues.push(issueAtPath(source, path, `${where}${issue.message.replace(/^Invalid input: /, "").toLowerCase()}`));
+      issues.push(
+        issueAtPath(source, path, `${where}${issue.message.replace(/^Invalid input: /, "").toLowerCase()}`),
+      );
     }
   }
   throw new PolicyLoadError(issues);
@@ -147,16 +161,27 @@ function validate(source: PolicySource): RawPolicy {
  * constraint, declaration or condition under one would silently vanish and the policy would
  * mean less than it says) and recursive aliases (`&a [*a]` makes a cyclic value).
  */
-function unsafeKeys(source: PolicySource, value: unknown, path: PathSegment[], issues: PolicyIssue[], open = new Set<object>()): void {
+function unsafeKeys(
+  source: PolicySource,
+  value: unknown,
+  path: PathSegment[],
+  issues: PolicyIssue[],
+  open = new Set<object>(),
+): void {
   if (value === null || typeof value !== "object") return;
   if (open.has(value)) {
     issues.push(issueAtPath(source, path, "a recursive alias is not allowed in a policy"));
     return;
   }
   open.add(value);
-  const entries: Array<[PathSegment, unknown]> = Array.isArray(value) ? [...value.entries()] : Object.entries(value);
+  const entries: Array<[PathSegment, unknown]> = Array.isArray(value)
+    ? [...value.entries()]
+    : Object.entries(value);
   for (const [key, child] of entries) {
-    if (key === "__proto__") issues.push(issueAtPath(source, [...path, key], "`__proto__` cannot be used as a key", { atKey: true }));
+    if (key === "__proto__")
+      issues.push(
+        issueAtPath(source, [...path, key], "`__proto__` cannot be used as a key", { atKey: true }),
+      );
     unsafeKeys(source, child, [...path, key], issues, open);
   }
   open.delete(value);
@@ -199,7 +224,9 @@ function merge(source: PolicySource, own: RawPolicy, bases: Merged[]): Merged {
       if (!globs.length) continue;
       policy[verdict]!.push(...globs);
       const list = origins.shorthand.get(verdict) ?? [];
-      globs.forEach((_, i) => list.push(layer.origins?.shorthand.get(verdict)?.[i] ?? { source: layer.source, path: [verdict, i] }));
+      for (let i = 0; i < globs.length; i++) {
+        list.push(layer.origins?.shorthand.get(verdict)?.[i] ?? { source: layer.source, path: [verdict, i] });
+      }
       origins.shorthand.set(verdict, list);
     }
     for (const [name, tool] of Object.entries(p.tools ?? {})) {
@@ -225,7 +252,8 @@ function merge(source: PolicySource, own: RawPolicy, bases: Merged[]): Merged {
       }
     }
     for (const key of ["name", "default", "fail", "budget", "audit", "judge", "engine"] as const) {
-      if (layer.policy !== own && p[key] !== undefined && own[key] === undefined) (policy as Record<string, unknown>)[key] = p[key];
+      if (layer.policy !== own && p[key] !== undefined && own[key] === undefined)
+        (policy as Record<string, unknown>)[key] = p[key];
     }
   }
   const names = new Map<string, number>();
@@ -241,7 +269,9 @@ function merge(source: PolicySource, own: RawPolicy, bases: Merged[]): Merged {
 
 function conflict(origin: Origin, what: string, prior?: Origin): PolicyIssue {
   const where = prior ? ` (also at ${prior.source.file}:${positionText(prior)})` : "";
-  return issueAtPath(origin.source, origin.path, `${what} conflicts with an earlier declaration${where}`, { atKey: true });
+  return issueAtPath(origin.source, origin.path, `${what} conflicts with an earlier declaration${where}`, {
+    atKey: true,
+  });
 }
 
 function positionText(origin: Origin): string {

@@ -1,4 +1,6 @@
 import { z } from "zod";
+import { engineSchema } from "../cedar/schema.js";
+import { judgeSchema } from "../judge/schema.js";
 
 /** The raw shape of a policy document (version 1), checked before anything is compiled. */
 const verdict = z.enum(["allow", "flag", "ask", "deny"]);
@@ -35,7 +37,8 @@ export const ruleSchema = z
   .object({
     name: z.string().min(1),
     when: when.optional(),
-    verdict,
+    /** `judge`: the policy's `judge:` reviewer decides; until it answers the rule ranks as `ask`. */
+    verdict: z.union([verdict, z.literal("judge")]),
     message: z.string().optional(),
   })
   .strict();
@@ -46,7 +49,10 @@ export const limitSchema = z
     when: when.optional(),
     rate: z
       .string()
-      .regex(/^\d+\s*\/\s*(\d+\s*)?(s|sec|second|m|min|minute|h|hour|d|day)s?$/, "expected a rate like `30/minute` or `100/5m`")
+      .regex(
+        /^\d+\s*\/\s*(\d+\s*)?(s|sec|second|m|min|minute|h|hour|d|day)s?$/,
+        "expected a rate like `30/minute` or `100/5m`",
+      )
       .optional(),
     max: z.number().int().positive().optional(),
     per: z.union([z.string(), z.array(z.string())]).optional(),
@@ -105,7 +111,15 @@ export const testSchema = z
     name: z.string().optional(),
     /** Earlier steps of the same session: their outputs are labelled before `call` is decided. */
     steps: z
-      .array(z.object({ tool: z.string(), args: z.record(z.string(), z.unknown()).optional(), result: z.unknown() }).strict())
+      .array(
+        z
+          .object({
+            tool: z.string(),
+            args: z.record(z.string(), z.unknown()).optional(),
+            result: z.unknown(),
+          })
+          .strict(),
+      )
       .optional(),
     call: callSchema,
     expect: expectation,
@@ -126,15 +140,27 @@ export const policySchema = z
     deny: globList.optional(),
     tools: z.record(z.string(), toolSchema).optional(),
     detect: z.record(z.string(), verdict).optional(),
-    labels: z.record(z.string(), z.object({ min_match: z.number().int().min(4).optional() }).strict()).optional(),
-    rules: z.array(ruleSchema).optional(),
+    labels: z
+      .record(z.string(), z.object({ min_match: z.number().int().min(4).optional() }).strict())
+      .optional(),
+    // `verdict: judge` becomes `ask` plus `judge: true`, so code reading verdicts sees only the four.
+    rules: z
+      .array(
+        ruleSchema.transform(({ verdict, ...rule }) =>
+          verdict === "judge" ? { ...rule, verdict: "ask" as const, judge: true } : { ...rule, verdict },
+        ),
+      )
+      .optional(),
     limits: z.array(limitSchema).optional(),
     budget: budgetSchema.optional(),
     tests: z.array(testSchema).optional(),
-    audit: z.object({ args: z.enum(["hash", "redact", "full"]).optional() }).strict().optional(),
+    audit: z
+      .object({ args: z.enum(["hash", "redact", "full"]).optional() })
+      .strict()
+      .optional(),
     servers: z.record(z.string(), serverSchema).optional(),
-    judge: z.record(z.string(), z.unknown()).optional(),
-    engine: z.unknown().optional(),
+    judge: judgeSchema.optional(),
+    engine: engineSchema.optional(),
   })
   .strict();
 

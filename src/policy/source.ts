@@ -54,7 +54,9 @@ function offsetOf(source: PolicySource, path: readonly PathSegment[], atKey: boo
   for (let i = 0; i < path.length; i++) {
     const segment = path[i];
     if (isMap(node)) {
-      const pair = node.items.find((item) => isPair(item) && isScalar(item.key) && String(item.key.value) === String(segment));
+      const pair = node.items.find(
+        (item) => isPair(item) && isScalar(item.key) && String(item.key.value) === String(segment),
+      );
       if (!pair) return offset;
       const keyNode = pair.key as Node;
       if (atKey && i === path.length - 1) return keyNode.range?.[0] ?? offset;
