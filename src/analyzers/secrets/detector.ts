@@ -84,9 +84,15 @@ let scanText = "";
 let scanArg = "";
 let scanOut: Finding[] = [];
 let scanFound = 0;
+// Where specific formats were found, so a `token=ghp_...` assignment is not reported twice.
+const specificAt = new Int32Array(16);
+let specificCount = 0;
 
 function hit(type: SecretType, at: number, prefix: number): void {
   const bit = TYPE_BIT.get(type)!;
+  if (type !== "password" && type !== "generic" && specificCount < specificAt.length) {
+    specificAt[specificCount++] = at;
+  }
   if ((scanFound & bit) !== 0) return;
   scanFound |= bit;
   const shown = prefix > 0 ? ` \`${scanText.slice(at, at + Math.min(prefix, 4))}…\`` : "";
@@ -103,6 +109,7 @@ const PREFIXES = [
   "A3T",
   "AIza",
   "gh",
+  "github_pat_",
   "gl",
   "xox",
   "k_live_",
@@ -123,6 +130,7 @@ export function scanSecrets(text: string, arg: string, out: Finding[]): void {
   scanArg = arg;
   scanOut = out;
   scanFound = 0;
+  specificCount = 0;
   try {
     for (const prefix of PREFIXES) {
       for (let i = text.indexOf(prefix); i >= 0; i = text.indexOf(prefix, i + 1)) prefixAt(text, prefix, i);
@@ -160,7 +168,7 @@ function prefixAt(text: string, prefix: string, i: number): void {
   }
   if (prefix === "k_live_" || prefix === "k_prod_") start = i - 1;
   // Cheap rejections for prefixes that are common in ordinary words.
-  else if (prefix === "gh" && text.charCodeAt(i + 3) !== 95 && !text.startsWith("github_pat_", i)) return;
+  else if (prefix === "gh" && text.charCodeAt(i + 3) !== 95) return;
   else if (prefix === "gl" && text.charCodeAt(i + 4) !== 45 && text.charCodeAt(i + 5) !== 45) {
     if (!text.startsWith("glsoat-", i) && !text.startsWith("glagent-", i)) return;
   }
@@ -350,6 +358,9 @@ function assignment(text: string, i: number): void {
   }
   const kind = keywordKind(text, identStart, identEnd);
   if (kind === undefined || isPlaceholder(text, v, e) || !looksRandom(text, v, e)) return;
+  for (let j = 0; j < specificCount; j++) {
+    if (specificAt[j]! >= v && specificAt[j]! < e) return;
+  }
   if (e - v === 40 && containsWord(text, identStart, identEnd, "aws")) hit("aws_secret_key", v, 0);
   else hit(kind, v, 0);
 }
