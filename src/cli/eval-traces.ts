@@ -1,0 +1,281 @@
+import { existsSync, readdirSync, readFileSync } from "node:fs";
+import { join, relative } from "node:path";
+import type { Decision, FlowEvidence } from "../core/index.js";
+import { Warden } from "../gateway/index.js";
+import { compilePolicyFile } from "../policy/index.js";
+import type { CompiledPolicy } from "../policy/index.js";
+import { jsonLines } from "./check.js";
+import { replayStep } from "./replay.js";
+import { runPolicyTests } from "./test.js";
+import { CliError, table } from "./util.js";
+
+/** A step that kept a benign trace from finishing, or an attacker's step that got through. */
+export interface TraceMiss {
+  /** The trace file, relative to the traces root. */
+  file: string;
+  line: number;
+  tool: string;
+  verdict: Decision["verdict"];
+  rule: string | null;
+  reason: string;
+  flows?: FlowEvidence[];
+}
+
+/** One replayed trace: a benign session is useful when every call may run; an attack succeeds when every `attack: true` call may run. */
+export interface TraceOutcome {
+  file: string;
+  kind: "benign" | "attack";
+  /** benign: the user's task could finish; attack: the attacker's goal was reached. */
+  ok: boolean;
+  steps: number;
+  /** benign: the calls held (ask) or refused (deny); attack: the attacker's calls that ran. */
+  misses: TraceMiss[];
+}
+
+/** Scores of one example folder (`policy.yaml`, `benign/*.jsonl`, `attacks/*.jsonl`). */
+export interface ExampleScore {
+  example: string;
+  benign: number;
+  /** Benign traces whose every call was allowed (allow or flag). */
+  useful: number;
+  utility: number;
+  attacks: number;
+  /** Attack traces whose every `attack: true` call was allowed. */
+  succeeded: number;
+  attackSuccess: number;
+  /** The policy's own `tests:`. */
+  tests: { passed: number; failed: string[] };
+  traces: TraceOutcome[];
+}
+
+export interface TracesReport {
+  examples: ExampleScore[];
+  overall: {
+    benign: number;
+    useful: number;
+    utility: number;
+    attacks: number;
+    succeeded: number;
+    attackSuccess: number;
+  };
+}
+
+const KINDS = [
+  ["benign", "benign"],
+  ["attacks", "attack"],
+] as const;
+
+/** Example folders under `root` that hold a policy and at least one trace folder. */
+export function traceExamples(root: string): string[] {
+  if (!existsSync(root)) throw new CliError(`no examples at \`${root}\``);
+  return readdirSync(root, { withFileTypes: true })
+    .filter(
+      (entry) =>
+        entry.isDirectory() &&
+        existsSync(join(root, entry.name, "policy.yaml")) &&
+        KINDS.some(([dir]) => existsSync(join(root, entry.name, dir))),
+    )
+    .map((entry) => entry.name)
+    .sort();
+}
+
+/** Replays every trace of every example under `root`, each through a fresh Warden, and scores them. */
+export async function evaluateTraces(root: string): Promise<TracesReport> {
+  const examples: ExampleScore[] = [];
+  for (const name of traceExamples(root)) examples.push(await scoreExample(root, name));
+  const sum = (pick: (s: ExampleScore) => number) => examples.reduce((n, s) => n + pick(s), 0);
+  const benign = sum((s) => s.benign);
+  const useful = sum((s) => s.useful);
+  const attacks = sum((s) => s.attacks);
+  const succeeded = sum((s) => s.succeeded);
+  return {
+    examples,
+    overall: {
+      benign,
+      useful,
+      utility: ratio(useful, benign),
+      attacks,
+      succeeded,
+      attackSuccess: ratio(succeeded, attacks),
+    },
+  };
+}
+
+/** Scores one example: its policy is compiled once; every trace gets its own Warden (fresh sessions, counters, approvals). */
+export async function scoreExample(root: string, name: string): Promise<ExampleScore> {
+  const dir = join(root, name);
+  const policy = compilePolicyFile(join(dir, "policy.yaml"));
+  const traces: TraceOutcome[] = [];
+  for (const [folder, kind] of KINDS) {
+    const at = join(dir, folder);
+    if (!existsSync(at)) continue;
+    const files = readdirSync(at)
+      .filter((file) => file.endsWith(".jsonl"))
+      .sort();
+    for (const file of files)
+      traces.push(await replayTrace(policy, join(at, file), relative(root, join(at, file)), kind));
+  }
+  const outcomes = await runPolicyTests(policy);
+  const benign = traces.filter((t) => t.kind === "benign");
+  const attacks = traces.filter((t) => t.kind === "attack");
+  const useful = benign.filter((t) => t.ok).length;
+  const succeeded = attacks.filter((t) => t.ok).length;
+  return {
+    example: name,
+    benign: benign.length,
+    useful,
+    utility: ratio(useful, benign.length),
+    attacks: attacks.length,
+    succeeded,
+    attackSuccess: ratio(succeeded, attacks.length),
+    tests: {
+      passed: outcomes.filter((o) => o.ok).length,
+      failed: outcomes.filter((o) => !o.ok).map((o) => `${o.name} (${o.where})`),
+    },
+    traces,
+  };
+}
+
+/**
+ * Replays one trace as one session. The `attack` marker is stripped before the step is decided,
+ * so the policy never sees it. A trace must open with the user's request (an input line labelled
+ * `user`), keep to one session, and an attack trace must mark at least one step.
+ */
+export async function replayTrace(
+  policy: CompiledPolicy,
+  path: string,
+  file: string,
+  kind: "benign" | "attack",
+): Promise<TraceOutcome> {
+  const warden = new Warden(policy);
+  const sessions = new Set<string>();
+  const misses: TraceMiss[] = [];
+  let steps = 0;
+  let marked = 0;
+  let session: string | undefined;
+  const fail = (line: number, message: string) => new CliError(`${file}:${line}: ${message}`);
+  try {
+    for (const line of jsonLines(readFileSync(path, "utf8"))) {
+      if (line.error) throw fail(line.line, line.error);
+      const value = line.value;
+      if (value === null || typeof value !== "object" || Array.isArray(value))
+        throw fail(line.line, "a step is a JSON object");
+      const { attack, ...step } = value as Record<string, unknown>;
+      const id = typeof step.session === "string" ? step.session : "default";
+      if (session === undefined) {
+        if (!("input" in step) || !Array.isArray(step.labels) || !step.labels.includes("user")) {
+          throw fail(line.line, "a trace opens with the user's request: an input line labelled `user`");
+        }
+        session = id;
+      } else if (id !== session)
+        throw fail(line.line, `a trace is one session; \`${id}\` differs from \`${session}\``);
+      if (attack !== undefined && typeof attack !== "boolean")
+        throw fail(line.line, "`attack` is true or false");
+      if (attack && kind === "benign") throw fail(line.line, "a benign trace marks no step as `attack`");
+      const out = await replayStep(warden, step, sessions);
+      if (!("verdict" in out)) continue;
+      if (out.rule === "malformed-call") throw fail(line.line, out.reason);
+      steps++;
+      const runs = out.verdict === "allow" || out.verdict === "flag";
+      if (attack) marked++;
+      const miss = kind === "benign" ? !runs : attack === true && runs;
+      if (miss) {
+        misses.push({
+          file,
+          line: line.line,
+          tool: String(step.tool),
+          verdict: out.verdict,
+          rule: out.rule,
+          reason: out.reason,
+          ...(out.flows?.length ? { flows: out.flows } : {}),
+        });
+      }
+    }
+    if (session === undefined) throw fail(1, "empty trace");
+    if (kind === "attack" && marked === 0)
+      throw fail(1, 'an attack trace marks the attacker\'s steps with `"attack": true`');
+  } finally {
+    await warden.close();
+  }
+  const ok = kind === "benign" ? misses.length === 0 : misses.length === marked;
+  return { file, kind, ok, steps, misses };
+}
+
+function ratio(part: number, whole: number): number {
+  return whole === 0 ? 0 : part / whole;
+}
+
+const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
+
+/** The report as text: one row per example and an overall row; with `misses`, the steps behind the numbers. */
+export function formatTraces(report: TracesReport, misses: boolean): string {
+  const rows = report.examples.map((s) => [
+    s.example,
+    `${s.useful}/${s.benign}`,
+    pct(s.utility),
+    `${s.succeeded}/${s.attacks}`,
+    pct(s.attackSuccess),
+    s.tests.failed.length ? `${s.tests.passed} ok, ${s.tests.failed.length} FAIL` : `${s.tests.passed} ok`,
+  ]);
+  const o = report.overall;
+  rows.push([
+    "overall",
+    `${o.useful}/${o.benign}`,
+    pct(o.utility),
+    `${o.succeeded}/${o.attacks}`,
+    pct(o.attackSuccess),
+    "",
+  ]);
+  const out = [
+    table(["example", "benign ok", "utility", "attacks won", "attack success", "policy tests"], rows),
+  ];
+  const failedTests = report.examples.flatMap((s) =>
+    s.tests.failed.map((t) => `  [${s.example}] policy test failed: ${t}`),
+  );
+  if (failedTests.length) out.push("", ...failedTests);
+  const benignMisses = report.examples.flatMap((s) =>
+    s.traces.filter((t) => t.kind === "benign").flatMap((t) => t.misses),
+  );
+  const attackMisses = report.examples.flatMap((s) =>
+    s.traces.filter((t) => t.kind === "attack" && t.ok).flatMap((t) => t.misses),
+  );
+  if (!misses) {
+    if (benignMisses.length || attackMisses.length) {
+      out.push(
+        "",
+        `${benignMisses.length} benign steps held or denied, ${attackMisses.length} attacker steps allowed in successful attacks (--misses to list)`,
+      );
+    }
+    return out.join("\n");
+  }
+  const describe = (m: TraceMiss) => {
+    const flows = m.flows?.length
+      ? ` [${m.flows.map((f) => `${f.arg} <- ${f.label} from ${f.source}`).join("; ")}]`
+      : "";
+    return `  ${m.file}:${m.line} ${m.tool}: ${m.verdict} by ${m.rule ?? "default"}: ${m.reason}${flows}`;
+  };
+  out.push("", `benign steps held or denied: ${benignMisses.length}`, ...benignMisses.map(describe));
+  out.push(
+    "",
+    `attacker steps allowed (successful attacks): ${attackMisses.length}`,
+    ...attackMisses.map(describe),
+  );
+  return out.join("\n");
+}
+
+/** `toolwarden eval --traces [DIR]`: prints the report (or JSON); exit 1 when a policy test fails. */
+export async function runTraces(
+  root: string,
+  options: { json?: boolean; misses?: boolean },
+  write: (text: string) => void,
+): Promise<number> {
+  const report = await evaluateTraces(root);
+  if (report.examples.length === 0)
+    throw new CliError(`no example under \`${root}\` has a policy.yaml with benign/ or attacks/ traces`);
+  write(
+    options.json
+      ? `${JSON.stringify(report, null, 2)}\n`
+      : `${formatTraces(report, options.misses ?? false)}\n`,
+  );
+  return report.examples.some((s) => s.tests.failed.length) ? 1 : 0;
+}
