@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Warden, WardenOptions } from "../gateway/index.js";
 import { Warden as WardenClass } from "../gateway/index.js";
-import { CliError, parseFlags, table } from "./util.js";
+import { CliError, parseFlags } from "./util.js";
 import type { Command } from "./util.js";
 import { help } from "./validate.js";
 
@@ -235,7 +235,7 @@ async function pins(argv: string[]): Promise<number> {
         pin.by,
         pin.time,
       ]);
-      process.stdout.write(`${table(["server", "tool", "description", "schema", "by", "time"], rows)}\n`);
+      process.stdout.write(`${textTable(["server", "tool", "description", "schema", "by", "time"], rows)}\n`);
       process.stdout.write(
         `${list.length} pins in ${ledger.path} (${ledger.size} entries, ${ledger.signed ? "signed" : "unsigned: set TOOLWARDEN_AUDIT_KEY to sign"})\n`,
       );
@@ -357,7 +357,7 @@ async function scan(argv: string[]): Promise<number> {
   } else {
     const rows = results.flatMap((server) =>
       server.status !== "ok"
-        ? [[server.id, "-", server.status, "", server.error ?? ""]]
+        ? [[server.id, "-", server.status, "-", server.error ?? ""]]
         : server.tools.map((tool) => [
             server.id,
             tool.name,
@@ -370,7 +370,7 @@ async function scan(argv: string[]): Promise<number> {
           ]),
     );
     process.stdout.write(
-      `${table(
+      `${textTable(
         ["server", "tool", "risk", "can", "findings"],
         rows.map((row) => row.map((cell) => truncate(String(cell), 90))),
       )}\n`,
@@ -385,4 +385,12 @@ async function scan(argv: string[]): Promise<number> {
 function truncate(text: string, width: number): string {
   const flat = text.replace(/\s+/g, " ");
   return flat.length > width ? `${flat.slice(0, width - 1)}…` : flat;
+}
+
+/** Rows as left-aligned text columns (the shared `table` right-aligns, for numbers). */
+function textTable(header: string[], rows: string[][]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((row) => (row[i] ?? "").length)));
+  const line = (row: string[]) =>
+    row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ");
+  return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
 }

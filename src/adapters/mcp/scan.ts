@@ -224,12 +224,24 @@ function crossCheck(results: ScannedServer[]): void {
         });
       } else {
         const finding = alike(tool.name);
-        if (finding)
-          tool.findings.push({
-            code: `name.${finding.code.split(".")[1]}`,
-            message: finding.message.replace("declared tool", "another server's tool"),
-            severity: "high",
-          });
+        if (finding) {
+          // Of two look-alikes, a plain lower-case ASCII name is the one imitated, not the imitator.
+          const targets = others.filter((other) => compileShadowCheck([other.name])(tool.name) !== null);
+          const imitated = isPlainName(tool.name) && targets.every((other) => !isPlainName(other.name));
+          tool.findings.push(
+            imitated
+              ? {
+                  code: "name.imitated",
+                  message: `imitated by ${targets.map((t) => `\`${t.name}\` on server \`${t.server}\``).join(", ")}`,
+                  severity: "medium",
+                }
+              : {
+                  code: `name.${finding.code.split(".")[1]}`,
+                  message: finding.message.replace("declared tool", "another server's tool"),
+                  severity: "high",
+                },
+          );
+        }
       }
       tool.level = tool.findings.some((f) => f.severity === "high")
         ? "high"
@@ -240,6 +252,10 @@ function crossCheck(results: ScannedServer[]): void {
             : "none";
     }
   }
+}
+
+function isPlainName(name: string): boolean {
+  return /^[\x21-\x7e]+$/.test(name) && name === name.toLowerCase();
 }
 
 const GLOB = /[*?[\]{}!]/;
