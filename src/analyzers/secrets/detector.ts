@@ -530,7 +530,11 @@ function hasCase(text: string, start: number, end: number): boolean {
 
 /**
  * `detect: { secrets: deny }`: credentials in any string argument (cloud keys, provider tokens,
- * private keys, JWTs, passwords in URLs and in `password=`-style assignments).
+ * private keys, JWTs, passwords in URLs and in `password=`-style assignments). Deliberately not
+ * reported, to keep false positives down: values containing placeholder words (so AWS's documented
+ * `AKIAIOSFODNN7EXAMPLE` and `xoxb-your-token`), `ghp_`/`gho_`/... tokens whose CRC-32 checksum
+ * does not match (not real tokens), Stripe `sk_test_` keys, unsigned (`alg: none`) JWTs, PEM
+ * headers without a key body, and public keys and certificates.
  */
 export const secretsDetector: Detector = {
   name: "secrets",

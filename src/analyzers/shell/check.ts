@@ -146,6 +146,8 @@ class ShellWalk {
     for (const item of node.suffix) {
       if (item.type === "Word") words.push(staticValue(item));
       else if (item.type === "Assignment") {
+        // `export NAME=value`, `declare NAME=value`: the builtin sets a variable like a prefix would.
+        this.assignment(item.name);
         words.push(item.value.type === "Word" && staticValue(item.value) !== null ? item.text : null);
       }
     }

@@ -117,6 +117,10 @@ describe("shell kind", () => {
     expect(codes(open, "LD_PRELOAD=x ls")).toEqual(["shell.env_assign"]);
     expect(codes(open, "BASH_ENV=x ls")).toEqual(["shell.env_assign"]);
     expect(codes(open, "echo > /dev/tcp/h/1")).toEqual(["shell.redirect"]);
+    expect(codes({ ...open, programs: ["export", "ls"] }, "export PATH=/tmp; ls")).toEqual([
+      "shell.env_assign",
+    ]);
+    expect(codes({ programs: ["export"] }, "export FOO=1")).toEqual(["shell.env_assign"]);
   });
 
   it("accepts eval and sh -c only when listed as such", () => {
