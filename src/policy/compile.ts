@@ -1,6 +1,11 @@
+import { dirname } from "node:path";
 import { PolicyLoadError } from "../core/index.js";
 import type { Finding, PolicyIssue, RiskLevel, Verdict } from "../core/index.js";
 import { CONSTRAINT_KINDS, compileShadowCheck, DETECTORS } from "../analyzers/index.js";
+import { compileCedar } from "../cedar/engine.js";
+import type { CedarCheck } from "../cedar/engine.js";
+import { judgeSpec } from "../judge/schema.js";
+import type { JudgeSpec } from "../judge/schema.js";
 import type { ArgCheck, AsyncArgCheck, Detector } from "../analyzers/index.js";
 import { compileWhen } from "./conditions.js";
 import type { Condition, ConditionNeeds, Report } from "./conditions.js";
@@ -10,6 +15,7 @@ import type { GlobMatcher } from "./glob.js";
 import type { LoadedPolicy, Origin } from "./load.js";
 import type { RawTest } from "./schema.js";
 import { didYouMean, issueAtPath } from "./source.js";
+import type { PolicySource } from "./source.js";
 import type { PathSegment } from "./source.js";
 
 /** One argument constraint of a declared tool, compiled. */
@@ -55,6 +61,8 @@ export interface CompiledRule {
   toolMatch?: GlobMatcher;
   /** A top-level argument the rule cannot match without; such rules are indexed by it. */
   requiresArg?: string;
+  /** `verdict: judge`: ranks as `ask` until the policy's judge answers (in `decide`). */
+  judge?: boolean;
 }
 
 /**
@@ -111,7 +119,16 @@ export interface CompiledPolicy {
   auditArgs: "hash" | "redact" | "full";
   tests: ReadonlyArray<{ test: RawTest; origin: Origin }>;
   loaded: LoadedPolicy;
+  /** The `judge:` reviewer, with defaults applied. */
+  judge?: JudgeSpec;
+  /** Names of the `verdict: judge` rules. */
+  judgeRules?: ReadonlySet<string>;
+  /** External engines (`engine: cedar`), asked per call; they contribute like rules. */
+  engines?: readonly EngineCheck[];
 }
+
+/** An external engine's check: it adds contributions, combined by the same deny-overrides rule. */
+export type EngineCheck = CedarCheck;
 
 const RULE_CACHE_LIMIT = 10_000;
 const UNITS: Record<string, number> = {
@@ -238,10 +255,13 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
   }
   (policy.rules ?? []).forEach((rule, i) => {
     const report = reporterFor(origins.rules[i]);
+    const judge = "judge" in rule && rule.judge === true;
+    if (judge && !policy.judge) report(["verdict"], `rule \`${rule.name}\` says \`verdict: judge\` but the policy has no \`judge:\``);
     rules.push({
       name: rule.name,
       verdict: rule.verdict,
-      reason: rule.message ?? `rule \`${rule.name}\` matched`,
+      judge,
+      reason: rule.message ?? (judge ? `rule \`${rule.name}\` needs the judge's review` : `rule \`${rule.name}\` matched`),
       when: compileWhen(rule.when, ["when"], report, needs),
       toolMatch: toolGlobs(rule.when, report),
       requiresArg: requiredArg(rule.when),
@@ -282,6 +302,16 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
   });
 
   const shadowCheck = compileShadowCheck([...tools.keys()]);
+  const engines: EngineCheck[] = [];
+  if (policy.engine?.cedar) {
+    const source = sourceOf(loaded, "engine", policy.engine);
+    const baseDir = source.file.startsWith("<") ? process.cwd() : dirname(source.file);
+    const cedar = compileCedar(policy.engine.cedar, baseDir, policy.fail === "open", (key, message) =>
+      issueAtPath(source, ["engine", "cedar", key], message),
+    );
+    issues.push(...cedar.issues);
+    if (cedar.check) engines.push(cedar.check);
+  }
   if (issues.length) {
     issues.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col);
     throw new PolicyLoadError(issues);
@@ -341,7 +371,20 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     auditArgs: policy.audit?.args ?? "hash",
     tests: (policy.tests ?? []).map((test, i) => ({ test, origin: origins.tests[i] })),
     loaded,
+    judge: policy.judge && judgeSpec(policy.judge),
+    judgeRules: new Set(rules.filter((rule) => rule.judge).map((rule) => rule.name)),
+    engines,
   };
+}
+
+/** The file that declared a merged top-level key (for paths relative to it): the root, or the base it came from. */
+function sourceOf(loaded: LoadedPolicy, key: string, value: unknown): PolicySource {
+  const wanted = JSON.stringify(value);
+  for (const source of loaded.sources) {
+    const own = source.doc.get(key);
+    if (own !== undefined && JSON.stringify((own as { toJS?: () => unknown })?.toJS?.() ?? own) === wanted) return source;
+  }
+  return loaded.source;
 }
 
 function wildcards(path: readonly string[]): number {
