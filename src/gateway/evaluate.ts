@@ -1,6 +1,7 @@
 import type { Agent, Call, Decision, Finding, FlowEvidence, Verdict } from "../core/index.js";
 import { SEVERITY } from "../core/index.js";
 import type { CompiledLimit, CompiledPolicy, CompiledTool, EvalContext, FlowHit } from "../policy/index.js";
+import { JUDGE_UNDECIDED } from "../judge/schema.js";
 import { argsProblem, forEachString, valueAt } from "./inspect.js";
 
 /** What the engine reads of a session while deciding; the gateway's `Session` provides it. */
@@ -24,6 +25,8 @@ interface Contribution {
   verdict: Verdict;
   rule: string;
   reason: string;
+  /** A `verdict: judge` rule: ranks as `ask`, after any plain `ask`, so the judge decides only when nothing else asks. */
+  judge?: boolean;
 }
 
 /**
@@ -141,8 +144,8 @@ function decide(
   const ctx = new CallContext(call, tool, args, decl, findings, session);
   let best: Contribution | undefined;
   let matched: Contribution[] | undefined;
-  const contribute = (verdict: Verdict, rule: string, reason: string) => {
-    const entry = { verdict, rule, reason };
+  const contribute = (verdict: Verdict, rule: string, reason: string, judge?: boolean) => {
+    const entry = { verdict, rule, reason, judge };
     if (!best) best = entry;
     else {
       matched ??= [best];
@@ -152,15 +155,19 @@ function decide(
   };
   for (const finding of findings) contribute(finding.verdict ?? "deny", finding.code, finding.message);
   const rules = policy.rulesFor(tool);
-  for (const rule of rules.always) if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.reason);
+  for (const rule of rules.always)
+    if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.reason, rule.judge);
   if (rules.byArg.size) {
     // Rules that need an argument are looked up by the call's own argument names.
     for (const key in args) {
       const keyed = Object.hasOwn(args, key) ? rules.byArg.get(key) : undefined;
       if (keyed)
-        for (const rule of keyed) if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.reason);
+        for (const rule of keyed)
+          if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.reason, rule.judge);
     }
   }
+
+  if (policy.engines?.length) for (const engine of policy.engines) engine(ctx, contribute);
 
   if (limitsOut) {
     for (const limit of policy.limits) {
@@ -171,14 +178,23 @@ function decide(
   const flowHits = session?.hasLabelledContent || call.labels ? ctx.flows() : undefined;
   const decision: Decision = best
     ? { verdict: best.verdict, rule: best.rule, reason: best.reason, findings, labels: EMPTY_LABELS, tool }
-    : {
-        verdict: policy.defaultVerdict,
-        rule: null,
-        reason: `no rule matched \`${tool}\`; the default is ${policy.defaultVerdict}`,
-        findings,
-        labels: EMPTY_LABELS,
-        tool,
-      };
+    : policy.judge?.undecided
+      ? {
+          verdict: "ask",
+          rule: JUDGE_UNDECIDED,
+          reason: `no rule decided \`${tool}\`; the judge reviews it`,
+          findings,
+          labels: EMPTY_LABELS,
+          tool,
+        }
+      : {
+          verdict: policy.defaultVerdict,
+          rule: null,
+          reason: `no rule matched \`${tool}\`; the default is ${policy.defaultVerdict}`,
+          findings,
+          labels: EMPTY_LABELS,
+          tool,
+        };
   if (matched) decision.matched = matched.sort(byRank).map((entry) => entry.rule);
   if (flowHits?.length) {
     decision.labels = [...new Set(flowHits.map((hit) => hit.label))];
@@ -227,10 +243,10 @@ class CallContext implements EvalContext {
 }
 const EMPTY_LABELS: string[] = [];
 
-/** Most severe first; among equals the smaller name, so file order never changes which rule is named. */
+/** Most severe first; among equals a plain rule before a judge rule, then the smaller name, so file order never changes which rule is named. */
 function outranks(a: Contribution, b: Contribution): boolean {
   const diff = SEVERITY[a.verdict] - SEVERITY[b.verdict];
-  return diff > 0 || (diff === 0 && a.rule < b.rule);
+  return diff > 0 || (diff === 0 && (!a.judge === !b.judge ? a.rule < b.rule : !a.judge));
 }
 
 function byRank(a: Contribution, b: Contribution): number {
