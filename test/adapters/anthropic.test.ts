@@ -26,7 +26,12 @@ describe("toolwarden/anthropic against a local Messages API server", () => {
 
   it("Messages API: the host loop answers tool_use blocks with tool_result blocks", async () => {
     const host = hostTools();
-    const tools = guardToolUses(e2e.warden, host, { agent: { id: "support-bot" } });
+    const { web_fetch, delete_records, send_email } = host;
+    const tools = guardToolUses(
+      e2e.warden,
+      { web_fetch, delete_records, send_email },
+      { agent: { id: "support-bot" } },
+    );
     const messages: MessageParam[] = [{ role: "user", content: "Read the FAQ" }];
     let finalText: string | undefined;
     for (let turn = 0; turn < 6; turn++) {

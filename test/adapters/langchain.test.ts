@@ -85,8 +85,7 @@ describe("toolwarden/langchain in a LangGraph.js agent against a local OpenAI-co
   it("a guarded tool called directly (no tool call) throws the refusal", async () => {
     server = await startOpenAIServer();
     const host = hostTools();
-    const [, deleteRecords] = lcTools(host);
-    const guarded = guardTool(e2e.warden, deleteRecords);
+    const guarded = guardTool(e2e.warden, lcTools(host)[1] as StructuredTool);
     await expect(guarded.invoke({ table: "customers" })).rejects.toMatchObject({ code: "denied" });
     // Schema validation still runs first, so bad input never reaches the policy.
     await expect(guarded.invoke({ table: 42 } as never)).rejects.toThrow(/did not match expected schema/);

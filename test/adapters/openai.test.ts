@@ -7,7 +7,13 @@ import { type E2E, e2eWarden, expectScriptedRun, hostTools } from "./harness.js"
 import { chatToolResults, responsesToolResults, startOpenAIServer } from "./servers/openai.js";
 
 const TOOLS = ["web_fetch", "delete_records", "send_email"] as const;
-const parameters = { type: "object", properties: {}, additionalProperties: true } as const;
+const parameters = { type: "object" as const, properties: {}, additionalProperties: true };
+
+const functions = ({ web_fetch, delete_records, send_email }: ReturnType<typeof hostTools>) => ({
+  web_fetch,
+  delete_records,
+  send_email,
+});
 
 describe("toolwarden/openai against a local OpenAI-compatible server", () => {
   let e2e: E2E;
@@ -26,7 +32,7 @@ describe("toolwarden/openai against a local OpenAI-compatible server", () => {
 
   it("Chat Completions: the host loop answers tool_calls through guardToolCalls", async () => {
     const host = hostTools();
-    const tools = guardToolCalls(e2e.warden, host, { agent: { id: "support-bot" } });
+    const tools = guardToolCalls(e2e.warden, functions(host), { agent: { id: "support-bot" } });
     const messages: ChatCompletionMessageParam[] = [{ role: "user", content: "Read the FAQ" }];
     let finalText: string | null | undefined;
     for (let turn = 0; turn < 6; turn++) {
@@ -57,7 +63,7 @@ describe("toolwarden/openai against a local OpenAI-compatible server", () => {
 
   it("Responses API: function_call items become function_call_output items", async () => {
     const host = hostTools();
-    const tools = guardToolCalls(e2e.warden, host);
+    const tools = guardToolCalls(e2e.warden, functions(host));
     const input: ResponseInputItem[] = [{ role: "user", content: "Read the FAQ" }];
     let finalText: string | undefined;
     for (let turn = 0; turn < 6; turn++) {
@@ -117,7 +123,13 @@ describe("toolwarden/openai against a local OpenAI-compatible server", () => {
     const host = hostTools();
     const runnable = TOOLS.map((name) => ({
       type: "function" as const,
-      function: { name, parameters, parse: JSON.parse, function: host[name] as (args: any) => unknown },
+      function: {
+        name,
+        description: name,
+        parameters,
+        parse: JSON.parse,
+        function: host[name] as (args: any) => unknown,
+      },
     }));
     const tools = guardRunnableTools(e2e.warden, runnable);
     const params = { model: "scripted-gpt", messages: [{ role: "user" as const, content: "Read the FAQ" }] };

@@ -8,6 +8,8 @@
 import type { Warden } from "../../gateway/warden.js";
 import { type ApprovalAnswer, type GuardOptions, refusalError, ToolGuard } from "../protect.js";
 
+export type { GuardOptions } from "../protect.js";
+
 /** What the AI SDK passes to `execute` and `needsApproval` (the parts used here). */
 export interface ToolCallOptions {
   toolCallId: string;

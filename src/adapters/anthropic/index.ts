@@ -9,6 +9,8 @@ import type { Session } from "../../gateway/session.js";
 import type { Warden } from "../../gateway/warden.js";
 import { type GuardOptions, outputText, refusalError, ToolGuard } from "../protect.js";
 
+export type { GuardOptions } from "../protect.js";
+
 /** A content block of an assistant message; only `tool_use` blocks are acted on. */
 export type ContentBlock = { type: "tool_use"; id: string; name: string; input: unknown } | { type: string };
 
@@ -16,7 +18,8 @@ export type ContentBlock = { type: "tool_use"; id: string; name: string; input: 
 export interface ToolResultBlock {
   type: "tool_result";
   tool_use_id: string;
-  content: string | Array<{ type: string; [key: string]: unknown }>;
+  /** Text, or the content blocks (text, image, document...) a tool returned as they are. */
+  content: string | any[];
   is_error?: boolean;
 }
 

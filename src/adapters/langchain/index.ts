@@ -10,12 +10,15 @@ import type { Decision } from "../../core/index.js";
 import type { Warden } from "../../gateway/warden.js";
 import { type ApprovalAnswer, type GuardOptions, refusalError, ToolGuard } from "../protect.js";
 
-/** A LangChain tool: a name and the `_call` every `invoke` ends in. */
+export type { GuardOptions } from "../protect.js";
+
+/** A LangChain tool: a name and `invoke`; every `invoke` ends in the tool's (protected) `_call`. */
 export interface LangChainToolLike {
   name: string;
   invoke: (...args: any[]) => unknown;
-  _call: (arg: any, runManager?: any, config?: any) => unknown;
 }
+
+type CallFn = (arg: unknown, runManager?: unknown, config?: ToolRunConfig) => unknown;
 
 /** The run config LangChain hands to `_call` (the parts used here). */
 interface ToolRunConfig {
@@ -68,8 +71,10 @@ function wrapTool<T extends LangChainToolLike>(
   interrupt: LangChainGuardOptions["interrupt"],
 ): T {
   // A child of the tool object: everything (class, schema, callbacks) is inherited; only `_call` differs.
-  const guarded = Object.create(tool) as T;
-  const original = tool._call;
+  const guarded = Object.create(tool) as T & { _call: CallFn };
+  const original = (tool as unknown as { _call?: CallFn })._call;
+  if (typeof original !== "function")
+    throw new TypeError(`toolwarden: \`${tool.name}\` is not a LangChain tool (it has no _call)`);
   guarded._call = async (arg: unknown, runManager?: unknown, config?: ToolRunConfig) => {
     const thread = config?.configurable?.thread_id;
     const session = guard.session(typeof thread === "string" && thread ? thread : undefined);

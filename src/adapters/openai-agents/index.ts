@@ -9,6 +9,8 @@
 import type { Warden } from "../../gateway/warden.js";
 import { type ApprovalAnswer, type GuardOptions, parseArgs, ToolGuard } from "../protect.js";
 
+export type { GuardOptions } from "../protect.js";
+
 /** The SDK's per-run context (the parts used here): one object for one run, approvals included. */
 export interface RunContextLike {
   isToolApproved?: (approval: { toolName: string; callId: string }) => boolean | undefined;

@@ -10,6 +10,8 @@ import type { Session } from "../../gateway/session.js";
 import type { Warden } from "../../gateway/warden.js";
 import { type GuardOptions, outputText, parseArgs, ToolGuard } from "../protect.js";
 
+export type { GuardOptions } from "../protect.js";
+
 /** A tool call of a Chat Completions assistant message (function or custom tool). */
 export type ChatToolCall =
   | { id: string; type: "function"; function: { name: string; arguments: string } }
@@ -96,16 +98,19 @@ export function guardToolCalls(
     }
     const call = guard.call(tool, args, session);
     const fn = Object.hasOwn(tools, tool) ? tools[tool] : undefined;
-    const outcome = await guard
-      .run(call, session, () => {
-        if (!fn) throw new UnknownToolError(tool, Object.keys(tools));
-        return fn(args, { callId, session, call });
-      })
-      .catch((error: unknown) => {
-        if (error instanceof UnknownToolError)
-          return { allowed: false as const, decision: undefined, message: error.message };
-        throw error;
-      });
+    if (!fn) {
+      // Still decided (and audited): a call to a tool the host does not have is worth a record.
+      const decision = await guard.decide(call);
+      const allowed = decision.verdict === "allow" || decision.verdict === "flag";
+      const content = allowed
+        ? `there is no tool \`${tool}\`; the tools are ${Object.keys(tools)
+            .map((k) => `\`${k}\``)
+            .join(", ")}. The call was not run.`
+        : guard.refusal(decision, call);
+      results.push({ callId, tool, decision, content });
+      return content;
+    }
+    const outcome = await guard.run(call, session, () => fn(args, { callId, session, call }));
     const content = outcome.allowed ? outputText(outcome.output) : outcome.message;
     results.push({ callId, tool, decision: outcome.decision, content });
     return content;
@@ -157,14 +162,6 @@ function isCustomCall(
   item: ResponseOutputItem,
 ): item is Extract<ResponseOutputItem, { type: "custom_tool_call" }> {
   return item.type === "custom_tool_call" && "call_id" in item;
-}
-
-class UnknownToolError extends Error {
-  constructor(tool: string, known: string[]) {
-    super(
-      `there is no tool \`${tool}\`; the tools are ${known.map((k) => `\`${k}\``).join(", ")}. The call was not run.`,
-    );
-  }
 }
 
 /** A `runTools` tool: `{ type: "function", function: { function, parse?, name?, ... } }` or a `zodFunction(...)` tool. */
