@@ -8,6 +8,12 @@ import type { CompiledLimit, CompiledPolicy } from "../policy/index.js";
 import { MemoryStateStore } from "../stores/memory/index.js";
 import type { LimitBucket, StateStore } from "../stores/types.js";
 import { canonicalJson } from "../audit/chain.js";
+import { applyJudgement, needsJudge } from "../judge/apply.js";
+import type { JudgedDecision } from "../judge/apply.js";
+import { Judge } from "../judge/judge.js";
+import { Authority, withAuthorityFinding } from "../plans/authority.js";
+import type { Plan, PlanOptions, PlanStep } from "../plans/plan.js";
+import type { ScopeSpec } from "../plans/scope.js";
 import { evaluateCall, internalError } from "./evaluate.js";
 import { valueAt } from "./inspect.js";
 import { Session } from "./session.js";
@@ -31,6 +37,8 @@ export interface WardenOptions {
   /** Most sessions held at once; a new session past it is refused (fail-closed). Default 100,000. */
   maxSessions?: number;
   now?: () => number;
+  /** Key that signs plans and their authority tokens; default `TOOLWARDEN_PLAN_KEY`, else random per process. */
+  planKey?: string | Buffer;
 }
 
 /** Options for `wrap`: how the function's parameters become the call's `args`. */
@@ -53,6 +61,9 @@ export class Warden {
   private readonly options: WardenOptions;
   private readonly sessions = new Map<string, Session>();
   private readonly now: () => number;
+  private readonly authority: Authority;
+  /** The reviewer for the current policy's `judge:`; its cache lives as long as the spec does. */
+  private judge: Judge | undefined;
 
   constructor(policy: CompiledPolicy, options: WardenOptions = {}) {
     this.compiled = policy;
@@ -60,6 +71,10 @@ export class Warden {
     this.store = options.store ?? new MemoryStateStore();
     this.audit = options.audit;
     this.now = options.now ?? Date.now;
+    this.authority = new Authority({
+      key: options.planKey ?? process.env.TOOLWARDEN_PLAN_KEY,
+      now: () => this.now(),
+    });
   }
 
   /** A Warden for a policy file (YAML or JSON, with `extends`). Throws `PolicyLoadError`. */
@@ -116,6 +131,32 @@ export class Warden {
     return sessionScope.getStore();
   }
 
+  /**
+   * Declares a plan: signed, with one single-use (`max_calls`), time-limited token per step.
+   * A call that presents a token (`{ ...call, token }`), runs inside `runInPlan`, or belongs to
+   * the plan's `session` must be the plan's next step with arguments inside the step's tests;
+   * otherwise it is denied (`plan.outside`, `plan.order`, `plan.replay`, `plan.expired`,
+   * `plan.args`, `plan.tampered`). A plan only narrows: the policy still decides its calls.
+   */
+  plan(steps: readonly PlanStep[], options?: PlanOptions): Plan {
+    return this.authority.plan(steps, options);
+  }
+
+  /** Ends a plan: its tokens stop working and its session is free of it. */
+  endPlan(plan: Plan | string): void {
+    this.authority.endPlan(plan);
+  }
+
+  /** Runs `fn` with `plan` in force for every call inside it. */
+  runInPlan<T>(plan: Plan, fn: () => T): T {
+    return this.authority.runInPlan(plan, fn);
+  }
+
+  /** Runs `fn` in a narrower scope: only `tools`, arguments inside `resources`, judged against `task`. */
+  scope<T>(spec: ScopeSpec, fn: () => T): T {
+    return this.authority.scope(spec, fn);
+  }
+
   endSession(id: string): void {
     this.sessions.delete(id);
   }
@@ -138,7 +179,10 @@ export class Warden {
     } catch (error) {
       return internalError(this.compiled, call, error);
     }
-    return evaluateCall(this.compiled, this.withSession(call, session), session);
+    const bound = this.withSession(call, session);
+    const decision = evaluateCall(this.compiled, bound, session);
+    const guard = this.authority.check(bound, false);
+    return guard?.finding ? withAuthorityFinding(decision, guard.finding) : decision;
   }
 
   private withSession(call: Call, session: Session | undefined): Call {
@@ -170,15 +214,20 @@ export class Warden {
     } catch (error) {
       decision = internalError(policy, call, error);
     }
+    // Plans and scopes; a passing plan call reserves its token use until the decision is final.
+    const guard = this.authority.check(call, decision.verdict !== "deny");
+    if (guard?.finding) decision = withAuthorityFinding(decision, guard.finding);
     const stateless =
       limits.length === 0 &&
       (!policy.budget || costOf(policy, call) === 0) &&
       !policy.tools.get(call.tool)?.asyncChecks.length;
     if (stateless && !this.audit && decision.verdict !== "ask") {
       session?.note(decision);
+      guard?.settle(decision);
       return decision;
     }
-    return this.finishDecision(policy, call, decision, limits, session);
+    const finished = this.finishDecision(policy, call, decision, limits, session);
+    return guard ? finished.then((final) => (guard.settle(final), final)) : finished;
   }
 
   private async finishDecision(
@@ -190,12 +239,34 @@ export class Warden {
   ): Promise<Decision> {
     try {
       decision = await this.runAsyncChecks(policy, call, decision);
+      if (needsJudge(policy, decision)) decision = await this.runJudge(policy, call, decision, session);
       decision = await this.applyState(policy, call, decision, limits, session);
     } catch (error) {
       decision = internalError(policy, call, error);
     }
     session?.note(decision);
     return this.record(call, decision);
+  }
+
+  /** Asks the policy's judge about a call whose deciding rule is a judge rule; the answer (or its fallback) replaces that `ask`. */
+  private async runJudge(
+    policy: CompiledPolicy,
+    call: Call,
+    decision: Decision,
+    session: Session | undefined,
+  ): Promise<JudgedDecision> {
+    const spec = policy.judge!;
+    if (this.judge?.spec !== spec) this.judge = new Judge(spec);
+    const decl = policy.tools.get(call.tool);
+    const judgement = await this.judge.review({
+      task: this.authority.scopeTask() ?? session?.task,
+      call,
+      risk: decl?.risk,
+      sink: decl?.sink,
+      labels: decision.labels,
+      seen: session ? [...session.seen] : [],
+    });
+    return applyJudgement(policy, decision, judgement);
   }
 
   /** The I/O halves of constraints (`url.resolve`, `path.realpath`), for calls not already denied. */
@@ -376,6 +447,7 @@ export class Warden {
             ? redactAll(args)
             : undefined,
       policy: this.compiled.hash,
+      data: (decision as JudgedDecision).judge ? { judge: (decision as JudgedDecision).judge } : undefined,
       approval: decision.approval
         ? { id: decision.approval, status: decision.verdict === "ask" ? "pending" : "used" }
         : undefined,
