@@ -146,16 +146,19 @@ export class Judge {
         outcome: "no_key",
         error: `the judge's API key \`${this.spec.apiKeyEnv}\` is not set`,
       };
-    const signal = AbortSignal.timeout(this.spec.timeoutMs);
+    let signal: AbortSignal | undefined;
     let raw: unknown;
     try {
       this.ask ??=
         this.spec.provider === "openai" ? openaiAsk(this.spec, apiKey) : anthropicAsk(this.spec, apiKey);
       const ask = await this.ask;
+      // The clock starts once the client library is loaded: its first import is not the model's delay.
+      signal = AbortSignal.timeout(this.spec.timeoutMs);
       raw = await ask(renderCall(request), signal);
     } catch (error) {
       const timedOut =
-        signal.aborted || /timeout|timed out/i.test(`${(error as Error)?.name} ${(error as Error)?.message}`);
+        signal?.aborted ||
+        /timeout|timed out/i.test(`${(error as Error)?.name} ${(error as Error)?.message}`);
       if (timedOut)
         return { ok: false, outcome: "timeout", error: `no answer within ${this.spec.timeoutMs} ms` };
       return { ok: false, outcome: "error", error: oneLine((error as Error)?.message ?? String(error)) };
