@@ -72,6 +72,9 @@ function classifyV6(address: ipaddr.IPv6): AddressRisk | null {
     case "unicast":
       // ::a.b.c.d (IPv4-compatible, deprecated by RFC 4291) is missing from ipaddr.js's table.
       if (p[0] === 0 && p[1] === 0 && p[2] === 0 && p[3] === 0 && p[4] === 0 && p[5] === 0) {
+        // Still judged by the embedded address, so `private: allow` cannot reach metadata this way.
+        const inner = embedded("ipv4-compatible", v4FromGroups(p[6], p[7]));
+        if (inner?.kind === "metadata") return inner;
         return { kind: "private", reason: "ipv4-compatible ipv6 address (deprecated)" };
       }
       return null;
@@ -80,7 +83,7 @@ function classifyV6(address: ipaddr.IPv6): AddressRisk | null {
       return embedded("ipv4-mapped", v4FromGroups(p[6], p[7]));
     case "rfc6052":
       // 64:ff9b:1::/48 is local-use NAT64 (RFC 8215): a private network by definition.
-      if (p[2] !== 0) return { kind: "private", reason: "local-use nat64 address" };
+      if (p[2] !== 0) return localNat64(p);
       return embedded("nat64", v4FromGroups(p[6], p[7]));
     case "6to4":
       return embedded("6to4", v4FromGroups(p[1], p[2]));
@@ -93,6 +96,28 @@ function classifyV6(address: ipaddr.IPv6): AddressRisk | null {
     default:
       return { kind: "private", reason: rangeName(range) };
   }
+}
+
+/** RFC 6052 positions (byte indexes) of the IPv4 address for NAT64 prefix lengths 48, 56, 64 and 96. */
+const NAT64_EMBEDDINGS = [
+  [6, 7, 9, 10],
+  [7, 9, 10, 11],
+  [9, 10, 11, 12],
+  [12, 13, 14, 15],
+] as const;
+
+/**
+ * Local-use NAT64 (64:ff9b:1::/48, RFC 8215) is private, but the operator picks the prefix
+ * length, so every RFC 6052 position is checked for a metadata address: with `private: allow`
+ * the translator would otherwise carry the call to 169.254.169.254.
+ */
+function localNat64(p: number[]): AddressRisk {
+  for (const at of NAT64_EMBEDDINGS) {
+    const bytes = at.map((i) => (i % 2 === 0 ? p[i >> 1]! >> 8 : p[i >> 1]! & 255));
+    const inner = embedded("local-use nat64", new ipaddr.IPv4(bytes));
+    if (inner?.kind === "metadata") return inner;
+  }
+  return { kind: "private", reason: "local-use nat64 address" };
 }
 
 function embedded(form: string, inner: ipaddr.IPv4): AddressRisk | null {

@@ -229,6 +229,25 @@ describe("url: options", () => {
     expect(codes("http://metadata.google.internal/", options)).toEqual(["url.metadata"]);
   });
 
+  it.each([
+    ["http://[::169.254.169.254]/", "ipv4-compatible, dotted"],
+    ["http://[::a9fe:a9fe]/", "ipv4-compatible, hex"],
+    ["http://[::a9fe:aa02]/", "ipv4-compatible ECS credentials address"],
+    ["http://[64:ff9b:1::a9fe:a9fe]/", "local-use NAT64, /96"],
+    ["http://[64:ff9b:1:a9fe:a9:fe00::]/", "local-use NAT64, /48 embedding"],
+    ["http://[64:ff9b:1:0:a9:fea9:fe00:0]/", "local-use NAT64, /64 embedding"],
+  ])("private: allow still refuses metadata embedded in %s (%s)", (url) => {
+    expect(codes(url, { private: "allow" })).toEqual(["url.metadata"]);
+  });
+
+  it.each(["http://[::a00:1]/", "http://[64:ff9b:1::a00:1]/", "http://[64:ff9b:1::7f00:1]/"])(
+    "private: allow lets other embedded private addresses through: %s",
+    (url) => {
+      expect(codes(url, { private: "allow" })).toEqual([]);
+      expect(codes(url)).toEqual(["url.private"]);
+    },
+  );
+
   it("schemes accept a trailing colon and any case", () => {
     expect(codes("wss://example.com/", { schemes: ["WSS:"] })).toEqual([]);
   });
