@@ -197,7 +197,7 @@ export class PlanRegistry {
             `\`${tool}\` is step ${later + 1} of the plan; step ${at + 2} (\`${plan.steps[at + 1]?.tool}\`) comes first`,
           );
         const earlier = plan.steps.findIndex((s, i) => i <= at && s.tool === tool);
-        if (earlier === at)
+        if (earlier >= 0 && earlier === at)
           return finding("plan.replay", `step ${at + 1} (\`${tool}\`) has used its ${max(at)} call(s)`);
         if (earlier >= 0)
           return finding(
