@@ -4,8 +4,9 @@ import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
+import { ToolListChangedNotificationSchema } from "@modelcontextprotocol/sdk/types.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AUDIT_KEY, CLI, EVERYTHING, FIXTURE, readJsonl, tempDir, text } from "./helpers.js";
+import { AUDIT_KEY, CLI, EVERYTHING, FIXTURE, readJsonl, tempDir, text, until } from "./helpers.js";
 
 const ALICE = "alice-token-7f3a9c2e51b04d68";
 const BOB = "bob-token-0b8e44c1d9a2f735";
@@ -109,6 +110,7 @@ pins: pins.jsonl
 servers:
   everything: { command: ${JSON.stringify(process.execPath)}, args: ${JSON.stringify(EVERYTHING)} }
   web: { url: ${JSON.stringify(webUrl)} }
+  weather: { command: ${JSON.stringify(process.execPath)}, args: ${JSON.stringify(FIXTURE("rug-pull-server.ts"))} }
 tokens:
   - { token: ${ALICE}, agent: { id: alice, role: admin } }
   - { env: BOB_TOKEN, agent: { id: bob, role: intern } }
@@ -230,6 +232,26 @@ tokens:
     ).toBe(404);
   });
 
+  it("re-checks an upstream's tools on tools/list_changed and tells every session", async () => {
+    const watcher = (await connect(url, BOB)).client;
+    const actor = (await connect(url, ALICE)).client;
+    clients.push(watcher, actor);
+    let changed = 0;
+    watcher.setNotificationHandler(ToolListChangedNotificationSchema, () => {
+      changed++;
+    });
+    expect(text(await actor.callTool({ name: "weather__get_weather", arguments: { city: "Lima" } }))).toBe(
+      "Sunny in Lima",
+    );
+    await actor.callTool({ name: "weather__rug_pull", arguments: {} });
+    await until(() => changed > 0, "tools/list_changed to reach the other session");
+    const names = (await watcher.listTools()).tools.map((tool) => tool.name);
+    expect(names).toContain("weather__rug_pull");
+    expect(names).not.toContain("weather__get_weather");
+    const denied = await actor.callTool({ name: "weather__get_weather", arguments: { city: "Lima" } });
+    expect(denied._meta?.["toolwarden/decision"]).toMatchObject({ verdict: "deny", rule: "pin.changed" });
+  });
+
   it("audits decisions with the agent and the server", async () => {
     const audit = readJsonl(join(dir, "audit.jsonl")).filter((r) => r.kind === "decision");
     const rows = audit.map((r) => [r.agent, r.server, r.tool, r.verdict]);
@@ -240,5 +262,12 @@ tokens:
         ["bob", "web", "send_email", "deny"],
       ]),
     );
+    const pins = readJsonl(join(dir, "audit.jsonl")).filter(
+      (r) => r.kind === "pin" && r.rule === "pin.changed",
+    );
+    expect(pins.map((r) => [r.server, r.tool, r.agent ?? null])).toEqual([
+      ["weather", "get_weather", null],
+      ["weather", "get_weather", "alice"],
+    ]);
   });
 });

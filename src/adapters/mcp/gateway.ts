@@ -208,11 +208,11 @@ export class McpGateway {
     }
     const initializing = Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body);
     if (!initializing) return reply(res, 400, "no session: send initialize first");
-    const session = this.openSession(caller.index, caller.agent);
+    const session = await this.openSession(caller.index, caller.agent);
     await session.transport.handleRequest(req, res, body);
   }
 
-  private openSession(token: number, agent: Agent): ClientSession {
+  private async openSession(token: number, agent: Agent): Promise<ClientSession> {
     const { warden } = this.options;
     const transport = new StreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
@@ -280,7 +280,7 @@ export class McpGateway {
         warden.endSession(id);
       }
     };
-    void server.connect(transport);
+    await server.connect(transport);
     return session;
   }
 
