@@ -45,6 +45,46 @@ describe("compileShadowCheck", () => {
   });
 
   it.each([
+    ["send_email\u2800", "braille blank"],
+    ["\u2800read_file", "leading braille blank"],
+    ["read_file\u{e0002}", "unassigned tag code point"],
+    ["run_command\u2065", "unassigned default-ignorable code point"],
+    ["list_files\ufff0", "unassigned specials code point"],
+  ])("flags %j as hidden characters (%s)", (tool) => {
+    expect(check(tool)?.code).toBe("tool.hidden_characters");
+  });
+
+  it.each([
+    ["read\u02cdfile", "modifier letter low macron for _"],
+    ["list\u2581files", "lower one eighth block for _"],
+    ["send\u23bdemail", "horizontal scan line for _"],
+    ["run\u2e0fcommand", "paragraphos for _"],
+    ["send\u2014email", "em dash (its confusables prototype is a CJK stroke)"],
+    ["read\ufe58file", "small em dash"],
+    ["send\u2500email", "box-drawing line"],
+    ["send\u2501email", "heavy box-drawing line"],
+    ["http_g\u0454t", "Cyrillic ukrainian ie, absent from the confusables data"],
+    ["d\u0454l\u0454te_file", "two Cyrillic letters in one word"],
+    ["send_e\u043cail", "Cyrillic em"],
+    ["ru\u043f_command", "Cyrillic pe for n"],
+    ["\u0455\u0454nd_email", "a mapped and an unmapped Cyrillic letter"],
+    ["r\u0454ad_fil\u0435", "unmapped and mapped letters in two words"],
+  ])("flags %j as shadowing (%s)", (tool) => {
+    expect(compileShadowCheck([...declared, "http_get", "delete_file"])(tool)?.code).toBe("tool.shadowing");
+  });
+
+  it.each([
+    ["read_\u0444\u0430\u0439\u043b", "read + a whole Russian word"],
+    ["list_\u0444\u0430\u0439\u043b\u044b", "list + a whole Russian word"],
+    ["send_\u043f\u0438\u0441\u044c\u043c\u043e", "send + a whole Russian word"],
+    ["get\u043f\u043e\u0433\u043e\u0434\u0430", "one mixed word, mostly Cyrillic"],
+    ["run_\u30b3\u30de\u30f3\u30c9", "run + a Katakana word"],
+    ["search\u6587\u6863", "Latin and Han in one word, different length"],
+  ])("leaves the bilingual name %j to the rules (%s)", (tool) => {
+    expect(check(tool)).toBeNull();
+  });
+
+  it.each([
     "get_weather",
     "read_files",
     "send_emails",

@@ -5,17 +5,25 @@ import { preview } from "../kind.js";
 /**
  * Invisible and direction-changing characters: controls, format characters (zero-width
  * space/joiners, bidi embeddings, overrides and isolates, BOM, soft hyphen, tag characters),
- * line/paragraph separators, variation selectors, the combining grapheme joiner and the Hangul
- * and Mongolian fillers that render as nothing.
+ * line/paragraph separators, variation selectors, the combining grapheme joiner, the Hangul
+ * and Mongolian fillers, every default-ignorable code point (unassigned ones included: a
+ * renderer shows them as nothing) and the braille blank, which is a visible-width nothing.
  */
 const HIDDEN =
   // biome-ignore lint/suspicious/noMisleadingCharacterClass: a set of single invisible code points, never sequences
-  /[\u034f\p{Cc}\p{Cf}\p{Zl}\p{Zp}\u115f\u1160\u17b4\u17b5\u180b-\u180f\u3164\ufe00-\ufe0f\uffa0\u{e0100}-\u{e01ef}]/u;
+  /[\u034f\p{Cc}\p{Cf}\p{Zl}\p{Zp}\p{Default_Ignorable_Code_Point}\u115f\u1160\u17b4\u17b5\u180b-\u180f\u2800\u3164\ufe00-\ufe0f\uffa0\u{e0100}-\u{e01ef}]/u;
 const HIDDEN_ALL = new RegExp(HIDDEN.source, "gu");
 /** Combining marks: `read_fíle` is read as `read_file`. */
 const MARKS = /\p{Mn}/gu;
-/** Separators an eye skips over or swaps: `send-email`, `send.email`, `send email`, `sendemail`. */
-const SEPARATORS = /[\p{Pd}\p{Pc}\p{Z}.]/gu;
+/**
+ * Separators an eye skips over or swaps: `send-email`, `send.email`, `send email`, `sendemail`,
+ * and line-shaped symbols read as one (`ˍ`, `▁`, `⎽`, `⸏`, box-drawing lines, and `㇐`, the
+ * confusables prototype of the em dash).
+ */
+const SEPARATORS = /[\p{Pd}\p{Pc}\p{Z}.\u02cd\u23af\u23bd\u2500\u2501\u2581\u2e0f\u31d0]/gu;
+/** A letter of a script other than Latin (Cyrillic `є`, Greek, Armenian, ...). */
+const FOREIGN_LETTER = /(?!\p{Script=Latin})\p{L}/u;
+const LATIN_LETTER = /\p{Script=Latin}/u;
 const SEEN_LIMIT = 1024;
 
 let prototypes: ReadonlyMap<string, string> | undefined;
@@ -57,10 +65,52 @@ function skeleton(text: string, table: ReadonlyMap<string, string>): string {
  * posing as `l` in `send_emaiI`, then folded so `M` meets `m`).
  */
 function identityKeys(name: string, table: ReadonlyMap<string, string>): [string, string] {
-  const plain = name.normalize("NFKC").replace(HIDDEN_ALL, "");
+  // Separators go before the skeleton too: it maps some dashes to symbols that are no separators.
+  const plain = name.normalize("NFKC").replace(HIDDEN_ALL, "").replace(SEPARATORS, "");
   const folded = strip(skeleton(plain.toLowerCase(), table));
   const shapes = strip(skeleton(skeleton(plain, table).toLowerCase(), table));
   return [folded, shapes];
+}
+
+/** A name as compared letter by letter: NFKC, hidden characters removed, lower case, stripped. */
+function letters(name: string): string[] {
+  return [...strip(name.normalize("NFKC").replace(HIDDEN_ALL, "").toLowerCase())];
+}
+
+/**
+ * UTS #39 mixed-script check for letters the confusables data does not map (`http_gєt`,
+ * `send_eмail`): inside a word that mixes Latin with another script, each foreign letter stands
+ * for any one letter, and the name imitates a declared name it then matches letter for letter.
+ * A whole foreign word (`read_файл`) is a bilingual name, not a disguise, so it never counts;
+ * nor does a name that is more than half wildcards.
+ */
+function mixedScriptTarget(
+  tool: string,
+  declared: ReadonlyArray<readonly [string, string[]]>,
+  table: ReadonlyMap<string, string>,
+): string | undefined {
+  const plain = tool.normalize("NFKC").replace(HIDDEN_ALL, "").toLowerCase().replace(MARKS, "");
+  if (!FOREIGN_LETTER.test(plain) || !LATIN_LETTER.test(plain)) return undefined;
+  const chars: Array<string | null> = [];
+  let wildcards = 0;
+  for (const word of plain.split(SEPARATORS)) {
+    const mixed = FOREIGN_LETTER.test(word) && LATIN_LETTER.test(word);
+    for (const ch of word) {
+      if (mixed && FOREIGN_LETTER.test(ch)) {
+        chars.push(null);
+        wildcards++;
+      } else chars.push(ch);
+    }
+  }
+  if (wildcards === 0 || wildcards * 2 > chars.length) return undefined;
+  for (const [name, want] of declared) {
+    if (want.length !== chars.length) continue;
+    if (
+      want.every((letter, i) => chars[i] === null || chars[i] === letter || table.get(chars[i]!) === letter)
+    )
+      return name;
+  }
+  return undefined;
 }
 
 function strip(key: string): string {
@@ -79,18 +129,20 @@ export function hasHiddenCharacters(name: string): boolean {
  * - `tool.hidden_characters` for any name with invisible or bidi control characters, declared
  *   or not (the message names the declared tool it imitates, if any);
  * - `tool.shadowing` for a name that is not declared but shares an identity key (above) with
- *   a declared name.
+ *   a declared name, or mixes scripts inside a word to imitate one (`mixedScriptTarget`).
  */
 export function compileShadowCheck(declared: readonly string[]): (tool: string) => Finding | null {
   const table = confusablePrototypes();
   const exact = new Set<string>();
   const byKey = new Map<string, string>();
+  const byLetters: Array<readonly [string, string[]]> = [];
   let longest = 0;
   for (const name of declared) {
     if (/[*?[\]{}]/.test(name)) continue;
     longest = Math.max(longest, name.length);
     if (!HIDDEN.test(name)) exact.add(name);
     for (const key of identityKeys(name, table)) if (key !== "" && !byKey.has(key)) byKey.set(key, name);
+    byLetters.push([name, letters(name)]);
   }
   // What recently seen undeclared names imitate (or ""): agents repeat the same few names.
   const seen = new Map<string, string>();
@@ -101,7 +153,7 @@ export function compileShadowCheck(declared: readonly string[]): (tool: string) 
     let target = seen.get(tool);
     if (target === undefined) {
       const [folded, shapes] = identityKeys(tool, table);
-      target = byKey.get(folded) ?? byKey.get(shapes) ?? "";
+      target = byKey.get(folded) ?? byKey.get(shapes) ?? mixedScriptTarget(tool, byLetters, table) ?? "";
       if (seen.size >= SEEN_LIMIT) seen.clear();
       seen.set(tool, target);
     }
