@@ -74,6 +74,12 @@ describe("assessTool", () => {
     expect(assessTool({ name, description }).capabilities).toEqual(expected);
   });
 
+  it("reports orders to the model as medium: honest tools say `you must read` too", () => {
+    const risk = assessTool({ name: "edit_file", description: "Edits a file. You must read the file before editing it." });
+    expect(risk.findings.find((f) => f.code === "description.orders")?.severity).toBe("medium");
+    expect(risk.level).toBe("medium");
+  });
+
   it("flags a name with hidden characters", () => {
     expect(assessTool({ name: "send\u200bemail" }).findings.map((f) => f.code)).toContain(
       "name.hidden_characters",

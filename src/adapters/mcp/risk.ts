@@ -51,10 +51,6 @@ const INSTRUCTIONS: ReadonlyArray<[RegExp, string]> = [
     "tells the model to smuggle content into an argument",
   ],
   [
-    /\byou (must|have to)\b.{0,40}\b(read|send|pass|include|upload|forward)\b/,
-    "orders the model to read or send something",
-  ],
-  [
     /\b(system prompt|conversation history|previous messages|chat history)\b/,
     "asks for the conversation or system prompt",
   ],
@@ -63,6 +59,9 @@ const INSTRUCTIONS: ReadonlyArray<[RegExp, string]> = [
     "pressures the model with a threat",
   ],
 ];
+
+/** Common in honest descriptions too ("you must read the file first"): reported, but not enough to refuse a pin. */
+const ORDERS = /\byou (must|have to)\b.{0,40}\b(read|send|pass|include|upload|forward)\b/;
 
 const SENSITIVE =
   /(~\/\.ssh|\bid_(rsa|ed25519|ecdsa)\b|\.aws\/credentials|\.env\b|\bmcp\.json\b|claude_desktop_config|\.cursor\/|\bprivate key\b|\bapi[ _-]?keys?\b|\bpasswords?\b|\/etc\/(passwd|shadow))/;
@@ -121,6 +120,13 @@ export function assessTool(tool: ListedTool): ToolRisk {
         message: `description ${message}`,
         severity: "high",
       });
+  }
+  if (ORDERS.test(plain)) {
+    findings.push({
+      code: "description.orders",
+      message: "description orders the model to read or send something",
+      severity: "medium",
+    });
   }
   const sensitive = SENSITIVE.exec(plain);
   if (sensitive) {
