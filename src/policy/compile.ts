@@ -381,8 +381,8 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
 function sourceOf(loaded: LoadedPolicy, key: string, value: unknown): PolicySource {
   const wanted = JSON.stringify(value);
   for (const source of loaded.sources) {
-    const own = source.doc.get(key);
-    if (own !== undefined && JSON.stringify((own as { toJS?: () => unknown })?.toJS?.() ?? own) === wanted) return source;
+    const own = (source.doc.toJS({ maxAliasCount: 100 }) as Record<string, unknown> | null)?.[key];
+    if (own !== undefined && JSON.stringify(own) === wanted) return source;
   }
   return loaded.source;
 }
