@@ -32,7 +32,7 @@ export interface WardenOptions {
     /** How often a waiting call polls the store (ms). Default 200. */
     poll?: number;
   };
-  /** Bound on labelled content per session (bytes); past it, flow checks fail closed. Default 8 MiB. */
+  /** Bound on the memory of one session's flow index (bytes); past it, flow checks fail closed. Default 32 MiB. */
   maxTaintBytes?: number;
   /** Most sessions held at once; a new session past it is refused (fail-closed). Default 100,000. */
   maxSessions?: number;
