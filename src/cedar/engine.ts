@@ -63,8 +63,13 @@ export function compileCedar(
   if (parsed.type === "failure") return { issues: parsed.errors.map((e) => issueIn(policies, e)) };
   if (schema) {
     const schemaParsed = engine.checkParseSchema(schema.text);
-    if (schemaParsed.type === "failure") return { issues: schemaParsed.errors.map((e) => issueIn(schema, e)) };
-    const validated = engine.validate({ schema: schema.text, policies: { staticPolicies: policies.text }, validationSettings: { mode: "strict" } });
+    if (schemaParsed.type === "failure")
+      return { issues: schemaParsed.errors.map((e) => issueIn(schema, e)) };
+    const validated = engine.validate({
+      schema: schema.text,
+      policies: { staticPolicies: policies.text },
+      validationSettings: { mode: "strict" },
+    });
     if (validated.type === "failure") return { issues: validated.errors.map((e) => issueIn(policies, e)) };
     for (const { error } of validated.validationErrors) issues.push(issueIn(policies, error));
     if (issues.length) return { issues: dedupe(issues) };
@@ -73,7 +78,15 @@ export function compileCedar(
   const split = engine.policySetTextToParts(policies.text);
   if (split.type === "failure") return { issues: split.errors.map((e) => issueIn(policies, e)) };
   if (split.policy_templates.length) {
-    return { issues: [issueAt(policies, policies.text.indexOf(split.policy_templates[0]), "cedar templates are not supported; write static policies")] };
+    return {
+      issues: [
+        issueAt(
+          policies,
+          policies.text.indexOf(split.policy_templates[0]),
+          "cedar templates are not supported; write static policies",
+        ),
+      ],
+    };
   }
   const byId = new Map<string, CedarPolicy>();
   const staticPolicies: Record<string, string> = {};
@@ -122,20 +135,29 @@ export function compileCedar(
       entities: [{ uid: principal, attrs, parents: [] }],
     });
     if (answer.type === "failure") {
-      contribute(errVerdict, "cedar.error", `Cedar could not decide: ${answer.errors[0]?.message ?? "unknown error"}`);
+      contribute(
+        errVerdict,
+        "cedar.error",
+        `Cedar could not decide: ${answer.errors[0]?.message ?? "unknown error"}`,
+      );
       return;
     }
     const { decision, diagnostics } = answer.response;
     for (const id of diagnostics.reason) {
       const policy = byId.get(id);
       const where = policy ? ` (${policy.at})` : "";
-      if (decision === "allow") contribute("allow", `cedar:${id}`, `Cedar policy \`${id}\`${where} permits the call`);
+      if (decision === "allow")
+        contribute("allow", `cedar:${id}`, `Cedar policy \`${id}\`${where} permits the call`);
       else contribute("deny", `cedar:${id}`, `Cedar policy \`${id}\`${where} forbids the call`);
     }
     for (const { policyId, error } of diagnostics.errors) {
       const policy = byId.get(policyId);
       if (policy?.effect !== "forbid") continue;
-      contribute(errVerdict, `cedar:${policyId}`, `Cedar forbid \`${policyId}\` (${policy.at}) failed to evaluate (${error.message}); fail-closed`);
+      contribute(
+        errVerdict,
+        `cedar:${policyId}`,
+        `Cedar forbid \`${policyId}\` (${policy.at}) failed to evaluate (${error.message}); fail-closed`,
+      );
     }
   };
   return { check, issues: [] };
