@@ -119,7 +119,13 @@ class Loader {
 }
 
 function validate(source: PolicySource): RawPolicy {
-  const value = source.doc.toJS({ maxAliasCount: 100 });
+  let value: unknown;
+  try {
+    value = source.doc.toJS({ maxAliasCount: 100 });
+  } catch (error) {
+    // An alias before its anchor, or an alias bomb past maxAliasCount.
+    throw new PolicyLoadError([issueAt(source, 0, `invalid YAML: ${(error as Error).message.split("\n")[0]}`)]);
+  }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new PolicyLoadError([issueAt(source, 0, "a policy is a mapping with at least `version: 1`")]);
   }

@@ -64,7 +64,7 @@ describe("`__proto__` keys in a policy are refused, not silently dropped", () =>
 });
 
 describe("a recursive YAML alias is refused at load, not a crash", () => {
-  // Found by the loader fuzzer: `when: &w { not: *w }` made a cyclic value, and compiling it
+  // Found while writing the loader fuzzer: `when: &w { not: *w }` made a cyclic value, and compiling it
   // overflowed the stack (a RangeError, not a PolicyLoadError).
   const CASES: Array<[string, string]> = [
     ["in a condition", "version: 1\nrules:\n  - name: r\n    verdict: deny\n    when: &w { not: *w }\n"],
@@ -77,6 +77,21 @@ describe("a recursive YAML alias is refused at load, not a crash", () => {
   ];
   it.each(CASES)("%s", (_, text) => {
     expect(loadErrors(text).join("\n")).toMatch(/recursive alias/);
+  });
+});
+
+describe("a YAML alias the parser cannot resolve is a load error, not a crash", () => {
+  // Found by the loader fuzzer: `toJS` throws a ReferenceError for an alias used before its
+  // anchor and for an alias bomb (past 100 aliases), and it escaped the loader.
+  const bomb =
+    "version: 1\njudge:\n  a: &a [1]\n  b: &b [*a,*a,*a,*a,*a,*a,*a,*a,*a,*a]\n  c: &c [*b,*b,*b,*b,*b,*b,*b,*b,*b,*b]\n  d: [*c,*c,*c,*c,*c,*c,*c,*c,*c,*c,*c]\n";
+  const CASES: Array<[string, string, RegExp]> = [
+    ["alias before its anchor", "version: 1\njudge: { x: *a, y: &a 1 }\n", /alias/],
+    ["undefined alias", "version: 1\nname: *a\n", /alias/],
+    ["alias bomb", bomb, /alias/],
+  ];
+  it.each(CASES)("%s", (_, text, message) => {
+    expect(loadErrors(text).join("\n")).toMatch(message);
   });
 });
 
