@@ -29,6 +29,7 @@ export class ToolCatalog {
   private tools: ListedTool[] = [];
   private statuses = new Map<string, PinStatus>();
   private loading: Promise<void> | undefined;
+  private again: Promise<void> | undefined;
   private loaded = false;
   private readonly reported = new Set<string>();
 
@@ -41,7 +42,17 @@ export class ToolCatalog {
 
   /** Lists the server's tools again and re-checks every pin (on `tools/list_changed`, or a client's `tools/list`). */
   refresh(): Promise<void> {
-    this.loading ??= this.load().finally(() => {
+    if (this.loading) {
+      // A listing already under way may predate the change: list once more after it (once for all who ask meanwhile).
+      this.again ??= this.loading
+        .catch(() => {})
+        .then(() => {
+          this.again = undefined;
+          return this.refresh();
+        });
+      return this.again;
+    }
+    this.loading = this.load().finally(() => {
       this.loading = undefined;
     });
     return this.loading;

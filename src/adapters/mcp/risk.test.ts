@@ -75,7 +75,10 @@ describe("assessTool", () => {
   });
 
   it("reports orders to the model as medium: honest tools say `you must read` too", () => {
-    const risk = assessTool({ name: "edit_file", description: "Edits a file. You must read the file before editing it." });
+    const risk = assessTool({
+      name: "edit_file",
+      description: "Edits a file. You must read the file before editing it.",
+    });
     expect(risk.findings.find((f) => f.code === "description.orders")?.severity).toBe("medium");
     expect(risk.level).toBe("medium");
   });
