@@ -244,6 +244,18 @@ describe("audit", () => {
     expect(JSON.stringify(sink.events)).not.toContain("secret plans");
   });
 
+  it("keeps raw arguments only when the policy says so, with detected secrets masked", async () => {
+    const sink = new MemorySink();
+    const key = "sk_live_51HxYzABCdefGHIjklMNOpqrSTUvwx12";
+    const full = Warden.fromObject({ version: 1, allow: ["*"], detect: { secrets: "flag" }, audit: { args: "full" } }, { audit: sink });
+    await full.decide({ tool: "t", args: { note: "hello", token: key } });
+    expect(sink.events[0].args).toEqual({ note: "hello", token: "[redacted secret]" });
+    expect(JSON.stringify(sink.events)).not.toContain(key);
+    const redact = Warden.fromObject({ version: 1, allow: ["*"], audit: { args: "redact" } }, { audit: sink });
+    await redact.decide({ tool: "t", args: { note: "hello", n: 3 } });
+    expect(sink.events[1].args).toEqual({ note: "<string:5>", n: 3 });
+  });
+
   it("fails closed when the audit trail cannot keep the record", async () => {
     const sink = new MemorySink();
     sink.fail = true;

@@ -1,5 +1,5 @@
 import { AsyncLocalStorage } from "node:async_hooks";
-import { createHash, randomUUID } from "node:crypto";
+import { randomUUID } from "node:crypto";
 import type { AuditEvent, AuditSink } from "../audit/types.js";
 import { ApprovalRequiredError, PolicyDeniedError, SEVERITY } from "../core/index.js";
 import type { Agent, Call, Decision, Finding, Verdict } from "../core/index.js";
@@ -7,7 +7,8 @@ import { compilePolicyFile, compilePolicyObject, compilePolicyText } from "../po
 import type { CompiledLimit, CompiledPolicy } from "../policy/index.js";
 import { MemoryStateStore } from "../stores/memory/index.js";
 import type { LimitBucket, StateStore } from "../stores/types.js";
-import { canonicalJson } from "../audit/chain.js";
+import { canonicalJson, sha256Hex } from "../audit/chain.js";
+import { auditArgs } from "../audit/redact.js";
 import { applyJudgement, needsJudge } from "../judge/apply.js";
 import type { JudgedDecision } from "../judge/apply.js";
 import { Judge } from "../judge/judge.js";
@@ -424,8 +425,7 @@ export class Warden {
   }
 
   private auditEvent(call: Call, decision: Decision): AuditEvent {
-    const args = call.args ?? {};
-    const mode = this.compiled.auditArgs;
+    const { argsHash, args } = auditArgs(call.args ?? {}, this.compiled.auditArgs, maskFlagged(call.args, decision.findings));
     return {
       kind: "decision",
       time: new Date(this.now()).toISOString(),
@@ -439,18 +439,10 @@ export class Warden {
       findings: decision.findings,
       labels: decision.labels,
       flows: decision.flows,
-      argsHash: sha256(canonicalJson(args)),
-      args:
-        mode === "full"
-          ? redactFindings(args, decision.findings)
-          : mode === "redact"
-            ? redactAll(args)
-            : undefined,
+      argsHash,
+      args,
       policy: this.compiled.hash,
-      data: (decision as JudgedDecision).judge ? { judge: (decision as JudgedDecision).judge } : undefined,
-      approval: decision.approval
-        ? { id: decision.approval, status: decision.verdict === "ask" ? "pending" : "used" }
-        : undefined,
+      approval: decision.approval ? { id: decision.approval, status: decision.verdict === "ask" ? "pending" : "used" } : undefined,
     };
   }
 
@@ -726,13 +718,10 @@ function fmt(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(2);
 }
 
-function sha256(text: string): string {
-  return createHash("sha256").update(text).digest("hex");
-}
 
 /** Binds an approval to one exact call: tool, arguments, server, agent and session. */
 export function hashCall(call: Call): string {
-  return sha256(
+  return sha256Hex(
     canonicalJson({
       tool: call.tool,
       args: call.args ?? {},
@@ -743,38 +732,20 @@ export function hashCall(call: Call): string {
   );
 }
 
-/** A short argument summary for approvers, with flagged values masked. */
+/** A short argument summary for approvers, with values a detector flagged (secrets) masked. */
 function summarizeArgs(args: Record<string, unknown> | undefined, findings: Finding[]): string {
-  const text = JSON.stringify(redactFindings(args ?? {}, findings));
+  const text = JSON.stringify(auditArgs(args ?? {}, "full", maskFlagged(args, findings)).args);
   return text.length > 500 ? `${text.slice(0, 500)}…` : text;
 }
 
-/** Masks arguments that a detector flagged (secrets), keeping everything else. */
-function redactFindings(args: Record<string, unknown>, findings: Finding[]): unknown {
-  const flagged = new Set(
-    findings.filter((f) => f.code.startsWith("secret.") && f.arg).map((f) => f.arg as string),
-  );
-  if (!flagged.size) return args;
-  const walk = (value: unknown, path: string): unknown => {
-    if (flagged.has(path)) return "[redacted]";
-    if (Array.isArray(value)) return value.map((v, i) => walk(v, path ? `${path}.${i}` : String(i)));
-    if (value && typeof value === "object") {
-      return Object.fromEntries(
-        Object.entries(value).map(([k, v]) => [k, walk(v, path ? `${path}.${k}` : k)]),
-      );
-    }
-    return value;
-  };
-  return walk(args, "");
-}
-
-/** Keeps the shape of the arguments, replacing every string with its length. */
-function redactAll(value: unknown): unknown {
-  if (typeof value === "string") return `[${value.length} chars]`;
-  if (Array.isArray(value)) return value.map(redactAll);
-  if (value && typeof value === "object")
-    return Object.fromEntries(Object.entries(value).map(([k, v]) => [k, redactAll(v)]));
-  return value;
+/** A masking function for the argument strings that a `secret.*` finding points at. */
+function maskFlagged(args: Record<string, unknown> | undefined, findings: Finding[]): ((text: string) => string) | undefined {
+  const flagged = new Set<unknown>();
+  for (const finding of findings) {
+    if (finding.code.startsWith("secret.") && finding.arg !== undefined) flagged.add(valueAt(args ?? {}, finding.arg.split(".")));
+  }
+  if (!flagged.size) return undefined;
+  return (text) => (flagged.has(text) ? "[redacted secret]" : text);
 }
 
 export type { Agent };
