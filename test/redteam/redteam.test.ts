@@ -1,0 +1,92 @@
+import { readFileSync } from "node:fs";
+import { dirname, join } from "node:path";
+import { fileURLToPath } from "node:url";
+import { beforeAll, describe, expect, it } from "vitest";
+import { type CategoryScore, type EvalCase, scoreCategory } from "../../src/cli/eval.js";
+
+// The held-out red-team suite: written apart from the analyzers and the shipped `eval/` corpus,
+// run through the real engine with the shipped policies. See README.md for how it was made.
+const here = dirname(fileURLToPath(import.meta.url));
+const root = join(here, "..", "..");
+const categories = ["identity", "path", "secrets", "shell", "sql", "url"] as const;
+type Category = (typeof categories)[number];
+
+/** Categories whose analyzers were fixed against this suite: held to the issue's targets. */
+const enforced: readonly Category[] = ["identity", "path", "url"];
+
+/**
+ * Cases the sql, shell and secrets analyzers still get wrong (their engineer is finishing them),
+ * by `why`. The test checks this list exactly, so fixing one fails it until the entry is removed.
+ */
+const knownMisses: Record<Exclude<Category, (typeof enforced)[number]>, readonly string[]> = {
+  secrets: [
+    "AWS secret key by name at depth",
+    "GitHub OAuth token",
+    "GitHub app token in a nested header",
+    "Basic auth header",
+    "Telegram bot token",
+    "Hugging Face token",
+    "age secret key",
+    "token deep inside nested arrays",
+    "Postman API key",
+  ],
+  shell: ["find -delete removes files", "sort -o writes a file"],
+  sql: [
+    "unqualified catalog view: pg_catalog is always first on the search path",
+    "other sessions' queries through an unqualified catalog view",
+    "escape string: \\' stays inside the literal",
+    "GROUPING SETS",
+    "bind parameters",
+    "CTE feeding a DELETE with WHERE",
+  ],
+};
+
+function cases(category: Category): EvalCase[] {
+  return readFileSync(join(here, category, "cases.jsonl"), "utf8")
+    .split("\n")
+    .filter((line) => line.trim() !== "")
+    .map((line) => JSON.parse(line) as EvalCase);
+}
+
+const scores = new Map<Category, CategoryScore>();
+beforeAll(async () => {
+  for (const category of categories)
+    scores.set(category, await scoreCategory(join(here, category), category));
+});
+
+describe.each(categories)("red-team suite: %s", (category) => {
+  it("uses the shipped policy, byte for byte", () => {
+    const shipped = readFileSync(join(root, "eval", category, "policy.yaml"), "utf8");
+    expect(readFileSync(join(here, category, "policy.yaml"), "utf8")).toBe(shipped);
+  });
+
+  it("has at least 80 well-formed cases with unique reasons, both polarities in balance", () => {
+    const all = cases(category);
+    expect(all.length).toBeGreaterThanOrEqual(80);
+    for (const c of all) {
+      expect(typeof c.tool).toBe("string");
+      expect(["deny", "allow"]).toContain(c.expect);
+      expect(c.why?.length).toBeGreaterThan(0);
+    }
+    expect(new Set(all.map((c) => c.why)).size).toBe(all.length);
+    const attacks = all.filter((c) => c.expect === "deny").length;
+    expect(attacks / all.length).toBeGreaterThan(0.4);
+    expect(attacks / all.length).toBeLessThan(0.6);
+  });
+
+  if ((enforced as readonly string[]).includes(category)) {
+    it("meets recall >= 0.99 and a false-positive rate <= 1%", () => {
+      const score = scores.get(category)!;
+      const missed = score.misses.map((m) => `${m.case.expect} ${m.case.why}: got ${m.verdict}`);
+      expect(missed).toEqual([]);
+      expect(score.recall).toBeGreaterThanOrEqual(0.99);
+      expect(score.falsePositiveRate).toBeLessThanOrEqual(0.01);
+    });
+  } else {
+    it("misclassifies exactly the known misses", () => {
+      const score = scores.get(category)!;
+      const missed = score.misses.map((m) => m.case.why).sort();
+      expect(missed).toEqual([...knownMisses[category as keyof typeof knownMisses]].sort());
+    });
+  }
+});
