@@ -33,3 +33,5 @@ export type { CompiledPolicy } from "./policy/index.js";
 export { MemoryStateStore } from "./stores/memory/index.js";
 export type { Approval, StateStore } from "./stores/types.js";
 export type { AuditEvent, AuditRecord, AuditSink } from "./audit/types.js";
+export type { JudgedDecision, Judgement, JudgeOutcome } from "./judge/index.js";
+export type { Plan, PlannedCall, PlanOptions, PlanStep, ScopeSpec } from "./plans/index.js";
