@@ -13,6 +13,7 @@ export interface SessionState {
   /** Whether the session holds labelled content at all (skip scanning when not). */
   readonly hasLabelledContent: boolean;
   endorsed(text: string, labels: readonly string[]): boolean;
+  inValueSet(text: string, source: string): boolean;
   view(): Record<string, unknown>;
 }
 
@@ -235,6 +236,11 @@ class CallContext implements EvalContext {
 
   endorsed(text: string, labels: readonly string[]): boolean {
     return this.session?.endorsed(text, labels) ?? false;
+  }
+
+  fromValues(text: string, sources: readonly string[]): boolean {
+    const session = this.session;
+    return session !== undefined && sources.some((source) => session.inValueSet(text, source));
   }
 
   sessionView(): Record<string, unknown> {

@@ -130,4 +130,43 @@ describe("provenance constructs", () => {
     ]);
     expect(session.seen.has("untrusted")).toBe(true);
   });
+
+  it("from on a list holds only when every element is a trusted value", () => {
+    const warden = Warden.fromObject({
+      version: 1,
+      default: "allow",
+      tools: { invite: {} },
+      rules: [{ name: "unknown-invitee", when: { tool: "invite", not: { "args.to": { from: ["list_contacts", "user"] } } }, verdict: "deny" }],
+    });
+    const session = warden.session({ id: "l" });
+    session.input("invite bob.lee@corp.example too", { labels: ["user"] });
+    warden.recordOutput({ tool: "list_contacts", session: "l" }, [{ email: "ann.smith@corp.example" }]);
+    const invite = (to: string[]) => warden.evaluate({ tool: "invite", session: "l", args: { to } }).verdict;
+    expect(invite(["ann.smith@corp.example", "bob.lee@corp.example"])).toBe("allow");
+    expect(invite(["ann.smith@corp.example", "mallory@evil.example"])).toBe("deny");
+  });
+
+  it("a value-set tool's fields-labelled parts are not trusted values", () => {
+    const warden = Warden.fromObject({
+      version: 1,
+      default: "allow",
+      tools: { get_transactions: { fields: { "*.subject": ["untrusted"] } }, pay: {} },
+      rules: [{ name: "payee", when: { tool: "pay", not: { "args.iban": { from: ["get_transactions"] } } }, verdict: "ask" }],
+    });
+    warden.recordOutput({ tool: "get_transactions", session: "v" }, [{ recipient: "GB29NWBK60161331926819", subject: "refund to LT121000011101001000" }]);
+    const pay = (iban: string) => warden.evaluate({ tool: "pay", session: "v", args: { iban } }).verdict;
+    expect(pay("GB29NWBK60161331926819")).toBe("allow");
+    expect(pay("LT121000011101001000")).toBe("ask");
+  });
+
+  it("argument names are not content: a parameter named like a word the user typed carries nothing", () => {
+    const warden = Warden.fromObject({
+      version: 1,
+      default: "allow",
+      rules: [{ name: "typed", when: { "args.recipient": { flows: ["user"] } }, verdict: "flag" }],
+    });
+    warden.session({ id: "n" }).input("please pay the recipient of my last transfer again", { labels: ["user"] });
+    expect(warden.evaluate({ tool: "pay", session: "n", args: { recipient: "x" } }).verdict).toBe("allow");
+    expect(warden.evaluate({ tool: "pay", session: "n", args: { recipient: "the recipient of my last transfer" } }).verdict).toBe("flag");
+  });
 });

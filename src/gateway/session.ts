@@ -70,6 +70,8 @@ export class Session implements SessionState {
   /** Records labelled input that is not a tool output: the user's request, an uploaded document. */
   input(value: unknown, options: { labels: readonly string[] }): void {
     this.addContent(value, options.labels, `input#${++this.outputs}`);
+    // What the user typed is also a value set per label (`from: [user]`), down to short words.
+    for (const label of options.labels) this.recordValues(label, value, MIN_INPUT_WORD);
   }
 
   /** Records a tool's output under its labels; returns the source id later flows name. */
@@ -81,12 +83,13 @@ export class Session implements SessionState {
 
   /**
    * Records the values of a trusted value-set tool's output (`from: [tool]`): every string or
-   * number leaf, and for strings also their words (an address inside "Alice <a@x.com>").
-   * Past MAX_VALUES, nothing more is trusted, which only ever makes `from` stricter.
+   * number leaf, and for strings also their words of at least `minWord` characters (an address
+   * inside "Alice <a@x.com>"). Past MAX_VALUES, nothing more is trusted, which only ever makes
+   * `from` stricter.
    */
-  recordValues(tool: string, output: unknown): void {
-    let set = this.valueSets.get(tool);
-    if (!set) this.valueSets.set(tool, (set = new Set()));
+  recordValues(source: string, output: unknown, minWord = MIN_WORD): void {
+    let set = this.valueSets.get(source);
+    if (!set) this.valueSets.set(source, (set = new Set()));
     const target = set;
     const add = (text: string) => {
       if (this.valueCount >= MAX_VALUES) return;
@@ -98,12 +101,13 @@ export class Session implements SessionState {
     };
     visitLeaves(output, 0, (leaf) => {
       add(leaf);
-      for (const word of leaf.split(WORD_SEPARATORS)) if (word.length >= MIN_WORD && word !== leaf) add(word);
+      for (const word of leaf.split(WORD_SEPARATORS)) if (word.length >= minWord && word !== leaf) add(word);
     });
   }
 
-  private inValueSet(text: string, tool: string): boolean {
-    const set = this.valueSets.get(tool);
+  /** Whether `text` is a value of the set (a tool's outputs, or inputs with that label). */
+  inValueSet(text: string, source: string): boolean {
+    const set = this.valueSets.get(source);
     return set !== undefined && set.has(normalizeFlowText(text));
   }
 
@@ -118,9 +122,12 @@ export class Session implements SessionState {
 
   flowsInto(args: Record<string, unknown>): FlowHit[] {
     const found: Array<{ label: string; source: string; arg: string }> = [];
-    if (!scanValue(this.index, args, "", found)) {
-      // Arguments too large or deep to inspect fully: every label seen may be in them (fail-closed).
-      for (const label of this.seenLabels) found.push({ label, source: "uninspected", arg: "" });
+    // Each argument's value is scanned; its name is the tool's parameter, not content.
+    for (const key of Object.keys(args)) {
+      if (!scanValue(this.index, args[key], key, found)) {
+        // Too large or deep to inspect fully: every label seen may be in it (fail-closed).
+        for (const label of this.seenLabels) found.push({ label, source: "uninspected", arg: key });
+      }
     }
     return found.map((hit) => {
       const leaf = valueAt(args, hit.arg.split("."));
@@ -176,6 +183,8 @@ export class Session implements SessionState {
 const MAX_VALUES = 200_000;
 /** Shorter words inside a value (an IBAN's 4-digit groups) are not values of their own. */
 const MIN_WORD = 8;
+/** Words of the user's own input count down to this length (names, short codes). */
+const MIN_INPUT_WORD = 3;
 const WORD_SEPARATORS = /[\s,;<>()[\]{}"'|]+/;
 
 function visitLeaves(value: unknown, depth: number, visit: (text: string) => void): void {

@@ -515,17 +515,25 @@ export class Warden {
       for (const hit of target.flowsInto(call.args ?? {})) base.add(hit.label);
     }
     const removed = decl?.declassifies.filter((label) => base.delete(label)) ?? [];
-    if (policy.valueSetTools.has(call.tool)) target.recordValues(call.tool, output);
+    const valueSet = policy.valueSetTools.has(call.tool);
     const applied = new Set<string>();
     const keep = (labels: Iterable<string>) => [...labels].filter((l) => !decl?.declassifies.includes(l));
     if (decl?.fields.length && output !== null && typeof output === "object") {
       for (const part of splitByFields(output, decl.fields, [...base], keep)) {
+        // Only the parts `fields` leaves unlabelled are trusted values (a sender, not a body).
+        if (!part.labels.length) {
+          if (valueSet) target.recordValues(call.tool, part.value);
+          continue;
+        }
         target.recordOutput(call.tool, part.value, part.labels);
         for (const label of part.labels) applied.add(label);
       }
-    } else if (base.size) {
-      target.recordOutput(call.tool, output, [...base]);
-      for (const label of base) applied.add(label);
+    } else {
+      if (valueSet) target.recordValues(call.tool, output);
+      if (base.size) {
+        target.recordOutput(call.tool, output, [...base]);
+        for (const label of base) applied.add(label);
+      }
     }
     if (removed.length && this.audit) {
       // Declassification is audited; a failure to record it is reported, never silent.
@@ -636,9 +644,7 @@ function splitByFields(
     put(base, value);
   };
   walk(output, [], 0);
-  return [...groups.values()]
-    .filter((g) => g.labels.length)
-    .map((g) => ({ value: g.values.length === 1 ? g.values[0] : g.values, labels: g.labels }));
+  return [...groups.values()].map((g) => ({ value: g.values.length === 1 ? g.values[0] : g.values, labels: g.labels }));
 }
 
 function toArgs(values: unknown[], names: string[] | undefined): Record<string, unknown> {

@@ -446,15 +446,16 @@ function compileValueTest(
         continue;
       }
       if (op === "from") {
-        const tools = stringList(operand, [...at, op], report);
-        if (!tools) continue;
-        for (const tool of tools) needs.valueSets.add(tool);
-        const labels = tools.map((tool) => `tool:${tool}`);
+        const sources = stringList(operand, [...at, op], report);
+        if (!sources) continue;
+        for (const source of sources) needs.valueSets.add(source);
+        // A list (recipients) holds only when every element is a trusted value.
+        const trusted = (ctx: EvalContext, value: unknown): boolean =>
+          (typeof value === "string" || typeof value === "number") && ctx.fromValues(String(value), sources);
         flowTest = and(flowTest, (ctx) =>
-          matchAt(root(ctx), path, 0, (value) => {
-            if (typeof value !== "string" && typeof value !== "number") return false;
-            return ctx.endorsed(String(value), labels);
-          }),
+          matchAt(root(ctx), path, 0, (value) =>
+            Array.isArray(value) ? value.every((item) => trusted(ctx, item)) : trusted(ctx, value),
+          ),
         );
         continue;
       }

@@ -26,6 +26,8 @@ export interface EvalContext {
   flows(): readonly FlowHit[];
   /** True when the whole `text` occurs in content labelled with one of `labels` (endorsement). */
   endorsed(text: string, labels: readonly string[]): boolean;
+  /** True when `text` is a value from one of these sources: a tool's outputs or inputs with that label (`from`). */
+  fromValues(text: string, sources: readonly string[]): boolean;
   /** The session as CEL sees it (`session.id`, `session.seen`, `session.calls`). */
   sessionView(): Record<string, unknown>;
 }

@@ -112,13 +112,11 @@ export const testSchema = z
     /** Earlier steps of the same session: their outputs are labelled before `call` is decided. */
     steps: z
       .array(
-        z
-          .object({
-            tool: z.string(),
-            args: z.record(z.string(), z.unknown()).optional(),
-            result: z.unknown(),
-          })
-          .strict(),
+        z.union([
+          z.object({ tool: z.string(), args: z.record(z.string(), z.unknown()).optional(), result: z.unknown() }).strict(),
+          /** The user's own labelled input, as `session.input` records it. */
+          z.object({ input: z.unknown(), labels: labelList }).strict(),
+        ]),
       )
       .optional(),
     call: callSchema,
