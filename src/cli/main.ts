@@ -29,7 +29,7 @@ const COMMANDS: Record<string, Command> = {
   eval: lazy(
     async () => (await import("./eval.js")).evalCommand,
     "run the adversarial suite: precision, recall, F1 per analyzer",
-    "toolwarden eval [DIR] [--json]",
+    "toolwarden eval [DIR] [--json] [--misses] | eval --traces [DIR]",
   ),
   audit: lazy(
     async () => ({ summary: "", usage: "", run: (await import("./audit.js")).run }),
