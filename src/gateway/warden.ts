@@ -442,6 +442,7 @@ export class Warden {
       argsHash,
       args,
       policy: this.compiled.hash,
+      data: (decision as JudgedDecision).judge ? { judge: (decision as JudgedDecision).judge } : undefined,
       approval: decision.approval ? { id: decision.approval, status: decision.verdict === "ask" ? "pending" : "used" } : undefined,
     };
   }

@@ -20,6 +20,7 @@ export function argsContext(call: Call): EvalContext {
     seen: NO_LABELS,
     flows: () => [],
     endorsed: () => false,
+    fromValues: () => false,
     sessionView: () => ({ id: call.session ?? "" }),
   };
 }
