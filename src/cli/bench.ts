@@ -19,7 +19,7 @@ export function withRatios(results: BenchResult[]): Array<BenchResult & { overhe
 
 export const bench: Command = {
   summary: "measure decision cost against a raw function call in the same run",
-  usage: "toolwarden bench [--json] [--only core|analyzers|taint|audit]",
+  usage: "toolwarden bench [--json] [--only core|analyzers|taint|audit|cedar]",
   async run(argv) {
     const { values } = parseFlags(argv, { json: { type: "boolean" }, only: { type: "string" } }, this.usage);
     if (values.help) return help(this);
@@ -29,6 +29,7 @@ export const bench: Command = {
       ["analyzers", async () => (await import("../bench/analyzers.js")).analyzerScenarios()],
       ["taint", async () => (await import("../bench/taint.js")).flowScenarios()],
       ["audit", async () => (await import("../bench/audit.js")).auditScenarios()],
+      ["cedar", async () => (await import("../cedar/bench.js")).cedarScenarios()],
     ];
     for (const [name, run] of sets) {
       if (values.only && values.only !== name) continue;
