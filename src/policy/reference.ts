@@ -26,6 +26,8 @@ export interface ReferenceSession {
   flows?: readonly FlowHit[];
   /** True when the whole `text` occurs in content labelled with one of `labels`. */
   endorsed?(text: string, labels: readonly string[]): boolean;
+  /** True when `text` is a value from one of `sources` (a tool's outputs, or input with that label), for `from`. */
+  fromValues?(text: string, sources: readonly string[]): boolean;
   /** The session as CEL sees it; by default `{ id: call.session ?? "" }`. */
   view?: Record<string, unknown>;
 }
@@ -74,6 +76,7 @@ interface Context {
   seen: Set<string>;
   flows: FlowHit[];
   endorsed: (text: string, labels: readonly string[]) => boolean;
+  fromValues: (text: string, sources: readonly string[]) => boolean;
   view: Record<string, unknown>;
 }
 
@@ -155,6 +158,7 @@ function decide(policy: RawPolicy, call: Call, session: ReferenceSession): Refer
     seen: new Set(session.seen ?? []),
     flows,
     endorsed: session.endorsed ?? (() => false),
+    fromValues: session.fromValues ?? (() => false),
     view: session.view ?? { id: call.session ?? "" },
   };
 
@@ -384,11 +388,13 @@ function valueHolds(root: unknown, path: string[], spec: unknown, ctx: Context):
     if (!flowsHold(flows, ctx, (hit) => hit.arg === prefix || hit.arg.startsWith(`${prefix}.`))) return false;
   }
   if (from !== undefined) {
-    // `from: [tool]`: some value at the path is one the tool returned (a trusted value set).
-    const sets = strings(from).map((tool) => `tool:${tool}`);
-    const endorsed = (value: unknown) =>
-      (typeof value === "string" || typeof value === "number") && ctx.endorsed(String(value), sets);
-    if (!valuesAt(root, path).some(endorsed)) return false;
+    // `from: [source]`: the value at the path is one the source gave (a trusted value set); a
+    // list (recipients) only when every element is.
+    const sources = strings(from);
+    const trusted = (value: unknown) =>
+      (typeof value === "string" || typeof value === "number") && ctx.fromValues(String(value), sources);
+    if (!valuesAt(root, path).some((value) => (Array.isArray(value) ? value.every(trusted) : trusted(value))))
+      return false;
   }
   if (ops.length === 0) return true;
   return valuesAt(root, path).some((value) => ops.every(([op, operand]) => operator(op, operand, value)));

@@ -84,6 +84,7 @@ export function referenceFor(
     seen: session?.seen,
     flows,
     endorsed: (text, labels) => session?.endorsed(text, labels) ?? false,
+    fromValues: (text, sources) => sources.some((source) => session?.inValueSet(text, source) ?? false),
     view: session?.view(),
   });
 }
