@@ -51,6 +51,9 @@ function walk(value: unknown, depth: number, budget: { nodes: number; chars: num
   }
   for (const key in value as Record<string, unknown>) {
     if (!hasOwn.call(value, key)) continue;
+    // Names are text too: ten 10 MB keys cost the flow scanner what ten 10 MB values would.
+    budget.chars -= key.length;
+    if (budget.chars < 0) return `arguments hold more than ${ARG_LIMITS.stringBytes} characters of text`;
     const problem = walk((value as Record<string, unknown>)[key], depth + 1, budget);
     if (problem) return problem;
   }

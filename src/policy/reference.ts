@@ -591,7 +591,7 @@ function isRecord(value: unknown): value is Record<string, unknown> {
   return value !== null && typeof value === "object" && !Array.isArray(value);
 }
 
-/** JSON-like data within the documented bounds: plain objects, arrays, strings, numbers, booleans, null. */
+/** JSON-like data within the documented bounds: plain objects, arrays, strings, numbers, booleans, null; keys count as text. */
 function dataProblem(
   value: unknown,
   level: number,
@@ -615,6 +615,7 @@ function dataProblem(
   const proto = Object.getPrototypeOf(value);
   if (proto !== Object.prototype && proto !== null) return "not a plain object";
   for (const key of Object.keys(value)) {
+    if ((budget.text += key.length) > MAX_TEXT) return "too much text";
     const problem = dataProblem((value as Record<string, unknown>)[key], level + 1, budget);
     if (problem) return problem;
   }

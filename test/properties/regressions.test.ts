@@ -196,3 +196,22 @@ describe("host labels on an argument that is absent carry nothing", () => {
     expect([decision.rule, decision.matched]).toEqual(["call-level", ["call-level", "per-arg"]]);
   });
 });
+
+describe("argument names count toward the 8 MiB bound on text", () => {
+  // Only string values were counted: 50 keys of 10 MB each (500 MB of text) were walked by the
+  // flow scanner for 5 s; a 9 MiB key passed the bound that a 9 MiB value does not.
+  const key = "k".repeat(9 * 1024 * 1024);
+  it("one 9 MiB key", () => {
+    const decision = decide("version: 1\ndefault: allow\n", { tool: "t", args: { [key]: 1 } });
+    expect([decision.verdict, decision.rule]).toEqual(["deny", "malformed-call"]);
+  });
+  it("keys and values together", () => {
+    const half = "v".repeat(4.5 * 1024 * 1024);
+    const decision = decide("version: 1\ndefault: allow\n", { tool: "t", args: { [half]: half } });
+    expect([decision.verdict, decision.rule]).toEqual(["deny", "malformed-call"]);
+  });
+  it("in the agent too", () => {
+    const decision = decide("version: 1\ndefault: allow\n", { tool: "t", agent: { [key]: 1 } });
+    expect([decision.verdict, decision.rule]).toEqual(["deny", "malformed-call"]);
+  });
+});
