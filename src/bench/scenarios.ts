@@ -38,10 +38,10 @@ export async function coreScenarios(): Promise<BenchResult[]> {
     results.push(measureSync(`evaluate allow, ${n}-rule policy`, () => warden.evaluate(call)));
   }
   const w100 = new Warden(compilePolicyObject(syntheticPolicy(100)));
-  const busyArgs = {
-    query: "refund policy",
-    ...Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`field_${i}`, "fine"])),
-  };
+  // Arguments as they arrive: parsed from JSON.
+  const busyArgs = JSON.parse(
+    JSON.stringify({ query: "refund policy", ...Object.fromEntries(Array.from({ length: 10 }, (_, i) => [`field_${i}`, "fine"])) }),
+  );
   results.push(
     measureSync("evaluate allow, 100-rule policy, 10 rules tested", () =>
       w100.evaluate({ tool: "search_docs", args: busyArgs }),

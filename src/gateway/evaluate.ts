@@ -160,8 +160,8 @@ function decide(
     if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.reason, rule.judge);
   if (rules.byArg.size) {
     // Rules that need an argument are looked up by the call's own argument names.
-    for (const key in args) {
-      const keyed = Object.hasOwn(args, key) ? rules.byArg.get(key) : undefined;
+    for (const key of Object.keys(args)) {
+      const keyed = rules.byArg.get(key);
       if (keyed)
         for (const rule of keyed)
           if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.reason, rule.judge);

@@ -49,8 +49,7 @@ function walk(value: unknown, depth: number, budget: { nodes: number; chars: num
   if (proto !== Object.prototype && proto !== null) {
     return `arguments hold a \`${(value as object).constructor?.name ?? "non-plain"}\` object, not plain data`;
   }
-  for (const key in value as Record<string, unknown>) {
-    if (!hasOwn.call(value, key)) continue;
+  for (const key of Object.keys(value as Record<string, unknown>)) {
     // Names are text too: ten 10 MB keys cost the flow scanner what ten 10 MB values would.
     budget.chars -= key.length;
     if (budget.chars < 0) return `arguments hold more than ${ARG_LIMITS.stringBytes} characters of text`;
@@ -71,8 +70,7 @@ export function forEachString(
   } else if (Array.isArray(value)) {
     for (let i = 0; i < value.length; i++) forEachString(value[i], path ? `${path}.${i}` : String(i), visit);
   } else if (value !== null && typeof value === "object") {
-    for (const key in value as Record<string, unknown>) {
-      if (!hasOwn.call(value, key)) continue;
+    for (const key of Object.keys(value as Record<string, unknown>)) {
       forEachString((value as Record<string, unknown>)[key], path ? `${path}.${key}` : key, visit);
     }
   }

@@ -465,12 +465,7 @@ function compileValueTest(
     if (tests.length === 1) predicate = tests[0];
     else if (tests.length > 1) predicate = (value) => tests.every((test) => test(value));
   }
-  const valueTest: Condition | undefined = predicate
-    ? (
-        (p: ValuePredicate) => (ctx: EvalContext) =>
-          matchAt(root(ctx), path, 0, p)
-      )(predicate)
-    : undefined;
+  const valueTest: Condition | undefined = predicate ? valueCondition(root, path, predicate) : undefined;
   if (valueTest && flowTest) {
     const v = valueTest;
     const f = flowTest;
@@ -480,6 +475,17 @@ function compileValueTest(
 }
 
 const hasOwn = Object.prototype.hasOwnProperty;
+
+/** A value test as a condition; one-segment paths (the common `args.amount`) skip the general walk. */
+function valueCondition(root: Getter, path: string[], predicate: ValuePredicate): Condition {
+  if (path.length !== 1) return (ctx) => matchAt(root(ctx), path, 0, predicate);
+  const key = path[0];
+  return (ctx) => {
+    const holder = root(ctx);
+    if (holder === null || typeof holder !== "object" || Array.isArray(holder)) return matchAt(holder, path, 0, predicate);
+    return predicate(hasOwn.call(holder, key) ? (holder as Record<string, unknown>)[key] : undefined);
+  };
+}
 
 /**
  * Tests the value at `path` under `value`. Own properties only (so `__proto__` and friends never
