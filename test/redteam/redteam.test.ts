@@ -19,17 +19,10 @@ const enforced: readonly Category[] = ["identity", "path", "url"];
  * by `why`. The test checks this list exactly, so fixing one fails it until the entry is removed.
  */
 const knownMisses: Record<Exclude<Category, (typeof enforced)[number]>, readonly string[]> = {
-  secrets: [
-    "AWS secret key by name at depth",
-    "GitHub OAuth token",
-    "GitHub app token in a nested header",
-    "Basic auth header",
-    "Telegram bot token",
-    "Hugging Face token",
-    "age secret key",
-    "token deep inside nested arrays",
-    "Postman API key",
-  ],
+  // Both are made-up `gho_`/`ghp_` tokens whose CRC-32 checksum does not match, with no key or
+  // header naming them: the shipped suite labels such strings benign ("ghp_-shaped string whose
+  // checksum does not match"), and every token GitHub issues carries a valid checksum.
+  secrets: ["GitHub OAuth token", "token deep inside nested arrays"],
   shell: ["find -delete removes files", "sort -o writes a file"],
   sql: [
     "unqualified catalog view: pg_catalog is always first on the search path",

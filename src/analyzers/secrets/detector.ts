@@ -1,6 +1,7 @@
 import type { Finding } from "../../core/index.js";
 import type { Detector } from "../kind.js";
 import { base62ChecksumValid } from "./checksum.js";
+import { FORMAT_TYPES, TOKEN_FORMATS, type TokenFormat } from "./formats.js";
 
 /*
  * How a scan runs. A JavaScript loop over every character costs more than the budget (a few µs
@@ -38,6 +39,12 @@ export const SECRET_TYPES = {
   password: "password",
   generic: "secret value",
   bearer_token: "bearer token",
+  basic_auth: "user and password in a Basic Authorization header",
+  auth_header: "credential in an Authorization header",
+  telegram_bot_token: "Telegram bot token",
+  discord_webhook: "Discord webhook URL",
+  mailchimp_key: "Mailchimp API key",
+  ...FORMAT_TYPES,
 } as const;
 
 export type SecretType = keyof typeof SECRET_TYPES;
@@ -74,69 +81,91 @@ const AZURE_ACCOUNT_KEY = /[A-Za-z0-9+/]{86}==/y;
 const BASE64_40 = /[A-Za-z0-9+/%]{40,200}/y;
 const PLACEHOLDER =
   /example|xxxx|\*\*\*|\.\.\.|changeme|change_me|your[_-]|placeholder|dummy|redacted|sample|<|>|\$\{|\{\{|\$\(|%s|%\(|process\.env|os\.environ|getenv|secrets\./i;
+const DISCORD_HOOK =
+  /(?:[a-z]{1,12}\.)?discord(?:app)?\.com\/api\/webhooks\/\d{5,30}\/[A-Za-z0-9_-]{60,100}/y;
 const SLACK_HOOK = /hooks\.slack\.com\/(?:services|workflows|triggers)\/[A-Za-z0-9_/+-]{20,200}/y;
 
-const TYPE_NAMES = Object.keys(SECRET_TYPES) as SecretType[];
-const TYPE_BIT = new Map(TYPE_NAMES.map((type, i) => [type, 2 ** i]));
+const CODES = new Map((Object.keys(SECRET_TYPES) as SecretType[]).map((type) => [type, `secret.${type}`]));
 
 // Per-scan state kept at module level so a clean scan allocates nothing (no closure, no set).
 let scanText = "";
 let scanArg = "";
 let scanOut: Finding[] = [];
-let scanFound = 0;
+/** Where this scan's findings start in `scanOut` (one finding per type per string). */
+let scanFirst = 0;
 // Where specific formats were found, so a `token=ghp_...` assignment is not reported twice.
 const specificAt = new Int32Array(16);
 let specificCount = 0;
 
 function hit(type: SecretType, at: number, prefix: number): void {
-  const bit = TYPE_BIT.get(type)!;
   if (type !== "password" && type !== "generic" && specificCount < specificAt.length) {
     specificAt[specificCount++] = at;
   }
-  if ((scanFound & bit) !== 0) return;
-  scanFound |= bit;
+  const code = CODES.get(type)!;
+  for (let i = scanFirst; i < scanOut.length; i++) if (scanOut[i]!.code === code) return;
   const shown = prefix > 0 ? ` \`${scanText.slice(at, at + Math.min(prefix, 4))}…\`` : "";
-  scanOut.push({ code: `secret.${type}`, message: `possible ${SECRET_TYPES[type]}${shown}`, arg: scanArg });
+  scanOut.push({ code, message: `possible ${SECRET_TYPES[type]}${shown}`, arg: scanArg });
 }
 
-// Literal prefixes of every token format (case-sensitive); indexOf finds them far faster than a
-// JavaScript loop over each character or one big alternation could.
-const PREFIXES = [
+// Where a token can start: the prefix of every format, at a word boundary, in one expression.
+// One native pass over the text costs less than an indexOf pass per prefix once there are dozens;
+// the alternatives are specific enough (`gh[pousr]_`, not `gh`) that clean prose rarely matches,
+// so a clean scan allocates nothing. `-----BEGIN` cannot follow a word boundary: it has its own pass.
+const FORMATS_BY_PREFIX = new Map<string, TokenFormat[]>();
+for (const format of TOKEN_FORMATS) {
+  const list = FORMATS_BY_PREFIX.get(format.prefix);
+  if (list) list.push(format);
+  else FORMATS_BY_PREFIX.set(format.prefix, [format]);
+}
+const OWN_PREFIXES = [
   "AKIA",
   "ASIA",
   "ABIA",
   "ACCA",
   "A3T",
   "AIza",
-  "gh",
+  "gh[pousr]_",
   "github_pat_",
-  "gl",
-  "xox",
-  "k_live_",
-  "k_prod_",
+  "gl(?:pat|ptt|dt|rt|cbt|soat|ft|imt|agent)-",
+  "xox[abposr]-",
+  "[sr]k_(?:live|prod)_",
   "sk-",
-  "SG.",
-  "SK",
+  "SG\\.",
+  "SK[0-9a-fA-F]",
   "npm_",
   "pypi-",
   "eyJ",
-  "-----BEGIN",
-  "earer ",
+  "[Bb]earer ",
+  "[Bb]asic ",
 ];
+const TOKEN_START = new RegExp(
+  `\\b(?:${[...OWN_PREFIXES, ...[...FORMATS_BY_PREFIX.keys()].map((p) => p.replace(/[.]/g, "\\."))].join("|")})`,
+  "g",
+);
 
-/** Scans one string; pushes one finding per secret type found. Never echoes more than 4 characters. */
+/**
+ * Scans one string; pushes one finding per secret type found. Never echoes more than 4 characters.
+ * `arg` is the dotted path of the string in the arguments: its last segment names the value
+ * (`env.AWS_SECRET_ACCESS_KEY`, `headers.Authorization`) the way `KEY=` would in text.
+ */
 export function scanSecrets(text: string, arg: string, out: Finding[]): void {
   scanText = text;
   scanArg = arg;
   scanOut = out;
-  scanFound = 0;
+  scanFirst = out.length;
   specificCount = 0;
   try {
-    for (const prefix of PREFIXES) {
-      for (let i = text.indexOf(prefix); i >= 0; i = text.indexOf(prefix, i + 1)) prefixAt(text, prefix, i);
-    }
+    TOKEN_START.lastIndex = 0;
+    for (let m = TOKEN_START.exec(text); m !== null; m = TOKEN_START.exec(text))
+      tokenStart(text, m[0], m.index);
+    for (let i = text.indexOf("-----BEGIN"); i >= 0; i = text.indexOf("-----BEGIN", i + 1))
+      privateKey(text, i);
+    for (let i = text.indexOf(":AA"); i >= 0; i = text.indexOf(":AA", i + 1)) telegramBot(text, i);
+    for (let i = text.indexOf("Q~"); i >= 0; i = text.indexOf("Q~", i + 1)) azureClientSecret(text, i);
+    for (let i = text.indexOf("-us"); i >= 0; i = text.indexOf("-us", i + 1)) mailchimp(text, i);
     for (let i = text.indexOf(":"); i >= 0; i = text.indexOf(":", i + 1)) assignment(text, i);
     for (let i = text.indexOf("="); i >= 0; i = text.indexOf("=", i + 1)) assignment(text, i);
+    if (arg.length > 2) namedByPath(text, arg);
   } finally {
     scanText = "";
     scanArg = "";
@@ -155,25 +184,31 @@ function runEnd(text: string, start: number): number {
   return end;
 }
 
-/** A prefix at `i`: examine the run of token characters it starts, if it starts one. */
-function prefixAt(text: string, prefix: string, i: number): void {
-  let start = i;
-  if (prefix === "earer ") {
-    const b = text.charCodeAt(i - 1) | 32;
-    if (b !== 98 || isToken(text.charCodeAt(i - 2))) return;
-    start = i + 6;
-    const end = runEnd(text, start);
-    if (end - start >= MIN_RUN && looksRandom(text, start, end)) hit("bearer_token", start, 0);
-    return;
+/** A provider format at `start`: report it when the shape matches and the value is not a stand-in. */
+function tokenFormat(text: string, format: TokenFormat, start: number): void {
+  if (!at(format.shape, text, start)) return;
+  const end = format.shape.lastIndex;
+  if (isPlaceholder(text, start, end)) return;
+  if (format.random && !looksRandom(text, start + format.prefix.length, end)) return;
+  hit(format.type as SecretType, start, Math.min(format.prefix.length, 4));
+}
+
+/** A token prefix (`prefix`, as matched) at `start`: check the format it starts. */
+function tokenStart(text: string, prefix: string, start: number): void {
+  // The word boundary lets `-` and `.` through; a token starts a run of token characters.
+  if (isToken(text.charCodeAt(start - 1))) return;
+  const formats = FORMATS_BY_PREFIX.get(prefix);
+  if (formats !== undefined) {
+    for (const format of formats) tokenFormat(text, format, start);
+  } else if (prefix.endsWith("asic ")) {
+    basicCredentials(text, start + 6);
+  } else if (prefix.endsWith("earer ")) {
+    const from = start + 7;
+    const end = runEnd(text, from);
+    if (end - from >= MIN_RUN && looksRandom(text, from, end)) hit("bearer_token", from, 0);
+  } else {
+    tokenRun(text, start);
   }
-  if (prefix === "k_live_" || prefix === "k_prod_") start = i - 1;
-  // Cheap rejections for prefixes that are common in ordinary words.
-  else if (prefix === "gh" && text.charCodeAt(i + 3) !== 95) return;
-  else if (prefix === "gl" && text.charCodeAt(i + 4) !== 45 && text.charCodeAt(i + 5) !== 45) {
-    if (!text.startsWith("glsoat-", i) && !text.startsWith("glagent-", i)) return;
-  }
-  if (start < 0 || (prefix !== "-----BEGIN" && isToken(text.charCodeAt(start - 1)))) return;
-  tokenRun(text, start);
 }
 
 function at(re: RegExp, text: string, index: number): boolean {
@@ -233,9 +268,6 @@ function tokenRun(text: string, start: number): void {
       return;
     case 101: // e
       if (c1 === 121 && at(JWT, text, start) && jwtHeader(text, start)) hit("jwt", start, 3);
-      return;
-    case 45: // -
-      if (text.startsWith("-----BEGIN", start)) privateKey(text, start);
       return;
   }
 }
@@ -322,7 +354,10 @@ function assignment(text: string, i: number): void {
       break;
     e++;
   }
-  if (e - v < 8 || text.charCodeAt(v) === 47 /* a path */ || containsWord(text, v, e, "://")) return;
+  // A short value may be the scheme of `Authorization: token <credential>`.
+  const short = e - v < 8;
+  if (short && text.charCodeAt(e) !== 32) return;
+  if (text.charCodeAt(v) === 47 /* a path */ || containsWord(text, v, e, "://")) return;
   // The identifier before the operator (skipping a closing quote and spaces).
   let k = i - 1;
   while (
@@ -339,30 +374,174 @@ function assignment(text: string, i: number): void {
   }
   const identStart = k + 1;
   if (identEnd - identStart < 3) return;
-  if (endsWithWord(text, identEnd, "accountkey")) {
+  if (endsWithWord(text, identEnd, "authorization")) authorization(text, v);
+  else if (!short) namedValue(text, identStart, identEnd, text, v, e);
+}
+
+/**
+ * A value named by an identifier (`name[start, end)`, in `text` itself or in the argument path):
+ * reported when the name says secret and the value looks random.
+ */
+function namedValue(name: string, start: number, end: number, text: string, v: number, e: number): void {
+  if (endsWithWord(name, end, "accountkey")) {
     if (at(AZURE_ACCOUNT_KEY, text, v)) hit("azure_key", v, 0);
     return;
   }
-  if (
-    endsWithWord(text, identEnd, "sharedaccesskey") ||
-    (endsWithWord(text, identEnd, "sig") && identEnd - identStart === 3)
-  ) {
-    if (
-      at(BASE64_40, text, v) &&
-      looksRandom(text, v, e) &&
-      (identEnd - identStart > 3 || text.includes("sv=20"))
-    ) {
+  if (endsWithWord(name, end, "sharedaccesskey") || (endsWithWord(name, end, "sig") && end - start === 3)) {
+    if (at(BASE64_40, text, v) && looksRandom(text, v, e) && (end - start > 3 || text.includes("sv=20"))) {
       hit("azure_key", v, 0);
     }
     return;
   }
-  const kind = keywordKind(text, identStart, identEnd);
+  const kind = keywordKind(name, start, end);
   if (kind === undefined || isPlaceholder(text, v, e) || !looksRandom(text, v, e)) return;
   for (let j = 0; j < specificCount; j++) {
     if (specificAt[j]! >= v && specificAt[j]! < e) return;
   }
-  if (e - v === 40 && containsWord(text, identStart, identEnd, "aws")) hit("aws_secret_key", v, 0);
+  if (e - v === 40 && containsWord(name, start, end, "aws")) hit("aws_secret_key", v, 0);
   else hit(kind, v, 0);
+}
+
+/**
+ * The string at `path` (`env.AWS_SECRET_ACCESS_KEY`, `request.headers.Authorization`,
+ * `api_keys.0`): the last named segment plays the identifier of a `name=value` assignment, and
+ * the whole string (one word, no spaces) the value.
+ */
+function namedByPath(text: string, path: string): void {
+  let end = path.length;
+  let start = path.lastIndexOf(".", end - 1) + 1;
+  if (isDigits(path, start, end) && start > 1) {
+    end = start - 1;
+    start = path.lastIndexOf(".", end - 1) + 1;
+  }
+  if (end - start < 3) return;
+  let v = 0;
+  let e = text.length;
+  while (v < e && text.charCodeAt(v) <= 32) v++;
+  while (e > v && text.charCodeAt(e - 1) <= 32) e--;
+  if (e - v < 8 || e - v > 512) return;
+  if (endsWithWord(path, end, "authorization")) {
+    authorization(text, v);
+    return;
+  }
+  // ~/.docker/config.json and .npmrc keep base64 `user:password` under `auth`.
+  if ((end - start === 4 || end - start === 5) && endsWithWord(path, end, "auth")) {
+    basicCredentials(text, v);
+    return;
+  }
+  // One printable ASCII word: prose (and text in other scripts) under a key is not a credential.
+  for (let i = v; i < e; i++) if (text.charCodeAt(i) <= 32 || text.charCodeAt(i) >= 127) return;
+  if (e - v <= 256 && text.charCodeAt(v) !== 47 && !containsWord(text, v, e, "://"))
+    namedValue(path, start, end, text, v, e);
+}
+
+function isDigits(text: string, start: number, end: number): boolean {
+  if (start >= end) return false;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 48 || c > 57) return false;
+  }
+  return true;
+}
+
+/**
+ * An Authorization header value at `v`: `<scheme> <credential>` or a bare credential. Basic and
+ * Bearer are found wherever they appear (prefix scan); Digest and AWS SigV4 carry one-time
+ * signatures, not reusable secrets.
+ */
+function authorization(text: string, v: number): void {
+  let s = v;
+  while (s < text.length && s - v <= 32 && isSchemeChar(text.charCodeAt(s))) s++;
+  let c = v;
+  if (text.charCodeAt(s) === 32) {
+    const scheme = s - v;
+    if (
+      (scheme === 5 && containsWord(text, v, s, "basic")) ||
+      (scheme === 6 && (containsWord(text, v, s, "bearer") || containsWord(text, v, s, "digest"))) ||
+      (scheme > 4 && containsWord(text, v, v + 4, "aws4"))
+    )
+      return;
+    c = s;
+    while (c < text.length && text.charCodeAt(c) === 32) c++;
+  }
+  // The credential is a token68 (RFC 9110): anything else (a call, an expression) is code.
+  let e = c;
+  while (e < text.length && e - c < 4096 && isToken68(text.charCodeAt(e))) e++;
+  const stop = text.charCodeAt(e);
+  if (e < text.length && !(stop <= 32 || stop === 34 || stop === 39 || stop === 44 || stop === 59)) return;
+  if (e - c < 16 || isPlaceholder(text, c, e)) return;
+  for (let j = 0; j < specificCount; j++) {
+    if (specificAt[j]! >= c && specificAt[j]! < e) return;
+  }
+  if (looksRandom(text, c, e)) hit("auth_header", c, 0);
+}
+
+function isToken68(c: number): boolean {
+  return isToken(c) || c === 126 || c === 43 || c === 47 || c === 61;
+}
+
+const BASE64_RUN = /[A-Za-z0-9+/]{8,1024}={0,2}/y;
+const PRINTABLE = /^[\x20-\x7e]+$/;
+const STANDIN_PASSWORD = /^(?:pass(?:word)?|pwd|secret|x|\d{1,5})$/i;
+
+/** base64 of `user:password` at `v` (after `Basic `, or under an `auth` key). */
+function basicCredentials(text: string, v: number): void {
+  while (text.charCodeAt(v) === 32) v++;
+  if (!at(BASE64_RUN, text, v) || isToken(text.charCodeAt(BASE64_RUN.lastIndex))) return;
+  const end = BASE64_RUN.lastIndex;
+  if (isPlaceholder(text, v, end)) return;
+  const decoded = Buffer.from(text.slice(v, end), "base64").toString("latin1");
+  const colon = decoded.indexOf(":");
+  if (colon < 0 || !PRINTABLE.test(decoded) || PLACEHOLDER.test(decoded)) return;
+  const password = decoded.slice(colon + 1);
+  // An API key as the user name with an empty password (Stripe, Mailgun) is a credential too.
+  if (
+    (password.length > 0 && !STANDIN_PASSWORD.test(password)) ||
+    (password.length === 0 && looksRandom(decoded, 0, colon))
+  )
+    hit("basic_auth", v, 0);
+}
+
+const TELEGRAM_SECRET = /AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])/y;
+
+/**
+ * `<bot id>:AA<33 characters>` at the `:`. Reported without a keyword: the shape (8 to 10 digits,
+ * a colon, then 35 base64url characters starting `AA`) is specific to Telegram bot tokens, and
+ * the secret half must look random. The id may follow `bot` as in `api.telegram.org/bot<token>`.
+ */
+function telegramBot(text: string, colon: number): void {
+  let d = colon - 1;
+  while (d >= 0 && colon - d <= 11 && text.charCodeAt(d) >= 48 && text.charCodeAt(d) <= 57) d--;
+  const digits = colon - 1 - d;
+  if (digits < 8 || digits > 10) return;
+  if (isToken(text.charCodeAt(d)) && !(d >= 2 && containsWord(text, d - 2, d + 1, "bot"))) return;
+  if (at(TELEGRAM_SECRET, text, colon + 1) && looksRandom(text, colon + 3, colon + 36)) {
+    hit("telegram_bot_token", d + 1, 0);
+  }
+}
+
+const AZURE_CLIENT_SECRET = /[A-Za-z0-9_~.]{3}\dQ~[A-Za-z0-9_~.-]{31,34}(?![A-Za-z0-9_~.-])/y;
+
+/** An Entra ID (Azure AD) client secret: three characters, a digit, `Q~`, 31 to 34 more. */
+function azureClientSecret(text: string, q: number): void {
+  const start = q - 4;
+  if (start < 0 || isAzureSecretChar(text.charCodeAt(start - 1))) return;
+  if (at(AZURE_CLIENT_SECRET, text, start) && looksRandom(text, q + 2, AZURE_CLIENT_SECRET.lastIndex)) {
+    hit("azure_key", start, 0);
+  }
+}
+
+function isAzureSecretChar(c: number): boolean {
+  return isToken(c) || c === 126;
+}
+
+const MAILCHIMP = /[0-9a-f]{32}-us\d{1,2}(?![A-Za-z0-9])/y;
+
+/** A Mailchimp API key: 32 hex digits, `-us` and the data-centre number. */
+function mailchimp(text: string, dash: number): void {
+  const start = dash - 32;
+  if (start < 0 || isToken(text.charCodeAt(start - 1))) return;
+  if (at(MAILCHIMP, text, start) && looksRandom(text, start, dash)) hit("mailchimp_key", start, 0);
 }
 
 function urlCredentials(text: string, colon: number): void {
@@ -371,6 +550,11 @@ function urlCredentials(text: string, colon: number): void {
   if (colon - s < 3) return;
   if (at(SLACK_HOOK, text, colon + 3)) {
     if (!isPlaceholder(text, colon + 3, SLACK_HOOK.lastIndex)) hit("slack_webhook", colon + 3, 0);
+    return;
+  }
+  if (at(DISCORD_HOOK, text, colon + 3)) {
+    if (looksRandom(text, DISCORD_HOOK.lastIndex - 60, DISCORD_HOOK.lastIndex))
+      hit("discord_webhook", colon + 3, 0);
     return;
   }
   URL_CREDENTIALS.lastIndex = colon + 3;
@@ -490,12 +674,17 @@ const counts = new Uint16Array(128);
 /**
  * Random-looking: 8+ characters, a digit or a symbol besides `-_.` (so `my-secret-name` is not),
  * and Shannon entropy of at least 2.75 bits per character (3 from 12 characters, 3.5 from 20).
+ * A run of letters alone passes from 20 characters when, as in random mixed-case text (Hugging
+ * Face tokens), upper and lower case are about as frequent and the case flips often; camelCase
+ * words (`BetaAPIKeyScopeMissingError`) have too few capitals or too few flips.
  */
 function looksRandom(text: string, start: number, end: number): boolean {
   const length = end - start;
   if (length < 8) return false;
   let digitOrSymbol = false;
   let other = 0;
+  let upper = 0;
+  let lower = 0;
   for (let i = start; i < end; i++) {
     const c = text.charCodeAt(i);
     if (c >= 128) {
@@ -503,7 +692,9 @@ function looksRandom(text: string, start: number, end: number): boolean {
       continue;
     }
     counts[c]!++;
-    if ((c >= 48 && c <= 57) || !(TOKEN[c] === 1 || c <= 32)) digitOrSymbol = true;
+    if (c >= 65 && c <= 90) upper++;
+    else if (c >= 97 && c <= 122) lower++;
+    else if ((c >= 48 && c <= 57) || !(TOKEN[c] === 1 || c <= 32)) digitOrSymbol = true;
   }
   let entropy = 0;
   for (let i = start; i < end; i++) {
@@ -514,7 +705,13 @@ function looksRandom(text: string, start: number, end: number): boolean {
     counts[c] = 0;
   }
   if (other > 0) entropy += (other / length) * 4;
-  return digitOrSymbol && entropy >= (length >= 20 ? 3.5 : length >= 12 ? 3.0 : 2.75);
+  if (digitOrSymbol) return entropy >= (length >= 20 ? 3.5 : length >= 12 ? 3.0 : 2.75);
+  if (length < 20 || upper + lower !== length || entropy < 4) return false;
+  let flips = 0;
+  for (let i = start + 1; i < end; i++) {
+    if ((text.charCodeAt(i) & 32) !== (text.charCodeAt(i - 1) & 32)) flips++;
+  }
+  return flips >= (length - 1) * 0.4 && upper >= length * 0.3 && lower >= length * 0.3;
 }
 
 function hasCase(text: string, start: number, end: number): boolean {
@@ -530,11 +727,15 @@ function hasCase(text: string, start: number, end: number): boolean {
 
 /**
  * `detect: { secrets: deny }`: credentials in any string argument (cloud keys, provider tokens,
- * private keys, JWTs, passwords in URLs and in `password=`-style assignments). Deliberately not
- * reported, to keep false positives down: values containing placeholder words (so AWS's documented
- * `AKIAIOSFODNN7EXAMPLE` and `xoxb-your-token`), `ghp_`/`gho_`/... tokens whose CRC-32 checksum
- * does not match (not real tokens), Stripe `sk_test_` keys, unsigned (`alg: none`) JWTs, PEM
- * headers without a key body, and public keys and certificates.
+ * private keys, JWTs, passwords in URLs and in `password=`-style assignments, Authorization
+ * headers, values under secret-named keys at any depth). Telegram bot tokens are reported without
+ * a keyword: the shape is specific and a leaked bot token is a full credential.
+ * Deliberately not reported, to keep false positives down: values containing placeholder words
+ * (so AWS's documented `AKIAIOSFODNN7EXAMPLE` and `xoxb-your-token`), `ghp_`/`gho_`/... tokens
+ * whose CRC-32 checksum does not match (every token GitHub issues carries one, so these are made
+ * up; they are still reported when a key or header names them as a credential), Stripe `sk_test_`
+ * keys, unsigned (`alg: none`) JWTs, PEM headers without a key body, and public keys and
+ * certificates.
  */
 export const secretsDetector: Detector = {
   name: "secrets",
