@@ -205,6 +205,8 @@ export class Warden {
    */
   private decideFast(call: Call): Decision | Promise<Decision> {
     const policy = this.compiled;
+    // Not even an object (a `null` line in a JSONL stream): malformed, and nothing below may read it.
+    if (call === null || typeof call !== "object") return evaluateCall(policy, call, undefined);
     let session: Session | undefined;
     let decision: Decision;
     const limits: CompiledLimit[] = [];

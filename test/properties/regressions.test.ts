@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Call, Verdict } from "../../src/core/index.js";
 import { PolicyLoadError } from "../../src/core/index.js";
-import { evaluateCall } from "../../src/gateway/index.js";
+import { evaluateCall, Warden } from "../../src/gateway/index.js";
 import { compilePolicyText } from "../../src/policy/index.js";
 import { referenceDecide } from "../../src/policy/reference.js";
 
@@ -212,6 +212,21 @@ describe("argument names count toward the 8 MiB bound on text", () => {
   });
   it("in the agent too", () => {
     const decision = decide("version: 1\ndefault: allow\n", { tool: "t", agent: { [key]: 1 } });
+    expect([decision.verdict, decision.rule]).toEqual(["deny", "malformed-call"]);
+  });
+});
+
+describe("Warden.decide never throws, even for a call that is not an object", () => {
+  // Found by the hostile CLI test: a `null` line in `check --jsonl` stopped the stream (exit 1),
+  // since decide read `call.tool` outside its guard (plans, cost, async checks).
+  it.each([
+    ["null", null],
+    ["a number", 42],
+    ["a string", "search"],
+    ["an array", [1, 2]],
+  ])("%s", async (_, call) => {
+    const warden = new Warden(compilePolicyText("version: 1\nallow: [search]\n"));
+    const decision = await warden.decide(call as unknown as Call);
     expect([decision.verdict, decision.rule]).toEqual(["deny", "malformed-call"]);
   });
 });
