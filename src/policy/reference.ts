@@ -413,7 +413,7 @@ export function valuesAt(value: unknown, path: readonly string[]): unknown[] {
     if (/^\d+$/.test(segment)) return valuesAt(value[Number(segment)], rest);
     if (value.length === 0) return [undefined];
     const out: unknown[] = [];
-    for (let i = 0; i < value.length; i++) out.push(...valuesAt(value[i], path));
+    for (let i = 0; i < value.length; i++) for (const v of valuesAt(value[i], path)) out.push(v);
     return out;
   }
   return Object.hasOwn(value, segment)
@@ -481,7 +481,8 @@ function stringLeaves(value: unknown, path: string): Array<[string, string]> {
   const entries = Array.isArray(value)
     ? Array.from(value).map((v, i) => [String(i), v] as const)
     : Object.entries(value);
-  for (const [key, child] of entries) out.push(...stringLeaves(child, path ? `${path}.${key}` : key));
+  for (const [key, child] of entries)
+    for (const leaf of stringLeaves(child, path ? `${path}.${key}` : key)) out.push(leaf);
   return out;
 }
 
@@ -510,32 +511,24 @@ export function globMatches(glob: string, text: string): boolean {
       i = end;
     } else tokens.push({ char: ch });
   }
-  return matchTokens(tokens, 0, Array.from(text), 0, new Map());
-}
-
-function matchTokens(
-  tokens: GlobToken[],
-  t: number,
-  text: string[],
-  i: number,
-  memo: Map<number, boolean>,
-): boolean {
-  const key = t * (text.length + 1) + i;
-  const known = memo.get(key);
-  if (known !== undefined) return known;
-  let result: boolean;
-  if (t === tokens.length) result = i === text.length;
-  else {
-    const token = tokens[t];
-    if ("any" in token)
-      result =
-        matchTokens(tokens, t + 1, text, i, memo) ||
-        (i < text.length && matchTokens(tokens, t, text, i + 1, memo));
-    else
-      result = i < text.length && oneMatches(token, text[i]) && matchTokens(tokens, t + 1, text, i + 1, memo);
+  // Simulate the pattern as a set of positions in `tokens`, one text character at a time.
+  const closure = (at: Set<number>) => {
+    for (const t of [...at]) for (let u = t; u < tokens.length && "any" in tokens[u]; u++) at.add(u + 1);
+    return at;
+  };
+  let states = closure(new Set([0]));
+  for (const ch of text) {
+    const next = new Set<number>();
+    for (const t of states) {
+      const token = tokens[t];
+      if (token === undefined) continue;
+      if ("any" in token) next.add(t);
+      else if (oneMatches(token, ch)) next.add(t + 1);
+    }
+    states = closure(next);
+    if (states.size === 0) return false;
   }
-  memo.set(key, result);
-  return result;
+  return states.has(tokens.length);
 }
 
 function oneMatches(token: Exclude<GlobToken, { any: true }>, ch: string): boolean {

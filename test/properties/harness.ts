@@ -78,8 +78,12 @@ export function referenceFor(
   session: Session | undefined,
 ): ReferenceDecision {
   let flows: ReturnType<Session["flowsInto"]> = [];
-  if (session?.hasLabelledContent && call.args && typeof call.args === "object")
-    flows = session.flowsInto(call.args);
+  try {
+    if (session?.hasLabelledContent && call.args && typeof call.args === "object")
+      flows = session.flowsInto(call.args);
+  } catch {
+    // Arguments the engine refuses as malformed (a throwing getter, 10,000 levels): never scanned.
+  }
   return referenceDecide(policy.loaded.policy, call, {
     seen: session?.seen,
     flows,
