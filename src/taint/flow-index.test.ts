@@ -203,9 +203,11 @@ describe("FlowIndex overflow", () => {
   it("fails closed for one scan whose candidate work passes its budget", () => {
     const index = new FlowIndex();
     const content = "the very same forty characters, many times";
-    for (let i = 0; i < 15_000; i++) index.add(content, ["untrusted"], `web#${i}`);
+    // Distinct outputs sharing one stretch: no deduplication, so every k-gram's chain is 15,000 long.
+    for (let i = 0; i < 15_000; i++) index.add(`${content} (copy ${i})`, ["untrusted"], `web#${i}`);
     index.add(PAYROLL, ["private"], "file#1");
-    const hits = index.scan(content);
+    // A long query over that stretch meets far more candidates than its budget (64 per character).
+    const hits = index.scan(`${content} `.repeat(20));
     expect(index.overflowed).toBe(false);
     expect(hits).toContainEqual({ label: "untrusted", source: OVERFLOW_SOURCE });
     expect(hits).toContainEqual({ label: "private", source: OVERFLOW_SOURCE });
