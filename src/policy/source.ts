@@ -15,7 +15,14 @@ export interface PolicySource {
 /** Parses YAML (JSON is YAML too); syntax errors become issues with positions. */
 export function parseSource(file: string, text: string): { source: PolicySource; issues: PolicyIssue[] } {
   const lines = new LineCounter();
-  const doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  let doc: Document.Parsed;
+  try {
+    doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
+  } catch (error) {
+    // The parser itself can overflow its stack (thousands of nested compact mappings).
+    const empty = { file, text, doc: parseDocument(""), lines };
+    return { source: empty, issues: [issueAt(empty, 0, `invalid YAML: ${firstLine((error as Error).message)}`)] };
+  }
   const source: PolicySource = { file, text, doc, lines };
   const issues: PolicyIssue[] = [...doc.errors, ...doc.warnings].map((error) =>
     issueAt(source, error.pos[0], `invalid YAML: ${firstLine(error.message)}`),

@@ -95,6 +95,15 @@ describe("a YAML alias the parser cannot resolve is a load error, not a crash", 
   });
 });
 
+describe("YAML the parser cannot handle is a load error, not a crash", () => {
+  // Found by the loader fuzzer: 3,000 compact mappings on one line (`"b": rl": rl": ...`)
+  // overflow the yaml parser's stack, and its RangeError escaped the loader.
+  it("3,000 nested compact mappings", () => {
+    const text = `{\n "version": 1,\n "judge": {\n  "b": ${'rl": '.repeat(3000)}{\n  }\n }\n}\n`;
+    expect(loadErrors(text).join("\n")).toMatch(/invalid YAML/);
+  });
+});
+
 describe("CEL sees arguments with an own `constructor` key as data", () => {
   // cel-js typed values by `value.constructor`: `{"constructor": null}` in the arguments made
   // every expression fail, an internal error the caller chose; under `fail: open` it let a
