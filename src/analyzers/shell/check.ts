@@ -1,6 +1,7 @@
 import { forEachChild, parse, type SyntaxNode, type Word } from "unbash";
 import type { Finding } from "../../core/index.js";
 import { preview } from "../kind.js";
+import { fileEffect } from "./file-writes.js";
 import {
   EVAL_BUILTINS,
   execOption,
@@ -189,6 +190,16 @@ class ShellWalk {
       this.report("shell.eval", `\`${preview(program)} ${preview(option, 40)}\` can run another command`);
       return;
     }
+    const effect = fileEffect(words);
+    if (effect?.kind === "runs") {
+      this.report("shell.eval", effect.what);
+      return;
+    }
+    if (effect?.kind === "unknown") {
+      this.report("shell.dynamic_command", effect.what);
+      return;
+    }
+    if (effect?.kind === "writes" && !this.allow.redirect_write) this.report("shell.redirect", effect.what);
     const wrapped = unwrap(words);
     if (wrapped !== undefined) {
       if (wrapped.kind === "eval") {
@@ -204,12 +215,6 @@ class ShellWalk {
     if (program === "find") {
       for (const run of findExecs(words)) {
         if (run.length > 0) this.invocation(run, depth + 1);
-      }
-      if (!this.allow.redirect_write) {
-        const write = words.find(
-          (w) => w === "-fprint" || w === "-fprint0" || w === "-fprintf" || w === "-fls",
-        );
-        if (write) this.report("shell.redirect", `\`find ${write}\` writes a file`);
       }
     }
   }

@@ -217,7 +217,27 @@ export function unwrap(words: Words): Unwrapped | undefined {
   i += spec.operands ?? 0;
   if (i > words.length) return { kind: "unknown", why: "missing operands" };
   const rest = words.slice(i);
-  return rest.length === 0 ? { kind: "none" } : { kind: "command", words: rest, assignments };
+  if (rest.length === 0) return { kind: "none" };
+  return { kind: "command", words: words[0] === "xargs" ? xargsRun(words, rest) : rest, assignments };
+}
+
+/**
+ * xargs adds words read from its input: at the end, or in place of the replace string given by
+ * `-I R` / `-i` / `--replace` — and those words may be options (`echo -delete | xargs find .`).
+ * They are unknown, so they stand as computed words (`null`) in what it runs.
+ */
+function xargsRun(words: Words, rest: Words): Words {
+  let replace: string | undefined;
+  for (let i = 1; i < words.length - rest.length; i++) {
+    const word = words[i] ?? "";
+    if (word === "-I") replace = words[i + 1] ?? undefined;
+    else if (word.startsWith("-I")) replace = word.slice(2);
+    else if (word === "-i" || word === "--replace") replace = "{}";
+    else if (word.startsWith("-i")) replace = word.slice(2);
+    else if (word.startsWith("--replace=")) replace = word.slice("--replace=".length);
+  }
+  if (replace === undefined || replace === "") return [...rest, null];
+  return rest.map((word) => (word?.includes(replace) ? null : word));
 }
 
 /** `-n` matches `-n`, `-n5`; `--signal` matches `--signal` and `--signal=KILL`. */

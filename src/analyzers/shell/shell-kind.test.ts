@@ -147,9 +147,65 @@ describe("shell kind", () => {
     expect(codes(tools, "rsync -e 'sh -c id' a b")).toEqual(["shell.eval"]);
     expect(codes(tools, "git -c alias.x='!id' x")).toEqual(["shell.eval"]);
     expect(codes(tools, "ssh -o ProxyCommand='id' h")).toEqual(["shell.eval"]);
-    expect(codes(tools, "tar -xf a.tar")).toEqual([]);
+    expect(codes(tools, "tar -tf a.tar")).toEqual([]);
     expect(codes(tools, "git diff -- *.ts")).toEqual([]);
     expect(codes(tools, "tar cf a.tar *")).toEqual(["shell.dynamic_command"]);
+  });
+
+  it.each([
+    ["find -delete", "find . -name '*.tmp' -delete", "shell.redirect"],
+    ["find -fprint", "find . -fprint /tmp/list", "shell.redirect"],
+    ["sort -o", "sort -o /etc/passwd users.txt", "shell.redirect"],
+    ["sort -o in a cluster", "sort -uo/etc/passwd users.txt", "shell.redirect"],
+    ["sort --output abbreviated", "sort --out=/etc/passwd users.txt", "shell.redirect"],
+    ["sort --compress-program", "sort --compress-program=sh big.txt", "shell.eval"],
+    ["uniq with an output operand", "uniq users.txt /etc/passwd", "shell.redirect"],
+    ["tee", "cat a | tee /etc/motd", "shell.redirect"],
+    ["tar extraction", "tar -xzf release.tgz", "shell.redirect"],
+    ["tar creation", "tar czf backup.tgz src", "shell.redirect"],
+    ["git log --output", "git log --output=/tmp/x", "shell.redirect"],
+    ["sed -i", "sed -i 's/a/b/' f", "shell.redirect"],
+    ["sed w command", "sed -n '/x/w /tmp/out' f", "shell.redirect"],
+    ["sed e command", "sed -n '1e id' f", "shell.eval"],
+    ["sed s///e", "sed 's/.*/id/e' f", "shell.eval"],
+    ["sed script from a file", "sed -f script.sed f", "shell.dynamic_command"],
+    ["option from a for loop", "for x in -delete; do find . $x; done", "shell.dynamic_command"],
+    ["option from xargs input", "echo -delete | xargs find .", "shell.dynamic_command"],
+    ["option from the xargs replace string", "echo -delete | xargs -I{} find . {}", "shell.dynamic_command"],
+    ["exec option from xargs input", "echo --to-command=sh | xargs tar -xf a.tar", "shell.dynamic_command"],
+  ])("denies a write or delete by an allowed program: %s", (_name, command, code) => {
+    const tools = { programs: [...base.programs, "sort", "uniq", "tee", "tar", "sed", "git log"] };
+    expect(codes(tools, command)).toContain(code);
+  });
+
+  it.each([
+    ["find printing", "find . -name '*.ts' -print0"],
+    ["find value that looks like a primary", "find . -name -delete"],
+    ["find with a computed pattern", 'find . -name "$pattern"'],
+    ["find -fprint to stdout", "find . -fprint /dev/stdout"],
+    ["sort keys", "sort -t, -k2,2n data.csv"],
+    ["sort key value ending in o", "sort -k2o data.csv"],
+    ["sort -o to stdout", "sort -o /dev/stdout data.csv"],
+    ["uniq reading one file", "uniq -c sorted.txt"],
+    ["tee to nowhere", "ls | tee /dev/null"],
+    ["tar listing", "tar -tzf release.tgz"],
+    ["tar extraction to stdout", "tar -xOf release.tgz README"],
+    ["tar creation to stdout", "tar czf - src"],
+    ["git log one line", "git log --oneline -n 5"],
+    ["sed print", "sed -n '1,5p' f"],
+    ["sed substitution with other delimiters", "sed -e 's|/usr|/opt|g' -e 'y/abc/xyz/' f"],
+    ["sed text containing w and e", "sed '/west/d; s/we/ew/2' f"],
+    ["xargs into grep", "find . -name '*.ts' | xargs grep -l foo"],
+  ])("allows a read-only use: %s", (_name, command) => {
+    const tools = { programs: [...base.programs, "sort", "uniq", "tee", "tar", "sed", "git log"] };
+    expect(codes(tools, command)).toEqual([]);
+  });
+
+  it("lets redirect_write allow writes by options, but not commands they run", () => {
+    const build: ShellOptions = { programs: ["sort", "sed", "tar"], allow: { redirect_write: true } };
+    expect(codes(build, "sort -o out.txt in.txt")).toEqual([]);
+    expect(codes(build, "tar -xf a.tar && sed -i s/a/b/ f")).toEqual([]);
+    expect(codes(build, "sed '1e id' f")).toEqual(["shell.eval"]);
   });
 
   it("handles a 10 KB command", () => {

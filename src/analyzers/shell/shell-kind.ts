@@ -16,7 +16,11 @@ export const shellOptions = z
       .object({
         /** `$(...)`, backticks, `<(...)`; the commands inside are still checked. */
         substitution: z.boolean().optional(),
-        /** `>`, `>>`, `>|`, `&>`, `<>` to files (`/dev/null` and fd duplication are always fine). */
+        /**
+         * `>`, `>>`, `>|`, `&>`, `<>` to files (`/dev/null` and fd duplication are always fine), and
+         * options or operands of allowed programs that write or delete files (`sort -o`, `find
+         * -delete`, `tee FILE`, `sed -i`, `tar -x`, `git log --output`).
+         */
         redirect_write: z.boolean().optional(),
         /** `&` and `coproc`. */
         background: z.boolean().optional(),
@@ -37,7 +41,9 @@ export type ShellOptions = z.infer<typeof shellOptions>;
  * program of every pipeline, list, subshell, function body and substitution is allowed, and no
  * eval, `sh -c`, dynamic program name, write redirection, background job or assignment appears
  * unless allowed. Wrappers (`env`, `timeout`, `xargs`, `sudo`, `find -exec`, ...) must be listed
- * themselves and the program they run is checked too. Parsed with unbash (sync, pure TypeScript).
+ * themselves and the program they run is checked too; words xargs adds from its input are unknown,
+ * as are computed words where an option could go in programs whose options write or run commands.
+ * Parsed with unbash (sync, pure TypeScript).
  */
 export const shellKind: ConstraintKind<ShellOptions> = {
   kind: "shell",
