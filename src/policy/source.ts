@@ -37,7 +37,10 @@ function firstLine(message: string): string {
 /** An issue at a byte offset, with a one-line code frame. */
 export function issueAt(source: PolicySource, offset: number, message: string, help?: string): PolicyIssue {
   const { line, col } = source.lines.linePos(Math.max(0, Math.min(offset, source.text.length)));
-  const text = source.text.split("\n")[line - 1] ?? "";
+  // The line from its start, not from splitting the whole text: 20,000 issues in a 50 KB file took seconds.
+  const start = source.lines.lineStarts[line - 1] ?? 0;
+  const end = source.text.indexOf("\n", start);
+  const text = source.text.slice(start, end < 0 ? source.text.length : end);
   const frame = `${String(line).padStart(4)} | ${text}\n     | ${" ".repeat(Math.max(0, col - 1))}^`;
   return { file: source.file, line, col, message, frame, help };
 }

@@ -104,6 +104,17 @@ describe("YAML the parser cannot handle is a load error, not a crash", () => {
   });
 });
 
+describe("thousands of YAML errors are reported in linear time", () => {
+  // Found by the loader fuzzer (a mutated 54 KB policy with 20,583 YAML errors took 2.6 s):
+  // every issue split the whole text into lines to show its own. Not timed here; the file
+  // below took seconds before and takes a fraction of one now.
+  it("20,000 errors in a 40 KB file, each with its own line", () => {
+    const errors = loadErrors(`version: 1\n${"]\n".repeat(20_000)}`);
+    expect(errors).toHaveLength(20_000);
+    expect(errors.at(-1)).toMatch(/^20001:1: invalid YAML/);
+  });
+});
+
 describe("CEL sees arguments with an own `constructor` key as data", () => {
   // cel-js typed values by `value.constructor`: `{"constructor": null}` in the arguments made
   // every expression fail, an internal error the caller chose; under `fail: open` it let a
