@@ -29,8 +29,8 @@ export function describeInput(input: unknown): unknown {
     JSON.stringify(input, (_, value) => {
       if (value === undefined) return "<undefined>";
       if (typeof value === "number" && !Number.isFinite(value)) return `<${value}>`;
-      if (typeof value === "string" && value.length > 2000)
-        return `${value.slice(0, 2000)}…<${value.length} chars>`;
+      if (typeof value === "string" && value.length > 100_000)
+        return `${value.slice(0, 100_000)}…<${value.length} chars>`;
       return value;
     }) ?? "null",
   );
