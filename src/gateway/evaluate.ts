@@ -261,16 +261,26 @@ function byRank(a: Contribution, b: Contribution): number {
 
 function runChecks(decl: CompiledTool, args: Record<string, unknown>, findings: Finding[]): void {
   for (const check of decl.checks) {
-    const value =
-      check.path.length === 1
-        ? Object.hasOwn(args, check.arg)
-          ? args[check.arg]
-          : undefined
-        : valueAt(args, check.path);
-    if (value === undefined) continue;
     const before = findings.length;
-    check.check(value, check.arg, findings);
+    if (check.path.length === 1) {
+      const value = Object.hasOwn(args, check.arg) ? args[check.arg] : undefined;
+      if (value !== undefined) check.check(value, check.arg, findings);
+    } else checkAt(args, check.path, 0, check, findings);
     for (let i = before; i < findings.length; i++) findings[i].verdict = decl.onViolation;
+  }
+}
+
+/**
+ * Checks every value a nested path reaches, through arrays as conditions read them (a
+ * non-numeric segment applies to every element), so `[{url}]` cannot dodge a check on `{url}`.
+ */
+function checkAt(value: unknown, path: readonly string[], i: number, check: CompiledTool["checks"][number], out: Finding[]): void {
+  if (i === path.length) {
+    if (value !== undefined) check.check(value, check.arg, out);
+  } else if (Array.isArray(value) && !/^\d+$/.test(path[i])) {
+    for (const element of value) checkAt(element, path, i, check, out);
+  } else if (value !== null && typeof value === "object" && Object.hasOwn(value, path[i])) {
+    checkAt((value as Record<string, unknown>)[path[i]], path, i + 1, check, out);
   }
 }
 

@@ -126,13 +126,15 @@ function decide(policy: RawPolicy, call: Call, session: ReferenceSession): Refer
     if (shadow) findings.push({ ...shadow, verdict: shadow.verdict ?? "deny" });
   } else {
     for (const [arg, constraints] of Object.entries(decl.args ?? {})) {
-      const value = ownPath(args, arg.split("."));
-      if (value === undefined) continue;
-      for (const [kind, options] of Object.entries(constraints as Record<string, unknown>)) {
-        const constraint = CONSTRAINT_KINDS.get(kind)!;
-        const out: Finding[] = [];
-        constraint.compile(constraint.options.parse(options))(value, arg, out);
-        for (const finding of out) findings.push({ ...finding, verdict: decl.on_violation ?? "deny" });
+      // Every value the path reaches (through arrays, as conditions read it); a missing one is not checked.
+      for (const value of valuesAt(args, arg.split("."))) {
+        if (value === undefined) continue;
+        for (const [kind, options] of Object.entries(constraints as Record<string, unknown>)) {
+          const constraint = CONSTRAINT_KINDS.get(kind)!;
+          const out: Finding[] = [];
+          constraint.compile(constraint.options.parse(options))(value, arg, out);
+          for (const finding of out) findings.push({ ...finding, verdict: decl.on_violation ?? "deny" });
+        }
       }
     }
   }

@@ -250,3 +250,19 @@ describe("Warden.decide never throws, even for a call that is not an object", ()
     expect([decision.verdict, decision.rule]).toEqual(["deny", "malformed-call"]);
   });
 });
+
+describe("a constraint on a nested argument checks it through arrays, as conditions read it", () => {
+  // `tools.t.args."items.url": { url: ... }` checked `{items: {url}}` but skipped
+  // `{items: [{url}]}`: wrapping the object in an array dodged the constraint.
+  const text = `version: 1\ndefault: allow\ntools:\n  t:\n    args:\n      items.url: { url: { private: block } }\n      tags: { max_length: 2 }\n`;
+  const metadata = "http://169.254.169.254/latest";
+  it.each([
+    ["an object", { items: { url: metadata } }, "url.metadata"],
+    ["an array of objects", { items: [{ url: "https://example.com" }, { url: metadata }] }, "url.metadata"],
+    ["nested arrays", { items: [[{ url: metadata }]] }, "url.metadata"],
+    ["an element without the argument is not checked", { items: [{}, { other: 1 }] }, null],
+    ["an array as the value itself is one value", { tags: ["a", "b", "c"] }, "max_length.exceeded"],
+  ] as const)("%s", (_, args, rule) => {
+    expect(decide(text, { tool: "t", args: args as Record<string, unknown> }).rule).toBe(rule);
+  });
+});
