@@ -11,6 +11,8 @@ export interface SqlRules {
   tableDeny: readonly string[];
   /** Lower-cased schema an unqualified name resolves to, when known. */
   defaultSchema: string | undefined;
+  /** Relations of a schema searched before the default one (`pg_catalog`), by lower-cased name. */
+  catalog: { readonly schema: string; readonly relations: ReadonlySet<string> } | undefined;
   requireWhere: boolean;
   /** Lower-cased function name -> why it is dangerous. */
   dangerous: ReadonlyMap<string, string>;
@@ -250,14 +252,16 @@ class Walk {
   private table(qualifier: string | undefined, name: string) {
     const lname = name.toLowerCase();
     if (qualifier === undefined && this.ctes.includes(lname)) return;
-    const { tableAllow, tableDeny, defaultSchema } = this.rules;
+    const { tableAllow, tableDeny, defaultSchema, catalog } = this.rules;
     if (tableAllow === null && tableDeny.length === 0) return;
     const full =
       qualifier !== undefined
         ? `${qualifier.toLowerCase()}.${lname}`
-        : defaultSchema !== undefined
-          ? `${defaultSchema}.${lname}`
-          : lname;
+        : catalog?.relations.has(lname)
+          ? `${catalog.schema}.${lname}`
+          : defaultSchema !== undefined
+            ? `${defaultSchema}.${lname}`
+            : lname;
     const shown = preview(qualifier !== undefined ? `${qualifier}.${name}` : name);
     if (tableDeny.some((pattern) => tableMatches(pattern, lname, full))) {
       this.report("sql.table_denied", `table \`${shown}\` is denied`);

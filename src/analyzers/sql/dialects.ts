@@ -1,3 +1,5 @@
+import { PG_CATALOG_RELATIONS } from "./catalog.js";
+
 /** SQL dialects node-sql-parser ships a grammar for; the name is also its `database` option. */
 export const SQL_DIALECTS = [
   "postgresql",
@@ -24,4 +26,12 @@ export const DEFAULT_SCHEMA: Partial<Record<SqlDialect, string>> = {
   redshift: "public",
   transactsql: "dbo",
   sqlite: "main",
+};
+
+/** A schema the server searches before the default one, with its relations (`pg_catalog`). */
+export const IMPLICIT_CATALOG: Partial<
+  Record<SqlDialect, { readonly schema: string; readonly relations: ReadonlySet<string> }>
+> = {
+  postgresql: { schema: "pg_catalog", relations: PG_CATALOG_RELATIONS },
+  redshift: { schema: "pg_catalog", relations: PG_CATALOG_RELATIONS },
 };

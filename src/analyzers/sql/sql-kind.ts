@@ -1,7 +1,7 @@
 import { z } from "zod";
 import type { ConstraintKind } from "../kind.js";
 import { analyzeStatements, type SqlRules } from "./analyze.js";
-import { DEFAULT_SCHEMA, SQL_DIALECTS } from "./dialects.js";
+import { DEFAULT_SCHEMA, IMPLICIT_CATALOG, SQL_DIALECTS } from "./dialects.js";
 import { DANGEROUS_FUNCTIONS } from "./functions.js";
 import { lexSql } from "./lexer.js";
 import { loadDialect, parseWithTimeout } from "./parser.js";
@@ -92,6 +92,7 @@ export const sqlKind: ConstraintKind<SqlOptions> = {
       tableAllow: lower(options.tables?.allow) ?? null,
       tableDeny: lower(options.tables?.deny) ?? [],
       defaultSchema: (options.default_schema ?? DEFAULT_SCHEMA[dialect])?.toLowerCase(),
+      catalog: IMPLICIT_CATALOG[dialect],
       requireWhere: options.require_where ?? true,
       dangerous,
     };
