@@ -26,6 +26,13 @@ interface LexProfile {
   brackets: boolean;
   /** `/*! ... *\/` is executed by the server. */
   execComments: boolean;
+  /** `E'...'` strings, in which a backslash always escapes (PostgreSQL). */
+  escapeStrings: boolean;
+  /**
+   * Rewrite PostgreSQL constructs the parser's grammar lacks into ones it reads the same way for
+   * analysis: `$1::int` (a cast bind parameter) and `GROUPING SETS (..., ())`.
+   */
+  pgRewrites: boolean;
 }
 
 const base: LexProfile = {
@@ -39,6 +46,8 @@ const base: LexProfile = {
   backticks: false,
   brackets: false,
   execComments: false,
+  escapeStrings: false,
+  pgRewrites: false,
 };
 
 const mysqlFamily: LexProfile = {
@@ -52,7 +61,7 @@ const mysqlFamily: LexProfile = {
 const postgresFamily: LexProfile = { ...base, dollarQuotes: true, dollarTags: true };
 
 const PROFILES: Record<SqlDialect, LexProfile> = {
-  postgresql: postgresFamily,
+  postgresql: { ...postgresFamily, escapeStrings: true, pgRewrites: true },
   redshift: postgresFamily,
   noql: postgresFamily,
   mysql: mysqlFamily,
@@ -68,7 +77,10 @@ const PROFILES: Record<SqlDialect, LexProfile> = {
   flinksql: { ...base, backticks: true },
 };
 
-/** The query with comments blanked (same length, newlines kept) and the server's statement count. */
+/**
+ * The query for the parser (comments blanked, newlines kept, and the dialect's rewrites) and the
+ * server's statement count.
+ */
 export interface LexResult {
   code: string;
   statements: number;
@@ -88,10 +100,14 @@ export function lexSql(sql: string, dialect: SqlDialect): LexResult {
   let statements = 0;
   let sawCode = false;
   const fail = (error: string): LexResult => ({ code: "", statements: 0, error });
-  const blank = (from: number, to: number) => {
-    parts.push(sql.slice(copied, from), sql.slice(from, to).replace(/[^\n]/g, " "));
+  const replace = (from: number, to: number, text: string) => {
+    parts.push(sql.slice(copied, from), text);
     copied = to;
   };
+  const blank = (from: number, to: number) => replace(from, to, sql.slice(from, to).replace(/[^\n]/g, " "));
+  // Parenthesis depth, and the depth inside which `()` is an empty grouping set.
+  let depth = 0;
+  let groupingDepth = -1;
   let i = 0;
   while (i < n) {
     const c = sql.charCodeAt(i);
@@ -141,7 +157,14 @@ export function lexSql(sql: string, dialect: SqlDialect): LexResult {
       continue;
     }
     if (c === 39 /* ' */ || c === 34 /* " */ || (c === 96 /* ` */ && p.backticks)) {
-      const end = quotedEnd(sql, i, c);
+      // E'...' reads backslashes as escapes whatever standard_conforming_strings says, so it has
+      // one reading (the parser's grammar escapes the same two-character sequences).
+      const escapes =
+        c === 39 &&
+        p.escapeStrings &&
+        (sql.charCodeAt(i - 1) | 32) === 101 /* e */ &&
+        !isIdentChar(sql.charCodeAt(i - 2));
+      const end = escapes ? scanQuoted(sql, i, c, true) : quotedEnd(sql, i, c);
       if (end < 0) return fail(end === -1 ? "an unterminated quote" : AMBIGUOUS_BACKSLASH);
       sawCode = true;
       i = end;
@@ -165,9 +188,42 @@ export function lexSql(sql: string, dialect: SqlDialect): LexResult {
         continue;
       }
     }
+    if (p.pgRewrites) {
+      if (c === 36 /* $ */ && !isIdentChar(sql.charCodeAt(i - 1))) {
+        // `$1::int[]`: the grammar reads a cast only after a column, so the parameter becomes a
+        // column name of the same length (`_1`), which is a value like the parameter is.
+        let j = i + 1;
+        while (j < n && sql.charCodeAt(j) >= 48 && sql.charCodeAt(j) <= 57) j++;
+        if (j > i + 1 && sql.startsWith("::", j)) replace(i, i + 1, "_");
+      } else if ((c | 32) === 103 /* g */ && !isIdentChar(sql.charCodeAt(i - 1))) {
+        const sets = groupingSets(sql, i);
+        if (sets > 0) {
+          // `GROUPING SETS (` becomes the call `GROUPING_SETS(`, whose `()` become `(0)`.
+          replace(i + 8, sets, "_".repeat(sets - i - 8));
+          groupingDepth = depth + 1;
+        }
+      } else if (c === 40 /* ( */) {
+        if (groupingDepth >= 0 && depth >= groupingDepth) {
+          let j = i + 1;
+          while (j < n && sql.charCodeAt(j) <= 32) j++;
+          if (sql.charCodeAt(j) === 41 /* ) */) {
+            replace(i, j + 1, "(0)");
+            sawCode = true;
+            i = j + 1;
+            continue;
+          }
+        }
+        depth++;
+      } else if (c === 41 /* ) */) {
+        depth--;
+        if (depth < groupingDepth) groupingDepth = -1;
+      }
+    }
     if (c === 59 /* ; */) {
       if (sawCode) statements++;
       sawCode = false;
+      depth = 0;
+      groupingDepth = -1;
     } else if (c > 32) {
       sawCode = true;
     }
@@ -181,6 +237,16 @@ export function lexSql(sql: string, dialect: SqlDialect): LexResult {
 
 const AMBIGUOUS_BACKSLASH =
   "a backslash before a quote (servers with and without backslash escapes read it differently)";
+
+/** `GROUPING <spaces> SETS` at `i` (any case): where `SETS` starts, else 0. */
+function groupingSets(sql: string, i: number): number {
+  if (sql.slice(i, i + 8).toLowerCase() !== "grouping") return 0;
+  let j = i + 8;
+  while (j < sql.length && sql.charCodeAt(j) <= 32) j++;
+  if (j === i + 8 || sql.slice(j, j + 4).toLowerCase() !== "sets" || isIdentChar(sql.charCodeAt(j + 4)))
+    return 0;
+  return j;
+}
 
 function lineEnd(sql: string, from: number): number {
   for (let i = from; i < sql.length; i++) {
