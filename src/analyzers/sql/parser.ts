@@ -38,3 +38,49 @@ export function parseWithTimeout(astify: Astify, sql: string, timeoutMs: number)
     context.astify = null;
   }
 }
+
+const DML_AFTER_WITH = /^(?:delete|insert|merge)\b/i;
+const MAX_SPLICES = 16;
+
+/**
+ * Parses `sql` into its statements. The grammar accepts `WITH ...` only before SELECT and
+ * UPDATE; PostgreSQL also allows it before DELETE, INSERT and MERGE. When the parser stops at
+ * such a keyword right after a complete WITH list, the list (closed by `SELECT 1`) and the
+ * statement are parsed apart and joined: the statement gets the list as its `with`, so its CTEs
+ * are checked and their names scoped exactly as for `WITH ... SELECT`.
+ */
+export function parseStatements(astify: Astify, sql: string, timeoutMs: number, splices = 0): unknown[] {
+  try {
+    const ast = parseWithTimeout(astify, sql, timeoutMs);
+    return Array.isArray(ast) ? ast : [ast];
+  } catch (error) {
+    const offset = (error as { location?: { start?: { offset?: unknown } } })?.location?.start?.offset;
+    if (typeof offset !== "number" || splices >= MAX_SPLICES) throw error;
+    const rest = sql.slice(offset);
+    const head = sql.slice(0, offset).trimEnd();
+    if (!DML_AFTER_WITH.test(rest) || !head.endsWith(")")) throw error;
+    const before = parseStatements(astify, `${head} SELECT 1`, timeoutMs, splices + 1);
+    const closing = before[before.length - 1] as Record<string, unknown> | undefined;
+    if (!isWithOnly(closing)) throw error;
+    const after = parseStatements(astify, rest, timeoutMs, splices + 1);
+    const main = after[0] as Record<string, unknown> | undefined;
+    if (main === undefined || !DML_AFTER_WITH.test(String(main.type)) || main.with) throw error;
+    return [...before.slice(0, -1), { ...main, with: closing!.with }, ...after.slice(1)];
+  }
+}
+
+/** `WITH ... SELECT 1` as built above: a WITH list whose body is exactly the appended `SELECT 1`. */
+function isWithOnly(node: Record<string, unknown> | undefined): boolean {
+  if (node?.type !== "select" || !Array.isArray(node.with) || node.with.length === 0) return false;
+  const columns = node.columns as Array<{ expr?: { type?: unknown; value?: unknown } }> | undefined;
+  return (
+    node.from == null &&
+    node.where == null &&
+    node.groupby == null &&
+    node._next == null &&
+    Array.isArray(columns) &&
+    columns.length === 1 &&
+    columns[0]?.expr?.type === "number" &&
+    columns[0]?.expr?.value === 1
+  );
+}

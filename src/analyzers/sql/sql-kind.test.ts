@@ -175,12 +175,156 @@ describe("sql kind", () => {
   });
 });
 
+describe("sql kind: PostgreSQL the grammar lacks, read the way the server reads it", () => {
+  const catalogDenied: SqlOptions = {
+    allow: ["select"],
+    dialect: "postgresql",
+    tables: { deny: ["pg_catalog.*", "information_schema.*", "secrets.*"] },
+  };
+  const writer: SqlOptions = {
+    allow: ["select", "insert", "update", "delete"],
+    dialect: "postgresql",
+    tables: { allow: ["public.*"] },
+  };
+
+  it.each([
+    [catalogDenied, "E-string with an escaped quote", "SELECT * FROM t WHERE a = E'it\\'s; DROP TABLE x'"],
+    [catalogDenied, "lower-case e-string", "SELECT e'a\\'b'"],
+    [catalogDenied, "cast bind parameters", "SELECT * FROM o WHERE id = ANY($1::int[]) AND s = $2"],
+    [
+      catalogDenied,
+      "bind parameters in expressions",
+      "SELECT * FROM o WHERE ts > now() - $1::interval AND d @> $2::jsonb",
+    ],
+    [
+      catalogDenied,
+      "GROUPING SETS with the empty set",
+      "SELECT r, sum(x) FROM s GROUP BY GROUPING SETS ((r), (p), ())",
+    ],
+    [
+      catalogDenied,
+      "grouping sets across lines, nested empty sets",
+      "SELECT r FROM s GROUP BY grouping\n sets ((r, p), ( ))",
+    ],
+    [
+      catalogDenied,
+      "a CTE named like a catalog view",
+      "WITH pg_roles AS (SELECT 1 AS a) SELECT a FROM pg_roles",
+    ],
+    [catalogDenied, "a user table that is not in pg_catalog", "SELECT * FROM roles"],
+    [
+      writer,
+      "WITH before DELETE",
+      "WITH stale AS (SELECT id FROM public.jobs WHERE f < now()) DELETE FROM public.jobs WHERE id IN (SELECT id FROM stale)",
+    ],
+    [
+      writer,
+      "WITH before INSERT",
+      "WITH n AS (SELECT 1 AS id) INSERT INTO public.jobs (id) SELECT id FROM n",
+    ],
+    [
+      writer,
+      "two WITH statements",
+      "WITH a AS (SELECT 1) DELETE FROM public.t WHERE id IN (SELECT * FROM a); WITH b AS (SELECT 2) DELETE FROM public.u WHERE id IN (SELECT * FROM b)",
+    ],
+    [writer, "a bind parameter keeps WHERE non-constant", "DELETE FROM public.jobs WHERE id = $1::int"],
+  ])("allows %#: %s", (options, _name, query) => {
+    expect(codes(options, query)).toEqual([]);
+  });
+
+  it.each([
+    [catalogDenied, "unqualified catalog view", "SELECT * FROM pg_roles", "sql.table_denied"],
+    [catalogDenied, "unqualified activity view", "SELECT query FROM pg_stat_activity", "sql.table_denied"],
+    [catalogDenied, "unqualified catalog table, quoted", 'SELECT * FROM "pg_authid"', "sql.table_denied"],
+    [
+      catalogDenied,
+      "catalog view in a subquery",
+      "SELECT * FROM t WHERE u IN (SELECT usename FROM pg_user)",
+      "sql.table_denied",
+    ],
+    [writer, "catalog view outside the allowed tables", "SELECT * FROM pg_class", "sql.table_not_allowed"],
+    [catalogDenied, "E-string closing early", "SELECT E'\\\\' ; DROP TABLE x --'", "sql.not_allowed"],
+    [
+      catalogDenied,
+      "E-string hiding nothing from the table check",
+      "SELECT E'\\\\' FROM secrets.k --'",
+      "sql.table_denied",
+    ],
+    [
+      catalogDenied,
+      "plain string with a backslash stays ambiguous",
+      "SELECT 'a\\'; DROP TABLE t; --'",
+      "sql.unparsable",
+    ],
+    [catalogDenied, "identifier ending in e before a string", "SELECT name'a\\'b'", "sql.unparsable"],
+    [
+      catalogDenied,
+      "denied table under GROUPING SETS",
+      "SELECT a FROM secrets.k GROUP BY GROUPING SETS ((a), ())",
+      "sql.table_denied",
+    ],
+    [
+      catalogDenied,
+      "WITH before DELETE where only SELECT is allowed",
+      "WITH a AS (SELECT 1) DELETE FROM t WHERE id IN (SELECT * FROM a)",
+      "sql.not_allowed",
+    ],
+    [
+      writer,
+      "WITH before DELETE without WHERE",
+      "WITH a AS (SELECT 1) DELETE FROM public.jobs",
+      "sql.missing_where",
+    ],
+    [
+      writer,
+      "WITH reading a table outside the allowed ones",
+      "WITH a AS (SELECT * FROM secrets.k) INSERT INTO public.t SELECT * FROM a",
+      "sql.table_not_allowed",
+    ],
+    [
+      writer,
+      "WITH before DELETE of a table outside the allowed ones",
+      "WITH a AS (SELECT 1) DELETE FROM auth.users WHERE id IN (SELECT * FROM a)",
+      "sql.table_not_allowed",
+    ],
+    [
+      catalogDenied,
+      "a CTE name is not visible in its own body",
+      "WITH pg_roles AS (SELECT * FROM pg_roles) SELECT * FROM pg_roles",
+      "sql.table_denied",
+    ],
+    [
+      writer,
+      "DML spliced after a UNION",
+      "WITH a AS (SELECT 1) SELECT 1 UNION DELETE FROM public.t WHERE x = 1",
+      "sql.unparsable",
+    ],
+    [
+      writer,
+      "DML inside parentheses",
+      "WITH a AS (SELECT 1) SELECT * FROM (DELETE FROM public.t WHERE x = 1) d",
+      "sql.unparsable",
+    ],
+  ])("denies %#: %s", (options, _name, query, code) => {
+    expect(codes(options, query)).toContain(code);
+  });
+});
+
 describe("lexSql", () => {
   it("blanks comments in place and counts the server's statements", () => {
     const lexed = lexSql("SELECT 1; -- x\nSELECT '--;' /* ; */;", "postgresql");
     expect(lexed.error).toBeUndefined();
     expect(lexed.statements).toBe(2);
     expect(lexed.code).toBe("SELECT 1;     \nSELECT '--;'        ;");
+  });
+
+  it("rewrites cast parameters and grouping sets for the parser, outside strings and comments", () => {
+    const lexed = lexSql(
+      "SELECT '$1::x', $1::int, a$1 FROM t GROUP BY GROUPING SETS ((a), ()) -- ()",
+      "postgresql",
+    );
+    expect(lexed.code).toBe("SELECT '$1::x', _1::int, a$1 FROM t GROUP BY GROUPING_SETS ((a), (0))      ");
+    expect(lexSql("SELECT $1::int", "mysql").code).toBe("SELECT $1::int");
   });
 
   it("keeps dollar-quoted text whole", () => {

@@ -4,7 +4,7 @@ import { analyzeStatements, type SqlRules } from "./analyze.js";
 import { DEFAULT_SCHEMA, IMPLICIT_CATALOG, SQL_DIALECTS } from "./dialects.js";
 import { DANGEROUS_FUNCTIONS } from "./functions.js";
 import { lexSql } from "./lexer.js";
-import { loadDialect, parseWithTimeout } from "./parser.js";
+import { loadDialect, parseStatements } from "./parser.js";
 
 /** Statement categories a policy can allow; `ddl` stands for create, alter, drop, truncate, rename, comment. */
 export const SQL_CATEGORIES = [
@@ -111,13 +111,12 @@ export const sqlKind: ConstraintKind<SqlOptions> = {
         const lexed = lexSql(value, dialect);
         if (lexed.error !== undefined) return unparsable(`ambiguous SQL: ${lexed.error}`);
         if (lexed.statements === 0) return;
-        let ast: unknown;
+        let statements: unknown[];
         try {
-          ast = parseWithTimeout(astify, lexed.code, timeoutMs);
+          statements = parseStatements(astify, lexed.code, timeoutMs);
         } catch (error) {
           return unparsable(parseError(error, dialect, timeoutMs));
         }
-        const statements = Array.isArray(ast) ? ast : [ast];
         if (statements.length < lexed.statements) {
           return unparsable(
             `the parser read ${statements.length} statements where the server reads ${lexed.statements}`,
