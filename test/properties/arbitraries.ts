@@ -261,14 +261,21 @@ const operatorEntry = fc
   .constantFrom(...OPERATORS)
   .chain((op) => operand(op).map((value) => [op, value] as const));
 
+/** `from`: the trusted tool `lookup`, or labels of the user's input (recorded as value sets too). */
+const fromSpec = fc.constantFrom(["lookup"], ["u"], ["lookup", "p"]);
+
 function valueSpec(withFlows: boolean): fc.Arbitrary<unknown> {
   const ops = fc
     .array(operatorEntry, { minLength: 0, maxLength: 3 })
     .map((entries) => Object.fromEntries(entries));
   const map = withFlows
     ? fc
-        .tuple(ops, fc.option(flowsSpec, { nil: undefined, freq: 3 }))
-        .map(([o, flows]) => (flows === undefined ? o : { ...o, flows }))
+        .tuple(
+          ops,
+          fc.option(flowsSpec, { nil: undefined, freq: 3 }),
+          fc.option(fromSpec, { nil: undefined, freq: 4 }),
+        )
+        .map(([o, flows, from]) => ({ ...o, ...(flows && { flows }), ...(from && { from }) }))
     : ops;
   return fc.oneof({ weight: 1, arbitrary: scalarOperand }, { weight: 3, arbitrary: map });
 }
@@ -320,6 +327,12 @@ export function when(expressions: readonly string[] = EXPRESSIONS): fc.Arbitrary
       {
         weight: 6,
         arbitrary: fc.tuple(path, valueSpec(true)).map(([p, spec]) => [`args.${p}`, spec] as const),
+      },
+      {
+        weight: 2,
+        arbitrary: fc
+          .tuple(fc.constantFrom("a", "s", "n", "items", "items.a"), fromSpec)
+          .map(([p, from]) => [`args.${p}`, { from }] as const),
       },
       {
         weight: 1,
@@ -544,6 +557,8 @@ export const call: fc.Arbitrary<Call> = fc
 export interface SessionPlan {
   outputs: Array<{ text: string; labels: string[] }>;
   inputs: Array<{ text: string; labels: string[] }>;
+  /** Outputs of the trusted tool `lookup` (value sets for `from: [lookup]`). */
+  values: unknown[];
 }
 
 export const sessionPlan: fc.Arbitrary<SessionPlan | undefined> = fc.option(
@@ -558,6 +573,12 @@ export const sessionPlan: fc.Arbitrary<SessionPlan | undefined> = fc.option(
         labels: fc.subarray([...LABELS]),
       }),
       { maxLength: 1 },
+    ),
+    values: fc.array(
+      fc.constantFrom("abc", "read_file", "admin", 5, 100, "attacker@evil.example", ["x", "abc"], { e: "a" }),
+      {
+        maxLength: 3,
+      },
     ),
   }),
   { nil: undefined, freq: 2 },

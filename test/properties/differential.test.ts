@@ -49,6 +49,55 @@ describe("the compiled engine agrees with the reference evaluator", () => {
     }
   });
 
+  it(`on \`from\` against the session's trusted values (${RUNS} cases)`, () => {
+    const pool = [
+      "abc",
+      "admin",
+      "bob@corp.example",
+      5,
+      100,
+      "Bob <bob@corp.example>",
+      ["abc", 5],
+      [],
+      { e: "abc" },
+    ];
+    const value = fc.constantFrom(...pool, "other", 6, ["abc", "other"]);
+    let trusted = 0;
+    fc.assert(
+      fc.property(
+        fc.constantFrom(["lookup"], ["u"], ["lookup", "u"], ["none"]),
+        fc.constantFrom("a", "a.b", "items.a"),
+        fc.array(fc.constantFrom(...pool), { maxLength: 3 }),
+        fc.array(fc.constantFrom("abc", "bob@corp.example", "the user said admin"), { maxLength: 2 }),
+        fc.array(
+          fc.tuple(
+            fc.constantFrom("a", "items", "b"),
+            fc.oneof(value, fc.array(fc.record({ a: value }), { maxLength: 2 })),
+          ),
+          { maxLength: 2 },
+        ),
+        (from, path, values, inputs, entries) => {
+          const compiled = compileObject({
+            version: 1,
+            default: "allow",
+            rules: [{ name: "r", when: { [`args.${path}`]: { from } }, verdict: "deny" }],
+          })!;
+          const session = sessionFor(
+            { outputs: [], inputs: inputs.map((text) => ({ text, labels: ["u"] })), values },
+            compiled,
+          );
+          const c = { tool: "t", args: Object.fromEntries(entries) };
+          const { engine, reference } = decideBoth(compiled, c, session);
+          if (!isDeepStrictEqual(engine, reference))
+            expect({ call: c, engine }).toEqual({ call: c, engine: reference });
+          if (engine.rule === "r") trusted++;
+        },
+      ),
+      { numRuns: RUNS },
+    );
+    expect(trusted).toBeGreaterThan(RUNS / 50);
+  });
+
   it(`on glob matching, written independently of the engine's RE2 translation (${RUNS * 5} cases)`, () => {
     const text = fc.oneof(
       fc.constantFrom(...TOOLS, "", "ab", "tx", "[ab]", "a*b", "\\", "a😀", "é"),

@@ -68,6 +68,7 @@ export function sessionFor(plan: SessionPlan | undefined, policy: CompiledPolicy
   const session = new Session({ id: "s1", labelMinMatch: policy.labelMinMatch });
   for (const output of plan.outputs) session.recordOutput("web_fetch", output.text, output.labels);
   for (const input of plan.inputs) session.input(input.text, { labels: input.labels });
+  for (const value of plan.values) session.recordValues("lookup", value);
   return session;
 }
 
