@@ -287,8 +287,12 @@ function compileFlows(
   }
   if (!labels) return undefined;
   const wanted = labels;
+  const segments = arg?.split(".");
   const counts = (ctx: EvalContext, hit: FlowHit): boolean =>
-    (arg === undefined || hit.arg === arg || hit.arg.startsWith(`${arg}.`)) &&
+    (arg === undefined ||
+      hit.arg === arg ||
+      hit.arg.startsWith(`${arg}.`) ||
+      leafUnder(ctx.args, segments!, hit.arg)) &&
     (unless.length === 0 || !ctx.endorsed(hit.text, unless));
   if (all) {
     return (ctx) => {
@@ -301,6 +305,26 @@ function compileFlows(
     for (const hit of hits) if (wanted.includes(hit.label) && counts(ctx, hit)) return true;
     return false;
   };
+}
+
+/**
+ * Whether the leaf `leaf` (a scanner path such as `items.0.body`) lies at or under `path` read as
+ * conditions read it: through an array, a non-numeric segment passes any element's index.
+ */
+function leafUnder(root: unknown, path: readonly string[], leaf: string): boolean {
+  const parts = leaf.split(".");
+  let value = root;
+  let j = 0;
+  for (const segment of path) {
+    while (Array.isArray(value) && !/^\d+$/.test(segment)) {
+      if (j >= parts.length || !/^\d+$/.test(parts[j])) return false;
+      value = value[Number(parts[j++])];
+    }
+    if (parts[j] !== segment || value === null || typeof value !== "object" || !hasOwn.call(value, segment)) return false;
+    value = (value as Record<string, unknown>)[segment];
+    j++;
+  }
+  return true;
 }
 
 function compileRisk(spec: unknown, at: PathSegment[], report: Report): Condition | undefined {

@@ -386,8 +386,10 @@ function valueHolds(root: unknown, path: string[], spec: unknown, ctx: Context):
   const { flows, from, ...rest } = spec as Record<string, unknown>;
   const ops = Object.entries(rest);
   if (flows !== undefined) {
-    const prefix = path.join(".");
-    if (!flowsHold(flows, ctx, (hit) => hit.arg === prefix || hit.arg.startsWith(`${prefix}.`))) return false;
+    // The labelled leaf lies at or under one of the places the path denotes (through arrays: every element).
+    const places = concretePaths(root, path, "");
+    const inArg = (hit: FlowHit) => places.some((p) => hit.arg === p || hit.arg.startsWith(`${p}.`));
+    if (!flowsHold(flows, ctx, inArg)) return false;
   }
   if (from !== undefined) {
     // `from: [source]`: the value at the path is one the source gave (a trusted value set); a
@@ -421,6 +423,20 @@ export function valuesAt(value: unknown, path: readonly string[]): unknown[] {
   return Object.hasOwn(value, segment)
     ? valuesAt((value as Record<string, unknown>)[segment], rest)
     : [undefined];
+}
+
+/** The concrete dotted paths (`items.0.body`, `items.1.body`) of the places `path` denotes under `value`. */
+function concretePaths(value: unknown, path: readonly string[], prefix: string): string[] {
+  if (path.length === 0) return [prefix];
+  if (value === null || typeof value !== "object") return [];
+  const [segment, ...rest] = path;
+  const join = (key: string | number) => (prefix ? `${prefix}.${key}` : String(key));
+  if (Array.isArray(value) && !/^\d+$/.test(segment)) {
+    return Array.from(value.keys()).flatMap((i) => concretePaths(value[i], path, join(i)));
+  }
+  return Object.hasOwn(value, segment)
+    ? concretePaths((value as Record<string, unknown>)[segment], rest, join(segment))
+    : [];
 }
 
 /** Own-property lookup without looking through arrays (how constraints and host labels address arguments). */

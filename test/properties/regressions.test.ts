@@ -266,3 +266,24 @@ describe("a constraint on a nested argument checks it through arrays, as conditi
     expect(decide(text, { tool: "t", args: args as Record<string, unknown> }).rule).toBe(rule);
   });
 });
+
+describe("`args.<path>: { flows }` reads through arrays, as the other operators do", () => {
+  // `args.items.body: { contains: x }` matched `{items: [{body}]}` but `{ flows: [u] }` on the
+  // same path never did: the labelled leaf is `items.0.body`, which is not under `items.body`.
+  const text = `version: 1\ndefault: allow\nrules:\n  - { name: r, when: { args.items.body: { flows: [u] } }, verdict: deny }\n`;
+  it.each([
+    ["an array of objects", { items: [{ body: "a" }, { body: "b" }] }, { "items.1.body": ["u"] }, "r"],
+    ["an object", { items: { body: "b" } }, { "items.body": ["u"] }, "r"],
+    ["nested arrays", { items: [[{ body: "b" }]] }, { "items.0.0.body": ["u"] }, "r"],
+    ["a leaf under the path", { items: [{ body: { x: "b" } }] }, { "items.0.body.x": ["u"] }, "r"],
+    ["another key of the element", { items: [{ body: "a", to: "b" }] }, { "items.0.to": ["u"] }, null],
+    [
+      "an object with a numeric key is not an array",
+      { items: { "0": { body: "b" } } },
+      { "items.0.body": ["u"] },
+      null,
+    ],
+  ] as const)("%s", (_, args, labels, rule) => {
+    expect(decide(text, { tool: "t", args, labels } as unknown as Call).rule).toBe(rule);
+  });
+});
