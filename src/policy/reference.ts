@@ -14,8 +14,8 @@ import type { RawPolicy } from "./schema.js";
  * In scope: malformed calls, rules, shorthand lists, every `when` key and operator, argument
  * constraints and detectors (their analyzers are the leaves, compiled per call), look-alike tool
  * names, `default`, verdict combination and the deciding rule. Session state comes in as data:
- * the labels seen, the flow hits of the session's content, endorsement. Limits and budgets need
- * counters and are out of scope.
+ * the labels seen, the flow hits of the session's content, endorsement and trusted values (for
+ * `from`). Limits and budgets need counters and are out of scope.
  */
 
 /** What the reference needs to know of a session. */
