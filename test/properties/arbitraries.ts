@@ -111,6 +111,7 @@ export const EDGE_SCALARS: readonly unknown[] = [
   "/etc/passwd",
   "http://169.254.169.254/latest",
   "https://api.github.com/x",
+  "key AKIAZ7Q2M4N6P5R3T5V7",
   "__proto__",
   "constructor",
   ...FLOW_TEXTS,
