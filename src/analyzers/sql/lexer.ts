@@ -84,6 +84,8 @@ const PROFILES: Record<SqlDialect, LexProfile> = {
 export interface LexResult {
   code: string;
   statements: number;
+  /** Deepest nesting of `(` and `[` in code (not in strings or comments). */
+  maxDepth: number;
   /** Set when the text is ambiguous or malformed; the query must then be refused. */
   error?: string;
 }
@@ -99,14 +101,16 @@ export function lexSql(sql: string, dialect: SqlDialect): LexResult {
   let copied = 0;
   let statements = 0;
   let sawCode = false;
-  const fail = (error: string): LexResult => ({ code: "", statements: 0, error });
+  const fail = (error: string): LexResult => ({ code: "", statements: 0, maxDepth: 0, error });
   const replace = (from: number, to: number, text: string) => {
     parts.push(sql.slice(copied, from), text);
     copied = to;
   };
   const blank = (from: number, to: number) => replace(from, to, sql.slice(from, to).replace(/[^\n]/g, " "));
-  // Parenthesis depth, and the depth inside which `()` is an empty grouping set.
+  // Bracket depth (its maximum bounds the parser's backtracking), and the depth inside which
+  // `()` is an empty grouping set.
   let depth = 0;
+  let maxDepth = 0;
   let groupingDepth = -1;
   let i = 0;
   while (i < n) {
@@ -188,36 +192,35 @@ export function lexSql(sql: string, dialect: SqlDialect): LexResult {
         continue;
       }
     }
-    if (p.pgRewrites) {
-      if (c === 36 /* $ */ && !isIdentChar(sql.charCodeAt(i - 1))) {
-        // `$1::int[]`: the grammar reads a cast only after a column, so the parameter becomes a
-        // column name of the same length (`_1`), which is a value like the parameter is.
-        let j = i + 1;
-        while (j < n && sql.charCodeAt(j) >= 48 && sql.charCodeAt(j) <= 57) j++;
-        if (j > i + 1 && sql.startsWith("::", j)) replace(i, i + 1, "_");
-      } else if ((c | 32) === 103 /* g */ && !isIdentChar(sql.charCodeAt(i - 1))) {
-        const sets = groupingSets(sql, i);
-        if (sets > 0) {
-          // `GROUPING SETS (` becomes the call `GROUPING_SETS(`, whose `()` become `(0)`.
-          replace(i + 8, sets, "_".repeat(sets - i - 8));
-          groupingDepth = depth + 1;
-        }
-      } else if (c === 40 /* ( */) {
-        if (groupingDepth >= 0 && depth >= groupingDepth) {
-          let j = i + 1;
-          while (j < n && sql.charCodeAt(j) <= 32) j++;
-          if (sql.charCodeAt(j) === 41 /* ) */) {
-            replace(i, j + 1, "(0)");
-            sawCode = true;
-            i = j + 1;
-            continue;
-          }
-        }
-        depth++;
-      } else if (c === 41 /* ) */) {
-        depth--;
-        if (depth < groupingDepth) groupingDepth = -1;
+    if (p.pgRewrites && c === 36 /* $ */ && !isIdentChar(sql.charCodeAt(i - 1))) {
+      // `$1::int[]`: the grammar reads a cast only after a column, so the parameter becomes a
+      // column name of the same length (`_1`), which is a value like the parameter is.
+      let j = i + 1;
+      while (j < n && sql.charCodeAt(j) >= 48 && sql.charCodeAt(j) <= 57) j++;
+      if (j > i + 1 && sql.startsWith("::", j)) replace(i, i + 1, "_");
+    } else if (p.pgRewrites && (c | 32) === 103 /* g */ && !isIdentChar(sql.charCodeAt(i - 1))) {
+      const sets = groupingSets(sql, i);
+      if (sets > 0) {
+        // `GROUPING SETS (` becomes the call `GROUPING_SETS(`, whose `()` become `(0)`.
+        replace(i + 8, sets, "_".repeat(sets - i - 8));
+        groupingDepth = depth + 1;
       }
+    } else if (c === 40 /* ( */ || c === 91 /* [ */) {
+      if (c === 40 && groupingDepth >= 0 && depth >= groupingDepth) {
+        let j = i + 1;
+        while (j < n && sql.charCodeAt(j) <= 32) j++;
+        if (sql.charCodeAt(j) === 41 /* ) */) {
+          replace(i, j + 1, "(0)");
+          sawCode = true;
+          i = j + 1;
+          continue;
+        }
+      }
+      depth++;
+      if (depth > maxDepth) maxDepth = depth;
+    } else if (c === 41 /* ) */ || c === 93 /* ] */) {
+      depth--;
+      if (depth < groupingDepth) groupingDepth = -1;
     }
     if (c === 59 /* ; */) {
       if (sawCode) statements++;
@@ -230,9 +233,9 @@ export function lexSql(sql: string, dialect: SqlDialect): LexResult {
     i++;
   }
   if (sawCode) statements++;
-  if (copied === 0) return { code: sql, statements };
+  if (copied === 0) return { code: sql, statements, maxDepth };
   parts.push(sql.slice(copied));
-  return { code: parts.join(""), statements };
+  return { code: parts.join(""), statements, maxDepth };
 }
 
 const AMBIGUOUS_BACKSLASH =

@@ -4,6 +4,7 @@ import type { Finding } from "../../core/index.js";
 import { globMatch } from "./glob.js";
 import { sqlKind, type SqlOptions } from "./index.js";
 import { lexSql } from "./lexer.js";
+import { provablyShort } from "./parser.js";
 
 function codes(options: SqlOptions, query: unknown): string[] {
   const out: Finding[] = [];
@@ -146,6 +147,48 @@ describe("sql kind", () => {
   it("caps the input size and time-boxes the parser", () => {
     expect(codes({ max_length: 50 }, `SELECT '${"x".repeat(60)}'`)).toEqual(["sql.unparsable"]);
     expect(codes({ timeout_ms: 20 }, `SELECT ${"(".repeat(25)}a`)).toEqual(["sql.unparsable"]);
+  });
+
+  it.each([
+    ["20 unclosed parentheses (17 s unguarded)", `SELECT ${"(".repeat(20)}a`],
+    ["an error inside 14 balanced parentheses", `SELECT ${"(".repeat(14)}a x y${")".repeat(14)}`],
+    ["an IN list opened 14 deep", `SELECT * FROM t WHERE a IN ${"(".repeat(14)}1 x`],
+    ["an error inside 4 parentheses after 3 KB", `SELECT ${"((((".repeat(1)}${"a+".repeat(1500)}a x y))))`],
+  ])("decides a pathological query within its time budget: %s", (_name, query) => {
+    // The vitest timeout bounds the time: unguarded, each of these parses for seconds.
+    const lexed = lexSql(query, "postgresql");
+    expect(provablyShort(lexed.maxDepth, lexed.code.length, 100)).toBe(false);
+    expect(codes({ timeout_ms: 100 }, query)).toEqual(["sql.unparsable"]);
+  });
+
+  it("parses without the timeout only what is shallow and short", () => {
+    expect(
+      provablyShort(
+        lexSql("SELECT count(*) FROM t WHERE a IN (SELECT b FROM u)", "postgresql").maxDepth,
+        60,
+        1000,
+      ),
+    ).toBe(true);
+    expect(lexSql("SELECT '((((' -- ((((\n, a[1]", "postgresql").maxDepth).toBe(1);
+    expect(provablyShort(3, 60, 1000)).toBe(false);
+    expect(provablyShort(2, 513, 1000)).toBe(false);
+    expect(provablyShort(2, 60, 50)).toBe(false);
+  });
+
+  it("answers a repeated query from its cache, with the caller's argument name", () => {
+    const check = sqlKind.compile(sqlKind.options.parse(readOnly));
+    const query = "SELECT * FROM secrets";
+    const first: Finding[] = [];
+    const second: Finding[] = [];
+    check(query, "a", first);
+    check(query, "b", second);
+    expect(first).toEqual([{ code: "sql.table_denied", message: "table `secrets` is denied", arg: "a" }]);
+    expect(second).toEqual([{ ...first[0], arg: "b" }]);
+    second[0]!.message = "changed";
+    for (let i = 0; i < 300; i++) check(`SELECT ${i}`, "c", []);
+    const third: Finding[] = [];
+    check(query, "d", third);
+    expect(third).toEqual([{ ...first[0], arg: "d" }]);
   });
 
   it("analyzes a 10 KB query", () => {

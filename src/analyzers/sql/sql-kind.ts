@@ -1,10 +1,10 @@
 import { z } from "zod";
-import type { ConstraintKind } from "../kind.js";
+import type { ArgCheck, ConstraintKind } from "../kind.js";
 import { analyzeStatements, type SqlRules } from "./analyze.js";
 import { DEFAULT_SCHEMA, IMPLICIT_CATALOG, SQL_DIALECTS } from "./dialects.js";
 import { DANGEROUS_FUNCTIONS } from "./functions.js";
 import { lexSql } from "./lexer.js";
-import { loadDialect, parseStatements } from "./parser.js";
+import { loadDialect, parseStatements, provablyShort } from "./parser.js";
 
 /** Statement categories a policy can allow; `ddl` stands for create, alter, drop, truncate, rename, comment. */
 export const SQL_CATEGORIES = [
@@ -100,7 +100,7 @@ export const sqlKind: ConstraintKind<SqlOptions> = {
     const timeoutMs = options.timeout_ms ?? 1000;
     const maxStatements = options.max_statements ?? Number.POSITIVE_INFINITY;
 
-    return (value, arg, out) => {
+    const check: ArgCheck = (value, arg, out) => {
       const unparsable = (message: string): void => {
         out.push({ code: "sql.unparsable", message, arg });
       };
@@ -113,7 +113,8 @@ export const sqlKind: ConstraintKind<SqlOptions> = {
         if (lexed.statements === 0) return;
         let statements: unknown[];
         try {
-          statements = parseStatements(astify, lexed.code, timeoutMs);
+          const guarded = !provablyShort(lexed.maxDepth, lexed.code.length, timeoutMs);
+          statements = parseStatements(astify, lexed.code, timeoutMs, guarded);
         } catch (error) {
           return unparsable(parseError(error, dialect, timeoutMs));
         }
@@ -134,8 +135,38 @@ export const sqlKind: ConstraintKind<SqlOptions> = {
         unparsable(`could not analyze the query: ${describe(error)}`);
       }
     };
+    return cached(check);
   },
 };
+
+const CACHE_ENTRIES = 256;
+const CACHE_MAX_LENGTH = 2048;
+
+/**
+ * The decision is a function of the query text alone (the options are fixed per compiled check),
+ * so the findings of the last 256 distinct queries of up to 2 KB are kept, least recently used
+ * first out: an agent repeating a query pays a map lookup instead of a parse.
+ */
+function cached(check: ArgCheck): ArgCheck {
+  const seen = new Map<string, ReadonlyArray<{ code: string; message: string }>>();
+  return (value, arg, out) => {
+    if (typeof value !== "string" || value.length > CACHE_MAX_LENGTH) return check(value, arg, out);
+    const found = seen.get(value);
+    if (found !== undefined) {
+      seen.delete(value);
+      seen.set(value, found);
+      for (const { code, message } of found) out.push({ code, message, arg });
+      return;
+    }
+    const start = out.length;
+    check(value, arg, out);
+    seen.set(
+      value,
+      out.slice(start).map(({ code, message }) => ({ code, message })),
+    );
+    if (seen.size > CACHE_ENTRIES) seen.delete(seen.keys().next().value as string);
+  };
+}
 
 function parseError(error: unknown, dialect: string, timeoutMs: number): string {
   const e = error as { code?: unknown; location?: { start?: { line?: number; column?: number } } };
