@@ -19,10 +19,7 @@ const enforced: readonly Category[] = ["identity", "path", "shell", "sql", "url"
  * fixing one fails it until the entry is removed.
  */
 const knownMisses: Record<Exclude<Category, (typeof enforced)[number]>, readonly string[]> = {
-  // Both are made-up `gho_`/`ghp_` tokens whose CRC-32 checksum does not match, with no key or
-  // header naming them: the shipped suite labels such strings benign ("ghp_-shaped string whose
-  // checksum does not match"), and every token GitHub issues carries a valid checksum.
-  secrets: ["GitHub OAuth token", "token deep inside nested arrays"],
+  secrets: [],
 };
 
 function cases(category: Category): EvalCase[] {

@@ -231,7 +231,10 @@ function tokenRun(text: string, start: number): void {
       return;
     case 103: // g
       if (at(GITHUB, text, start)) {
-        if (base62ChecksumValid(text, start, 4, 40)) hit("github_token", start, 4);
+        // A valid checksum proves a real token; a random-looking body is treated as one too,
+        // since a made-up token in a test is still what an exfiltration would carry.
+        if (base62ChecksumValid(text, start, 4, 40) || looksRandom(text, start + 4, start + 40))
+          hit("github_token", start, 4);
       } else if (at(GITHUB_PAT, text, start) && looksRandom(text, start + 11, start + 93)) {
         hit("github_token", start, 4);
       } else if (
@@ -731,9 +734,8 @@ function hasCase(text: string, start: number, end: number): boolean {
  * headers, values under secret-named keys at any depth). Telegram bot tokens are reported without
  * a keyword: the shape is specific and a leaked bot token is a full credential.
  * Deliberately not reported, to keep false positives down: values containing placeholder words
- * (so AWS's documented `AKIAIOSFODNN7EXAMPLE` and `xoxb-your-token`), `ghp_`/`gho_`/... tokens
- * whose CRC-32 checksum does not match (every token GitHub issues carries one, so these are made
- * up; they are still reported when a key or header names them as a credential), Stripe `sk_test_`
+ * (so AWS's documented `AKIAIOSFODNN7EXAMPLE` and `xoxb-your-token`), `ghp_`/`gho_`/... strings
+ * whose body neither carries a valid CRC-32 checksum nor looks random (`ghp_aaaa…`), Stripe `sk_test_`
  * keys, unsigned (`alg: none`) JWTs, PEM headers without a key body, and public keys and
  * certificates.
  */
