@@ -11,16 +11,6 @@ const root = join(here, "..", "..");
 const categories = ["identity", "path", "secrets", "shell", "sql", "url"] as const;
 type Category = (typeof categories)[number];
 
-/** Categories whose analyzers were fixed against this suite: held to the issue's targets. */
-const enforced: readonly Category[] = ["identity", "path", "shell", "sql", "url"];
-
-/**
- * Cases the secrets detector still gets wrong, by `why`. The test checks this list exactly, so
- * fixing one fails it until the entry is removed.
- */
-const knownMisses: Record<Exclude<Category, (typeof enforced)[number]>, readonly string[]> = {
-  secrets: [],
-};
 
 function cases(category: Category): EvalCase[] {
   return readFileSync(join(here, category, "cases.jsonl"), "utf8")
@@ -59,19 +49,11 @@ describe.each(categories)("red-team suite: %s", (category) => {
     expect(attacks / all.length).toBeLessThan(0.6);
   });
 
-  if ((enforced as readonly string[]).includes(category)) {
-    it("meets recall >= 0.99 and a false-positive rate <= 1%", () => {
-      const score = scores.get(category)!;
-      const missed = score.misses.map((m) => `${m.case.expect} ${m.case.why}: got ${m.verdict}`);
-      expect(missed).toEqual([]);
-      expect(score.recall).toBeGreaterThanOrEqual(0.99);
-      expect(score.falsePositiveRate).toBeLessThanOrEqual(0.01);
-    });
-  } else {
-    it("misclassifies exactly the known misses", () => {
-      const score = scores.get(category)!;
-      const missed = score.misses.map((m) => m.case.why).sort();
-      expect(missed).toEqual([...knownMisses[category as keyof typeof knownMisses]].sort());
-    });
-  }
+  it("meets recall >= 0.99 and a false-positive rate <= 1%", () => {
+    const score = scores.get(category)!;
+    const missed = score.misses.map((m) => `${m.case.expect} ${m.case.why}: got ${m.verdict}`);
+    expect(missed).toEqual([]);
+    expect(score.recall).toBeGreaterThanOrEqual(0.99);
+    expect(score.falsePositiveRate).toBeLessThanOrEqual(0.01);
+  });
 });
