@@ -10,7 +10,7 @@ export function syntheticPolicy(n: number): unknown {
   for (let i = 0; i < n - global; i++) {
     rules.push({
       name: `tool-rule-${i}`,
-      when: { tool: `tool_${i}`, [`args.amount`]: { gt: i } },
+      when: { tool: `tool_${i}`, "args.amount": { gt: i } },
       verdict: i % 2 ? "deny" : "ask",
     });
   }

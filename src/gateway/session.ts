@@ -108,7 +108,7 @@ export class Session implements SessionState {
   /** Whether `text` is a value of the set (a tool's outputs, or inputs with that label). */
   inValueSet(text: string, source: string): boolean {
     const set = this.valueSets.get(source);
-    return set !== undefined && set.has(normalizeFlowText(text));
+    return set?.has(normalizeFlowText(text)) === true;
   }
 
   private addContent(value: unknown, labels: readonly string[], source: string): void {

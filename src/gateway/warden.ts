@@ -230,7 +230,11 @@ export class Warden {
       return decision;
     }
     const finished = this.finishDecision(policy, call, decision, limits, session);
-    return guard ? finished.then((final) => (guard.settle(final), final)) : finished;
+    if (!guard) return finished;
+    return finished.then((final) => {
+      guard.settle(final);
+      return final;
+    });
   }
 
   private async finishDecision(
