@@ -13,7 +13,7 @@ import {
   toolSchema,
 } from "./schema.js";
 import type { RawPolicy } from "./schema.js";
-import { didYouMean, issueAt, issueAtPath, parseSource } from "./source.js";
+import { issueAt, issueAtPath, parseSource, schemaIssues } from "./source.js";
 import type { PathSegment, PolicySource } from "./source.js";
 
 /** Where a piece of the merged policy was written, so compile errors can point at it. */
@@ -124,7 +124,9 @@ function validate(source: PolicySource): RawPolicy {
     value = source.doc.toJS({ maxAliasCount: 100 });
   } catch (error) {
     // An alias before its anchor, or an alias bomb past maxAliasCount.
-    throw new PolicyLoadError([issueAt(source, 0, `invalid YAML: ${(error as Error).message.split("\n")[0]}`)]);
+    throw new PolicyLoadError([
+      issueAt(source, 0, `invalid YAML: ${(error as Error).message.split("\n")[0]}`),
+    ]);
   }
   if (value === null || typeof value !== "object" || Array.isArray(value)) {
     throw new PolicyLoadError([issueAt(source, 0, "a policy is a mapping with at least `version: 1`")]);
@@ -134,31 +136,7 @@ function validate(source: PolicySource): RawPolicy {
   if (unsafe.length) throw new PolicyLoadError(unsafe);
   const result = policySchema.safeParse(value);
   if (result.success) return result.data;
-  const issues: PolicyIssue[] = [];
-  for (const issue of result.error.issues) {
-    const path = issue.path.filter((p): p is PathSegment => typeof p !== "symbol");
-    if (issue.code === "unrecognized_keys") {
-      const known = LEVEL_KEYS.find(([re]) => re.test(path.join("/")))?.[1] ?? [];
-      for (const key of issue.keys) {
-        const guess = didYouMean(key, known);
-        issues.push(
-          issueAtPath(source, [...path, key], `unknown key \`${key}\``, {
-            atKey: true,
-            help: guess
-              ? `did you mean \`${guess}\`?`
-              : known.length
-                ? `expected one of: ${known.join(", ")}`
-                : undefined,
-          }),
-        );
-      }
-    } else {
-      const where = path.length ? `\`${path.join(".")}\`: ` : "";
-      issues.push(
-        issueAtPath(source, path, `${where}${issue.message.replace(/^Invalid input: /, "").toLowerCase()}`),
-      );
-    }
-  }
+  const issues = schemaIssues(source, result.error.issues, LEVEL_KEYS);
   throw new PolicyLoadError(issues);
 }
 

@@ -1,5 +1,6 @@
 import { isMap, isPair, isScalar, isSeq, LineCounter, parseDocument } from "yaml";
 import type { Document, Node } from "yaml";
+import type { z } from "zod";
 import type { PolicyIssue } from "../core/index.js";
 
 export type PathSegment = string | number;
@@ -21,7 +22,10 @@ export function parseSource(file: string, text: string): { source: PolicySource;
   } catch (error) {
     // The parser itself can overflow its stack (thousands of nested compact mappings).
     const empty = { file, text, doc: parseDocument(""), lines };
-    return { source: empty, issues: [issueAt(empty, 0, `invalid YAML: ${firstLine((error as Error).message)}`)] };
+    return {
+      source: empty,
+      issues: [issueAt(empty, 0, `invalid YAML: ${firstLine((error as Error).message)}`)],
+    };
   }
   const source: PolicySource = { file, text, doc, lines };
   const issues: PolicyIssue[] = [...doc.errors, ...doc.warnings].map((error) =>
@@ -109,4 +113,48 @@ function editDistance(a: string, b: string): number {
     }
   }
   return row[b.length];
+}
+
+/** Known keys per level of a document, as (path pattern, keys), for "did you mean". */
+export type KnownKeys = ReadonlyArray<readonly [RegExp, readonly string[]]>;
+
+/**
+ * Schema (zod) issues as policy issues at their source positions: an unknown key points at the
+ * key with the closest known one, a bad record key at the key, anything else at the value.
+ */
+export function schemaIssues(
+  source: PolicySource,
+  issues: readonly z.core.$ZodIssue[],
+  known: KnownKeys,
+): PolicyIssue[] {
+  const out: PolicyIssue[] = [];
+  for (const issue of issues) {
+    const path = issue.path.filter((p): p is PathSegment => typeof p !== "symbol");
+    if (issue.code === "unrecognized_keys") {
+      const keys = known.find(([re]) => re.test(path.join("/")))?.[1] ?? [];
+      for (const key of issue.keys) {
+        const guess = didYouMean(key, keys);
+        const help = guess
+          ? `did you mean \`${guess}\`?`
+          : keys.length
+            ? `expected one of: ${keys.join(", ")}`
+            : undefined;
+        out.push(issueAtPath(source, [...path, key], `unknown key \`${key}\``, { atKey: true, help }));
+      }
+      continue;
+    }
+    const atKey = issue.code === "invalid_key";
+    const message =
+      issue.code === "invalid_key" ? (issue.issues[0]?.message ?? issue.message) : issue.message;
+    const where = path.length ? `\`${path.join(".")}\`: ` : "";
+    out.push(
+      issueAtPath(
+        source,
+        path,
+        `${where}${message.replace(/^Invalid input: /, "").replace(/^./, (c) => c.toLowerCase())}`,
+        { atKey },
+      ),
+    );
+  }
+  return out;
 }

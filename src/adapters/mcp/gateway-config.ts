@@ -3,8 +3,8 @@ import { dirname, resolve } from "node:path";
 import { z } from "zod";
 import { PolicyLoadError } from "../../core/index.js";
 import type { Agent, PolicyIssue } from "../../core/index.js";
-import { didYouMean, issueAtPath, parseSource } from "../../policy/source.js";
-import type { PathSegment, PolicySource } from "../../policy/source.js";
+import { issueAtPath, parseSource, schemaIssues } from "../../policy/source.js";
+import type { PathSegment } from "../../policy/source.js";
 import type { UpstreamSpec } from "./upstream.js";
 
 /** Shortest bearer token accepted: a shorter one can be guessed. */
@@ -133,7 +133,7 @@ export function parseGatewayConfig(
   if (issues.length) throw new PolicyLoadError(issues);
   const value = source.doc.toJS({ maxAliasCount: 100 });
   const result = gatewayConfigSchema.safeParse(value ?? {});
-  if (!result.success) throw new PolicyLoadError(zodIssues(source, result.error.issues));
+  if (!result.success) throw new PolicyLoadError(schemaIssues(source, result.error.issues, KNOWN_KEYS));
   const raw = result.data;
   const problems: PolicyIssue[] = [];
   const fill = (value: string, at: PathSegment[]) =>
@@ -208,42 +208,4 @@ export function parseGatewayConfig(
     servers,
     tokens,
   };
-}
-
-function zodIssues(source: PolicySource, issues: z.core.$ZodIssue[]): PolicyIssue[] {
-  const out: PolicyIssue[] = [];
-  for (const issue of issues) {
-    const path = issue.path.filter((p): p is PathSegment => typeof p !== "symbol");
-    if (issue.code === "unrecognized_keys") {
-      const known = KNOWN_KEYS.find(([re]) => re.test(path.join("/")))?.[1] ?? [];
-      for (const key of issue.keys) {
-        const guess = didYouMean(key, known);
-        out.push(
-          issueAtPath(source, [...path, key], `unknown key \`${key}\``, {
-            atKey: true,
-            help: guess
-              ? `did you mean \`${guess}\`?`
-              : known.length
-                ? `expected one of: ${known.join(", ")}`
-                : undefined,
-          }),
-        );
-      }
-      continue;
-    }
-    // A bad record key (a server id) is reported at the key itself.
-    const atKey = issue.code === "invalid_key";
-    const where = path.length ? `\`${path.join(".")}\`: ` : "";
-    const message =
-      issue.code === "invalid_key" ? (issue.issues[0]?.message ?? issue.message) : issue.message;
-    out.push(
-      issueAtPath(
-        source,
-        path,
-        `${where}${message.replace(/^Invalid input: /, "").replace(/^./, (c) => c.toLowerCase())}`,
-        { atKey },
-      ),
-    );
-  }
-  return out;
 }
