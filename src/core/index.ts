@@ -1,4 +1,5 @@
 export type { Agent, Call } from "./call.js";
+export { canonicalJson, hashValue, sha256Hex } from "./canonical.js";
 export type { Decision, Finding, FlowEvidence } from "./decision.js";
 export {
   ApprovalRequiredError,
@@ -10,3 +11,5 @@ export {
 export type { PolicyIssue, SourcePosition } from "./errors.js";
 export { isVerdict, moreSevere, RISK_LEVELS, SEVERITY, VERDICTS } from "./verdict.js";
 export type { RiskLevel, Verdict } from "./verdict.js";
+export { auditArgs } from "./redact.js";
+export type { AuditArgsMode, AuditedArgs } from "./redact.js";

@@ -7,8 +7,8 @@ import { compilePolicyFile, compilePolicyObject, compilePolicyText } from "../po
 import type { CompiledLimit, CompiledPolicy } from "../policy/index.js";
 import { MemoryStateStore } from "../stores/memory/index.js";
 import type { LimitBucket, StateStore } from "../stores/types.js";
-import { canonicalJson, sha256Hex } from "../audit/chain.js";
-import { auditArgs } from "../audit/redact.js";
+import { canonicalJson, sha256Hex } from "../core/canonical.js";
+import { auditArgs } from "../core/redact.js";
 import { applyJudgement, needsJudge } from "../judge/apply.js";
 import type { JudgedDecision } from "../judge/apply.js";
 import { Judge } from "../judge/judge.js";

@@ -1,6 +1,6 @@
 import { createHash } from "node:crypto";
 import { z } from "zod";
-import { canonicalJson } from "../audit/chain.js";
+import { canonicalJson } from "../core/canonical.js";
 import type { Call, RiskLevel } from "../core/index.js";
 import type { JudgeSpec } from "./schema.js";
 

@@ -1,6 +1,6 @@
 import { createHmac, randomBytes, randomUUID, timingSafeEqual } from "node:crypto";
 import { createHash } from "node:crypto";
-import { canonicalJson } from "../audit/chain.js";
+import { canonicalJson } from "../core/canonical.js";
 import { ToolwardenError } from "../core/index.js";
 import type { Call, Finding } from "../core/index.js";
 import { compileWhen } from "../policy/conditions.js";

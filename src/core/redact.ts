@@ -1,4 +1,4 @@
-import { canonicalJson, sha256Hex } from "./chain.js";
+import { canonicalJson, sha256Hex } from "./canonical.js";
 
 /**
  * What an audit record keeps of a call's arguments (the policy's `audit.args`):

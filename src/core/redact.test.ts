@@ -1,5 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { hashValue } from "./chain.js";
+import { hashValue } from "./canonical.js";
 import { auditArgs } from "./redact.js";
 
 const mask = (s: string) => s.replace(/AKIA[0-9A-Z]{16}/g, "[secret]");
