@@ -249,3 +249,25 @@ describe("unwrap", () => {
     expect(result?.kind === "command" && result.words).toEqual(runs);
   });
 });
+
+describe("nesting bound (fuzzing found multi-second parses of deeply nested substitutions)", () => {
+  const check = shellKind.compile(
+    shellKind.options.parse({ programs: ["echo", "find"], allow: { substitution: true } }),
+  );
+  it.each([
+    ["nested $(( $(", `echo ${"$(( $(echo ".repeat(200)}1${"))".repeat(200)}`],
+    ["nested quoted $(", `echo ${'"$(rm -rf '.repeat(500)}`],
+    ["nested backquotes and braces", `echo ${"{ `".repeat(40)}x`],
+  ])("%s is refused before parsing", (_name, command) => {
+    const out: Finding[] = [];
+    check(command, "command", out);
+    expect(out.map((f) => f.code)).toContain("shell.unparsable");
+    expect(out.find((f) => f.code === "shell.unparsable")?.message).toContain("nested more than 16 deep");
+  });
+
+  it("ordinary grouping and one substitution still parse", () => {
+    const out: Finding[] = [];
+    check('find . -name "*.ts" && { echo "$(echo ok)"; }', "command", out);
+    expect(out).toEqual([]);
+  });
+});

@@ -69,6 +69,14 @@ export const shellKind: ConstraintKind<ShellOptions> = {
         });
       } else if (value.includes("\0")) {
         out.push({ code: "shell.unparsable", message: "a NUL character", arg });
+      } else if (nestingDepth(value) > MAX_NESTING) {
+        // The parser's cost grows steeply with nested substitutions (a 27 KB `$(( $(echo ...` took
+        // seconds in fuzzing); no command an agent should run nests this deep.
+        out.push({
+          code: "shell.unparsable",
+          message: `substitutions or groups nested more than ${MAX_NESTING} deep`,
+          arg,
+        });
       } else {
         try {
           checkShell(value, programs, allow, arg, out);
@@ -84,3 +92,32 @@ export const shellKind: ConstraintKind<ShellOptions> = {
     };
   },
 };
+
+/** Deepest nesting the analyzer parses; deeper commands are refused before the parser sees them. */
+const MAX_NESTING = 16;
+
+/**
+ * Nesting depth of `$(`, `<(`, `>(`, `(`, `{` and backquotes, counted without regard to quoting:
+ * an over-count only refuses a strange command, never lets one through unparsed.
+ */
+function nestingDepth(command: string): number {
+  let depth = 0;
+  let deepest = 0;
+  let backquoted = false;
+  for (let i = 0; i < command.length; i++) {
+    const c = command.charCodeAt(i);
+    if (c === 40 || c === 123) {
+      // ( {
+      if (++depth > deepest) deepest = depth;
+    } else if (c === 41 || c === 125) {
+      // ) }
+      if (depth > 0) depth--;
+    } else if (c === 96) {
+      // ` toggles a level
+      backquoted = !backquoted;
+      depth += backquoted ? 1 : -1;
+      if (depth > deepest) deepest = depth;
+    }
+  }
+  return deepest;
+}
