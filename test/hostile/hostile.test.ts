@@ -21,12 +21,7 @@ const { policy, session } = hostileSetup();
 
 function pollution(): unknown[] {
   const probe = {} as Record<string, unknown>;
-  return [
-    probe.polluted,
-    probe.isAdmin,
-    probe.role,
-    Object.hasOwn(Object.prototype, "polluted"),
-  ];
+  return [probe.polluted, probe.isAdmin, probe.role, Object.hasOwn(Object.prototype, "polluted")];
 }
 
 afterEach(() => {
