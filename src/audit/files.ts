@@ -1,7 +1,6 @@
 import { createReadStream } from "node:fs";
 import { open, readdir } from "node:fs/promises";
 import { basename, dirname, extname, join } from "node:path";
-import { createInterface } from "node:readline";
 
 /**
  * Name of the `n`th rotated file of an active log: `audit.jsonl` -> `audit.1.jsonl`. Rotated files
@@ -37,15 +36,30 @@ export async function auditFiles(active: string): Promise<string[]> {
   return [...numbers.map((n) => rotatedPath(active, n)), active];
 }
 
-/** Lines of a text file with 1-based numbers, streamed. A final line without a newline is yielded too. */
+/**
+ * Lines of a text file with 1-based numbers, streamed. A final line without a newline is yielded too.
+ * Lines end at "\n" only (a "\r" before it is dropped): `node:readline` on Node 24 also ends lines at
+ * U+2028/U+2029, which JSON leaves unescaped inside strings, so it would tear genuine JSONL records.
+ */
 export async function* readLines(file: string): AsyncGenerator<{ text: string; line: number }> {
   const input = createReadStream(file, { encoding: "utf8" });
-  const lines = createInterface({ input, crlfDelay: Number.POSITIVE_INFINITY });
   let line = 0;
+  let rest = "";
   try {
-    for await (const text of lines) yield { text, line: ++line };
+    for await (const chunk of input as AsyncIterable<string>) {
+      let start = 0;
+      let end = chunk.indexOf("\n");
+      while (end !== -1) {
+        const text = rest + chunk.slice(start, end);
+        rest = "";
+        yield { text: text.endsWith("\r") ? text.slice(0, -1) : text, line: ++line };
+        start = end + 1;
+        end = chunk.indexOf("\n", start);
+      }
+      rest += chunk.slice(start);
+    }
+    if (rest !== "") yield { text: rest.endsWith("\r") ? rest.slice(0, -1) : rest, line: ++line };
   } finally {
-    lines.close();
     input.destroy();
   }
 }

@@ -5,6 +5,7 @@ import { sealRecord } from "./chain.js";
 import { auditFiles } from "./files.js";
 import { decisionEvent, TEST_KEY, tempDir } from "./fixtures/events.js";
 import { JsonlAuditSink } from "./jsonl-sink.js";
+import { queryAudit } from "./query.js";
 import { type AuditProblem, verifyAuditLog } from "./verify.js";
 
 let dir: string;
@@ -102,6 +103,21 @@ describe("verifyAuditLog", () => {
     expect(result.firstError).toMatchObject({ problem, line, file: log });
     expect(result.firstError?.seq).toBe(seq);
     expect(result.records).toBe(line - 1);
+  });
+
+  it("reads U+2028 and U+2029 inside a record as text, not as line ends (Node 24's readline splits there)", async () => {
+    const odd = join(dir, "odd.jsonl");
+    const sink = await JsonlAuditSink.open({ path: odd, key: TEST_KEY });
+    await sink.append(decisionEvent(1, { reason: "line one\u2028line two\u2029end" }));
+    await sink.append(decisionEvent(2));
+    await sink.close();
+    expect(await readFile(odd, "utf8")).toContain("\u2028");
+    const result = await verifyAuditLog([odd], TEST_KEY);
+    expect(result).toMatchObject({ ok: true, records: 2 });
+    expect(result.firstError).toBeUndefined();
+    const read = [];
+    for await (const record of queryAudit([odd])) read.push(record);
+    expect(read.map((r) => r.reason)).toEqual(["line one\u2028line two\u2029end", 'reason 2 «ünïcode» "quoted"']);
   });
 
   it("detects a line truncated mid-record", async () => {
