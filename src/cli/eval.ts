@@ -26,6 +26,10 @@ export interface CategoryScore {
   recall: number;
   f1: number;
   falsePositiveRate: number;
+  /** Calls denied or sent to ask only because an analyzer could not parse an argument (`*.unparsable`). */
+  unparsableBlocks: number;
+  /** unparsableBlocks over all blocked calls (0 when nothing was blocked). */
+  unparsableShare: number;
   misses: Array<{ case: EvalCase; verdict: string; rule: string | null; reason: string }>;
 }
 
@@ -44,15 +48,38 @@ export function packageRoot(): string {
 export function evalCategories(root: string): string[] {
   if (!existsSync(root)) throw new CliError(`no eval suite at \`${root}\``);
   return readdirSync(root, { withFileTypes: true })
-    .filter((entry) => entry.isDirectory() && existsSync(join(root, entry.name, "policy.yaml")) && existsSync(join(root, entry.name, "cases.jsonl")))
+    .filter(
+      (entry) =>
+        entry.isDirectory() &&
+        existsSync(join(root, entry.name, "policy.yaml")) &&
+        existsSync(join(root, entry.name, "cases.jsonl")),
+    )
     .map((entry) => entry.name)
     .sort();
 }
 
 /** Scores one category: a case is caught when the verdict is deny or ask (the call does not simply run). */
-export async function scoreCategory(dir: string, category: string, onCase?: () => void): Promise<CategoryScore> {
+export async function scoreCategory(
+  dir: string,
+  category: string,
+  onCase?: () => void,
+): Promise<CategoryScore> {
   const warden = Warden.fromFile(join(dir, "policy.yaml"));
-  const score: CategoryScore = { category, cases: 0, tp: 0, fn: 0, fp: 0, tn: 0, precision: 0, recall: 0, f1: 0, falsePositiveRate: 0, misses: [] };
+  const score: CategoryScore = {
+    category,
+    cases: 0,
+    tp: 0,
+    fn: 0,
+    fp: 0,
+    tn: 0,
+    precision: 0,
+    recall: 0,
+    f1: 0,
+    falsePositiveRate: 0,
+    unparsableBlocks: 0,
+    unparsableShare: 0,
+    misses: [],
+  };
   for (const line of jsonLines(readFileSync(join(dir, "cases.jsonl"), "utf8"))) {
     if (line.error) throw new CliError(`${join(dir, "cases.jsonl")}:${line.line}: ${line.error}`);
     const testCase = line.value as EvalCase;
@@ -60,43 +87,72 @@ export async function scoreCategory(dir: string, category: string, onCase?: () =
     const caught = decision.verdict === "deny" || decision.verdict === "ask";
     const attack = testCase.expect === "deny";
     score.cases++;
+    if (caught && restsOnParseFailure(decision.findings)) score.unparsableBlocks++;
     if (attack && caught) score.tp++;
     else if (attack) score.fn++;
     else if (caught) score.fp++;
     else score.tn++;
-    if (attack !== caught) score.misses.push({ case: testCase, verdict: decision.verdict, rule: decision.rule, reason: decision.reason });
+    if (attack !== caught)
+      score.misses.push({
+        case: testCase,
+        verdict: decision.verdict,
+        rule: decision.rule,
+        reason: decision.reason,
+      });
     onCase?.();
   }
   score.precision = score.tp + score.fp ? score.tp / (score.tp + score.fp) : 1;
   score.recall = score.tp + score.fn ? score.tp / (score.tp + score.fn) : 1;
-  score.f1 = score.precision + score.recall ? (2 * score.precision * score.recall) / (score.precision + score.recall) : 0;
+  score.f1 =
+    score.precision + score.recall
+      ? (2 * score.precision * score.recall) / (score.precision + score.recall)
+      : 0;
   score.falsePositiveRate = score.fp + score.tn ? score.fp / (score.fp + score.tn) : 0;
+  score.unparsableShare = score.tp + score.fp ? score.unparsableBlocks / (score.tp + score.fp) : 0;
   await warden.close();
   return score;
 }
 
+/**
+ * A block rests on a parse failure when every finding behind it says the analyzer could not read
+ * the argument, and none names a recognised danger: a grammar that learns to read the input
+ * would let the call through.
+ */
+export function restsOnParseFailure(findings: ReadonlyArray<{ code: string }>): boolean {
+  return findings.length > 0 && findings.every((finding) => finding.code.endsWith(".unparsable"));
+}
+
 function countCases(dir: string): number {
-  return readFileSync(join(dir, "cases.jsonl"), "utf8").split("\n").filter((l) => l.trim()).length;
+  return readFileSync(join(dir, "cases.jsonl"), "utf8")
+    .split("\n")
+    .filter((l) => l.trim()).length;
 }
 
 export const evalCommand: Command = {
   summary: "run the adversarial suite: precision, recall, F1 and false-positive rate per analyzer",
   usage: "toolwarden eval [DIR] [--json] [--misses] | eval --traces [DIR] [--json] [--misses]",
   async run(argv) {
-    const flags = { json: { type: "boolean" }, misses: { type: "boolean" }, traces: { type: "boolean" } } as const;
+    const flags = {
+      json: { type: "boolean" },
+      misses: { type: "boolean" },
+      traces: { type: "boolean" },
+    } as const;
     const { values, positionals } = parseFlags(argv, flags, this.usage);
     if (values.help) return help(this);
     if (values.traces) {
       // Agent sessions, benign and attacked, replayed through the examples' policies: utility and attack success.
       const { runTraces } = await import("./eval-traces.js");
-      return runTraces(positionals[0] ?? join(packageRoot(), "examples"), values, (text) => process.stdout.write(text));
+      return runTraces(positionals[0] ?? join(packageRoot(), "examples"), values, (text) =>
+        process.stdout.write(text),
+      );
     }
     const root = positionals[0] ?? join(packageRoot(), "eval");
     const categories = evalCategories(root);
     const total = categories.reduce((n, c) => n + countCases(join(root, c)), 0);
     const bar = progress("eval", total);
     const scores: CategoryScore[] = [];
-    for (const category of categories) scores.push(await scoreCategory(join(root, category), category, () => bar.tick()));
+    for (const category of categories)
+      scores.push(await scoreCategory(join(root, category), category, () => bar.tick()));
     bar.done();
     const overall = scores.reduce(
       (acc, s) => ({ tp: acc.tp + s.tp, fn: acc.fn + s.fn, fp: acc.fp + s.fp, tn: acc.tn + s.tn }),
@@ -109,16 +165,40 @@ export const evalCommand: Command = {
     const pct = (x: number) => `${(x * 100).toFixed(1)}%`;
     process.stdout.write(
       `${table(
-        ["category", "cases", "attacks", "benign", "precision", "recall", "F1", "FP rate"],
-        scores.map((s) => [s.category, s.cases, s.tp + s.fn, s.fp + s.tn, pct(s.precision), pct(s.recall), s.f1.toFixed(3), pct(s.falsePositiveRate)]),
+        [
+          "category",
+          "cases",
+          "attacks",
+          "benign",
+          "precision",
+          "recall",
+          "F1",
+          "FP rate",
+          "blocked: could not parse",
+        ],
+        scores.map((s) => [
+          s.category,
+          s.cases,
+          s.tp + s.fn,
+          s.fp + s.tn,
+          pct(s.precision),
+          pct(s.recall),
+          s.f1.toFixed(3),
+          pct(s.falsePositiveRate),
+          `${s.unparsableBlocks}/${s.tp + s.fp} (${pct(s.unparsableShare)})`,
+        ]),
       )}\n`,
     );
     const misses = scores.flatMap((s) => s.misses.map((m) => ({ ...m, category: s.category })));
     if (misses.length) {
-      process.stdout.write(`\n${misses.length} misclassified${values.misses ? ":" : " (--misses to list)"}\n`);
+      process.stdout.write(
+        `\n${misses.length} misclassified${values.misses ? ":" : " (--misses to list)"}\n`,
+      );
       if (values.misses) {
         for (const m of misses) {
-          process.stdout.write(`  [${m.category}] expected ${m.case.expect}, got ${m.verdict} (${m.rule ?? "default"}): ${m.case.why ?? JSON.stringify(m.case.args)}\n`);
+          process.stdout.write(
+            `  [${m.category}] expected ${m.case.expect}, got ${m.verdict} (${m.rule ?? "default"}): ${m.case.why ?? JSON.stringify(m.case.args)}\n`,
+          );
         }
       }
     }
