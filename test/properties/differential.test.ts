@@ -4,6 +4,7 @@ import { describe, expect, it } from "vitest";
 import { compileGlob } from "../../src/policy/index.js";
 import { globMatches } from "../../src/policy/reference.js";
 import { call, glob, policy, sessionPlan, TOOLS } from "./arbitraries.js";
+import { propertySeed } from "../setup/property-seed.js";
 import { compileGenerated, compileObject, decideBoth, sessionFor } from "./harness.js";
 
 /** Cases per property; CI runs the default, `TW_PROPERTY_RUNS=20000` digs deeper. */
@@ -45,7 +46,10 @@ describe("the compiled engine agrees with the reference evaluator", () => {
     expect(seen.cases).toBe(RUNS);
     // The generator reaches every outcome, so agreement is not agreement on trivial cases.
     for (const outcome of ["allow", "flag", "ask", "deny", "default", "malformed-call", "internal-error"]) {
-      expect(seen.byOutcome.get(outcome) ?? 0, outcome).toBeGreaterThan(RUNS / 500);
+      expect(
+        seen.byOutcome.get(outcome) ?? 0,
+        `${outcome} (TW_PROPERTY_SEED=${propertySeed})`,
+      ).toBeGreaterThan(RUNS / 500);
     }
   });
 
@@ -95,7 +99,7 @@ describe("the compiled engine agrees with the reference evaluator", () => {
       ),
       { numRuns: RUNS },
     );
-    expect(trusted).toBeGreaterThan(RUNS / 50);
+    expect(trusted, `TW_PROPERTY_SEED=${propertySeed}`).toBeGreaterThan(RUNS / 50);
   });
 
   it(`on glob matching, written independently of the engine's RE2 translation (${RUNS * 5} cases)`, () => {
