@@ -260,6 +260,9 @@ function byRank(a: Contribution, b: Contribution): number {
 }
 
 function runChecks(decl: CompiledTool, args: Record<string, unknown>, findings: Finding[]): void {
+  for (const { arg, path } of decl.required) {
+    if (valueAt(args, path) === undefined) findings.push(missingArg(decl.name, arg));
+  }
   for (const check of decl.checks) {
     const before = findings.length;
     if (check.path.length === 1) {
@@ -270,11 +273,27 @@ function runChecks(decl: CompiledTool, args: Record<string, unknown>, findings: 
   }
 }
 
+/** The finding for a `required: true` argument the call does not have; it always denies. */
+export function missingArg(tool: string, arg: string): Finding {
+  return {
+    code: "arg.missing",
+    arg,
+    message: `\`${tool}\` requires the argument \`${arg}\` and the call does not have it`,
+    verdict: "deny",
+  };
+}
+
 /**
  * Checks every value a nested path reaches, through arrays as conditions read them (a
  * non-numeric segment applies to every element), so `[{url}]` cannot dodge a check on `{url}`.
  */
-function checkAt(value: unknown, path: readonly string[], i: number, check: CompiledTool["checks"][number], out: Finding[]): void {
+function checkAt(
+  value: unknown,
+  path: readonly string[],
+  i: number,
+  check: CompiledTool["checks"][number],
+  out: Finding[],
+): void {
   if (i === path.length) {
     if (value !== undefined) check.check(value, check.arg, out);
   } else if (Array.isArray(value) && !/^\d+$/.test(path[i])) {

@@ -42,9 +42,17 @@ export interface WardenOptions {
   planKey?: string | Buffer;
 }
 
-/** Options for `wrap`: how the function's parameters become the call's `args`. */
+/**
+ * Options for `wrap`: how the function's parameters become the call's `args`.
+ *
+ * A call with one plain object is that object as `args`. Positional values are named by
+ * `params`, else by the function's own parameter names when they cover the arguments the policy
+ * declares for the tool, else (one value, one declared argument) by that declared name. `wrap`
+ * throws at once for a function with several parameters that cannot be named this way; a
+ * positional call that still cannot be named is denied (`wrap.unnamed_args`), never run unchecked.
+ */
 export interface WrapOptions {
-  /** Names for positional parameters; by default a single plain-object parameter is the args. */
+  /** Names for positional parameters, in order (`["url"]` for `(u) => ...`). */
   params?: string[];
   server?: string;
 }
@@ -65,6 +73,8 @@ export class Warden {
   private readonly authority: Authority;
   /** The reviewer for the current policy's `judge:`; its cache lives as long as the spec does. */
   private judge: Judge | undefined;
+  /** Per tool, the argument names the policy checks (for naming `wrap`'s positional values). */
+  private readonly declaredCache = new Map<string, { policy: CompiledPolicy; args: string[] }>();
 
   constructor(policy: CompiledPolicy, options: WardenOptions = {}) {
     this.compiled = policy;
@@ -174,6 +184,9 @@ export class Warden {
 
   /** The pure decision: policy, analyzers and flows; no counting, no I/O. Never throws. */
   evaluate(call: Call): Decision {
+    // Not even an object: malformed, and nothing below may read it (as `decide` does).
+    if (call === null || typeof call !== "object" || Array.isArray(call))
+      return evaluateCall(this.compiled, call, undefined);
     let session: Session | undefined;
     try {
       session = this.sessionFor(call);
@@ -206,7 +219,8 @@ export class Warden {
   private decideFast(call: Call): Decision | Promise<Decision> {
     const policy = this.compiled;
     // Not even an object (a `null` line in a JSONL stream): malformed, and nothing below may read it.
-    if (call === null || typeof call !== "object") return evaluateCall(policy, call, undefined);
+    if (call === null || typeof call !== "object" || Array.isArray(call))
+      return evaluateCall(policy, call, undefined);
     let session: Session | undefined;
     let decision: Decision;
     const limits: CompiledLimit[] = [];
@@ -563,13 +577,28 @@ export class Warden {
     fn: (...args: A) => R,
     options: WrapOptions = {},
   ): (...args: A) => Promise<Awaited<R>> {
-    const { params, server } = options;
+    const { server } = options;
+    const explicit = options.params !== undefined;
+    const params = options.params ?? this.paramNames(name, fn);
     return async (...params_: A): Promise<Awaited<R>> => {
       const session = sessionScope.getStore();
-      const call: Call = { tool: name, args: toArgs(params_, params), server };
+      const args = toArgs(params_, params, this.declaredArgs(name), explicit);
+      const call: Call = { tool: name, args: args ?? {}, server };
       if (session) {
         call.session = session.id;
         call.agent = session.agent;
+      }
+      if (!args) {
+        throw new PolicyDeniedError(
+          await this.record(call, {
+            verdict: "deny",
+            rule: "wrap.unnamed_args",
+            reason: `\`${name}\` was called with positional arguments that cannot be named; wrap it with \`{ params: [...] }\` or call it with one object`,
+            findings: [],
+            labels: [],
+            tool: name,
+          }),
+        );
       }
       const fast = this.decideFast(call);
       const decision = fast instanceof Promise ? await fast : fast;
@@ -586,6 +615,39 @@ export class Warden {
       this.recordOutput(call, output, session);
       return output;
     };
+  }
+
+  /** The top-level argument names the policy checks for a tool: constraints, `required`, and rules that need one. */
+  private declaredArgs(tool: string): string[] {
+    const cached = this.declaredCache.get(tool);
+    if (cached?.policy === this.compiled) return cached.args;
+    const decl = this.compiled.tools.get(tool);
+    const own = decl ? [...decl.checks, ...decl.asyncChecks, ...decl.required].map((c) => c.path[0]) : [];
+    const args = [...new Set([...own, ...this.compiled.rulesFor(tool).byArg.keys()])];
+    if (this.declaredCache.size < 10_000) this.declaredCache.set(tool, { policy: this.compiled, args });
+    return args;
+  }
+
+  /**
+   * The function's own parameter names, when they can name its positional values: every one a
+   * plain identifier, and together covering the arguments the policy declares for the tool.
+   * Throws for a function of several parameters that cannot be named (a lone one may still be
+   * the object form, decided per call).
+   */
+  private paramNames(tool: string, fn: (...args: never[]) => unknown): string[] | undefined {
+    const names = parameterNames(fn);
+    const declared = this.declaredArgs(tool);
+    if (names && declared.every((arg) => names.includes(arg))) return names;
+    if (fn.length > 1 || (names && names.length > 1)) {
+      const shown = names ? names.map((n) => `\`${n}\``).join(", ") : "its parameters";
+      const wanted = declared.length
+        ? ` to the declared arguments ${declared.map((a) => `\`${a}\``).join(", ")}`
+        : "";
+      throw new TypeError(
+        `wrap(\`${tool}\`): cannot map ${shown}${wanted}; pass \`{ params: [${(declared.length ? declared : ["..."]).map((a) => `"${a}"`).join(", ")}] }\` or take one object parameter`,
+      );
+    }
+    return undefined;
   }
 
   /** `wrap` for every function of a record, keyed by tool name. */
@@ -651,16 +713,106 @@ function splitByFields(
     put(base, value);
   };
   walk(output, [], 0);
-  return [...groups.values()].map((g) => ({ value: g.values.length === 1 ? g.values[0] : g.values, labels: g.labels }));
+  return [...groups.values()].map((g) => ({
+    value: g.values.length === 1 ? g.values[0] : g.values,
+    labels: g.labels,
+  }));
 }
 
-function toArgs(values: unknown[], names: string[] | undefined): Record<string, unknown> {
-  if (names) return Object.fromEntries(names.map((name, i) => [name, values[i]]));
+/**
+ * A wrapped call's `args`: named positional values, or the one plain object it was given;
+ * undefined when positional values cannot be named (the caller denies the call).
+ */
+function toArgs(
+  values: unknown[],
+  names: string[] | undefined,
+  declared: string[],
+  explicit: boolean,
+): Record<string, unknown> | undefined {
   const [first] = values;
-  if (values.length === 1 && first !== null && typeof first === "object" && !Array.isArray(first)) {
-    return first as Record<string, unknown>;
+  // One plain object is the args, unless `params` says otherwise or the function's one parameter is itself a declared argument.
+  const objectForm =
+    values.length === 1 &&
+    isPlainObject(first) &&
+    !explicit &&
+    (!names || (names.length === 1 && !declared.includes(names[0])));
+  if (objectForm) return first as Record<string, unknown>;
+  if (names) {
+    // Values past the named ones would go unchecked: refuse the call.
+    if (values.length > names.length) return undefined;
+    const args: Record<string, unknown> = {};
+    names.forEach((name, i) => {
+      if (values[i] !== undefined) args[name] = values[i];
+    });
+    return args;
   }
-  return Object.fromEntries(values.map((value, i) => [String(i), value]));
+  if (values.length === 0) return {};
+  if (values.length === 1 && declared.length === 1) return { [declared[0]]: first };
+  return undefined;
+}
+
+function isPlainObject(value: unknown): boolean {
+  if (value === null || typeof value !== "object" || Array.isArray(value)) return false;
+  const proto = Object.getPrototypeOf(value);
+  return proto === Object.prototype || proto === null;
+}
+
+/**
+ * The parameter names of a function, read from its source: plain identifiers only (defaults
+ * allowed); undefined for destructuring, rest parameters, or source that cannot be read (native,
+ * bound). A destructured single parameter is the object form.
+ */
+export function parameterNames(fn: (...args: never[]) => unknown): string[] | undefined {
+  let source: string;
+  try {
+    source = Function.prototype.toString.call(fn);
+  } catch {
+    return undefined;
+  }
+  if (source.includes("[native code]")) return undefined;
+  const bare = /^(?:async\s+)?([A-Za-z_$][\w$]*)\s*=>/.exec(source);
+  if (bare) return [bare[1]];
+  const open = source.indexOf("(");
+  if (open < 0) return undefined;
+  const parts: string[] = [];
+  let depth = 0;
+  let current = "";
+  let quote = "";
+  for (let i = open + 1; i < source.length; i++) {
+    const ch = source[i];
+    if (quote) {
+      current += ch;
+      if (ch === "\\") current += source[++i] ?? "";
+      else if (ch === quote) quote = "";
+      continue;
+    }
+    if (ch === '"' || ch === "'" || ch === "`") quote = ch;
+    else if (ch === "(" || ch === "[" || ch === "{") depth++;
+    else if (ch === ")" || ch === "]" || ch === "}") {
+      if (depth === 0) {
+        parts.push(current);
+        break;
+      }
+      depth--;
+    } else if (ch === "," && depth === 0) {
+      parts.push(current);
+      current = "";
+      continue;
+    }
+    current += ch;
+  }
+  const names: string[] = [];
+  for (const part of parts) {
+    const text = part
+      .replace(/\/\*[\s\S]*?\*\//g, "")
+      .replace(/\/\/.*$/gm, "")
+      .trim();
+    if (!text) continue;
+    const name = /^([A-Za-z_$][\w$]*)\s*(?:=[\s\S]*)?$/.exec(text);
+    if (!name) return undefined;
+    names.push(name[1]);
+  }
+  return names;
 }
 
 function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
@@ -731,7 +883,6 @@ function fmt(n: number): string {
   return Number.isInteger(n) ? String(n) : n.toFixed(2);
 }
 
-
 /** Binds an approval to one exact call: tool, arguments, server, agent and session. */
 export function hashCall(call: Call): string {
   return sha256Hex(
@@ -752,10 +903,14 @@ function summarizeArgs(args: Record<string, unknown> | undefined, findings: Find
 }
 
 /** A masking function for the argument strings that a `secret.*` finding points at. */
-function maskFlagged(args: Record<string, unknown> | undefined, findings: Finding[]): ((text: string) => string) | undefined {
+function maskFlagged(
+  args: Record<string, unknown> | undefined,
+  findings: Finding[],
+): ((text: string) => string) | undefined {
   const flagged = new Set<unknown>();
   for (const finding of findings) {
-    if (finding.code.startsWith("secret.") && finding.arg !== undefined) flagged.add(valueAt(args ?? {}, finding.arg.split(".")));
+    if (finding.code.startsWith("secret.") && finding.arg !== undefined)
+      flagged.add(valueAt(args ?? {}, finding.arg.split(".")));
   }
   if (!flagged.size) return undefined;
   return (text) => (flagged.has(text) ? "[redacted secret]" : text);

@@ -40,6 +40,8 @@ export interface CompiledTool {
   /** Verdict of a failed constraint on this tool. */
   onViolation: Verdict;
   checks: CompiledArgCheck[];
+  /** Arguments declared `required: true`: a call without one is denied (`arg.missing`). */
+  required: ReadonlyArray<{ arg: string; path: readonly string[] }>;
   asyncChecks: Array<{ arg: string; path: string[]; kind: string; check: AsyncArgCheck }>;
   /** Detectors for this tool (policy-wide ones, overridden per tool). */
   detectors: DetectorUse[];
@@ -167,6 +169,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     const report = reporterFor(origins.tools.get(name) ?? { source: loaded.source, path: ["tools", name] });
     const checks: CompiledArgCheck[] = [];
     const asyncChecks: CompiledTool["asyncChecks"] = [];
+    const required: Array<{ arg: string; path: string[] }> = [];
     for (const [arg, constraints] of Object.entries(decl.args ?? {})) {
       if (constraints === null || typeof constraints !== "object" || Array.isArray(constraints)) {
         report(["args", arg], "expected a mapping of constraint kinds, e.g. `{ url: { private: block } }`");
@@ -174,6 +177,11 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
       }
       for (const [kind, options] of Object.entries(constraints as Record<string, unknown>)) {
         const at: PathSegment[] = ["args", arg, kind];
+        if (kind === "required") {
+          if (typeof options !== "boolean") report(at, "`required` must be `true` or `false`");
+          else if (options) required.push({ arg, path: arg.split(".") });
+          continue;
+        }
         const constraint = CONSTRAINT_KINDS.get(kind);
         if (!constraint) {
           const guess = didYouMean(kind, CONSTRAINT_KINDS.keys());
@@ -233,6 +241,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
       cost: decl.cost,
       onViolation: decl.on_violation ?? "deny",
       checks,
+      required,
       asyncChecks,
       detectors,
     });
@@ -256,12 +265,15 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
   (policy.rules ?? []).forEach((rule, i) => {
     const report = reporterFor(origins.rules[i]);
     const judge = "judge" in rule && rule.judge === true;
-    if (judge && !policy.judge) report(["verdict"], `rule \`${rule.name}\` says \`verdict: judge\` but the policy has no \`judge:\``);
+    if (judge && !policy.judge)
+      report(["verdict"], `rule \`${rule.name}\` says \`verdict: judge\` but the policy has no \`judge:\``);
     rules.push({
       name: rule.name,
       verdict: rule.verdict,
       judge,
-      reason: rule.message ?? (judge ? `rule \`${rule.name}\` needs the judge's review` : `rule \`${rule.name}\` matched`),
+      reason:
+        rule.message ??
+        (judge ? `rule \`${rule.name}\` needs the judge's review` : `rule \`${rule.name}\` matched`),
       when: compileWhen(rule.when, ["when"], report, needs),
       toolMatch: toolGlobs(rule.when, report),
       requiresArg: requiredArg(rule.when),

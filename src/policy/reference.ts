@@ -126,10 +126,23 @@ function decide(policy: RawPolicy, call: Call, session: ReferenceSession): Refer
     if (shadow) findings.push({ ...shadow, verdict: shadow.verdict ?? "deny" });
   } else {
     for (const [arg, constraints] of Object.entries(decl.args ?? {})) {
+      // `required: true`: the argument must be there (read without going through arrays).
+      if (
+        (constraints as Record<string, unknown>).required === true &&
+        plainValueAt(args, arg.split(".")) === undefined
+      ) {
+        findings.push({
+          code: "arg.missing",
+          arg,
+          message: `\`${tool}\` requires the argument \`${arg}\` and the call does not have it`,
+          verdict: "deny",
+        });
+      }
       // Every value the path reaches (through arrays, as conditions read it); a missing one is not checked.
       for (const value of valuesAt(args, arg.split("."))) {
         if (value === undefined) continue;
         for (const [kind, options] of Object.entries(constraints as Record<string, unknown>)) {
+          if (kind === "required") continue;
           const constraint = CONSTRAINT_KINDS.get(kind)!;
           const out: Finding[] = [];
           constraint.compile(constraint.options.parse(options))(value, arg, out);
@@ -631,4 +644,13 @@ function dataProblem(
     if (problem) return problem;
   }
   return undefined;
+}
+
+/** The value at a dotted path through own properties only (no array spreading), as `required` reads it. */
+function plainValueAt(value: unknown, path: readonly string[]): unknown {
+  for (const segment of path) {
+    if (value === null || typeof value !== "object" || !Object.hasOwn(value, segment)) return undefined;
+    value = (value as Record<string, unknown>)[segment];
+  }
+  return value;
 }
