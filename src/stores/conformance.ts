@@ -2,7 +2,8 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { createStateStore } from "./create.js";
-import type { Approval, LimitBucket, StateStore } from "./types.js";
+import { SESSION_OVERFLOW } from "./types.js";
+import type { Approval, LimitBucket, SessionLimits, StateStore } from "./types.js";
 
 /** How the conformance suite gets stores of one implementation. */
 export interface StoreHarness {
@@ -22,6 +23,8 @@ export interface StoreHarness {
 }
 
 const T0 = 1_700_000_000_000;
+
+const LIMITS: SessionLimits = { ttlMs: 60_000, maxSessions: 1000, maxPerOwner: 100, maxBytes: 1 << 20 };
 
 function approval(overrides: Partial<Approval> = {}): Approval {
   return {
@@ -256,6 +259,147 @@ export function describeStateStore(harness: StoreHarness): void {
       });
     });
 
+    describe("sessions", () => {
+      it("opens once: the first opener is the owner, later opens join and see owner and meta", async () => {
+        const store = await create();
+        expect(await store.openSession("s1", { owner: "bot-a", meta: '{"task":"t"}' }, LIMITS, T0)).toEqual({
+          ok: true,
+          created: true,
+          owner: "bot-a",
+          meta: '{"task":"t"}',
+        });
+        expect(await store.openSession("s1", { owner: "bot-b" }, LIMITS, T0 + 1)).toEqual({
+          ok: true,
+          created: false,
+          owner: "bot-a",
+          meta: '{"task":"t"}',
+        });
+        expect(await store.openSession("s2", {}, LIMITS, T0)).toMatchObject({ ok: true, created: true });
+        expect((await store.readSession("s2", 0, LIMITS, T0))?.owner).toBeUndefined();
+      });
+
+      it("appends in order, reads what came after a sequence number, and unknown sessions read as undefined", async () => {
+        const store = await create();
+        expect(await store.readSession("s1", 0, LIMITS, T0)).toBeUndefined();
+        expect(await store.appendSession("s1", ["x"], LIMITS, T0)).toBeUndefined();
+        await store.openSession("s1", { owner: "a" }, LIMITS, T0);
+        expect(await store.readSession("s1", 0, LIMITS, T0)).toMatchObject({ seq: 0, entries: [] });
+        expect(await store.appendSession("s1", ["e1", "e2"], LIMITS, T0)).toBe(2);
+        expect(await store.appendSession("s1", ["e3 ünïcode"], LIMITS, T0)).toBe(3);
+        expect(await store.readSession("s1", 0, LIMITS, T0)).toMatchObject({
+          seq: 3,
+          entries: ["e1", "e2", "e3 ünïcode"],
+        });
+        expect((await store.readSession("s1", 2, LIMITS, T0))?.entries).toEqual(["e3 ünïcode"]);
+        expect((await store.readSession("s1", 3, LIMITS, T0))?.entries).toEqual([]);
+      });
+
+      it("past maxBytes appends the overflow entry once instead, and nothing after it", async () => {
+        const store = await create();
+        const limits = { ...LIMITS, maxBytes: 10 };
+        await store.openSession("s1", {}, limits, T0);
+        expect(await store.appendSession("s1", ["12345", "123"], limits, T0)).toBe(2);
+        // 8 + 4 > 10: the whole append is refused, not half of it.
+        expect(await store.appendSession("s1", ["ab", "cd"], limits, T0)).toBe(3);
+        expect(await store.appendSession("s1", ["z"], limits, T0)).toBe(3);
+        expect((await store.readSession("s1", 0, limits, T0))?.entries).toEqual([
+          "12345",
+          "123",
+          SESSION_OVERFLOW,
+        ]);
+      });
+
+      it("counts decisions and keeps blocked flows for the report", async () => {
+        const store = await create();
+        expect(await store.noteSession("s1", { tool: "t", verdict: "allow" }, LIMITS, T0)).toBe(false);
+        await store.openSession("s1", { owner: "a" }, LIMITS, T0);
+        await store.noteSession("s1", { tool: "fetch", verdict: "allow" }, LIMITS, T0);
+        await store.noteSession(
+          "s1",
+          { tool: "send", verdict: "deny", blocked: '{"tool":"send"}' },
+          LIMITS,
+          T0,
+        );
+        await store.noteSession("s1", { tool: "fetch", verdict: "allow" }, LIMITS, T0);
+        const counters = await store.sessionCounters("s1", T0);
+        expect(counters).toMatchObject({ owner: "a", blocked: ['{"tool":"send"}'] });
+        expect(counters?.counts).toEqual({ allow: 2, deny: 1, "fetch\u0000allow": 2, "send\u0000deny": 1 });
+        expect(await store.sessionCounters("nope", T0)).toBeUndefined();
+      });
+
+      it("refuses a session past the store's cap and past the owner's cap, with a reason", async () => {
+        const store = await create();
+        const limits = { ...LIMITS, maxSessions: 3, maxPerOwner: 2 };
+        expect((await store.openSession("a1", { owner: "a" }, limits, T0)).ok).toBe(true);
+        expect((await store.openSession("a2", { owner: "a" }, limits, T0)).ok).toBe(true);
+        const owner = await store.openSession("a3", { owner: "a" }, limits, T0);
+        expect(owner).toEqual({ ok: false, reason: "agent `a` holds 2 live sessions, its limit" });
+        expect((await store.openSession("a1", { owner: "a" }, limits, T0)).ok).toBe(true);
+        expect((await store.openSession("b1", { owner: "b" }, limits, T0)).ok).toBe(true);
+        expect(await store.openSession("c1", { owner: "c" }, limits, T0)).toEqual({
+          ok: false,
+          reason: "the store holds 3 live sessions, its limit",
+        });
+        expect(await store.countSessions(T0)).toBe(3);
+        expect(await store.countSessions(T0, "a")).toBe(2);
+        await store.endSession("a1");
+        expect(await store.readSession("a1", 0, limits, T0)).toBeUndefined();
+        expect((await store.openSession("a3", { owner: "a" }, limits, T0)).ok).toBe(true);
+      });
+
+      it("forgets an idle session (and its owner) after its TTL; activity keeps it alive", async () => {
+        const store = await create();
+        // Real time: Redis expires keys by its own clock.
+        const limits = { ...LIMITS, ttlMs: 400 };
+        const start = Date.now();
+        await store.openSession("idle", { owner: "a" }, limits, start);
+        await store.openSession("busy", { owner: "a" }, limits, start);
+        await store.appendSession("idle", ["x"], limits, start);
+        await store.appendSession("busy", ["y"], limits, start);
+        for (let i = 0; i < 4; i++) {
+          await new Promise((resolve) => setTimeout(resolve, 200));
+          expect(await store.readSession("busy", 0, limits, Date.now())).toMatchObject({ entries: ["y"] });
+        }
+        expect(await store.readSession("idle", 0, limits, Date.now())).toBeUndefined();
+        expect(await store.appendSession("idle", ["z"], limits, Date.now())).toBeUndefined();
+        expect(await store.countSessions(Date.now(), "a")).toBe(1);
+        const again = await store.openSession("idle", { owner: "b" }, limits, Date.now());
+        expect(again).toMatchObject({ ok: true, created: true, owner: "b" });
+      });
+
+      it("concurrent opens of one id: one creates it, every opener sees the same owner", async () => {
+        const store = await create();
+        const opens = await Promise.all(
+          Array.from({ length: 8 }, (_, i) => store.openSession("race", { owner: `bot-${i}` }, LIMITS, T0)),
+        );
+        expect(opens.filter((o) => o.ok && o.created)).toHaveLength(1);
+        const owners = new Set(opens.map((o) => (o.ok ? o.owner : "refused")));
+        expect(owners.size).toBe(1);
+      });
+    });
+
+    describe("records", () => {
+      it("compare-and-set: version 0 creates, each write needs the current version, expired records are gone", async () => {
+        const store = await create();
+        expect(await store.getRecord("k", T0)).toBeUndefined();
+        expect(await store.putRecord("k", "v1", 1, null, T0)).toBe(false);
+        expect(await store.putRecord("k", "v1", 0, null, T0)).toBe(true);
+        expect(await store.putRecord("k", "again", 0, null, T0)).toBe(false);
+        expect(await store.getRecord("k", T0)).toEqual({ value: "v1", version: 1 });
+        expect(await store.putRecord("k", "v2", 1, null, T0)).toBe(true);
+        expect(await store.getRecord("k", T0)).toEqual({ value: "v2", version: 2 });
+        const racing = await Promise.all([2, 2, 2].map((v, i) => store.putRecord("k", `r${i}`, v, null, T0)));
+        expect(racing.filter(Boolean)).toHaveLength(1);
+        await store.deleteRecord("k");
+        expect(await store.getRecord("k", T0)).toBeUndefined();
+        const soon = Date.now() + 300;
+        expect(await store.putRecord("t", "short", 0, soon, Date.now())).toBe(true);
+        expect((await store.getRecord("t", Date.now()))?.value).toBe("short");
+        await new Promise((resolve) => setTimeout(resolve, 500));
+        expect(await store.getRecord("t", Date.now())).toBeUndefined();
+      });
+    });
+
     describe("approvals", () => {
       it("stores and returns an approval; unknown ids are undefined", async () => {
         const store = await create();
@@ -471,6 +615,22 @@ export function describeStateStore(harness: StoreHarness): void {
           Array.from({ length: 40 }, (_, i) => (i % 2 ? first : second).consume([bucket], T0)),
         );
         expect(results.filter((trips) => trips.length === 0)).toHaveLength(9);
+      });
+
+      it("a session written through one handle is read, owned and capped through the other", async () => {
+        const first = await create();
+        const second = await reopen!(first);
+        open.push(second);
+        await first.openSession("s", { owner: "a", meta: "m" }, LIMITS, T0);
+        await first.appendSession("s", ["one"], LIMITS, T0);
+        expect(await second.openSession("s", { owner: "b" }, LIMITS, T0)).toMatchObject({
+          owner: "a",
+          meta: "m",
+        });
+        expect(await second.appendSession("s", ["two"], LIMITS, T0)).toBe(2);
+        expect((await first.readSession("s", 1, LIMITS, T0))?.entries).toEqual(["two"]);
+        expect(await second.putRecord("plan", "x", 0, null, T0)).toBe(true);
+        expect(await first.putRecord("plan", "y", 0, null, T0)).toBe(false);
       });
     });
   });

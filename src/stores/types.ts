@@ -56,6 +56,65 @@ export interface Approval {
   decisionReason?: string;
 }
 
+/** Bounds a store applies to sessions. */
+export interface SessionLimits {
+  /** Idle expiry (ms): a session nobody read or wrote for this long is gone, with its owner. */
+  ttlMs: number;
+  /** Most live sessions in the store; opening one more is refused. */
+  maxSessions: number;
+  /** Most live sessions one owner (agent) may hold. */
+  maxPerOwner: number;
+  /** Bound on a session's log (UTF-8 bytes of its entries); past it the store appends {@link SESSION_OVERFLOW} instead. */
+  maxBytes: number;
+}
+
+/** The entry a store appends, once, when a session's log would pass `maxBytes`: flow checks then fail closed. */
+export const SESSION_OVERFLOW = '{"k":"o"}';
+
+/** Who opens a session: the owner is fixed by the first open and lives as long as the session. */
+export interface SessionOpenRequest {
+  owner?: string;
+  /** Opaque JSON the first opener stores with the session (agent attributes, task). */
+  meta?: string;
+}
+
+export type SessionOpened =
+  | { ok: true; created: boolean; owner?: string; meta?: string }
+  | { ok: false; reason: string };
+
+/** A session's log after `after`: entries `after + 1 .. seq`, in order. */
+export interface SessionRead {
+  owner?: string;
+  meta?: string;
+  seq: number;
+  entries: string[];
+}
+
+/** One decision counted for a session's report. */
+export interface SessionNote {
+  tool: string;
+  verdict: "allow" | "flag" | "ask" | "deny";
+  /** JSON of a flow that was blocked ({tool, rule, labels}); the store keeps the most recent. */
+  blocked?: string;
+}
+
+export interface SessionCounters {
+  owner?: string;
+  meta?: string;
+  /** `verdict` and `tool\u0000verdict` counts. */
+  counts: Record<string, number>;
+  blocked: string[];
+}
+
+/** A small versioned record (plan state, a shared secret): written only by compare-and-set. */
+export interface StoredRecord {
+  value: string;
+  version: number;
+}
+
+/** How many blocked flows a session's report keeps. */
+export const MAX_BLOCKED_KEPT = 256;
+
 /**
  * Shared state behind one interface: limits, budgets, approvals and the labels a session has seen.
  * Memory (default), SQLite (one host, survives restarts) and Redis (many replicas) implement it;
@@ -92,5 +151,54 @@ export interface StateStore {
    * the store's retention ago. Expiry also happens lazily in `decideApproval` and `useApproval`.
    */
   expireApprovals(now: number): Promise<Approval[]>;
+  /**
+   * Opens a session, or joins it if it lives: creating one is refused past `maxSessions` in the
+   * store or `maxPerOwner` for its owner. Joining returns the first opener's owner and meta and,
+   * like every session operation, counts as activity (the idle expiry restarts).
+   */
+  openSession(
+    id: string,
+    request: SessionOpenRequest,
+    limits: SessionLimits,
+    now: number,
+  ): Promise<SessionOpened>;
+  /** The session's entries after `after`, in one round trip; undefined when it does not live. */
+  readSession(
+    id: string,
+    after: number,
+    limits: SessionLimits,
+    now: number,
+  ): Promise<SessionRead | undefined>;
+  /**
+   * Appends entries atomically (all or none); past `maxBytes` appends SESSION_OVERFLOW once instead.
+   * Returns the new last sequence number, or undefined when the session does not live.
+   */
+  appendSession(
+    id: string,
+    entries: string[],
+    limits: SessionLimits,
+    now: number,
+  ): Promise<number | undefined>;
+  /** Counts a decision in the session's report; false when the session does not live. */
+  noteSession(id: string, note: SessionNote, limits: SessionLimits, now: number): Promise<boolean>;
+  /** The report counters; undefined when the session does not live. Not activity. */
+  sessionCounters(id: string, now: number): Promise<SessionCounters | undefined>;
+  /** Forgets a session and everything in it. */
+  endSession(id: string): Promise<void>;
+  /** Live sessions in the store, or of one owner. */
+  countSessions(now: number, owner?: string): Promise<number>;
+  getRecord(key: string, now: number): Promise<StoredRecord | undefined>;
+  /**
+   * Writes `value` if the record's version is `expect` (0: it must not exist or have expired);
+   * the new version is `expect + 1`. `expiresAt` (epoch ms) or null for no expiry.
+   */
+  putRecord(
+    key: string,
+    value: string,
+    expect: number,
+    expiresAt: number | null,
+    now: number,
+  ): Promise<boolean>;
+  deleteRecord(key: string): Promise<void>;
   close(): Promise<void>;
 }

@@ -6,9 +6,17 @@ import type {
   LimitBucket,
   LimitTrip,
   SpendRequest,
+  SessionCounters,
+  SessionLimits,
+  SessionNote,
+  SessionOpened,
+  SessionOpenRequest,
+  SessionRead,
   SpendResult,
   StateStore,
+  StoredRecord,
 } from "../types.js";
+import { MemorySessions } from "./memory-sessions.js";
 
 /** Options for {@link MemoryStateStore}. */
 export interface MemoryStateStoreOptions {
@@ -74,6 +82,8 @@ export class MemoryStateStore implements StateStore {
   private readonly sweepIntervalMs: number;
   private lastSweep = Number.NEGATIVE_INFINITY;
   private sweepAtSize = 1024;
+  /** The session operations, synchronous: a Warden on this store calls them without awaiting. */
+  readonly immediate = new MemorySessions();
 
   constructor(options: MemoryStateStoreOptions = {}) {
     this.retentionMs = options.approvalRetentionMs ?? DEFAULT_APPROVAL_RETENTION_MS;
@@ -241,6 +251,67 @@ export class MemoryStateStore implements StateStore {
       }
     }
     return expired;
+  }
+
+  async openSession(
+    id: string,
+    request: SessionOpenRequest,
+    limits: SessionLimits,
+    now: number,
+  ): Promise<SessionOpened> {
+    return this.immediate.open(id, request, limits, now);
+  }
+
+  async readSession(
+    id: string,
+    after: number,
+    limits: SessionLimits,
+    now: number,
+  ): Promise<SessionRead | undefined> {
+    return this.immediate.read(id, after, limits, now);
+  }
+
+  async appendSession(
+    id: string,
+    entries: string[],
+    limits: SessionLimits,
+    now: number,
+  ): Promise<number | undefined> {
+    return this.immediate.append(id, entries, limits, now);
+  }
+
+  async noteSession(id: string, note: SessionNote, limits: SessionLimits, now: number): Promise<boolean> {
+    return this.immediate.note(id, note, limits, now);
+  }
+
+  async sessionCounters(id: string, now: number): Promise<SessionCounters | undefined> {
+    return this.immediate.counters(id, now);
+  }
+
+  async endSession(id: string): Promise<void> {
+    this.immediate.end(id);
+  }
+
+  async countSessions(now: number, owner?: string): Promise<number> {
+    return this.immediate.count(now, owner);
+  }
+
+  async getRecord(key: string, now: number): Promise<StoredRecord | undefined> {
+    return this.immediate.getRecord(key, now);
+  }
+
+  async putRecord(
+    key: string,
+    value: string,
+    expect: number,
+    expiresAt: number | null,
+    now: number,
+  ): Promise<boolean> {
+    return this.immediate.putRecord(key, value, expect, expiresAt, now);
+  }
+
+  async deleteRecord(key: string): Promise<void> {
+    this.immediate.deleteRecord(key);
   }
 
   async close(): Promise<void> {}

@@ -8,9 +8,17 @@ import type {
   LimitBucket,
   LimitTrip,
   SpendRequest,
+  SessionCounters,
+  SessionLimits,
+  SessionNote,
+  SessionOpened,
+  SessionOpenRequest,
+  SessionRead,
   SpendResult,
   StateStore,
+  StoredRecord,
 } from "../types.js";
+import { MAX_BLOCKED_KEPT, SESSION_OVERFLOW } from "../types.js";
 import {
   CONSUME_LUA,
   DECIDE_APPROVAL_LUA,
@@ -19,6 +27,14 @@ import {
   SPEND_LUA,
   USE_APPROVAL_LUA,
 } from "./scripts.js";
+import {
+  APPEND_SESSION_LUA,
+  END_SESSION_LUA,
+  NOTE_SESSION_LUA,
+  OPEN_SESSION_LUA,
+  PUT_RECORD_LUA,
+  READ_SESSION_LUA,
+} from "./session-scripts.js";
 
 /** Options for {@link RedisStateStore}: give a connected `client`, or a `url` (and options) to connect. */
 export interface RedisStateStoreOptions {
@@ -59,6 +75,12 @@ const putApprovalScript = new Script(PUT_APPROVAL_LUA);
 const decideApprovalScript = new Script(DECIDE_APPROVAL_LUA);
 const useApprovalScript = new Script(USE_APPROVAL_LUA);
 const expireApprovalsScript = new Script(EXPIRE_APPROVALS_LUA);
+const openSessionScript = new Script(OPEN_SESSION_LUA);
+const readSessionScript = new Script(READ_SESSION_LUA);
+const appendSessionScript = new Script(APPEND_SESSION_LUA);
+const noteSessionScript = new Script(NOTE_SESSION_LUA);
+const endSessionScript = new Script(END_SESSION_LUA);
+const putRecordScript = new Script(PUT_RECORD_LUA);
 
 /** Fields of an approval that change after it is created; the rest is stored as JSON. */
 const MUTABLE = ["status", "decidedAt", "decidedBy", "decisionReason"] as const;
@@ -251,6 +273,145 @@ export class RedisStateStore implements StateStore {
       if (approval !== undefined) out.push(approval);
     }
     return out;
+  }
+
+  async openSession(
+    id: string,
+    request: SessionOpenRequest,
+    limits: SessionLimits,
+    now: number,
+  ): Promise<SessionOpened> {
+    const reply = (await openSessionScript.run(
+      this.client,
+      [],
+      [
+        this.prefix,
+        id,
+        request.owner ?? "",
+        request.meta ?? "",
+        String(now),
+        String(limits.ttlMs),
+        String(now + limits.ttlMs),
+        String(limits.maxSessions),
+        String(limits.maxPerOwner),
+      ],
+    )) as [number, number | string, string?, string?];
+    if (reply[0] !== 1) return { ok: false, reason: String(reply[1]) };
+    return { ok: true, created: reply[1] === 1, owner: reply[2] || undefined, meta: reply[3] || undefined };
+  }
+
+  async readSession(
+    id: string,
+    after: number,
+    limits: SessionLimits,
+    now: number,
+  ): Promise<SessionRead | undefined> {
+    const reply = (await readSessionScript.run(
+      this.client,
+      [],
+      [this.prefix, id, String(after), String(limits.ttlMs), String(now + limits.ttlMs)],
+    )) as [string | null, string | null, string, string[]] | null;
+    if (!reply) return undefined;
+    return {
+      owner: reply[0] || undefined,
+      meta: reply[1] || undefined,
+      seq: Number(reply[2]),
+      entries: reply[3],
+    };
+  }
+
+  async appendSession(
+    id: string,
+    entries: string[],
+    limits: SessionLimits,
+    now: number,
+  ): Promise<number | undefined> {
+    const reply = (await appendSessionScript.run(
+      this.client,
+      [],
+      [
+        this.prefix,
+        id,
+        String(limits.ttlMs),
+        String(now + limits.ttlMs),
+        String(limits.maxBytes),
+        SESSION_OVERFLOW,
+        ...entries,
+      ],
+    )) as number | null;
+    return reply === null ? undefined : Number(reply);
+  }
+
+  async noteSession(id: string, note: SessionNote, limits: SessionLimits, now: number): Promise<boolean> {
+    const reply = await noteSessionScript.run(
+      this.client,
+      [],
+      [
+        this.prefix,
+        id,
+        String(limits.ttlMs),
+        String(now + limits.ttlMs),
+        note.verdict,
+        `${note.tool}\u0000${note.verdict}`,
+        note.blocked ?? "",
+        String(MAX_BLOCKED_KEPT),
+      ],
+    );
+    return reply === 1;
+  }
+
+  async sessionCounters(id: string, _now: number): Promise<SessionCounters | undefined> {
+    const results = await this.client
+      .multi()
+      .hmget(`${this.prefix}sm:${id}`, "owner", "meta", "seq")
+      .hgetall(`${this.prefix}sc:${id}`)
+      .lrange(`${this.prefix}sb:${id}`, 0, -1)
+      .exec();
+    for (const [error] of results!) if (error) throw error;
+    const [owner, meta, seq] = results![0][1] as (string | null)[];
+    if (seq === null) return undefined;
+    const counts: Record<string, number> = {};
+    for (const [key, value] of Object.entries(results![1][1] as Record<string, string>))
+      counts[key] = Number(value);
+    return {
+      owner: owner || undefined,
+      meta: meta || undefined,
+      counts,
+      blocked: results![2][1] as string[],
+    };
+  }
+
+  async endSession(id: string): Promise<void> {
+    await endSessionScript.run(this.client, [], [this.prefix, id]);
+  }
+
+  async countSessions(now: number, owner?: string): Promise<number> {
+    const key = owner === undefined ? `${this.prefix}sessions` : `${this.prefix}so:${owner}`;
+    return this.client.zcount(key, `(${now}`, "+inf");
+  }
+
+  async getRecord(key: string, _now: number): Promise<StoredRecord | undefined> {
+    const [version, value] = await this.client.hmget(`${this.prefix}r:${key}`, "v", "value");
+    return version === null || value === null ? undefined : { value, version: Number(version) };
+  }
+
+  async putRecord(
+    key: string,
+    value: string,
+    expect: number,
+    expiresAt: number | null,
+    _now: number,
+  ): Promise<boolean> {
+    const reply = await putRecordScript.run(
+      this.client,
+      [`${this.prefix}r:${key}`],
+      [String(expect), value, expiresAt === null ? "" : String(expiresAt)],
+    );
+    return reply === 1;
+  }
+
+  async deleteRecord(key: string): Promise<void> {
+    await this.client.del(`${this.prefix}r:${key}`);
   }
 
   async close(): Promise<void> {

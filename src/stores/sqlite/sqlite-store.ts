@@ -7,9 +7,17 @@ import type {
   LimitBucket,
   LimitTrip,
   SpendRequest,
+  SessionCounters,
+  SessionLimits,
+  SessionNote,
+  SessionOpened,
+  SessionOpenRequest,
+  SessionRead,
   SpendResult,
   StateStore,
+  StoredRecord,
 } from "../types.js";
+import { MAX_BLOCKED_KEPT, SESSION_OVERFLOW } from "../types.js";
 
 /** Options for {@link SqliteStateStore}. */
 export interface SqliteStateStoreOptions {
@@ -40,7 +48,33 @@ CREATE TABLE IF NOT EXISTS tw_approval (
 );
 CREATE INDEX IF NOT EXISTS tw_approval_hash ON tw_approval (call_hash, status);
 CREATE INDEX IF NOT EXISTS tw_approval_status ON tw_approval (status, expires_at);
+CREATE TABLE IF NOT EXISTS tw_session (
+  id TEXT PRIMARY KEY,
+  owner TEXT,
+  meta TEXT,
+  seq INTEGER NOT NULL,
+  bytes INTEGER NOT NULL,
+  overflow INTEGER NOT NULL,
+  expires_at REAL NOT NULL,
+  counts TEXT NOT NULL,
+  blocked TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS tw_session_expires ON tw_session (expires_at);
+CREATE INDEX IF NOT EXISTS tw_session_owner ON tw_session (owner, expires_at);
+CREATE TABLE IF NOT EXISTS tw_session_entry (session TEXT NOT NULL, seq INTEGER NOT NULL, data TEXT NOT NULL, PRIMARY KEY (session, seq));
+CREATE TABLE IF NOT EXISTS tw_record (key TEXT PRIMARY KEY, version INTEGER NOT NULL, value TEXT NOT NULL, expires_at REAL);
 `;
+
+interface SessionRow {
+  owner: string | null;
+  meta: string | null;
+  seq: number;
+  bytes: number;
+  overflow: number;
+  expires_at: number;
+  counts: string;
+  blocked: string;
+}
 
 interface WindowRow {
   n: number;
@@ -73,6 +107,33 @@ export class SqliteStateStore implements StateStore {
   ) => Approval | undefined;
   private readonly useTx: (callHash: string, now: number) => Approval | undefined;
   private readonly expireTx: (now: number) => Approval[];
+  private readonly openTx: (
+    id: string,
+    request: SessionOpenRequest,
+    limits: SessionLimits,
+    now: number,
+  ) => SessionOpened;
+  private readonly readTx: (
+    id: string,
+    after: number,
+    limits: SessionLimits,
+    now: number,
+  ) => SessionRead | undefined;
+  private readonly appendTx: (
+    id: string,
+    entries: string[],
+    limits: SessionLimits,
+    now: number,
+  ) => number | undefined;
+  private readonly noteTx: (id: string, note: SessionNote, limits: SessionLimits, now: number) => boolean;
+  private readonly putRecordTx: (
+    key: string,
+    value: string,
+    expect: number,
+    expiresAt: number | null,
+    now: number,
+  ) => boolean;
+  private lastSessionSweep = Number.NEGATIVE_INFINITY;
 
   constructor(options: SqliteStateStoreOptions) {
     this.retentionMs = options.approvalRetentionMs ?? DEFAULT_APPROVAL_RETENTION_MS;
@@ -191,6 +252,175 @@ export class SqliteStateStore implements StateStore {
       stmt.approvalsForget.run(now - this.retentionMs);
       return expired;
     }).immediate;
+
+    // Sessions: one transaction per operation, so an append is all or nothing.
+    const live = (id: string, now: number): SessionRow | undefined => {
+      const row = stmt.sessionGet.get(id) as SessionRow | undefined;
+      if (row && row.expires_at <= now) {
+        stmt.sessionEntriesDelete.run(id);
+        stmt.sessionDelete.run(id);
+        return undefined;
+      }
+      return row;
+    };
+    const sweep = (now: number) => {
+      stmt.sessionSweepEntries.run(now);
+      stmt.sessionSweep.run(now);
+      this.lastSessionSweep = now;
+    };
+    this.openTx = this.db.transaction(
+      (id: string, request: SessionOpenRequest, limits: SessionLimits, now: number): SessionOpened => {
+        const row = live(id, now);
+        if (row) {
+          stmt.sessionTouch.run(now + limits.ttlMs, id);
+          return { ok: true, created: false, owner: row.owner ?? undefined, meta: row.meta ?? undefined };
+        }
+        if (now - this.lastSessionSweep > Math.min(limits.ttlMs, this.sweepIntervalMs)) sweep(now);
+        const total = stmt.sessionCount.get(now) as number;
+        if (total >= limits.maxSessions) {
+          return { ok: false, reason: `the store holds ${total} live sessions, its limit` };
+        }
+        const owner = request.owner || undefined;
+        if (owner !== undefined) {
+          const owned = stmt.sessionCountOwner.get(owner, now) as number;
+          if (owned >= limits.maxPerOwner) {
+            return { ok: false, reason: `agent \`${owner}\` holds ${owned} live sessions, its limit` };
+          }
+        }
+        stmt.sessionInsert.run(id, owner ?? null, request.meta ?? null, now + limits.ttlMs);
+        return { ok: true, created: true, owner, meta: request.meta };
+      },
+    ).immediate;
+    this.readTx = this.db.transaction((id: string, after: number, limits: SessionLimits, now: number) => {
+      const row = live(id, now);
+      if (!row) return undefined;
+      stmt.sessionTouch.run(now + limits.ttlMs, id);
+      const entries = row.seq > after ? (stmt.sessionEntries.all(id, after) as string[]) : [];
+      return { owner: row.owner ?? undefined, meta: row.meta ?? undefined, seq: row.seq, entries };
+    }).immediate;
+    this.appendTx = this.db.transaction(
+      (id: string, entries: string[], limits: SessionLimits, now: number) => {
+        const row = live(id, now);
+        if (!row) return undefined;
+        stmt.sessionTouch.run(now + limits.ttlMs, id);
+        if (row.overflow) return row.seq;
+        let size = 0;
+        for (const entry of entries) size += Buffer.byteLength(entry);
+        let seq = row.seq;
+        if (row.bytes + size > limits.maxBytes) {
+          stmt.sessionEntryAdd.run(id, ++seq, SESSION_OVERFLOW);
+          stmt.sessionGrow.run(seq, 0, 1, id);
+        } else {
+          for (const entry of entries) stmt.sessionEntryAdd.run(id, ++seq, entry);
+          stmt.sessionGrow.run(seq, size, 0, id);
+        }
+        return seq;
+      },
+    ).immediate;
+    this.noteTx = this.db.transaction((id: string, note: SessionNote, limits: SessionLimits, now: number) => {
+      const row = live(id, now);
+      if (!row) return false;
+      const counts = JSON.parse(row.counts) as Record<string, number>;
+      const key = `${note.tool}\u0000${note.verdict}`;
+      counts[note.verdict] = (counts[note.verdict] ?? 0) + 1;
+      counts[key] = (counts[key] ?? 0) + 1;
+      let blocked = row.blocked;
+      if (note.blocked !== undefined) {
+        const list = JSON.parse(row.blocked) as string[];
+        list.push(note.blocked);
+        blocked = JSON.stringify(list.slice(-MAX_BLOCKED_KEPT));
+      }
+      stmt.sessionNote.run(JSON.stringify(counts), blocked, now + limits.ttlMs, id);
+      return true;
+    }).immediate;
+    this.putRecordTx = this.db.transaction(
+      (key: string, value: string, expect: number, expiresAt: number | null, now: number) => {
+        const row = stmt.recordGet.get(key) as { version: number; expires_at: number | null } | undefined;
+        const version = row && (row.expires_at === null || row.expires_at > now) ? row.version : 0;
+        if (version !== expect) return false;
+        stmt.recordPut.run(key, expect + 1, value, expiresAt);
+        return true;
+      },
+    ).immediate;
+  }
+
+  async openSession(
+    id: string,
+    request: SessionOpenRequest,
+    limits: SessionLimits,
+    now: number,
+  ): Promise<SessionOpened> {
+    return this.openTx(id, request, limits, now);
+  }
+
+  async readSession(
+    id: string,
+    after: number,
+    limits: SessionLimits,
+    now: number,
+  ): Promise<SessionRead | undefined> {
+    return this.readTx(id, after, limits, now);
+  }
+
+  async appendSession(
+    id: string,
+    entries: string[],
+    limits: SessionLimits,
+    now: number,
+  ): Promise<number | undefined> {
+    return this.appendTx(id, entries, limits, now);
+  }
+
+  async noteSession(id: string, note: SessionNote, limits: SessionLimits, now: number): Promise<boolean> {
+    return this.noteTx(id, note, limits, now);
+  }
+
+  async sessionCounters(id: string, now: number): Promise<SessionCounters | undefined> {
+    const row = this.stmt.sessionGet.get(id) as SessionRow | undefined;
+    if (!row || row.expires_at <= now) return undefined;
+    return {
+      owner: row.owner ?? undefined,
+      meta: row.meta ?? undefined,
+      counts: JSON.parse(row.counts),
+      blocked: JSON.parse(row.blocked),
+    };
+  }
+
+  async endSession(id: string): Promise<void> {
+    this.db
+      .transaction(() => {
+        this.stmt.sessionEntriesDelete.run(id);
+        this.stmt.sessionDelete.run(id);
+      })
+      .immediate();
+  }
+
+  async countSessions(now: number, owner?: string): Promise<number> {
+    return (
+      owner === undefined ? this.stmt.sessionCount.get(now) : this.stmt.sessionCountOwner.get(owner, now)
+    ) as number;
+  }
+
+  async getRecord(key: string, now: number): Promise<StoredRecord | undefined> {
+    const row = this.stmt.recordGet.get(key) as
+      | { version: number; value: string; expires_at: number | null }
+      | undefined;
+    if (!row || (row.expires_at !== null && row.expires_at <= now)) return undefined;
+    return { value: row.value, version: row.version };
+  }
+
+  async putRecord(
+    key: string,
+    value: string,
+    expect: number,
+    expiresAt: number | null,
+    now: number,
+  ): Promise<boolean> {
+    return this.putRecordTx(key, value, expect, expiresAt, now);
+  }
+
+  async deleteRecord(key: string): Promise<void> {
+    this.stmt.recordDelete.run(key);
   }
 
   async consume(buckets: LimitBucket[], now: number): Promise<LimitTrip[]> {
@@ -297,6 +527,36 @@ function prepare(db: Database.Database) {
         "SELECT data FROM tw_approval WHERE status IN ('pending', 'approved') AND expires_at <= ? ORDER BY created_at, id",
       )
       .pluck(),
+    sessionGet: db.prepare(
+      "SELECT owner, meta, seq, bytes, overflow, expires_at, counts, blocked FROM tw_session WHERE id = ?",
+    ),
+    sessionTouch: db.prepare("UPDATE tw_session SET expires_at = ? WHERE id = ?"),
+    sessionInsert: db.prepare(
+      "INSERT INTO tw_session (id, owner, meta, seq, bytes, overflow, expires_at, counts, blocked) VALUES (?, ?, ?, 0, 0, 0, ?, '{}', '[]')",
+    ),
+    sessionDelete: db.prepare("DELETE FROM tw_session WHERE id = ?"),
+    sessionEntriesDelete: db.prepare("DELETE FROM tw_session_entry WHERE session = ?"),
+    sessionSweepEntries: db.prepare(
+      "DELETE FROM tw_session_entry WHERE session IN (SELECT id FROM tw_session WHERE expires_at <= ?)",
+    ),
+    sessionSweep: db.prepare("DELETE FROM tw_session WHERE expires_at <= ?"),
+    sessionCount: db.prepare("SELECT count(*) FROM tw_session WHERE expires_at > ?").pluck(),
+    sessionCountOwner: db
+      .prepare("SELECT count(*) FROM tw_session WHERE owner = ? AND expires_at > ?")
+      .pluck(),
+    sessionEntries: db
+      .prepare("SELECT data FROM tw_session_entry WHERE session = ? AND seq > ? ORDER BY seq")
+      .pluck(),
+    sessionEntryAdd: db.prepare("INSERT INTO tw_session_entry (session, seq, data) VALUES (?, ?, ?)"),
+    sessionGrow: db.prepare(
+      "UPDATE tw_session SET seq = ?, bytes = bytes + ?, overflow = max(overflow, ?) WHERE id = ?",
+    ),
+    sessionNote: db.prepare("UPDATE tw_session SET counts = ?, blocked = ?, expires_at = ? WHERE id = ?"),
+    recordGet: db.prepare("SELECT version, value, expires_at FROM tw_record WHERE key = ?"),
+    recordPut: db.prepare(
+      "INSERT INTO tw_record (key, version, value, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET version = excluded.version, value = excluded.value, expires_at = excluded.expires_at",
+    ),
+    recordDelete: db.prepare("DELETE FROM tw_record WHERE key = ?"),
     approvalsForget: db.prepare(
       "DELETE FROM tw_approval WHERE status IN ('denied', 'expired', 'used') AND expires_at <= ?",
     ),
