@@ -1,3 +1,4 @@
+import { BUILTIN_RULES } from "../core/index.js";
 import type { Call, Decision } from "../core/index.js";
 import type { Warden } from "../gateway/index.js";
 import { DECIDE_FLAGS, openWarden } from "./open.js";
@@ -59,7 +60,7 @@ export function* jsonLines(text: string): Generator<{ line: number; value?: unkn
 export function lineError(reason: string): Decision {
   return {
     verdict: "deny",
-    rule: "malformed-call",
+    rule: BUILTIN_RULES.malformedCall,
     reason: `malformed call: ${reason}`,
     findings: [],
     labels: [],

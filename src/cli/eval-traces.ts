@@ -1,5 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
+import { BUILTIN_RULES } from "../core/index.js";
 import type { Decision, FlowEvidence } from "../core/index.js";
 import { Warden } from "../gateway/index.js";
 import { compilePolicyFile } from "../policy/index.js";
@@ -174,7 +175,7 @@ export async function replayTrace(
       if (attack && kind === "benign") throw fail(line.line, "a benign trace marks no step as `attack`");
       const out = await replayStep(warden, step, sessions);
       if (!("verdict" in out)) continue;
-      if (out.rule === "malformed-call") throw fail(line.line, out.reason);
+      if (out.rule === BUILTIN_RULES.malformedCall) throw fail(line.line, out.reason);
       steps++;
       const runs = out.verdict === "allow" || out.verdict === "flag";
       if (attack) marked++;

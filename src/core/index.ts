@@ -13,3 +13,4 @@ export { isVerdict, moreSevere, RISK_LEVELS, SEVERITY, VERDICTS } from "./verdic
 export type { RiskLevel, Verdict } from "./verdict.js";
 export { auditArgs } from "./redact.js";
 export type { AuditArgsMode, AuditedArgs } from "./redact.js";
+export { approvalRule, BUILTIN_RULES } from "./rules.js";

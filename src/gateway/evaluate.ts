@@ -1,7 +1,7 @@
 import type { Agent, Call, Decision, Finding, FlowEvidence, Verdict } from "../core/index.js";
-import { SEVERITY } from "../core/index.js";
 import type { CompiledLimit, CompiledPolicy, CompiledTool, EvalContext, FlowHit } from "../policy/index.js";
-import { JUDGE_UNDECIDED } from "../judge/schema.js";
+import { BUILTIN_RULES, byRank, outranks, remember } from "./combine.js";
+import type { Contribution } from "./combine.js";
 import { argsProblem, forEachString, valueAt } from "./inspect.js";
 
 /** What the engine reads of a session while deciding; the gateway's `Session` provides it. */
@@ -21,15 +21,6 @@ const EMPTY_ARGS: Record<string, unknown> = Object.freeze({}) as Record<string, 
 const NO_AGENT: Agent = Object.freeze({});
 const NO_FINDINGS: Finding[] = [];
 
-/** One contributor to a decision: a rule, a finding, a limit. */
-interface Contribution {
-  verdict: Verdict;
-  rule: string;
-  reason: string;
-  /** A `verdict: judge` rule: ranks as `ask`, after any plain `ask`, so the judge decides only when nothing else asks. */
-  judge?: boolean;
-}
-
 /**
  * Decides one call: a pure function of the compiled policy, the call and the session state.
  * With `limitsOut`, collects the limits whose conditions match (the gateway counts them).
@@ -43,7 +34,8 @@ export function evaluateCall(
 ): Decision {
   try {
     const problem = readable(call);
-    if (problem) return single("deny", "malformed-call", `malformed call: ${problem}`, call, NO_FINDINGS);
+    if (problem)
+      return single("deny", BUILTIN_RULES.malformedCall, `malformed call: ${problem}`, call, NO_FINDINGS);
     return decide(policy, call, session, limitsOut);
   } catch (error) {
     return internalError(policy, call, error);
@@ -55,7 +47,13 @@ export function internalError(policy: CompiledPolicy, call: Call, error: unknown
   const message = error instanceof Error ? error.message : String(error);
   const verdict: Verdict = policy.failOpen ? "flag" : "deny";
   const mode = policy.failOpen ? "fail: open lets it through, flagged" : "fail: closed denies";
-  return single(verdict, "internal-error", `internal error (${mode}): ${message}`, call, NO_FINDINGS);
+  return single(
+    verdict,
+    BUILTIN_RULES.internalError,
+    `internal error (${mode}): ${message}`,
+    call,
+    NO_FINDINGS,
+  );
 }
 
 function single(verdict: Verdict, rule: string, reason: string, call: Call, findings: Finding[]): Decision {
@@ -146,7 +144,7 @@ function decide(
   let best: Contribution | undefined;
   let matched: Contribution[] | undefined;
   const contribute = (verdict: Verdict, rule: string, reason: string, judge?: boolean) => {
-    const entry = { verdict, rule, reason, judge };
+    const entry: Contribution = { verdict, rule, reason, judge };
     if (!best) best = entry;
     else {
       matched ??= [best];
@@ -182,7 +180,7 @@ function decide(
     : policy.judge?.undecided
       ? {
           verdict: "ask",
-          rule: JUDGE_UNDECIDED,
+          rule: BUILTIN_RULES.judgeUndecided,
           reason: `no rule decided \`${tool}\`; the judge reviews it`,
           findings,
           labels: EMPTY_LABELS,
@@ -196,7 +194,11 @@ function decide(
           labels: EMPTY_LABELS,
           tool,
         };
-  if (matched) decision.matched = matched.sort(byRank).map((entry) => entry.rule);
+  if (matched) {
+    matched.sort(byRank);
+    decision.matched = matched.map((entry) => entry.rule);
+    remember(decision, matched);
+  }
   if (flowHits?.length) {
     decision.labels = [...new Set(flowHits.map((hit) => hit.label))];
     decision.flows = dedupeFlows(flowHits);
@@ -248,16 +250,6 @@ class CallContext implements EvalContext {
   }
 }
 const EMPTY_LABELS: string[] = [];
-
-/** Most severe first; among equals a plain rule before a judge rule, then the smaller name, so file order never changes which rule is named. */
-function outranks(a: Contribution, b: Contribution): boolean {
-  const diff = SEVERITY[a.verdict] - SEVERITY[b.verdict];
-  return diff > 0 || (diff === 0 && (!a.judge === !b.judge ? a.rule < b.rule : !a.judge));
-}
-
-function byRank(a: Contribution, b: Contribution): number {
-  return outranks(a, b) ? -1 : outranks(b, a) ? 1 : 0;
-}
 
 function runChecks(decl: CompiledTool, args: Record<string, unknown>, findings: Finding[]): void {
   for (const { arg, path } of decl.required) {

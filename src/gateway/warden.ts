@@ -1,8 +1,8 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { AuditEvent, AuditSink } from "../audit/types.js";
-import { ApprovalRequiredError, PolicyDeniedError, SEVERITY } from "../core/index.js";
-import type { Agent, Call, Decision, Finding, Verdict } from "../core/index.js";
+import { ApprovalRequiredError, PolicyDeniedError } from "../core/index.js";
+import type { Agent, Call, Decision, Finding } from "../core/index.js";
 import { compilePolicyFile, compilePolicyObject, compilePolicyText } from "../policy/index.js";
 import type { CompiledLimit, CompiledPolicy } from "../policy/index.js";
 import { MemoryStateStore } from "../stores/memory/index.js";
@@ -15,6 +15,7 @@ import { Judge } from "../judge/judge.js";
 import { Authority, withAuthorityFinding } from "../plans/authority.js";
 import type { Plan, PlanOptions, PlanStep } from "../plans/plan.js";
 import type { ScopeSpec } from "../plans/scope.js";
+import { amend, approvalRule, BUILTIN_RULES, contribute, overrule } from "./combine.js";
 import { evaluateCall, internalError } from "./evaluate.js";
 import { valueAt } from "./inspect.js";
 import { Session } from "./session.js";
@@ -305,11 +306,10 @@ export class Warden {
       }),
     );
     for (const finding of findings) {
-      decision = combine(
-        { ...decision, findings: [...decision.findings, finding] },
-        finding.verdict ?? "deny",
-        finding.code,
-        finding.message,
+      decision = contribute(
+        decision,
+        { verdict: finding.verdict ?? "deny", rule: finding.code, reason: finding.message },
+        finding,
       );
     }
     return decision;
@@ -324,8 +324,8 @@ export class Warden {
   ): Promise<Decision> {
     if (
       decision.verdict === "deny" ||
-      decision.rule === "malformed-call" ||
-      decision.rule === "internal-error"
+      decision.rule === BUILTIN_RULES.malformedCall ||
+      decision.rule === BUILTIN_RULES.internalError
     )
       return decision;
     const now = this.now();
@@ -333,12 +333,11 @@ export class Warden {
     const cost = costOf(policy, call);
     const budgetKey = policy.budget && cost > 0 ? spendKey(policy.budget.per, call) : undefined;
     if (policy.budget && budgetKey && policy.budget.askAbove !== undefined && cost > policy.budget.askAbove) {
-      decision = combine(
-        decision,
-        "ask",
-        "budget.ask_above",
-        `cost ${cost} is above the approval threshold ${policy.budget.askAbove}`,
-      );
+      decision = contribute(decision, {
+        verdict: "ask",
+        rule: BUILTIN_RULES.budgetAskAbove,
+        reason: `cost ${cost} is above the approval threshold ${policy.budget.askAbove}`,
+      });
     }
     if (decision.verdict === "ask") {
       const trips = buckets.length ? await this.store.peek(buckets, now) : [];
@@ -366,12 +365,11 @@ export class Warden {
     if (budget && budgetKey) {
       const spent = await this.store.spend({ key: budgetKey, amount: cost, max: budget.max });
       if (!spent.ok) {
-        return combine(
-          decision,
-          "deny",
-          "budget",
-          `budget exhausted: cost ${cost} with ${fmt(spent.spent)} of ${fmt(budget.max)} spent per ${budget.per}`,
-        );
+        return contribute(decision, {
+          verdict: "deny",
+          rule: BUILTIN_RULES.budget,
+          reason: `budget exhausted: cost ${cost} with ${fmt(spent.spent)} of ${fmt(budget.max)} spent per ${budget.per}`,
+        });
       }
       if (session && budget.per === "session") session.spend = spent.spent;
     }
@@ -391,13 +389,11 @@ export class Warden {
     const callHash = hashCall(call);
     const approved = await this.store.useApproval(callHash, now);
     if (approved) {
-      const allowed: Decision = {
-        ...decision,
+      const allowed = overrule(amend(decision, { approval: approved.id }), {
         verdict: "allow",
-        rule: `approval:${approved.id}`,
+        rule: approvalRule(approved.id),
         reason: `approved by ${approved.decidedBy ?? "an approver"}${approved.decisionReason ? `: ${approved.decisionReason}` : ""} (was: ${decision.reason})`,
-        approval: approved.id,
-      };
+      });
       return this.consume(allowed, limits, buckets, budgetKey, cost, session, now);
     }
     const id = randomUUID();
@@ -415,7 +411,7 @@ export class Warden {
       createdAt: now,
       expiresAt: now + (this.options.approvals?.ttl ?? 15 * 60_000),
     });
-    return { ...decision, approval: id };
+    return amend(decision, { approval: id });
   }
 
   /** Writes the audit record; if it cannot be kept, a call that would run is denied (unless `fail: open`). */
@@ -423,29 +419,31 @@ export class Warden {
     if (!this.audit) return decision;
     const backlog = (this.audit as { overBound?: boolean }).overBound === true;
     if (backlog && !this.compiled.failOpen && decision.verdict !== "deny") {
-      decision = {
-        ...decision,
+      decision = contribute(decision, {
         verdict: "deny",
-        rule: "audit-backlog",
+        rule: BUILTIN_RULES.auditBacklog,
         reason: "an audit sink is down and its spool is over its bound; fail: closed denies until it drains",
-      };
+      });
     }
     try {
       await this.audit.append(this.auditEvent(call, decision));
       return decision;
     } catch (error) {
       if (this.compiled.failOpen || decision.verdict === "deny") return decision;
-      return {
-        ...decision,
+      return contribute(decision, {
         verdict: "deny",
-        rule: "audit-unavailable",
+        rule: BUILTIN_RULES.auditUnavailable,
         reason: `the audit trail cannot record this call (${(error as Error).message}); fail: closed denies`,
-      };
+      });
     }
   }
 
   private auditEvent(call: Call, decision: Decision): AuditEvent {
-    const { argsHash, args } = auditArgs(call.args ?? {}, this.compiled.auditArgs, maskFlagged(call.args, decision.findings));
+    const { argsHash, args } = auditArgs(
+      call.args ?? {},
+      this.compiled.auditArgs,
+      maskFlagged(call.args, decision.findings),
+    );
     return {
       kind: "decision",
       time: new Date(this.now()).toISOString(),
@@ -463,7 +461,9 @@ export class Warden {
       args,
       policy: this.compiled.hash,
       data: (decision as JudgedDecision).judge ? { judge: (decision as JudgedDecision).judge } : undefined,
-      approval: decision.approval ? { id: decision.approval, status: decision.verdict === "ask" ? "pending" : "used" } : undefined,
+      approval: decision.approval
+        ? { id: decision.approval, status: decision.verdict === "ask" ? "pending" : "used" }
+        : undefined,
     };
   }
 
@@ -501,20 +501,21 @@ export class Warden {
       const approval = await this.store.getApproval(decision.approval);
       if (!approval || approval.status === "pending") continue;
       if (approval.status === "approved") return this.decide(call);
-      const denied: Decision = {
-        ...decision,
+      const denied = overrule(decision, {
         verdict: "deny",
-        rule: `approval:${approval.id}`,
+        rule: approvalRule(approval.id),
         reason: `denied by ${approval.decidedBy ?? "an approver"}${approval.decisionReason ? `: ${approval.decisionReason}` : ""}`,
-      };
+      });
       return this.record(call, denied);
     }
-    return this.record(call, {
-      ...decision,
-      verdict: "deny",
-      rule: "approval-timeout",
-      reason: `no approval within ${Math.round(wait / 1000)}s (was: ${decision.reason})`,
-    });
+    return this.record(
+      call,
+      overrule(decision, {
+        verdict: "deny",
+        rule: BUILTIN_RULES.approvalTimeout,
+        reason: `no approval within ${Math.round(wait / 1000)}s (was: ${decision.reason})`,
+      }),
+    );
   }
 
   /**
@@ -819,14 +820,6 @@ function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
   return value !== null && typeof value === "object" && Symbol.asyncIterator in value;
 }
 
-function combine(decision: Decision, verdict: Verdict, rule: string, reason: string): Decision {
-  const matched = [...(decision.matched ?? (decision.rule ? [decision.rule] : [])), rule];
-  if (SEVERITY[verdict] > SEVERITY[decision.verdict] || decision.rule === null) {
-    return { ...decision, verdict, rule, reason, matched };
-  }
-  return { ...decision, matched };
-}
-
 function tripped(
   decision: Decision,
   limits: CompiledLimit[],
@@ -838,12 +831,11 @@ function tripped(
     const limit = limits[i];
     if (!limit) continue;
     const reset = trip.resetAt ? `; resets at ${new Date(trip.resetAt).toISOString()}` : "";
-    decision = combine(
-      decision,
-      limit.verdict,
-      limit.name,
-      limit.message ?? `limit \`${limit.name}\` reached: ${limit.describe}${reset}`,
-    );
+    decision = contribute(decision, {
+      verdict: limit.verdict,
+      rule: limit.name,
+      reason: limit.message ?? `limit \`${limit.name}\` reached: ${limit.describe}${reset}`,
+    });
   }
   return decision;
 }

@@ -1,5 +1,6 @@
-import type { Decision, Finding, Verdict } from "../core/index.js";
-import { SEVERITY } from "../core/index.js";
+import type { Decision, Finding } from "../core/index.js";
+import { BUILTIN_RULES, contributionsOf, rankInto } from "../gateway/combine.js";
+import type { Contribution } from "../gateway/combine.js";
 import type { CompiledPolicy } from "../policy/index.js";
 import type { Judgement } from "./judge.js";
 import { JUDGE_UNDECIDED } from "./schema.js";
@@ -19,31 +20,24 @@ export function needsJudge(policy: CompiledPolicy, decision: Decision): boolean 
 
 /**
  * Replaces the judge rule's `ask` with the judgement's verdict; whatever else contributed (a
- * `flag` rule, say) still counts, so the result is the more severe of the two.
+ * `flag` rule, say) still counts, so the result is the more severe of the two. The judge rules
+ * stay listed in `matched`, overruled by the judgement.
  */
 export function applyJudgement(
   policy: CompiledPolicy,
   decision: Decision,
   judgement: Judgement,
 ): JudgedDecision {
-  const asked = decision.rule ?? JUDGE_UNDECIDED;
   const { reason, finding } = describe(judgement);
   const findings = finding ? [...decision.findings, finding] : decision.findings;
-  const matched = ["judge", ...(decision.matched ?? [asked])];
-  const judged: JudgedDecision = {
-    ...decision,
-    verdict: judgement.verdict,
-    rule: "judge",
-    reason,
-    findings,
-    matched,
-    judge: judgement,
-  };
-  const other = residual(policy, decision);
-  if (other && SEVERITY[other.verdict] > SEVERITY[judgement.verdict]) {
-    return { ...judged, verdict: other.verdict, rule: other.rule, reason: other.reason };
-  }
-  return judged;
+  const asked = (c: Contribution) =>
+    c.judge || c.rule === JUDGE_UNDECIDED || (policy.judgeRules?.has(c.rule) ?? false);
+  const contributions = contributionsOf(decision).map((c) => (asked(c) ? { ...c, overruled: true } : c));
+  const judged: JudgedDecision = { ...decision, findings, judge: judgement };
+  return rankInto(judged, [
+    ...contributions,
+    { verdict: judgement.verdict, rule: BUILTIN_RULES.judge, reason },
+  ]);
 }
 
 function describe(j: Judgement): { reason: string; finding?: Finding } {
@@ -66,28 +60,4 @@ function describe(j: Judgement): { reason: string; finding?: Finding } {
       return { reason: message, finding: { code: `judge.${j.outcome}`, message, verdict: j.verdict } };
     }
   }
-}
-
-/** The most severe contribution other than judge rules, looked up by name among the tool's rules and the findings. */
-function residual(
-  policy: CompiledPolicy,
-  decision: Decision,
-): { verdict: Verdict; rule: string; reason: string } | undefined {
-  const names = decision.matched ?? [];
-  if (names.length < 2 || !decision.tool) return undefined;
-  const set = policy.rulesFor(decision.tool);
-  const rules = [...set.always, ...[...set.byArg.values()].flat()];
-  let best: { verdict: Verdict; rule: string; reason: string } | undefined;
-  for (const name of names) {
-    if (name === decision.rule || policy.judgeRules?.has(name)) continue;
-    const finding = decision.findings.find((f) => f.code === name);
-    const rule = rules.find((r) => r.name === name);
-    const found = finding
-      ? { verdict: finding.verdict ?? "deny", rule: name, reason: finding.message }
-      : rule
-        ? { verdict: rule.verdict, rule: name, reason: rule.reason }
-        : undefined;
-    if (found && (!best || SEVERITY[found.verdict] > SEVERITY[best.verdict])) best = found;
-  }
-  return best;
 }

@@ -1,4 +1,5 @@
 import { z } from "zod";
+import { BUILTIN_RULES } from "../core/rules.js";
 
 /**
  * `judge:` in a policy: the second-tier reviewer model. Only plain data here, so the policy
@@ -56,4 +57,4 @@ export function judgeSpec(raw: RawJudge): JudgeSpec {
 }
 
 /** The rule name of a judgement asked for because nothing else decided the call. */
-export const JUDGE_UNDECIDED = "judge:undecided";
+export const JUDGE_UNDECIDED = BUILTIN_RULES.judgeUndecided;

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Decision, Finding } from "../core/index.js";
+import { contribute } from "../gateway/combine.js";
 import { PlanRegistry } from "./plan.js";
 import type { Plan, PlanOptions, PlannedCall, PlanStep, PlanUse } from "./plan.js";
 import { checkScope, compileScope } from "./scope.js";
@@ -107,9 +108,5 @@ export class Authority {
 
 /** Adds a plan or scope finding to a decision: it denies, whatever else matched. */
 export function withAuthorityFinding(decision: Decision, finding: Finding): Decision {
-  const findings = [...decision.findings, finding];
-  const matched = [finding.code, ...(decision.matched ?? (decision.rule ? [decision.rule] : []))];
-  if (decision.verdict === "deny")
-    return { ...decision, findings, matched: [...matched.slice(1), finding.code] };
-  return { ...decision, verdict: "deny", rule: finding.code, reason: finding.message, findings, matched };
+  return contribute(decision, { verdict: "deny", rule: finding.code, reason: finding.message }, finding);
 }
