@@ -47,7 +47,7 @@ export const approvals: Command = {
     const status = values.status ?? "pending";
     if (!STATUSES.includes(status)) throw new CliError(`--status must be one of ${STATUSES.join(", ")}`);
 
-    const backend = await openBackend(values);
+    const backend = await openBackend(values, action !== "list");
     try {
       if (action === "list") {
         const list = await backend.list(status);
@@ -85,21 +85,29 @@ function renderTable(list: Approval[]): string {
   return table(["ID", "STATUS", "TOOL", "AGENT", "SESSION", "RULE", "EXPIRES (UTC)", "ARGS"], rows);
 }
 
-async function openBackend(values: {
-  store?: string;
-  server?: string;
-  "key-file"?: string;
-  by?: string;
-  audit?: string;
-  "audit-key-file"?: string;
-}): Promise<ApprovalsBackend> {
+async function openBackend(
+  values: {
+    store?: string;
+    server?: string;
+    "key-file"?: string;
+    by?: string;
+    audit?: string;
+    "audit-key-file"?: string;
+  },
+  deciding: boolean,
+): Promise<ApprovalsBackend> {
   const env = process.env;
   const server = values.server ?? (values.store ? undefined : env.TOOLWARDEN_SERVER);
   const store = values.store ?? (server ? undefined : env.TOOLWARDEN_STORE);
   if (server && store) throw new CliError("give either --store or --server, not both");
   if (server) return serverBackend(server, apiKey(values["key-file"]));
-  if (store)
+  if (store) {
+    if (deciding && !values.audit)
+      throw new CliError(
+        `an approval decided against a store is audited: pass --audit LOG, the audit log of the gateway or server that asked (while it runs, it records the decision itself), or decide through --server URL\nusage: ${USAGE}`,
+      );
     return storeBackend(store, values.by ?? userInfo().username, values.audit, values["audit-key-file"]);
+  }
   throw new CliError(
     `no approvals source: pass --store URL (sqlite:..., redis://...) or --server URL\nusage: ${USAGE}`,
   );
@@ -168,13 +176,19 @@ async function storeBackend(
   const { createStateStore } = await import("../stores/index.js");
   const store = await createStateStore(url);
   let audit: import("../audit/types.js").AuditSink | undefined;
+  /** The process holding the log's lock: it audits the decisions made on the approvals it asked for. */
+  let holder: string | undefined;
   if (auditLog) {
     const { JsonlAuditSink } = await import("../audit/jsonl-sink.js");
     try {
       audit = await JsonlAuditSink.open({ path: auditLog, keyFile: auditKeyFile });
     } catch (error) {
-      await store.close();
-      throw error;
+      const locked = /is locked by `([^`]*)`/.exec((error as Error).message);
+      if (!locked) {
+        await store.close();
+        throw error;
+      }
+      holder = locked[1];
     }
   }
   return {
@@ -203,6 +217,10 @@ async function storeBackend(
         approval: { id, status, by, ...(reason ? { reason } : {}) },
         data: { via: "cli", callHash: decided.callHash },
       });
+      if (holder)
+        process.stderr.write(
+          `the audit log \`${auditLog}\` is held by ${holder}: that process records this decision (approver and reason) in it\n`,
+        );
       return decided;
     },
     async close() {

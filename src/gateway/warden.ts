@@ -33,6 +33,11 @@ export interface WardenOptions {
     ttl?: number;
     /** How often a waiting call polls the store (ms). Default 200. */
     poll?: number;
+    /**
+     * How often this Warden audits decisions that others made in the store on approvals it asked
+     * for (`toolwarden approvals --store`, another replica), when it has an audit sink (ms). Default 2000.
+     */
+    auditPoll?: number;
   };
   /** Bound on the memory of one session's flow index (bytes); past it, flow checks fail closed. Default 32 MiB. */
   maxTaintBytes?: number;
@@ -75,6 +80,9 @@ export class Warden {
   /** The reviewer for the current policy's `judge:`; its cache lives as long as the spec does. */
   private judge: Judge | undefined;
   /** Per tool, the argument names the policy checks (for naming `wrap`'s positional values). */
+  /** Approvals this Warden asked for whose decision it has not audited yet (it audits each once). */
+  private readonly unaudited = new Set<string>();
+  private auditTimer: ReturnType<typeof setInterval> | undefined;
   private readonly declaredCache = new Map<string, { policy: CompiledPolicy; args: string[] }>();
 
   constructor(policy: CompiledPolicy, options: WardenOptions = {}) {
@@ -411,6 +419,7 @@ export class Warden {
       createdAt: now,
       expiresAt: now + (this.options.approvals?.ttl ?? 15 * 60_000),
     });
+    if (this.audit) this.watchApproval(id);
     return amend(decision, { approval: id });
   }
 
@@ -470,6 +479,68 @@ export class Warden {
   /** Audits an event that is not a decision (an approval, a policy change, a pin). */
   async appendAudit(event: Omit<AuditEvent, "time"> & { time?: string }): Promise<void> {
     await this.audit?.append({ time: new Date(this.now()).toISOString(), ...event });
+    // An approval decision audited here (server, SDK adapter) is not audited again by the store watch.
+    if (event.kind === "approval" && event.approval?.id && event.approval.status !== "pending")
+      this.unaudited.delete(event.approval.id);
+  }
+
+  /** Remembers an approval this Warden asked for, so its decision is audited whoever makes it. */
+  private watchApproval(id: string): void {
+    this.unaudited.add(id);
+    if (this.auditTimer) return;
+    this.auditTimer = setInterval(() => {
+      this.auditApprovalDecisions().catch((error) =>
+        process.emitWarning(`toolwarden: cannot audit approval decisions: ${(error as Error).message}`),
+      );
+    }, this.options.approvals?.auditPoll ?? 2000);
+    this.auditTimer.unref();
+  }
+
+  /**
+   * Audits, once each, the decisions made in the store on approvals this Warden asked for, by
+   * whoever made them (`toolwarden approvals --store`, another replica, a dashboard): an
+   * `approval` record with the approver and the reason. Runs on a timer while approvals are
+   * open and on `close`. A decision younger than a second is left for the next round unless
+   * `all`: a server or adapter in this process audits its own decisions just after making them.
+   */
+  async auditApprovalDecisions(all = false): Promise<void> {
+    for (const id of [...this.unaudited]) {
+      const approval = await this.store.getApproval(id);
+      if (!approval || approval.status === "pending") {
+        if (!approval) this.unaudited.delete(id);
+        continue;
+      }
+      if (!all && approval.decidedAt !== undefined && this.now() - approval.decidedAt < 1000) continue;
+      if (!this.unaudited.delete(id)) continue;
+      if (!approval.decidedBy) continue; // expired without a decision: the expiry is audited where it is noticed
+      const status = approval.status === "denied" ? "denied" : "approved";
+      await this.audit
+        ?.append({
+        kind: "approval",
+        time: new Date(approval.decidedAt ?? this.now()).toISOString(),
+        tool: approval.tool,
+        server: approval.server,
+        agent: approval.agent,
+        session: approval.session,
+        rule: approval.rule,
+        reason: approval.reason,
+        approval: {
+          id,
+          status,
+          by: approval.decidedBy,
+          ...(approval.decisionReason ? { reason: approval.decisionReason } : {}),
+        },
+        data: { via: "store", callHash: approval.callHash },
+      })
+        .catch((error) => {
+          this.unaudited.add(id);
+          throw error;
+        });
+    }
+    if (!this.unaudited.size && this.auditTimer) {
+      clearInterval(this.auditTimer);
+      this.auditTimer = undefined;
+    }
   }
 
   /**
@@ -680,6 +751,9 @@ export class Warden {
   }
 
   async close(): Promise<void> {
+    if (this.unaudited.size) await this.auditApprovalDecisions(true).catch(() => {});
+    if (this.auditTimer) clearInterval(this.auditTimer);
+    this.auditTimer = undefined;
     await this.audit?.close();
     await this.store.close();
   }

@@ -90,7 +90,9 @@ describe("toolwarden approvals against a store URL", () => {
     expect((await warden.decide(call)).verdict).toBe("ask");
     await warden.close();
 
-    const again = await cli(["deny", asked.approval!, "--store", `sqlite:${db}`]);
+    const again = await cli(["deny", asked.approval!, "--store", `sqlite:${db}`, "--audit", log], {
+      TOOLWARDEN_AUDIT_KEY: "k".repeat(32),
+    });
     expect(again.code).toBe(1);
     expect(again.stderr).toContain("is used, not pending");
   });
