@@ -214,13 +214,23 @@ function printer(io: AuditIo, json: boolean | undefined): (record: AuditRecord) 
 
 /** One line per record; values come from the log, so control characters (terminal escapes) are removed. */
 function summary(record: AuditRecord): string {
-  const parts = [`#${record.seq}`, clean(record.time), clean(record.verdict ?? record.kind).padEnd(5)];
+  // A decision shows its verdict; any other record (pin, approval, output, policy) shows its kind,
+  // so a pin's `allow` (the tool is listed) never reads as an allowed call.
+  const decision = record.kind === undefined || record.kind === "decision";
+  const head = decision ? (record.verdict ?? "decision") : record.kind;
+  const parts = [`#${record.seq}`, clean(record.time), clean(head).padEnd(5)];
   if (record.tool !== undefined) parts.push(clean(record.tool));
+  if (!decision && record.server !== undefined) parts.push(`server=${clean(record.server)}`);
   if (record.agent !== undefined) parts.push(`agent=${clean(record.agent)}`);
   if (record.session !== undefined) parts.push(`session=${clean(record.session)}`);
   if (record.rule) parts.push(`rule=${clean(record.rule)}`);
+  if (!decision && record.verdict !== undefined) parts.push(`${clean(record.kind)}-verdict=${clean(record.verdict)}`);
   if (record.findings?.length) parts.push(`findings=${record.findings.map((f) => clean(f.code)).join(",")}`);
-  if (record.approval) parts.push(`approval=${clean(record.approval.id)}:${clean(record.approval.status)}`);
+  if (record.approval) {
+    parts.push(`approval=${clean(record.approval.id)}:${clean(record.approval.status)}`);
+    if (record.approval.by !== undefined) parts.push(`by=${clean(record.approval.by)}`);
+    if (record.approval.reason !== undefined) parts.push(`reason=${JSON.stringify(clean(record.approval.reason))}`);
+  }
   return parts.join(" ");
 }
 
