@@ -3,6 +3,7 @@ import { join, relative } from "node:path";
 import { BUILTIN_RULES } from "../core/index.js";
 import type { Decision, FlowEvidence } from "../core/index.js";
 import { Warden } from "../gateway/index.js";
+import { addTrace, emptyObservations, suggestPolicy } from "../learn/index.js";
 import { compilePolicyFile } from "../policy/index.js";
 import type { CompiledPolicy } from "../policy/index.js";
 import { jsonLines } from "./check.js";
@@ -80,10 +81,18 @@ export function traceExamples(root: string): string[] {
     .sort();
 }
 
+/** How the policy of each example is chosen: its own `policy.yaml`, or one `suggest` learns from its benign traces. */
+export interface TracesOptions {
+  learned?: boolean;
+}
+
 /** Replays every trace of every example under `root`, each through a fresh Warden, and scores them. */
-export async function evaluateTraces(root: string): Promise<TracesReport> {
+export async function evaluateTraces(root: string, options: TracesOptions = {}): Promise<TracesReport> {
   const examples: ExampleScore[] = [];
-  for (const name of traceExamples(root)) examples.push(await scoreExample(root, name));
+  for (const name of traceExamples(root))
+    examples.push(
+      await scoreExample(root, name, options.learned ? await learnedPolicy(root, name) : undefined),
+    );
   const sum = (pick: (s: ExampleScore) => number) => examples.reduce((n, s) => n + pick(s), 0);
   const benign = sum((s) => s.benign);
   const useful = sum((s) => s.useful);
@@ -102,10 +111,30 @@ export async function evaluateTraces(root: string): Promise<TracesReport> {
   };
 }
 
+/**
+ * The policy `suggest` writes from an example's benign traces alone (attack traces are never read),
+ * or from the benign traces but `leaveOut` (to score it on a trace it did not learn from).
+ */
+export async function learnedPolicy(root: string, name: string, leaveOut?: string): Promise<CompiledPolicy> {
+  const at = join(root, name, "benign");
+  const observations = emptyObservations();
+  for (const file of readdirSync(at)
+    .filter((f) => f.endsWith(".jsonl"))
+    .sort()) {
+    if (file === leaveOut) continue;
+    addTrace(observations, readFileSync(join(at, file), "utf8"), relative(root, join(at, file)));
+  }
+  return (await suggestPolicy(observations, { name: `${name}-learned` })).compiled;
+}
+
 /** Scores one example: its policy is compiled once; every trace gets its own Warden (fresh sessions, counters, approvals). */
-export async function scoreExample(root: string, name: string): Promise<ExampleScore> {
+export async function scoreExample(
+  root: string,
+  name: string,
+  given?: CompiledPolicy,
+): Promise<ExampleScore> {
   const dir = join(root, name);
-  const policy = compilePolicyFile(join(dir, "policy.yaml"));
+  const policy = given ?? compilePolicyFile(join(dir, "policy.yaml"));
   const traces: TraceOutcome[] = [];
   for (const [folder, kind] of KINDS) {
     const at = join(dir, folder);
@@ -267,10 +296,10 @@ export function formatTraces(report: TracesReport, misses: boolean): string {
 /** `toolwarden eval --traces [DIR]`: prints the report (or JSON); exit 1 when a policy test fails. */
 export async function runTraces(
   root: string,
-  options: { json?: boolean; misses?: boolean },
+  options: { json?: boolean; misses?: boolean; learned?: boolean },
   write: (text: string) => void,
 ): Promise<number> {
-  const report = await evaluateTraces(root);
+  const report = await evaluateTraces(root, { learned: options.learned });
   if (report.examples.length === 0)
     throw new CliError(`no example under \`${root}\` has a policy.yaml with benign/ or attacks/ traces`);
   write(

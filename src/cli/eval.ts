@@ -130,17 +130,19 @@ function countCases(dir: string): number {
 
 export const evalCommand: Command = {
   summary: "run the adversarial suite: precision, recall, F1 and false-positive rate per analyzer",
-  usage: "toolwarden eval [DIR] [--json] [--misses] | eval --traces [DIR] [--json] [--misses]",
+  usage: "toolwarden eval [DIR] [--json] [--misses] | eval --traces [DIR] [--learned] [--json] [--misses]",
   async run(argv) {
     const flags = {
       json: { type: "boolean" },
       misses: { type: "boolean" },
       traces: { type: "boolean" },
+      learned: { type: "boolean" },
     } as const;
     const { values, positionals } = parseFlags(argv, flags, this.usage);
     if (values.help) return help(this);
     if (values.traces) {
-      // Agent sessions, benign and attacked, replayed through the examples' policies: utility and attack success.
+      // Agent sessions, benign and attacked, replayed through the examples' policies (or, with
+      // --learned, the policies `suggest` writes from each example's benign traces): utility and attack success.
       const { runTraces } = await import("./eval-traces.js");
       return runTraces(positionals[0] ?? join(packageRoot(), "examples"), values, (text) =>
         process.stdout.write(text),

@@ -46,6 +46,11 @@ const COMMANDS: Record<string, Command> = {
     "run the HTTP decision API and the approvals/audit dashboard",
     "toolwarden serve -p POLICY [--port 8080] [--data DIR]",
   ),
+  suggest: lazy(
+    async () => (await import("./suggest.js")).suggest,
+    "write a least-privilege policy from traces or audit logs",
+    "toolwarden suggest TRACE_OR_LOG... [-o FILE] [--against POLICY]",
+  ),
   approvals: lazy(
     async () => (await import("./approvals.js")).approvals,
     "list, approve or deny pending calls",

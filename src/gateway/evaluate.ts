@@ -277,7 +277,8 @@ export function missingArg(tool: string, arg: string): Finding {
 
 /**
  * Checks every value a nested path reaches, through arrays as conditions read them (a
- * non-numeric segment applies to every element), so `[{url}]` cannot dodge a check on `{url}`.
+ * non-numeric segment applies to every element), so `[{url}]` cannot dodge a check on `{url}`;
+ * `to.*` checks every element of the list `to`.
  */
 function checkAt(
   value: unknown,
@@ -289,7 +290,9 @@ function checkAt(
   if (i === path.length) {
     if (value !== undefined) check.check(value, check.arg, out);
   } else if (Array.isArray(value) && !/^\d+$/.test(path[i])) {
-    for (const element of value) checkAt(element, path, i, check, out);
+    // `list.*` names each element of a list of scalars; any other name looks inside each element.
+    const next = path[i] === "*" ? i + 1 : i;
+    for (const element of value) checkAt(element, path, next, check, out);
   } else if (value !== null && typeof value === "object" && Object.hasOwn(value, path[i])) {
     checkAt((value as Record<string, unknown>)[path[i]], path, i + 1, check, out);
   }

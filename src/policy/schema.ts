@@ -113,7 +113,8 @@ export const testSchema = z
     steps: z
       .array(
         z.union([
-          z.object({ tool: z.string(), args: z.record(z.string(), z.unknown()).optional(), result: z.unknown() }).strict(),
+          /** A step without `result` is decided (and counted in limits) but labels nothing. */
+          z.object({ tool: z.string(), args: z.record(z.string(), z.unknown()).optional(), result: z.unknown().optional() }).strict(),
           /** The user's own labelled input, as `session.input` records it. */
           z.object({ input: z.unknown(), labels: labelList }).strict(),
         ]),
