@@ -25,8 +25,11 @@ export type { SessionOptions, SessionReport, WardenOptions, WrapOptions } from "
 export {
   compilePolicy,
   compilePolicyFile,
+  compilePolicyFileAsync,
   compilePolicyObject,
+  compilePolicyObjectAsync,
   compilePolicyText,
+  compilePolicyTextAsync,
   loadPolicyFile,
 } from "./policy/index.js";
 export type { CompiledPolicy } from "./policy/index.js";

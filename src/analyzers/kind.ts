@@ -23,6 +23,11 @@ export interface ConstraintKind<Options = any> {
   readonly options: z.ZodType<Options>;
   /** Compiles once at load. Throw an Error whose message says what is wrong with the options. */
   compile(options: Options): ArgCheck;
+  /**
+   * Loads what the compiled check needs and can only get asynchronously (a WASM parser).
+   * `compile` must still work without it; an async policy compile awaits this first.
+   */
+  load?(options: Options): Promise<void>;
   /** Optional I/O half of the check (for example `url.resolve: true`). */
   compileAsync?(options: Options): AsyncArgCheck | undefined;
 }

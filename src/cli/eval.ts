@@ -65,6 +65,7 @@ export async function scoreCategory(
   onCase?: () => void,
 ): Promise<CategoryScore> {
   const warden = Warden.fromFile(join(dir, "policy.yaml"));
+  await warden.ready();
   const score: CategoryScore = {
     category,
     cases: 0,

@@ -78,7 +78,9 @@ async function openMcpWarden(values: {
     const { JsonlAuditSink } = await import("../audit/jsonl-sink.js");
     options.audit = await JsonlAuditSink.open({ path: values.audit, keyFile: values["audit-key-file"] });
   }
-  return { warden: WardenClass.fromFile(values.policy, options), approvalWait };
+  const warden = WardenClass.fromFile(values.policy, options);
+  await warden.ready();
+  return { warden, approvalWait };
 }
 
 async function openLedger(values: { pins?: string; "audit-key-file"?: string }) {

@@ -21,5 +21,7 @@ export async function openWarden(values: {
     const { JsonlAuditSink } = await import("../audit/jsonl-sink.js");
     options.audit = await JsonlAuditSink.open({ path: values.audit, keyFile: values["audit-key-file"] });
   }
-  return Warden.fromFile(values.policy, options);
+  const warden = Warden.fromFile(values.policy, options);
+  await warden.ready();
+  return warden;
 }

@@ -1,6 +1,6 @@
 import type { Decision } from "../core/index.js";
 import { Warden } from "../gateway/index.js";
-import { compilePolicyFile } from "../policy/index.js";
+import { compilePolicyFileAsync } from "../policy/index.js";
 import type { CompiledPolicy, RawTest } from "../policy/index.js";
 import { issueAtPath } from "../policy/source.js";
 import { replayStep } from "./replay.js";
@@ -72,7 +72,7 @@ export const test: Command = {
     for (const file of positionals) {
       let policy: CompiledPolicy;
       try {
-        policy = compilePolicyFile(file);
+        policy = await compilePolicyFileAsync(file);
       } catch (error) {
         if (!isPolicyError(error)) throw error;
         printPolicyError(error);

@@ -110,6 +110,15 @@ export class Warden {
     return new Warden(compilePolicyObject(policy), options);
   }
 
+  /**
+   * Resolves when the policy's analyzers have loaded what loads asynchronously (the PostgreSQL
+   * parser); checks that need it fail closed until then. Await it before the first call when the
+   * Warden was built synchronously (`fromFile`, `fromText`, `fromObject`).
+   */
+  async ready(): Promise<void> {
+    await this.compiled.ready?.();
+  }
+
   get policy(): CompiledPolicy {
     return this.compiled;
   }

@@ -127,6 +127,11 @@ export interface CompiledPolicy {
   judgeRules?: ReadonlySet<string>;
   /** External engines (`engine: cedar`), asked per call; they contribute like rules. */
   engines?: readonly EngineCheck[];
+  /**
+   * Resolves when every analyzer the policy uses has loaded what it loads asynchronously (the
+   * PostgreSQL parser). Until then such a check fails closed; see `compilePolicyFileAsync`.
+   */
+  ready?: () => Promise<void>;
 }
 
 /** An external engine's check: it adds contributions, combined by the same deny-overrides rule. */
@@ -156,6 +161,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
       issues.push(issueAtPath(origin.source, [...origin.path, ...path], message, { help, atKey }));
   const rootReport = reporterFor({ source: loaded.source, path: [] });
   const needs: ConditionNeeds = { flows: false, seen: false, findings: false, valueSets: new Set() };
+  const loads: Promise<void>[] = [];
 
   const policyDetectors = compileDetectors(policy.detect ?? {}, (name, path, message, help) => {
     const origin = origins.detect.get(name) ?? { source: loaded.source, path: ["detect", name] };
@@ -212,6 +218,8 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
         const path = arg.split(".");
         try {
           checks.push({ arg, path, kind, check: constraint.compile(parsed.data) });
+          const loading = constraint.load?.(parsed.data);
+          if (loading) loads.push(loading);
           const asyncCheck = constraint.compileAsync?.(parsed.data);
           if (asyncCheck) asyncChecks.push({ arg, path, kind, check: asyncCheck });
         } catch (error) {
@@ -355,7 +363,9 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
   };
   void rootReport;
 
+  const ready = Promise.all(loads).then(() => undefined);
   return {
+    ready: () => ready,
     name: policy.name ?? loaded.source.file,
     hash: loaded.hash,
     defaultVerdict: policy.default ?? "deny",

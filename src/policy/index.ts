@@ -34,3 +34,26 @@ export function compilePolicyText(text: string, file?: string): CompiledPolicy {
 export function compilePolicyObject(policy: unknown, file?: string): CompiledPolicy {
   return compilePolicy(loadPolicyObject(policy, file));
 }
+
+/**
+ * Compiles a policy file and waits until every analyzer it uses is loaded (the PostgreSQL
+ * parser is WASM and loads asynchronously), so the first call is decided like every later one.
+ */
+export async function compilePolicyFileAsync(file: string): Promise<CompiledPolicy> {
+  return ready(compilePolicyFile(file));
+}
+
+/** `compilePolicyText`, waiting for the analyzers to load. */
+export async function compilePolicyTextAsync(text: string, file?: string): Promise<CompiledPolicy> {
+  return ready(compilePolicyText(text, file));
+}
+
+/** `compilePolicyObject`, waiting for the analyzers to load. */
+export async function compilePolicyObjectAsync(policy: unknown, file?: string): Promise<CompiledPolicy> {
+  return ready(compilePolicyObject(policy, file));
+}
+
+async function ready(policy: CompiledPolicy): Promise<CompiledPolicy> {
+  await policy.ready?.();
+  return policy;
+}

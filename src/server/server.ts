@@ -71,6 +71,7 @@ export interface ToolwardenServer {
 export async function startServer(options: ServerOptions): Promise<ToolwardenServer> {
   const log = options.log ?? ((line: string) => process.stderr.write(`${line}\n`));
   const compiled = compilePolicyFile(options.policy);
+  await compiled.ready?.();
   const boot = bootstrapDataDir(options.dataDir ?? ".toolwarden", options.env);
   const { paths } = boot;
   const cleanup: Array<() => Promise<unknown>> = [];

@@ -18,6 +18,18 @@ export interface SqlRules {
   dangerous: ReadonlyMap<string, string>;
 }
 
+/**
+ * Writes that are not statements of their own: a sequence function that advances a sequence, and
+ * (below) row-locking clauses. Both change the database, in every dialect, so both need the
+ * `update` category.
+ */
+export const WRITE_FUNCTIONS: Readonly<Record<string, string>> = {
+  nextval: "advances a sequence",
+};
+
+/** The category a write inside a read (`FOR UPDATE`, `nextval`) needs. */
+export const WRITE_NEEDS = "update";
+
 /** node-sql-parser statement `type` -> the category a policy names in `allow`. */
 const CATEGORY: Readonly<Record<string, string>> = {
   select: "select",
@@ -161,7 +173,12 @@ class Walk {
       if (depth > 0 && NESTED.has(type)) this.category(type, true);
       if (type === "function" || type === "aggr_func") this.func(value);
       else if (type === "update" || type === "delete") this.where(type, value.where);
-      else if (type === "select" && isNode(value.into)) this.selectInto(value.into);
+      else if (type === "select") {
+        if (isNode(value.into)) this.selectInto(value.into);
+        if (typeof value.locking_read === "string" && value.locking_read !== "") {
+          this.write(`\`${value.locking_read.toUpperCase()}\` locks rows`);
+        }
+      }
     }
     if (typeof value.table === "string" && type !== "column_ref" && !("column" in value)) {
       this.tableRef(value);
@@ -202,6 +219,13 @@ class Walk {
     if (name === undefined) return;
     const why = this.rules.dangerous.get(name);
     if (why !== undefined) this.report("sql.dangerous_function", `\`${name}\` ${why}`);
+    const write = WRITE_FUNCTIONS[name];
+    if (write !== undefined) this.write(`\`${name}\` ${write}`);
+  }
+
+  private write(what: string) {
+    if (this.rules.allowed.has(WRITE_NEEDS)) return;
+    this.report("sql.not_allowed", `${what}, a write (allow \`${WRITE_NEEDS}\` for it)`);
   }
 
   private where(type: string, where: unknown) {
@@ -250,24 +274,38 @@ class Walk {
   }
 
   private table(qualifier: string | undefined, name: string) {
-    const lname = name.toLowerCase();
-    if (qualifier === undefined && this.ctes.includes(lname)) return;
-    const { tableAllow, tableDeny, defaultSchema, catalog } = this.rules;
-    if (tableAllow === null && tableDeny.length === 0) return;
-    const full =
-      qualifier !== undefined
-        ? `${qualifier.toLowerCase()}.${lname}`
-        : catalog?.relations.has(lname)
-          ? `${catalog.schema}.${lname}`
-          : defaultSchema !== undefined
-            ? `${defaultSchema}.${lname}`
-            : lname;
-    const shown = preview(qualifier !== undefined ? `${qualifier}.${name}` : name);
-    if (tableDeny.some((pattern) => tableMatches(pattern, lname, full))) {
-      this.report("sql.table_denied", `table \`${shown}\` is denied`);
-    } else if (tableAllow !== null && !tableAllow.some((pattern) => tableMatches(pattern, lname, full))) {
-      this.report("sql.table_not_allowed", `table \`${shown}\` is not in the allowed tables`);
-    }
+    if (qualifier === undefined && this.ctes.includes(name.toLowerCase())) return;
+    checkTable(this.rules, qualifier, name, (code, message) => this.report(code, message));
+  }
+}
+
+/**
+ * Checks one table reference against `tables.allow` / `tables.deny`: an unqualified name resolves
+ * to the implicit catalog (`pg_catalog`) when it is one of its relations, else to the default
+ * schema. CTE names are the caller's to skip.
+ */
+export function checkTable(
+  rules: SqlRules,
+  qualifier: string | undefined,
+  name: string,
+  report: (code: string, message: string) => void,
+): void {
+  const { tableAllow, tableDeny, defaultSchema, catalog } = rules;
+  if (tableAllow === null && tableDeny.length === 0) return;
+  const lname = name.toLowerCase();
+  const full =
+    qualifier !== undefined
+      ? `${qualifier.toLowerCase()}.${lname}`
+      : catalog?.relations.has(lname)
+        ? `${catalog.schema}.${lname}`
+        : defaultSchema !== undefined
+          ? `${defaultSchema}.${lname}`
+          : lname;
+  const shown = preview(qualifier !== undefined ? `${qualifier}.${name}` : name);
+  if (tableDeny.some((pattern) => tableMatches(pattern, lname, full))) {
+    report("sql.table_denied", `table \`${shown}\` is denied`);
+  } else if (tableAllow !== null && !tableAllow.some((pattern) => tableMatches(pattern, lname, full))) {
+    report("sql.table_not_allowed", `table \`${shown}\` is not in the allowed tables`);
   }
 }
 

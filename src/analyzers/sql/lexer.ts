@@ -24,6 +24,10 @@ interface LexProfile {
   backticks: boolean;
   /** The server quotes identifiers with `[ ]`. */
   brackets: boolean;
+  /** The parser lacks `[ ]` identifiers: rewritten to `"..."`, which name the same identifier. */
+  bracketsToQuotes: boolean;
+  /** `'a' 'b'` is one literal `'ab'` (MySQL); joined for a parser that lacks the rule. */
+  adjacentStrings: boolean;
   /** `/*! ... *\/` is executed by the server. */
   execComments: boolean;
   /** `E'...'` strings, in which a backslash always escapes (PostgreSQL). */
@@ -45,6 +49,8 @@ const base: LexProfile = {
   dollarTags: false,
   backticks: false,
   brackets: false,
+  bracketsToQuotes: false,
+  adjacentStrings: false,
   execComments: false,
   escapeStrings: false,
   pgRewrites: false,
@@ -57,6 +63,7 @@ const mysqlFamily: LexProfile = {
   dashNeedsSpace: true,
   backticks: true,
   execComments: true,
+  adjacentStrings: true,
 };
 const postgresFamily: LexProfile = { ...base, dollarQuotes: true, dollarTags: true };
 
@@ -67,7 +74,7 @@ const PROFILES: Record<SqlDialect, LexProfile> = {
   mysql: mysqlFamily,
   mariadb: mysqlFamily,
   bigquery: { ...base, hashComment: true, parserHashComment: true, backticks: true },
-  sqlite: { ...base, parserHashComment: true, backticks: true, brackets: true },
+  sqlite: { ...base, parserHashComment: true, backticks: true, brackets: true, bracketsToQuotes: true },
   transactsql: { ...base, brackets: true },
   snowflake: { ...base, slashComment: true, parserSlashComment: true, dollarQuotes: true },
   trino: { ...base, parserSlashComment: true },
@@ -168,9 +175,20 @@ export function lexSql(sql: string, dialect: SqlDialect): LexResult {
         p.escapeStrings &&
         (sql.charCodeAt(i - 1) | 32) === 101 /* e */ &&
         !isIdentChar(sql.charCodeAt(i - 2));
-      const end = escapes ? scanQuoted(sql, i, c, true) : quotedEnd(sql, i, c);
+      let end = escapes ? scanQuoted(sql, i, c, true) : quotedEnd(sql, i, c);
       if (end < 0) return fail(end === -1 ? "an unterminated quote" : AMBIGUOUS_BACKSLASH);
       sawCode = true;
+      // `'a' 'b'`: the next literal continues this one; drop the closing quote, the space and
+      // the next opening quote.
+      while (c === 39 && p.adjacentStrings) {
+        let j = end;
+        while (j < n && isSpace(sql.charCodeAt(j))) j++;
+        if (j === end || sql.charCodeAt(j) !== 39) break;
+        const next = quotedEnd(sql, j, 39);
+        if (next < 0) return fail(next === -1 ? "an unterminated quote" : AMBIGUOUS_BACKSLASH);
+        replace(end - 1, j + 1, "");
+        end = next;
+      }
       i = end;
       continue;
     }
@@ -179,6 +197,13 @@ export function lexSql(sql: string, dialect: SqlDialect): LexResult {
       const end = quotedEnd(sql, i, 93 /* ] */);
       if (end < 0) return fail(end === -1 ? "an unterminated [identifier]" : AMBIGUOUS_BACKSLASH);
       sawCode = true;
+      if (p.bracketsToQuotes) {
+        const name = sql
+          .slice(i + 1, end - 1)
+          .replaceAll("]]", "]")
+          .replaceAll('"', '""');
+        replace(i, end, `"${name}"`);
+      }
       i = end;
       continue;
     }
@@ -300,4 +325,8 @@ function dollarTagEnd(sql: string, i: number, tags: boolean): number {
     }
   }
   return sql.charCodeAt(j) === 36 ? j + 1 : 0;
+}
+
+function isSpace(c: number): boolean {
+  return c === 32 || c === 9 || c === 10 || c === 13;
 }

