@@ -4,7 +4,7 @@ import type { Command } from "./util.js";
 import { help } from "./validate.js";
 
 const USAGE =
-  "toolwarden serve -p POLICY [--port 8080] [--host 127.0.0.1] [--data DIR] [--store URL] [--audit-pg URL] [--cors ORIGIN]... [--no-watch]";
+  "toolwarden serve -p POLICY [--port 8080] [--host 127.0.0.1] [--data DIR] [--store URL] [--store-timeout MS] [--audit-pg URL] [--cors ORIGIN]... [--no-watch]";
 
 /** `toolwarden serve`: the HTTP API and dashboard. */
 export const serve: Command = {
@@ -19,6 +19,7 @@ export const serve: Command = {
         host: { type: "string" },
         data: { type: "string" },
         store: { type: "string" },
+        "store-timeout": { type: "string" },
         "audit-pg": { type: "string" },
         cors: { type: "string", multiple: true },
         "no-watch": { type: "boolean" },
@@ -33,6 +34,9 @@ export const serve: Command = {
     const port = Number(portText);
     if (!/^\d+$/.test(portText) || port > 65535)
       throw new CliError(`--port must be a number from 0 to 65535, not \`${portText}\``);
+    const timeoutText = values["store-timeout"] ?? env.TOOLWARDEN_STORE_TIMEOUT_MS;
+    if (timeoutText !== undefined && !/^[1-9]\d{0,6}$/.test(timeoutText))
+      throw new CliError(`--store-timeout must be a positive number of milliseconds, not \`${timeoutText}\``);
     const { startServer } = await import("../server/index.js");
     const server = await startServer({
       policy,
@@ -40,6 +44,7 @@ export const serve: Command = {
       host: values.host ?? env.TOOLWARDEN_HOST ?? "127.0.0.1",
       dataDir: values.data ?? env.TOOLWARDEN_DATA ?? ".toolwarden",
       store: values.store ?? env.TOOLWARDEN_STORE,
+      storeTimeoutMs: timeoutText === undefined ? undefined : Number(timeoutText),
       auditPg: values["audit-pg"] ?? env.TOOLWARDEN_AUDIT_PG,
       corsOrigins: values.cors,
       watch: !values["no-watch"],

@@ -7,6 +7,8 @@ export const BUILTIN_RULES = {
   malformedCall: "malformed-call",
   /** The engine failed; `fail:` chose the verdict. */
   internalError: "internal-error",
+  /** The state store failed or missed its deadline; `fail:` chose the verdict. */
+  storeUnavailable: "store-unavailable",
   /** The call's cost would overspend the budget. */
   budget: "budget",
   /** The call's cost is above `budget.ask_above`. */

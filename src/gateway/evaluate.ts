@@ -1,4 +1,5 @@
 import type { Agent, Call, Decision, Finding, FlowEvidence, Verdict } from "../core/index.js";
+import { ToolwardenError } from "../core/index.js";
 import type { CompiledLimit, CompiledPolicy, CompiledTool, EvalContext, FlowHit } from "../policy/index.js";
 import { BUILTIN_RULES, byRank, outranks, remember } from "./combine.js";
 import type { Contribution } from "./combine.js";
@@ -44,6 +45,11 @@ export function evaluateCall(
 
 /** The Decision for an internal error: deny under `fail: closed`, flag (which lets the call run) under `fail: open`. */
 export function internalError(policy: CompiledPolicy, call: Call, error: unknown): Decision {
+  if (error instanceof ToolwardenError && error.code === "store_unavailable") {
+    const verdict: Verdict = policy.failOpen ? "flag" : "deny";
+    const mode = policy.failOpen ? "fail: open lets it through, flagged" : "fail: closed denies";
+    return single(verdict, BUILTIN_RULES.storeUnavailable, `${error.message} (${mode})`, call, NO_FINDINGS);
+  }
   const message = error instanceof Error ? error.message : String(error);
   const verdict: Verdict = policy.failOpen ? "flag" : "deny";
   const mode = policy.failOpen ? "fail: open lets it through, flagged" : "fail: closed denies";

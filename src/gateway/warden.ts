@@ -6,6 +6,7 @@ import type { Agent, Call, Decision, Finding } from "../core/index.js";
 import { compilePolicyFile, compilePolicyObject, compilePolicyText } from "../policy/index.js";
 import type { CompiledLimit, CompiledPolicy } from "../policy/index.js";
 import { MemoryStateStore } from "../stores/memory/index.js";
+import { withStoreDeadlines } from "../stores/deadline.js";
 import type { LimitBucket, StateStore } from "../stores/types.js";
 import { canonicalJson, sha256Hex } from "../core/canonical.js";
 import { auditArgs } from "../core/redact.js";
@@ -24,6 +25,11 @@ import type { SessionOptions } from "./session.js";
 export interface WardenOptions {
   /** Limits, budgets and approvals; in-memory by default. Share a Redis store across replicas. */
   store?: StateStore;
+  /**
+   * Deadline of one store operation (ms), default 250: past it the call is denied (rule
+   * `store-unavailable`) and a late answer is never used. Ignored when `store` already has deadlines.
+   */
+  storeTimeoutMs?: number;
   /** Where every decision, approval and output goes. None by default. */
   audit?: AuditSink;
   approvals?: {
@@ -88,7 +94,9 @@ export class Warden {
   constructor(policy: CompiledPolicy, options: WardenOptions = {}) {
     this.compiled = policy;
     this.options = options;
-    this.store = options.store ?? new MemoryStateStore();
+    this.store = withStoreDeadlines(options.store ?? new MemoryStateStore(), {
+      timeoutMs: options.storeTimeoutMs,
+    });
     this.audit = options.audit;
     this.now = options.now ?? Date.now;
     this.authority = new Authority({

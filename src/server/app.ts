@@ -49,7 +49,10 @@ export interface ServerContext {
   maxBodyBytes: number;
   /** Origins allowed cross-origin requests; none by default (CORS off). */
   corsOrigins?: string[];
-  health(): { ok: boolean; detail: Record<string, unknown> };
+  /** Whether the audit trail keeps up and the state store answers; `checks` is public, `detail` is not. */
+  health():
+    | { ok: boolean; checks?: Record<string, string>; detail: Record<string, unknown> }
+    | Promise<{ ok: boolean; checks?: Record<string, string>; detail: Record<string, unknown> }>;
   log(line: string): void;
   version: string;
 }
@@ -112,14 +115,22 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
     {
       method: "get",
       path: "/health",
-      summary: "Liveness and whether the audit trail is keeping up. No key needed.",
+      summary:
+        "Liveness, whether the audit trail is keeping up and whether the state store answers. No key needed.",
       tag: "server",
       roles: "public",
-      response: { status: 200, description: '`{status: "ok"}`, or 503 while an audit sink is backed up.' },
+      response: {
+        status: 200,
+        description:
+          '`{status: "ok", checks: {audit, store}}`, or 503 `degraded` while an audit sink is backed up or the store is down.',
+      },
     },
-    (c) => {
-      const health = ctx.health();
-      return c.json({ status: health.ok ? "ok" : "degraded" }, health.ok ? 200 : 503);
+    async (c) => {
+      const health = await ctx.health();
+      return c.json(
+        { status: health.ok ? "ok" : "degraded", ...(health.checks ? { checks: health.checks } : {}) },
+        health.ok ? 200 : 503,
+      );
     },
   );
 

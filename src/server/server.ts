@@ -7,8 +7,7 @@ import { JsonlAuditSink } from "../audit/jsonl-sink.js";
 import type { AuditSink } from "../audit/types.js";
 import { Warden } from "../gateway/index.js";
 import { compilePolicyFile } from "../policy/index.js";
-import { createStateStore } from "../stores/index.js";
-import type { StateStore } from "../stores/types.js";
+import { createStateStore, isGuarded, withStoreDeadlines } from "../stores/index.js";
 import { createApp } from "./app.js";
 import { type AuditReader, PostgresAuditReader, SqliteAuditReader } from "./audit-reader.js";
 import { loadDashboard } from "./dashboard.js";
@@ -27,6 +26,8 @@ export interface ServerOptions {
   dataDir?: string;
   /** State store URL (`sqlite:...`, `redis://...`, `memory:`). Default: SQLite in the data directory. */
   store?: string;
+  /** Deadline of one state store operation (ms); past it the call is denied. Default 250. */
+  storeTimeoutMs?: number;
   /** PostgreSQL connection string: audit there (queried by the API) instead of SQLite. */
   auditPg?: string;
   auditPgSchema?: string;
@@ -79,7 +80,15 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
     for (const step of cleanup.reverse()) await step().catch(() => {});
   };
   try {
-    const store: StateStore = await createStateStore(options.store ?? `sqlite:${paths.stateDb}`);
+    const store = withStoreDeadlines(await createStateStore(options.store ?? `sqlite:${paths.stateDb}`), {
+      timeoutMs: options.storeTimeoutMs,
+      onChange: (health) =>
+        log(
+          health.ok
+            ? `state store \`${health.kind}\` answers again`
+            : `state store \`${health.kind}\` is down: ${health.error ?? "no answer"}`,
+        ),
+    });
     cleanup.push(() => store.close());
     const sinks: Array<{ name: string; sink: AuditSink }> = [
       { name: "jsonl", sink: await JsonlAuditSink.open({ path: paths.auditLog, key: boot.auditKey }) },
@@ -139,7 +148,14 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
       dashboard: loadDashboard(),
       maxBodyBytes: options.maxBodyBytes ?? 1024 * 1024,
       corsOrigins: options.corsOrigins,
-      health: () => ({ ok: !fanout.overBound, detail: { audit: fanout.status() } }),
+      health: async () => {
+        const state = isGuarded(store) ? await store.check() : { ok: true };
+        return {
+          ok: !fanout.overBound && state.ok,
+          checks: { audit: fanout.overBound ? "backlog" : "ok", store: state.ok ? "ok" : "down" },
+          detail: { audit: fanout.status(), store: state },
+        };
+      },
       log,
       version: packageVersion(),
     });

@@ -27,7 +27,11 @@ export async function createStateStore(url: string): Promise<StateStore> {
     const prefix = parsed.searchParams.get("prefix") ?? undefined;
     parsed.searchParams.delete("prefix");
     const { RedisStateStore } = await import("./redis/index.js");
-    return new RedisStateStore({ url: parsed.toString(), prefix });
+    const store = new RedisStateStore({ url: parsed.toString(), prefix });
+    // Commands fail fast while disconnected, so give the first connection a moment; a server that
+    // is down stays down for this store's deadlines to report (the client keeps reconnecting).
+    await store.connected(2000);
+    return store;
   }
   throw new ToolwardenError(
     "store_url",

@@ -10,3 +10,11 @@ export type {
   SpendResult,
   StateStore,
 } from "./types.js";
+export {
+  DEFAULT_STORE_TIMEOUT_MS,
+  isGuarded,
+  StoreUnavailableError,
+  withDeadline,
+  withStoreDeadlines,
+} from "./deadline.js";
+export type { DeadlineStoreOptions, GuardedStateStore, StoreHealth } from "./deadline.js";

@@ -78,7 +78,7 @@ describe("authentication and roles, for every documented route", async () => {
   it("health needs no key", async () => {
     const res = await t.request("GET", "/health");
     expect(res.status).toBe(200);
-    expect(res.body).toEqual({ status: "ok" });
+    expect(res.body).toEqual({ status: "ok", checks: { audit: "ok", store: "ok" } });
   });
 });
 

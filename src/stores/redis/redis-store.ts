@@ -50,6 +50,12 @@ export interface RedisStateStoreOptions {
   approvalRetentionMs?: number;
   /** Extra lifetime of a window key past its last call, for clock drift between replicas (default 1000 ms). */
   windowTtlSlackMs?: number;
+  /**
+   * For the connection the store opens itself: a command unanswered this long is failed by the
+   * client, so a frozen server cannot pile up commands (default 1000 ms). The gateway's own
+   * deadline (`withStoreDeadlines`) is shorter and decides; this bounds what waits behind it.
+   */
+  commandTimeoutMs?: number;
 }
 
 /** A Lua script run by SHA, loaded on first use (and again after a `SCRIPT FLUSH` or failover). */
@@ -114,11 +120,50 @@ export class RedisStateStore implements StateStore {
       this.client = options.client;
       this.ownsClient = false;
     } else {
-      const redisOptions = options.redis ?? {};
+      const redisOptions: RedisOptions = {
+        maxRetriesPerRequest: 1,
+        commandTimeout: options.commandTimeoutMs ?? 1000,
+        ...options.redis,
+      };
       this.client =
         options.url === undefined ? new Redis(redisOptions) : new Redis(options.url, redisOptions);
       this.ownsClient = true;
+      // Without a listener, every failed reconnect prints an "Unhandled error event" stack.
+      this.client.on("error", (error: Error) => {
+        this.lastError = error.message;
+      });
+      // Once connected, a command sent while the server is unreachable fails at once instead of
+      // waiting in the offline queue to run (and count) after its caller has given up on it.
+      // Commands sent before the first connection still wait for it.
+      if (options.redis?.enableOfflineQueue === undefined) {
+        this.client.once("ready", () => {
+          this.client.options.enableOfflineQueue = false;
+        });
+      }
     }
+  }
+
+  /** The connection's last error (only for a connection the store opened itself). */
+  lastError: string | undefined;
+
+  /** Waits until the connection is ready, at most `ms`; false if it is not (the store still works once it is). */
+  async connected(ms: number): Promise<boolean> {
+    if (this.client.status === "ready") return true;
+    return new Promise<boolean>((resolve) => {
+      const done = (ok: boolean) => {
+        clearTimeout(timer);
+        this.client.off("ready", onReady);
+        resolve(ok);
+      };
+      const onReady = () => done(true);
+      const timer = setTimeout(() => done(false), ms);
+      this.client.on("ready", onReady);
+    });
+  }
+
+  /** One round trip; rejects when the server is unreachable. */
+  async ping(): Promise<void> {
+    await this.client.ping();
   }
 
   async consume(buckets: LimitBucket[], now: number): Promise<LimitTrip[]> {
