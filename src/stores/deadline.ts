@@ -156,12 +156,8 @@ export function withStoreDeadlines(store: StateStore, options: DeadlineStoreOpti
       if (!fn) {
         const what = `\`${String(prop)}\``;
         fn = (...args: unknown[]) => {
-          let result: unknown;
-          try {
-            result = value.apply(target, args);
-          } catch (error) {
-            return guard(what, Promise.reject(error));
-          }
+          // A synchronous method (or one that throws synchronously) is passed through as it is.
+          const result: unknown = value.apply(target, args);
           return isThenable(result) ? guard(what, Promise.resolve(result)) : result;
         };
         wrapped.set(prop, fn);
