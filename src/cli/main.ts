@@ -103,9 +103,12 @@ async function main(argv: string[]): Promise<number> {
 main(process.argv.slice(2)).then(
   (code) => {
     process.exitCode = code;
+    // A failed command exits at once: a store connection, a timer or a child process left open by
+    // a start-up that failed half-way must not keep it running (a supervisor has to see the failure).
+    if (code !== 0) process.exit(code);
   },
   (error) => {
     process.stderr.write(`toolwarden: ${String(error)}\n`);
-    process.exitCode = 1;
+    process.exit(1);
   },
 );

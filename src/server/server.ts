@@ -164,6 +164,10 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
       options.watch === false ? undefined : watchPolicy(policies, { log });
     const expiry = setInterval(() => void expireApprovals(warden, bus, log), 5000);
     expiry.unref();
+    cleanup.push(async () => {
+      clearInterval(expiry);
+      watcher?.close();
+    });
 
     const server = await listen(app.fetch, options.port ?? 8080, options.host ?? "127.0.0.1");
     const address = server.address() as AddressInfo;
@@ -212,7 +216,9 @@ function listen(
     server.once("error", (error: NodeJS.ErrnoException) => {
       reject(
         error.code === "EADDRINUSE"
-          ? new Error(`port ${port} on ${hostname} is in use; pass --port to pick another (0: any free port)`)
+          ? new Error(
+              `port ${port} on ${hostname} is in use; pick another with --port N or TOOLWARDEN_PORT=N (with npm start: \`npm start -- --port N\`; 0: any free port)`,
+            )
           : error,
       );
     });

@@ -109,7 +109,12 @@ export class McpGateway {
     }
     if (config.audit) {
       const { JsonlAuditSink } = await import("../../audit/jsonl-sink.js");
-      wardenOptions.audit = await JsonlAuditSink.open({ path: config.audit });
+      try {
+        wardenOptions.audit = await JsonlAuditSink.open({ path: config.audit });
+      } catch (error) {
+        await wardenOptions.store?.close();
+        throw error;
+      }
     }
     const warden = Warden.fromFile(config.policy, wardenOptions);
     try {
