@@ -1,5 +1,9 @@
-import { describe, expect, it } from "vitest";
+import { beforeAll, describe, expect, it } from "vitest";
+import { CONSTRAINT_KINDS } from "../analyzers/index.js";
 import { learnConstraint, refusals, shapeRegex } from "./infer.js";
+
+// learnConstraint probes with a synchronously compiled SQL check: the PostgreSQL parser must be loaded.
+beforeAll(() => CONSTRAINT_KINDS.get("sql")!.load!({}));
 
 describe("learnConstraint", () => {
   const cases: Array<[string, string, unknown[], Record<string, unknown> | undefined]> = [

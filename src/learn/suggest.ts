@@ -1,4 +1,5 @@
 import { Document, isMap, isScalar, isSeq, type Node } from "yaml";
+import { CONSTRAINT_KINDS } from "../analyzers/index.js";
 import { canonicalJson } from "../core/canonical.js";
 import type { Decision } from "../core/index.js";
 import { Warden } from "../gateway/index.js";
@@ -61,6 +62,8 @@ export async function suggestPolicy(
   observations: Observations,
   options: SuggestOptions = {},
 ): Promise<Suggestion> {
+  // The SQL probe in `learnConstraint` is compiled synchronously: load the PostgreSQL parser first.
+  await CONSTRAINT_KINDS.get("sql")?.load?.({});
   const notes = new Map<string, string[]>();
   const note = (path: Path, text: string) => {
     const key = JSON.stringify(path);
