@@ -1,4 +1,4 @@
-import { ApprovalRequiredError, PolicyDeniedError } from "../core/index.js";
+import { ApprovalRequiredError, clause, PolicyDeniedError, sentence } from "../core/index.js";
 import type { Agent, Call, Decision } from "../core/index.js";
 import type { Session } from "../gateway/session.js";
 import type { Warden } from "../gateway/warden.js";
@@ -50,9 +50,9 @@ export function refusalText(decision: Decision, call: Pick<Call, "tool">): strin
   const rule = decision.rule ? ` (rule \`${decision.rule}\`)` : "";
   if (decision.verdict === "ask") {
     const pending = decision.approval ? `; approval ${decision.approval} is pending` : "";
-    return `toolwarden held \`${tool}\` for human approval${rule}: ${decision.reason}${pending}. The call was not run.`;
+    return `toolwarden held \`${tool}\` for human approval${rule}: ${sentence(`${clause(decision.reason)}${pending}`)} The call was not run.`;
   }
-  return `toolwarden denied \`${tool}\`${rule}: ${decision.reason}. The call was not run.`;
+  return `toolwarden denied \`${tool}\`${rule}: ${sentence(decision.reason)} The call was not run.`;
 }
 
 /** The error a guarded tool throws where its SDK turns thrown errors into messages for the model. */

@@ -14,3 +14,4 @@ export type { RiskLevel, Verdict } from "./verdict.js";
 export { auditArgs } from "./redact.js";
 export type { AuditArgsMode, AuditedArgs } from "./redact.js";
 export { approvalRule, BUILTIN_RULES } from "./rules.js";
+export { clause, sentence } from "./sentence.js";

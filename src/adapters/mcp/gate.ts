@@ -1,7 +1,7 @@
 import { randomUUID } from "node:crypto";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 import { sha256Hex } from "../../audit/chain.js";
-import { ApprovalRequiredError, PolicyDeniedError } from "../../core/index.js";
+import { ApprovalRequiredError, PolicyDeniedError, sentence } from "../../core/index.js";
 import type { Agent, Call, Decision } from "../../core/index.js";
 import { hashCall } from "../../gateway/index.js";
 import type { Session, Warden } from "../../gateway/index.js";
@@ -206,7 +206,7 @@ export function refusal(decision: Decision): CallToolResult {
   const tool = decision.tool ?? "call";
   const text =
     decision.verdict === "ask"
-      ? `toolwarden: \`${tool}\` needs approval: ${decision.reason}. Approval ${decision.approval ?? "(none)"} is pending; a human must approve it, then retry the same call.`
+      ? `toolwarden: \`${tool}\` needs approval: ${sentence(decision.reason)} Approval ${decision.approval ?? "(none)"} is pending; a human must approve it, then retry the same call.`
       : `toolwarden denied \`${tool}\`: ${decision.reason}`;
   const { verdict, rule, reason, findings, labels, approval, flows } = decision;
   return {
