@@ -1,6 +1,6 @@
 import type { Agent, Decision, Verdict } from "../core/index.js";
 import type { FlowHit } from "../policy/index.js";
-import { addValue, FlowIndex, normalizeFlowText, scanValue } from "../taint/index.js";
+import { contentParts, FlowIndex, normalizeFlowText, scanValue } from "../taint/index.js";
 import type { SessionState } from "./evaluate.js";
 import { valueAt } from "./inspect.js";
 
@@ -14,6 +14,20 @@ export interface SessionOptions {
   /** Bound on labelled content held for flow detection (bytes). */
   maxTaintBytes?: number;
 }
+
+/**
+ * One write to a session's log in the state store; every replica rebuilds the same session from
+ * the log. `c`: labelled content (its parts, as `contentParts` gives them; `x` when the value could
+ * not be walked completely, which fails closed); `v`: normalised values of a trusted value set;
+ * `o`: the store's overflow mark (the session passed its byte bound: flow checks fail closed).
+ */
+export type SessionEntry =
+  | { k: "c"; s: string; l: string[]; p: string[]; x?: 1 }
+  | { k: "v"; s: string; v: string[] }
+  | { k: "o" };
+
+/** Where a session's writes go (the Warden's session manager puts them in the store). */
+export type SessionWriter = (session: Session, entries: SessionEntry[]) => void;
 
 /** A session's report: what was decided, what was spent, what flowed. */
 export interface SessionReport {
@@ -30,33 +44,90 @@ export interface SessionReport {
 }
 
 /**
- * One agent run: the labels it has seen, the labelled content it received (for flow detection)
- * and what was decided. Process-local; counters and spend live in the state store.
+ * One agent run: the labels it has seen, the labelled content it received (for flow detection),
+ * its trusted value sets and what was decided. What it received is a log of entries in the state
+ * store (a Warden's writer appends them; `apply` replays them here), so every replica and every
+ * restart rebuilds the same session; without a writer the session records into itself.
  */
 export class Session implements SessionState {
   readonly id: string;
-  readonly agent: Agent;
-  readonly task?: string;
-  private readonly seenLabels = new Set<string>();
-  private readonly index: FlowIndex;
-  private outputs = 0;
-  private readonly verdicts: Record<Verdict, number> = { allow: 0, flag: 0, ask: 0, deny: 0 };
-  private readonly byTool = new Map<string, Record<Verdict, number>>();
-  private readonly blocked: SessionReport["flowsBlocked"] = [];
+  agent: Agent;
+  task?: string;
+  /** The agent that owns the session in the store (the first to open it). */
+  owner?: string;
+  /** The last log entry applied. */
+  seq = 0;
+  /** Set by the Warden that holds the session: where `input` and `recordOutput` write. */
+  writer?: SessionWriter;
+  private readonly options: SessionOptions;
+  private seenLabels = new Set<string>();
+  private index: FlowIndex;
+  private verdicts: Record<Verdict, number> = { allow: 0, flag: 0, ask: 0, deny: 0 };
+  private byTool = new Map<string, Record<Verdict, number>>();
+  private blocked: SessionReport["flowsBlocked"] = [];
   /** Normalised values (leaves and their tokens) from the outputs of trusted value-set tools. */
-  private readonly valueSets = new Map<string, Set<string>>();
+  private valueSets = new Map<string, Set<string>>();
   private valueCount = 0;
   spend = 0;
 
   constructor(options: SessionOptions) {
+    this.options = options;
     this.id = options.id;
     this.agent = options.agent ?? {};
     this.task = options.task;
-    this.index = new FlowIndex({
-      minMatch: options.minMatch,
-      labelMinMatch: { ...options.labelMinMatch },
-      maxBytes: options.maxTaintBytes,
+    this.index = this.newIndex();
+  }
+
+  private newIndex(): FlowIndex {
+    return new FlowIndex({
+      minMatch: this.options.minMatch,
+      labelMinMatch: { ...this.options.labelMinMatch },
+      maxBytes: this.options.maxTaintBytes,
     });
+  }
+
+  /** Forgets everything received (the store no longer holds the session: it expired or was ended). */
+  reset(): void {
+    this.seq = 0;
+    this.owner = undefined;
+    this.seenLabels = new Set();
+    this.index = this.newIndex();
+    this.verdicts = { allow: 0, flag: 0, ask: 0, deny: 0 };
+    this.byTool = new Map();
+    this.blocked = [];
+    this.valueSets = new Map();
+    this.valueCount = 0;
+    this.spend = 0;
+  }
+
+  /** Replays one log entry (number `seq`) into the session. */
+  apply(entry: SessionEntry, seq: number): void {
+    this.seq = seq;
+    if (entry.k === "c") {
+      for (const label of entry.l) this.seenLabels.add(label);
+      const source = `${entry.s}#${seq}`;
+      this.index.add(entry.p.length === 1 ? entry.p[0] : entry.p, entry.l, source);
+      if (entry.x) this.index.markOverflowed();
+    } else if (entry.k === "v") {
+      let set = this.valueSets.get(entry.s);
+      if (!set) this.valueSets.set(entry.s, (set = new Set()));
+      for (const value of entry.v) {
+        if (this.valueCount >= MAX_VALUES) break;
+        if (!set.has(value)) {
+          set.add(value);
+          this.valueCount++;
+        }
+      }
+    } else {
+      // The store's byte bound was passed: answer every flow check conservatively from now on.
+      this.index.markOverflowed();
+    }
+  }
+
+  private write(entries: SessionEntry[]): void {
+    if (!entries.length) return;
+    if (this.writer) this.writer(this, entries);
+    else for (const entry of entries) this.apply(entry, this.seq + 1);
   }
 
   get seen(): ReadonlySet<string> {
@@ -69,16 +140,38 @@ export class Session implements SessionState {
 
   /** Records labelled input that is not a tool output: the user's request, an uploaded document. */
   input(value: unknown, options: { labels: readonly string[] }): void {
-    this.addContent(value, options.labels, `input#${++this.outputs}`);
+    const entries: SessionEntry[] = [];
+    const content = contentEntry("input", value, options.labels);
+    if (content) entries.push(content);
     // What the user typed is also a value set per label (`from: [user]`), down to short words.
-    for (const label of options.labels) this.recordValues(label, value, MIN_INPUT_WORD);
+    for (const label of options.labels) entries.push(valuesEntry(label, value, MIN_INPUT_WORD));
+    this.write(entries);
   }
 
-  /** Records a tool's output under its labels; returns the source id later flows name. */
-  recordOutput(tool: string, output: unknown, labels: readonly string[]): string {
-    const source = `${tool}#${++this.outputs}`;
-    this.addContent(output, labels, source);
-    return source;
+  /** Records a tool's output under its labels (later flows name it `<tool>#<n>`). */
+  recordOutput(tool: string, output: unknown, labels: readonly string[]): void {
+    const content = contentEntry(tool, output, labels);
+    if (content) this.write([content]);
+  }
+
+  /** The log entries that `recordOutput` and `recordValues` would write, for one atomic write of several. */
+  static entries(
+    parts: ReadonlyArray<{ source: string; value: unknown; labels?: readonly string[]; values?: boolean }>,
+  ): SessionEntry[] {
+    const out: SessionEntry[] = [];
+    for (const part of parts) {
+      if (part.values) out.push(valuesEntry(part.source, part.value, MIN_WORD));
+      else {
+        const content = contentEntry(part.source, part.value, part.labels ?? []);
+        if (content) out.push(content);
+      }
+    }
+    return out;
+  }
+
+  /** Writes several entries at once (one atomic append in the store). */
+  record(entries: SessionEntry[]): void {
+    this.write(entries);
   }
 
   /**
@@ -88,21 +181,7 @@ export class Session implements SessionState {
    * `from` stricter.
    */
   recordValues(source: string, output: unknown, minWord = MIN_WORD): void {
-    let set = this.valueSets.get(source);
-    if (!set) this.valueSets.set(source, (set = new Set()));
-    const target = set;
-    const add = (text: string) => {
-      if (this.valueCount >= MAX_VALUES) return;
-      const normal = normalizeFlowText(text);
-      if (normal.length && !target.has(normal)) {
-        target.add(normal);
-        this.valueCount++;
-      }
-    };
-    visitLeaves(output, 0, (leaf) => {
-      add(leaf);
-      for (const word of leaf.split(WORD_SEPARATORS)) if (word.length >= minWord && word !== leaf) add(word);
-    });
+    this.write([valuesEntry(source, output, minWord)]);
   }
 
   /** Whether `text` is a value of the set (a tool's outputs, or inputs with that label). */
@@ -111,13 +190,9 @@ export class Session implements SessionState {
     return set?.has(normalizeFlowText(text)) === true;
   }
 
-  private addContent(value: unknown, labels: readonly string[], source: string): void {
-    if (!labels.length) return;
-    for (const label of labels) this.seenLabels.add(label);
-    // Leaves are recorded as separate parts (no JSON escaping between them); a value too large
-    // or too deep to record marks the index overflowed, which fails closed.
-    if (typeof value === "string") this.index.add(value, labels, source);
-    else addValue(this.index, value, labels, source);
+  /** Counts of the report as this process saw them (the store's counters are in `Warden.sessionReport`). */
+  get counts(): { verdicts: Record<Verdict, number>; blocked: number } {
+    return { verdicts: { ...this.verdicts }, blocked: this.blocked.length };
   }
 
   flowsInto(args: Record<string, unknown>): FlowHit[] {
@@ -178,6 +253,35 @@ export class Session implements SessionState {
   private total(): number {
     return this.verdicts.allow + this.verdicts.flag + this.verdicts.ask + this.verdicts.deny;
   }
+}
+
+/**
+ * The content entry for a value under `labels` (none without labels). Leaves are separate parts
+ * (no JSON escaping between them); a value too large or too deep to walk is marked `x`, which
+ * fails closed wherever the entry is replayed.
+ */
+function contentEntry(source: string, value: unknown, labels: readonly string[]): SessionEntry | undefined {
+  if (!labels.length) return undefined;
+  if (typeof value === "string") return { k: "c", s: source, l: [...labels], p: [value] };
+  const { parts, complete } = contentParts(value);
+  return complete
+    ? { k: "c", s: source, l: [...labels], p: parts }
+    : { k: "c", s: source, l: [...labels], p: parts, x: 1 };
+}
+
+/** The value-set entry: every string or number leaf, and words of at least `minWord` characters, normalised. */
+function valuesEntry(source: string, value: unknown, minWord: number): SessionEntry {
+  const values = new Set<string>();
+  const add = (text: string) => {
+    if (values.size >= MAX_VALUES) return;
+    const normal = normalizeFlowText(text);
+    if (normal.length) values.add(normal);
+  };
+  visitLeaves(value, 0, (leaf) => {
+    add(leaf);
+    for (const word of leaf.split(WORD_SEPARATORS)) if (word.length >= minWord && word !== leaf) add(word);
+  });
+  return { k: "v", s: source, v: [...values] };
 }
 
 const MAX_VALUES = 200_000;

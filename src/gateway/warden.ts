@@ -20,7 +20,9 @@ import { amend, approvalRule, BUILTIN_RULES, contribute, overrule } from "./comb
 import { evaluateCall, internalError } from "./evaluate.js";
 import { valueAt } from "./inspect.js";
 import { Session } from "./session.js";
-import type { SessionOptions } from "./session.js";
+import type { SessionOptions, SessionReport } from "./session.js";
+import { SessionManager, SessionRefusedError } from "./sessions.js";
+import type { SessionBounds } from "./sessions.js";
 
 export interface WardenOptions {
   /** Limits, budgets and approvals; in-memory by default. Share a Redis store across replicas. */
@@ -47,8 +49,14 @@ export interface WardenOptions {
   };
   /** Bound on the memory of one session's flow index (bytes); past it, flow checks fail closed. Default 32 MiB. */
   maxTaintBytes?: number;
-  /** Most sessions held at once; a new session past it is refused (fail-closed). Default 100,000. */
+  /** Most live sessions in the store; a new session past it is refused (its calls are denied). Default 100,000. */
   maxSessions?: number;
+  /**
+   * Sessions live in the state store (every replica and restart sees the same session): idle
+   * expiry (`ttlMs`, default 24 h), a cap per agent (`maxPerAgent`, default 1,000) and how many
+   * this process keeps rebuilt in memory (`cached`, default 10,000).
+   */
+  sessions?: SessionBounds;
   now?: () => number;
   /** Key that signs plans and their authority tokens; default `TOOLWARDEN_PLAN_KEY`, else random per process. */
   planKey?: string | Buffer;
@@ -80,7 +88,7 @@ export class Warden {
   readonly store: StateStore;
   readonly audit: AuditSink | undefined;
   private readonly options: WardenOptions;
-  private readonly sessions = new Map<string, Session>();
+  private readonly sessions: SessionManager;
   private readonly now: () => number;
   private readonly authority: Authority;
   /** The reviewer for the current policy's `judge:`; its cache lives as long as the spec does. */
@@ -99,6 +107,21 @@ export class Warden {
     });
     this.audit = options.audit;
     this.now = options.now ?? Date.now;
+    this.sessions = new SessionManager(
+      this.store,
+      {
+        maxSessions: options.maxSessions,
+        ...options.sessions,
+        maxBytes: options.maxTaintBytes ?? DEFAULT_TAINT_BYTES,
+      },
+      (session) =>
+        new Session({
+          ...session,
+          labelMinMatch: this.compiled.labelMinMatch,
+          maxTaintBytes: options.maxTaintBytes,
+        }),
+      () => this.now(),
+    );
     this.authority = new Authority({
       key: options.planKey ?? process.env.TOOLWARDEN_PLAN_KEY,
       now: () => this.now(),
@@ -136,26 +159,27 @@ export class Warden {
     this.compiled = policy;
   }
 
-  /** Opens (or returns) a session; `run` binds it to async code so wrapped tools need no extra parameters. */
+  /**
+   * This process's handle on a session (created when new; the store opens it on first use).
+   * `runInSession` binds it to async code so wrapped tools need no extra parameters.
+   */
   session(options: Partial<SessionOptions> = {}): Session {
     const id = options.id ?? randomUUID();
-    let session = this.sessions.get(id);
-    if (!session) {
-      if (this.sessions.size >= (this.options.maxSessions ?? 100_000)) {
-        throw new Error(
-          `too many open sessions (${this.sessions.size}); end some with warden.endSession(id)`,
-        );
-      }
-      session = new Session({
-        id,
-        agent: options.agent,
-        task: options.task,
-        labelMinMatch: this.compiled.labelMinMatch,
-        maxTaintBytes: this.options.maxTaintBytes,
-      });
-      this.sessions.set(id, session);
-    }
-    return session;
+    return this.sessions.local({ id, agent: options.agent, task: options.task });
+  }
+
+  /**
+   * Opens a session in the store (or joins it) and brings it up to date: `owner` is the agent
+   * that opened it first. Throws a `ToolwardenError` (`session_refused`) past a cap, or the
+   * store's error when it is unavailable.
+   */
+  async openSession(options: Partial<SessionOptions> & { id: string }): Promise<Session> {
+    return this.sessions.ready({ id: options.id, agent: options.agent, task: options.task });
+  }
+
+  /** Waits until every output and input recorded on the session is durable in the store; throws if it is not. */
+  async flush(sessionId: string): Promise<void> {
+    await this.sessions.flush(sessionId);
   }
 
   /** Runs `fn` with `session` as the current session of every wrapped tool it calls. */
@@ -194,18 +218,58 @@ export class Warden {
     return this.authority.scope(spec, fn);
   }
 
-  endSession(id: string): void {
-    this.sessions.delete(id);
+  /** Ends a session everywhere: the store forgets it (and its owner), this process drops its copy. */
+  endSession(id: string): Promise<void> {
+    return this.sessions.end(id).catch((error: Error) => {
+      process.emitWarning(`toolwarden: session \`${id}\` was not ended in the store: ${error.message}`);
+    });
   }
 
-  /** The session a call belongs to: its `session` id, the bound session, or none. */
+  /** The session a call belongs to, as this process holds it: its `session` id, the bound session, or none. */
   private sessionFor(call: Call): Session | undefined {
+    const bound = sessionScope.getStore();
     if (typeof call?.session === "string") {
-      const bound = sessionScope.getStore();
-      if (bound?.id === call.session) return bound;
-      return this.session({ id: call.session, agent: call.agent });
+      return this.sessions.local({ id: call.session, agent: plainAgent(call.agent) }, bound);
     }
-    return sessionScope.getStore();
+    return bound === undefined ? undefined : this.sessions.local({ id: bound.id }, bound);
+  }
+
+  /** The call's session brought up to date with the store (synchronous on the memory store). */
+  private readySession(call: Call): Session | Promise<Session> | undefined {
+    const bound = sessionScope.getStore();
+    const id =
+      typeof call.session === "string" ? call.session : call.session === undefined ? bound?.id : undefined;
+    if (id === undefined) return undefined;
+    return this.sessions.ready(
+      { id, agent: plainAgent(call.agent) ?? (bound?.id === id ? bound.agent : undefined) },
+      bound,
+    );
+  }
+
+  /**
+   * The audited deny for a call whose session could not be opened (the error of `openSession`):
+   * `session-limit` past a cap, else `store-unavailable` naming the store.
+   */
+  refuse(call: Call, error: unknown): Promise<Decision> {
+    return this.sessionUnavailable(call, error);
+  }
+
+  /** The session state cannot be had (store down, cap reached): the call is denied, whatever `fail` says. */
+  private sessionUnavailable(call: Call, error: unknown): Promise<Decision> {
+    const message = error instanceof Error ? error.message : String(error);
+    const refused = error instanceof SessionRefusedError;
+    const named = message.includes("state store")
+      ? message
+      : `state store \`${this.store.kind}\` failed: ${message}`;
+    const decision: Decision = {
+      verdict: "deny",
+      rule: refused ? "session-limit" : "store-unavailable",
+      reason: refused ? message : `the session's state is unavailable: ${named}`,
+      findings: [],
+      labels: [],
+      tool: typeof call.tool === "string" ? call.tool : undefined,
+    };
+    return this.record(call, decision);
   }
 
   /** The pure decision: policy, analyzers and flows; no counting, no I/O. Never throws. */
@@ -243,15 +307,30 @@ export class Warden {
    * audit sink), so an allowed call through `wrap` costs little more than `evaluate`.
    */
   private decideFast(call: Call): Decision | Promise<Decision> {
-    const policy = this.compiled;
     // Not even an object (a `null` line in a JSONL stream): malformed, and nothing below may read it.
     if (call === null || typeof call !== "object" || Array.isArray(call))
-      return evaluateCall(policy, call, undefined);
-    let session: Session | undefined;
+      return evaluateCall(this.compiled, call, undefined);
+    let ready: Session | Promise<Session> | undefined;
+    try {
+      ready = this.readySession(call);
+    } catch (error) {
+      return this.sessionUnavailable(call, error);
+    }
+    if (ready instanceof Promise) {
+      return ready.then(
+        (session) => this.decideIn(call, session),
+        (error: unknown) => this.sessionUnavailable(call, error),
+      );
+    }
+    return this.decideIn(call, ready);
+  }
+
+  /** `decide` with the call's session up to date. */
+  private decideIn(call: Call, session: Session | undefined): Decision | Promise<Decision> {
+    const policy = this.compiled;
     let decision: Decision;
     const limits: CompiledLimit[] = [];
     try {
-      session = this.sessionFor(call);
       call = this.withSession(call, session);
       decision = evaluateCall(policy, call, session, limits);
     } catch (error) {
@@ -265,7 +344,7 @@ export class Warden {
       (!policy.budget || costOf(policy, call) === 0) &&
       !policy.tools.get(call.tool)?.asyncChecks.length;
     if (stateless && !this.audit && decision.verdict !== "ask") {
-      session?.note(decision);
+      if (session) this.noteDecision(session, decision);
       guard?.settle(decision);
       return decision;
     }
@@ -291,8 +370,19 @@ export class Warden {
     } catch (error) {
       decision = internalError(policy, call, error);
     }
-    session?.note(decision);
+    if (session) this.noteDecision(session, decision);
     return this.record(call, decision);
+  }
+
+  /** Counts a decision for the session's report, here and in the store. */
+  private noteDecision(session: Session, decision: Decision): void {
+    session.note(decision);
+    const tool = decision.tool ?? "?";
+    const blocked =
+      decision.verdict === "deny" && decision.labels.length
+        ? { tool, rule: decision.rule, labels: decision.labels }
+        : undefined;
+    this.sessions.note(session, tool, decision.verdict, blocked);
   }
 
   /** Asks the policy's judge about a call whose deciding rule is a judge rule; the answer (or its fallback) replaces that `ask`. */
@@ -628,23 +718,26 @@ export class Warden {
     const valueSet = policy.valueSetTools.has(call.tool);
     const applied = new Set<string>();
     const keep = (labels: Iterable<string>) => [...labels].filter((l) => !decl?.declassifies.includes(l));
+    // Every part of one output goes to the store in one atomic write.
+    const parts: Array<{ source: string; value: unknown; labels?: string[]; values?: boolean }> = [];
     if (decl?.fields.length && output !== null && typeof output === "object") {
       for (const part of splitByFields(output, decl.fields, [...base], keep)) {
         // Only the parts `fields` leaves unlabelled are trusted values (a sender, not a body).
         if (!part.labels.length) {
-          if (valueSet) target.recordValues(call.tool, part.value);
+          if (valueSet) parts.push({ source: call.tool, value: part.value, values: true });
           continue;
         }
-        target.recordOutput(call.tool, part.value, part.labels);
+        parts.push({ source: call.tool, value: part.value, labels: part.labels });
         for (const label of part.labels) applied.add(label);
       }
     } else {
-      if (valueSet) target.recordValues(call.tool, output);
+      if (valueSet) parts.push({ source: call.tool, value: output, values: true });
       if (base.size) {
-        target.recordOutput(call.tool, output, [...base]);
+        parts.push({ source: call.tool, value: output, labels: [...base] });
         for (const label of base) applied.add(label);
       }
     }
+    target.record(Session.entries(parts));
     if (removed.length && this.audit) {
       // Declassification is audited; a failure to record it is reported, never silent.
       this.appendAudit({
@@ -761,10 +854,14 @@ export class Warden {
     }
   }
 
-  /** The session's report (decisions by verdict and tool, spend, labels, flows blocked). */
-  report(sessionId: string) {
-    const session = this.sessions.get(sessionId);
-    return session?.report(this.compiled.budget);
+  /** The session's report as this process saw it (decisions by verdict and tool, spend, labels, flows blocked). */
+  report(sessionId: string): SessionReport | undefined {
+    return this.sessions.peek(sessionId)?.report(this.compiled.budget);
+  }
+
+  /** The session's report from the store: every replica's decisions; undefined when the session does not live. */
+  async sessionReport(sessionId: string): Promise<SessionReport | undefined> {
+    return this.sessions.report(sessionId, this.compiled.budget);
   }
 
   async close(): Promise<void> {
@@ -774,6 +871,13 @@ export class Warden {
     await this.audit?.close();
     await this.store.close();
   }
+}
+
+const DEFAULT_TAINT_BYTES = 32 * 1024 * 1024;
+
+/** The agent of a call when it is a plain object (a malformed one is the engine's to refuse). */
+function plainAgent(agent: unknown): Agent | undefined {
+  return agent !== null && typeof agent === "object" && !Array.isArray(agent) ? (agent as Agent) : undefined;
 }
 
 /** Splits an object output into parts by the most specific matching `fields` path, each with its labels. */

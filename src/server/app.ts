@@ -60,14 +60,10 @@ export interface ServerContext {
 type Env = { Variables: { identity: ApiKeyIdentity } };
 type Handler = (c: Context<Env>) => Response | Promise<Response>;
 
-const MAX_SESSION_OWNERS = 100_000;
-
 /** Builds the HTTP app: the versioned JSON API, the event stream, metrics, OpenAPI and the dashboard. */
 export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDoc[] } {
   const app = new Hono<Env>();
   const routes: RouteDoc[] = [];
-  // Which agent a session belongs to: an agent key may not use or read another agent's session.
-  const sessionOwners = new Map<string, string>();
 
   app.use(
     "*",
@@ -160,8 +156,9 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
     async (c) => {
       const body = await parseBody(c, DecideRequestSchema);
       if (body instanceof Response) return body;
-      const bound = bindCall(c, body.call, sessionOwners);
+      const bound = await bindCall(c, ctx, body.call);
       if (bound instanceof Response) return bound;
+      if (bound instanceof Error) return c.json(await ctx.warden.refuse(body.call, bound));
       const call = bound;
       let decision = await decideCounted(ctx, call);
       if (decision.verdict === "ask" && decision.approval && body.wait) {
@@ -185,9 +182,23 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
     async (c) => {
       const body = await parseBody(c, OutputRequestSchema);
       if (body instanceof Response) return body;
-      const bound = bindCall(c, body.call, sessionOwners);
+      const bound = await bindCall(c, ctx, body.call);
       if (bound instanceof Response) return bound;
+      if (bound instanceof Error) return fail(c, 503, "store_unavailable", bound.message);
       const labels = ctx.warden.recordOutput(bound, body.output);
+      // Acknowledged only once durable: a restart or another replica must see this output.
+      if (bound.session !== undefined) {
+        try {
+          await ctx.warden.flush(bound.session);
+        } catch (error) {
+          return fail(
+            c,
+            503,
+            "store_unavailable",
+            `the output was not recorded: ${(error as Error).message}`,
+          );
+        }
+      }
       if (labels.length) {
         await ctx.warden.appendAudit({
           kind: "output",
@@ -216,11 +227,17 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
     async (c) => {
       const body = await parseBody(c, InputRequestSchema);
       if (body instanceof Response) return body;
-      const bound = bindCall(c, { tool: "input", session: param(c, "id") } as Call, sessionOwners);
+      const bound = await bindCall(c, ctx, { tool: "input", session: param(c, "id") } as Call);
       if (bound instanceof Response) return bound;
+      if (bound instanceof Error) return fail(c, 503, "store_unavailable", bound.message);
       ctx.warden
         .session({ id: bound.session, agent: bound.agent })
         .input(body.value, { labels: body.labels });
+      try {
+        await ctx.warden.flush(bound.session as string);
+      } catch (error) {
+        return fail(c, 503, "store_unavailable", `the input was not recorded: ${(error as Error).message}`);
+      }
       return c.json({ recorded: true });
     },
   );
@@ -234,14 +251,19 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
       roles: ["agent", "approver", "admin"],
       response: { status: 200, description: "The session report." },
     },
-    (c) => {
+    async (c) => {
       const id = param(c, "id");
       const identity = c.get("identity");
-      const owner = sessionOwners.get(id);
-      if (identity.role === "agent" && owner !== identity.agent) {
+      let report: Awaited<ReturnType<typeof ctx.warden.sessionReport>>;
+      try {
+        report = await ctx.warden.sessionReport(id);
+      } catch (error) {
+        return fail(c, 503, "store_unavailable", (error as Error).message);
+      }
+      // The owner lives with the session in the store: an agent reads only its own sessions.
+      if (identity.role === "agent" && report?.agent !== identity.agent) {
         return fail(c, 403, "forbidden", `session \`${id}\` does not belong to agent \`${identity.agent}\``);
       }
-      const report = ctx.warden.report(id);
       return report ? c.json(report) : fail(c, 404, "not_found", `no session \`${id}\` on this server`);
     },
   );
@@ -646,11 +668,11 @@ function authenticate(keys: ApiKeyStore, roles: readonly Role[]): MiddlewareHand
  * An `agent` key decides only for its own agent id, with the attributes bound to the key, and only
  * in sessions of that agent. Other roles act for anyone.
  */
-function bindCall<C extends Pick<Call, "tool" | "agent" | "session" | "server">>(
+async function bindCall<C extends Pick<Call, "tool" | "agent" | "session" | "server">>(
   c: Context<Env>,
+  ctx: ServerContext,
   call: C,
-  owners: Map<string, string>,
-): C | Response {
+): Promise<C | Response | Error> {
   const identity = c.get("identity");
   let bound = call;
   if (identity.role === "agent") {
@@ -670,13 +692,16 @@ function bindCall<C extends Pick<Call, "tool" | "agent" | "session" | "server">>
     }
     bound = { ...call, agent: { ...identity.attrs, id: identity.agent } };
   }
-  if (bound.session !== undefined) {
-    const agent = typeof bound.agent?.id === "string" ? bound.agent.id : "";
-    const owner = owners.get(bound.session);
-    if (owner === undefined) {
-      if (owners.size >= MAX_SESSION_OWNERS) owners.delete(owners.keys().next().value as string);
-      owners.set(bound.session, agent);
-    } else if (identity.role === "agent" && owner !== agent) {
+  if (typeof bound.session === "string") {
+    // The owner is stored with the session (the first agent to open it) and expires with it.
+    let owner: string | undefined;
+    try {
+      owner = (await ctx.warden.openSession({ id: bound.session, agent: bound.agent })).owner;
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
+    const agent = typeof bound.agent?.id === "string" ? bound.agent.id : undefined;
+    if (identity.role === "agent" && owner !== agent) {
       return fail(c, 403, "forbidden", `session \`${bound.session}\` belongs to another agent`);
     }
   }
@@ -795,7 +820,7 @@ function param(c: Context, name: string): string {
 /** An error response: `{error: {code, message, issues?}}`. */
 function fail(
   c: Context,
-  status: 400 | 401 | 403 | 404 | 409 | 413 | 422 | 500,
+  status: 400 | 401 | 403 | 404 | 409 | 413 | 422 | 500 | 503,
   code: string,
   message: string,
   issues?: Array<{ path: string; message: string }>,

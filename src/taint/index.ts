@@ -1,4 +1,4 @@
 export { FlowIndex, OVERFLOW_SOURCE } from "./flow-index.js";
 export type { FlowHit, FlowIndexOptions } from "./flow-index.js";
 export { normalizeFlowText } from "./normalize.js";
-export { addValue, MAX_WALK_DEPTH, MAX_WALK_NODES, scanValue } from "./walk.js";
+export { addValue, contentParts, MAX_WALK_DEPTH, MAX_WALK_NODES, scanValue } from "./walk.js";

@@ -69,6 +69,18 @@ export function addValue(
   source: string,
 ): boolean {
   if (labels.length === 0) return true;
+  const { parts, complete } = contentParts(value);
+  index.add(parts, labels, source);
+  if (!complete) index.markOverflowed();
+  return complete;
+}
+
+/**
+ * The parts `addValue` records for a value (its string leaves; a string that parses as JSON by
+ * its parsed leaves), and whether the walk was complete: what a session stores to rebuild the
+ * same fingerprints on another replica. Never throws.
+ */
+export function contentParts(value: unknown): { parts: string[]; complete: boolean } {
   const parts: string[] = [];
   const state: Walk = {
     visit: (text) => {
@@ -81,9 +93,7 @@ export function addValue(
     seen: new Set(),
   };
   const complete = run(state, value, "");
-  index.add(parts, labels, source);
-  if (!complete) index.markOverflowed();
-  return complete;
+  return { parts, complete };
 }
 
 function run(state: Walk, value: unknown, path: string): boolean {
