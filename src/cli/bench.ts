@@ -1,7 +1,7 @@
 import { formatNs } from "../bench/harness.js";
 import type { BenchResult } from "../bench/harness.js";
 import { coreScenarios } from "../bench/scenarios.js";
-import { parseFlags, table } from "./util.js";
+import { CliError, parseFlags, table } from "./util.js";
 import type { Command } from "./util.js";
 import { help } from "./validate.js";
 
@@ -31,6 +31,10 @@ export const bench: Command = {
       ["audit", async () => (await import("../bench/audit.js")).auditScenarios()],
       ["cedar", async () => (await import("../cedar/bench.js")).cedarScenarios()],
     ];
+    if (values.only && !sets.some(([name]) => name === values.only))
+      throw new CliError(
+        `--only \`${values.only}\` is not a scenario set; sets: ${sets.map(([name]) => name).join(", ")}`,
+      );
     for (const [name, run] of sets) {
       if (values.only && values.only !== name) continue;
       process.stderr.write(`bench: ${name}…\n`);

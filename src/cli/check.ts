@@ -8,22 +8,32 @@ import { help } from "./validate.js";
 
 export const check: Command = {
   summary: "decide calls: one Decision as JSON, or one per input line with --jsonl",
-  usage: "toolwarden check -p POLICY [CALL.json | -] | check -p POLICY --jsonl CALLS.jsonl [--audit LOG]",
+  usage:
+    "toolwarden check -p POLICY [CALL.json | -] [--exit-code] | check -p POLICY --jsonl CALLS.jsonl [--exit-code] [--audit LOG]",
+  options: [
+    "-p, --policy FILE       the policy (YAML or JSON)",
+    "--jsonl FILE            one call per line (`-`: stdin); one Decision per line, same order",
+    "--exit-code             exit 1 on a deny, 3 on an ask (the most severe line with --jsonl), 0 otherwise",
+    "--audit LOG             also write each decision to this JSONL audit log (needs the audit key)",
+    "--audit-key-file FILE   the audit HMAC key (or TOOLWARDEN_AUDIT_KEY / TOOLWARDEN_AUDIT_KEY_FILE)",
+  ],
   async run(argv) {
     const { values, positionals } = parseFlags(
       argv,
-      { ...DECIDE_FLAGS, jsonl: { type: "string" } },
+      { ...DECIDE_FLAGS, jsonl: { type: "string" }, "exit-code": { type: "boolean" } },
       this.usage,
     );
     if (values.help) return help(this);
     const warden = await openWarden(values);
     try {
+      const exit = exitCodeFor(values["exit-code"] === true);
       if (values.jsonl !== undefined) {
         for (const line of jsonLines(readInput(values.jsonl))) {
           const decision = line.error ? lineError(line.error) : await warden.decide(line.value as Call);
           process.stdout.write(`${JSON.stringify(decision)}\n`);
+          exit.see(decision);
         }
-        return 0;
+        return exit.code;
       }
       const input = positionals[0] ?? "-";
       let call: unknown;
@@ -35,12 +45,28 @@ export const check: Command = {
       }
       const decision = await warden.decide(call as Call);
       process.stdout.write(`${JSON.stringify(decision, null, 2)}\n`);
-      return 0;
+      exit.see(decision);
+      return exit.code;
     } finally {
       await warden.close();
     }
   },
 };
+
+/** `--exit-code`: 1 when any decision denies, else 3 when any asks, else 0; always 0 without the flag. */
+function exitCodeFor(enabled: boolean) {
+  let code = 0;
+  return {
+    see(decision: Decision) {
+      if (!enabled) return;
+      if (decision.verdict === "deny") code = 1;
+      else if (decision.verdict === "ask" && code === 0) code = 3;
+    },
+    get code() {
+      return code;
+    },
+  };
+}
 
 /** The lines of a JSONL text, each parsed or with the reason it could not be; blank lines skipped. */
 export function* jsonLines(text: string): Generator<{ line: number; value?: unknown; error?: string }> {

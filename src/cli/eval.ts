@@ -151,6 +151,10 @@ export const evalCommand: Command = {
     }
     const root = positionals[0] ?? join(packageRoot(), "eval");
     const categories = evalCategories(root);
+    if (!categories.length)
+      throw new CliError(
+        `no eval categories in \`${root}\`: expected folders that each hold \`policy.yaml\` and \`cases.jsonl\``,
+      );
     const total = categories.reduce((n, c) => n + countCases(join(root, c)), 0);
     const bar = progress("eval", total);
     const scores: CategoryScore[] = [];

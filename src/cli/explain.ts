@@ -76,8 +76,9 @@ export async function diffPolicies(a: CompiledPolicy, b: CompiledPolicy): Promis
   named(changes, "tool", ra.tools ?? {}, rb.tools ?? {});
   named(changes, "rule", byName(ra.rules), byName(rb.rules));
   named(changes, "limit", byName(ra.limits), byName(rb.limits));
-  const calls = [...a.tests, ...b.tests].map(({ test }) => test.call);
-  for (const call of calls) {
+  // A call both policies test is compared once.
+  const calls = new Map([...a.tests, ...b.tests].map(({ test }) => [JSON.stringify(test.call), test.call]));
+  for (const call of calls.values()) {
     const da = new Warden(a).evaluate(call);
     const db = new Warden(b).evaluate(call);
     if (da.verdict !== db.verdict) {
@@ -110,7 +111,7 @@ function named(
 
 export const explain: Command = {
   summary: "what a policy does (`explain POLICY`), or what changed between two (`explain diff A B`)",
-  usage: "toolwarden explain POLICY | toolwarden diff A B",
+  usage: "toolwarden explain POLICY | explain diff A B  (also: toolwarden diff A B)",
   async run(argv) {
     const { values, positionals } = parseFlags(argv, {}, this.usage);
     if (values.help) return help(this);
@@ -122,15 +123,17 @@ export const explain: Command = {
 };
 
 export const diff: Command = {
-  summary: "what changed between two policies, including decisions on their test calls",
-  usage: "toolwarden diff A B",
+  summary:
+    "what changed between two policies, including decisions on their test calls; exit 0 the same, 1 they differ, 2 an error (as diff(1))",
+  usage: "toolwarden diff A B  (also: toolwarden explain diff A B)",
+  errorExitCode: 2,
   async run(argv) {
     const { values, positionals } = parseFlags(argv, {}, this.usage);
     if (values.help) return help(this);
     if (positionals.length !== 2) throw new CliError(`expected two policies\nusage: ${this.usage}`);
     const changes = await diffPolicies(compilePolicyFile(positionals[0]), compilePolicyFile(positionals[1]));
     process.stdout.write(changes.length ? `${changes.join("\n")}\n` : "no changes\n");
-    return 0;
+    return changes.length ? 1 : 0;
   },
 };
 

@@ -88,7 +88,7 @@ async function main(argv: string[]): Promise<number> {
   } catch (error) {
     if (isPolicyError(error)) {
       printPolicyError(error);
-      return 1;
+      return command.errorExitCode ?? 1;
     }
     if (error instanceof CliError) {
       process.stderr.write(`toolwarden ${name}: ${error.message}\n`);
@@ -96,7 +96,7 @@ async function main(argv: string[]): Promise<number> {
     }
     process.stderr.write(`toolwarden ${name}: ${(error as Error)?.message ?? String(error)}\n`);
     if (debug) process.stderr.write(`${(error as Error)?.stack ?? ""}\n`);
-    return 1;
+    return command.errorExitCode ?? 1;
   }
 }
 

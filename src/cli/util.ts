@@ -17,6 +17,10 @@ export class CliError extends Error {
 export interface Command {
   summary: string;
   usage: string;
+  /** One line per flag: what it takes and does, shown by `--help`. */
+  options?: readonly string[];
+  /** Exit code for an error (a policy that does not load, any failure); default 1. `diff` uses 2, as diff(1). */
+  errorExitCode?: number;
   run(argv: string[]): Promise<number>;
 }
 

@@ -29,7 +29,8 @@ export const validate: Command = {
   },
 };
 
-export function help(command: { summary: string; usage: string }): number {
-  process.stdout.write(`${command.usage}\n\n${command.summary}\n`);
+export function help(command: { summary: string; usage: string; options?: readonly string[] }): number {
+  const options = command.options?.length ? `\noptions:\n${command.options.map((line) => `  ${line}`).join("\n")}\n` : "";
+  process.stdout.write(`${command.usage}\n\n${command.summary}\n${options}`);
   return 0;
 }
