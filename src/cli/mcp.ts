@@ -21,7 +21,7 @@ const WARDEN_FLAGS = {
 
 const USAGE = {
   proxy:
-    "toolwarden mcp proxy -p POLICY [--server-id ID] [--agent ID] [--audit LOG] [--pins FILE] [--store URL] [--approval-wait SECONDS] (-- COMMAND [ARGS...] | --url URL)",
+    "toolwarden mcp proxy -p POLICY [--server-id ID] [--agent ID] [--audit LOG] [--pins FILE] [--store URL] [--approval-wait SECONDS] [--max-line BYTES] (-- COMMAND [ARGS...] | --url URL)",
   gateway: "toolwarden mcp gateway -c GATEWAY.yaml",
   pins: "toolwarden mcp pins list [--server ID] [--json] | approve --server-id ID [--tool NAME...] (-- COMMAND... | --url URL | -c GATEWAY.yaml) | revoke --server-id ID [--tool NAME...]   [--pins FILE]",
   scan: "toolwarden mcp scan [CONFIG...] [--json] [--write-policy FILE] [--write-pins] [--pins FILE] [--timeout SECONDS]",
@@ -127,7 +127,13 @@ export function serverIdFor(command: string[]): string {
 async function proxy(argv: string[]): Promise<number> {
   const { values, positionals } = parseFlags(
     argv,
-    { ...WARDEN_FLAGS, "server-id": { type: "string" }, agent: { type: "string" }, url: { type: "string" } },
+    {
+      ...WARDEN_FLAGS,
+      "server-id": { type: "string" },
+      agent: { type: "string" },
+      url: { type: "string" },
+      "max-line": { type: "string" },
+    },
     USAGE.proxy,
   );
   if (values.help)
@@ -139,8 +145,12 @@ async function proxy(argv: string[]): Promise<number> {
     throw new CliError(
       `no server to proxy: give \`-- COMMAND [ARGS...]\` or \`--url URL\`\nusage: ${USAGE.proxy}`,
     );
-  const { McpProxy, inheritedEnv } = await import("../adapters/mcp/index.js");
-  const { StdioServerTransport } = await import("@modelcontextprotocol/sdk/server/stdio.js");
+  const { McpProxy, inheritedEnv, LineTransport, parseByteSize, DEFAULT_MAX_LINE } = await import(
+    "../adapters/mcp/index.js"
+  );
+  const maxLine = values["max-line"] === undefined ? DEFAULT_MAX_LINE : parseByteSize(values["max-line"]);
+  if (maxLine === undefined)
+    throw new CliError(`--max-line takes a size in bytes (e.g. 10MiB), not \`${values["max-line"]}\``);
   const upstream = values.url
     ? { url: values.url }
     : { command: positionals[0], args: positionals.slice(1), env: inheritedEnv() };
@@ -148,24 +158,32 @@ async function proxy(argv: string[]): Promise<number> {
     values["server-id"] ?? (values.url ? new URL(values.url).hostname : serverIdFor(positionals));
   const ledger = await openLedger(values);
   const { warden, approvalWait } = await openMcpWarden(values);
+  const log = (line: string) => process.stderr.write(`${line}\n`);
   try {
-    const running = await McpProxy.serve(new StdioServerTransport(), {
+    const downstream = new LineTransport(process.stdin, process.stdout, {
+      maxLine,
+      overLimit: (limit) => `the client sent a line of more than ${limit} bytes (raise it with --max-line)`,
+    });
+    const running = await McpProxy.serve(downstream, {
       warden,
       server: serverId,
       upstream,
       ledger,
       agent: values.agent ? { id: values.agent } : undefined,
       gate: { approvalWait },
+      maxLine,
+      log,
     });
-    // The SDK's stdio server transport does not notice the client going away; we do, and close cleanly
-    // (the upstream is stopped and the audit log flushed) on end of input or a signal.
+    // Close cleanly (the upstream is stopped and the audit log flushed) on end of input or a signal.
     const stop = () => void running.close();
     process.stdin.once("end", stop);
     process.stdin.once("close", stop);
     process.once("SIGTERM", stop);
     process.once("SIGINT", stop);
     await running.closed;
-    return 0;
+    if (downstream.reason && downstream.reason !== "closed its output")
+      log(`toolwarden mcp proxy: ${downstream.reason}`);
+    return running.failure ? 1 : 0;
   } finally {
     await warden.close();
     // Nothing more to do; do not let a stray handle of the upstream keep the process alive.

@@ -1,3 +1,4 @@
+import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { dirname, join } from "node:path";
@@ -116,4 +117,116 @@ export async function until(check: () => boolean, what: string, ms = 10_000): Pr
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
     await new Promise((resolve) => setTimeout(resolve, 25));
   }
+}
+
+/** A fixture server of test/mcp/fixtures/interop-server.ts built with the v1 or v2 SDK. */
+export const INTEROP = FIXTURE("interop-server.ts");
+
+export interface RawProxy {
+  /** Writes one JSON-RPC message to the proxy's stdin. */
+  send(message: Record<string, unknown>): void;
+  /** Resolves with the first message from the proxy that `match` accepts (seen or yet to come). */
+  next(match: (message: Record<string, unknown>) => boolean): Promise<Record<string, unknown>>;
+  /** Sends a request and resolves with its response. */
+  request(id: number, method: string, params?: Record<string, unknown>): Promise<Record<string, unknown>>;
+  /** Sends `initialize` and `notifications/initialized` (protocol 2025-11-25). */
+  initialize(): Promise<Record<string, unknown>>;
+  exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
+  stderr(): string;
+  messages: Array<Record<string, unknown>>;
+  kill(signal?: NodeJS.Signals): void;
+}
+
+/**
+ * Starts `toolwarden mcp proxy` and talks JSON-RPC lines to it directly (no SDK), so a test sees
+ * exactly what reaches the client, the proxy's stderr and its exit status.
+ */
+export function rawProxy(options: {
+  policy: string;
+  server: string[];
+  serverId?: string;
+  flags?: string[];
+  env?: Record<string, string>;
+}): RawProxy {
+  const dir = tempDir();
+  writeFileSync(join(dir, "policy.yaml"), options.policy);
+  const child = spawn(
+    process.execPath,
+    [
+      ...CLI,
+      "mcp",
+      "proxy",
+      "-p",
+      join(dir, "policy.yaml"),
+      "--server-id",
+      options.serverId ?? "fixture",
+      "--pins",
+      join(dir, "pins.jsonl"),
+      ...(options.flags ?? []),
+      "--",
+      process.execPath,
+      ...options.server,
+    ],
+    { cwd: dir, env: { ...(process.env as Record<string, string>), ...options.env }, stdio: "pipe" },
+  );
+  const messages: Array<Record<string, unknown>> = [];
+  const waiters: Array<{
+    match: (m: Record<string, unknown>) => boolean;
+    resolve: (m: Record<string, unknown>) => void;
+  }> = [];
+  let buffer = "";
+  let stderr = "";
+  child.stdout.on("data", (chunk: Buffer) => {
+    buffer += chunk.toString("utf8");
+    let cut = buffer.indexOf("\n");
+    while (cut >= 0) {
+      const line = buffer.slice(0, cut);
+      buffer = buffer.slice(cut + 1);
+      cut = buffer.indexOf("\n");
+      if (!line.trim()) continue;
+      const message = JSON.parse(line) as Record<string, unknown>;
+      messages.push(message);
+      for (const waiter of [...waiters]) {
+        if (waiter.match(message)) {
+          waiters.splice(waiters.indexOf(waiter), 1);
+          waiter.resolve(message);
+        }
+      }
+    }
+  });
+  child.stderr.on("data", (chunk: Buffer) => {
+    stderr += chunk.toString("utf8");
+  });
+  child.stdin.on("error", () => {});
+  const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+    child.once("exit", (code, signal) => resolve({ code, signal })),
+  );
+  const proxy: RawProxy = {
+    messages,
+    exited,
+    stderr: () => stderr,
+    kill: (signal = "SIGTERM") => child.kill(signal),
+    send: (message) => {
+      child.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", ...message })}\n`);
+    },
+    next: (match) => {
+      const seen = messages.find(match);
+      if (seen) return Promise.resolve(seen);
+      return new Promise((resolve) => waiters.push({ match, resolve }));
+    },
+    request: (id, method, params) => {
+      proxy.send({ id, method, params: params ?? {} });
+      return proxy.next((m) => m.id === id && ("result" in m || "error" in m));
+    },
+    initialize: async () => {
+      const result = await proxy.request(0, "initialize", {
+        protocolVersion: "2025-11-25",
+        capabilities: {},
+        clientInfo: { name: "raw-client", version: "1.0.0" },
+      });
+      proxy.send({ method: "notifications/initialized" });
+      return result;
+    },
+  };
+  return proxy;
 }

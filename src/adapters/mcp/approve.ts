@@ -1,5 +1,4 @@
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { ListToolsResultSchema } from "@modelcontextprotocol/sdk/types.js";
+import type { Client } from "@modelcontextprotocol/client";
 import { fingerprintChanges, fingerprintTool } from "./pins.js";
 import type { PinEntry, PinLedger } from "./pins.js";
 import type { ListedTool } from "./risk.js";
@@ -63,10 +62,7 @@ export async function listAllTools(client: Pick<Client, "request">): Promise<Lis
   const tools: ListedTool[] = [];
   let cursor: string | undefined;
   for (let page = 0; page < MAX_PAGES; page++) {
-    const result = await client.request(
-      { method: "tools/list", params: cursor ? { cursor } : {} },
-      ListToolsResultSchema,
-    );
+    const result = await client.request({ method: "tools/list", params: cursor ? { cursor } : {} });
     tools.push(...(result.tools as ListedTool[]));
     cursor = result.nextCursor;
     if (!cursor) break;

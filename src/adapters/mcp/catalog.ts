@@ -1,4 +1,4 @@
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import type { Client } from "@modelcontextprotocol/client";
 import type { Warden } from "../../gateway/index.js";
 import { listAllTools } from "./approve.js";
 import { reviewTools } from "./pin-check.js";

@@ -1,5 +1,6 @@
 import { randomUUID } from "node:crypto";
-import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server";
+import type { CallToolResult } from "@modelcontextprotocol/server";
 import { sha256Hex } from "../../audit/chain.js";
 import { ApprovalRequiredError, PolicyDeniedError, sentence } from "../../core/index.js";
 import type { Agent, Call, Decision } from "../../core/index.js";
@@ -69,6 +70,38 @@ export class ToolGate {
       throw error;
     }
     this.recordText(call, context.session, outputText(result));
+    return result;
+  }
+
+  /**
+   * Puts a request that is not a tool call through the policy as a call: `resources/read` (its
+   * argument is the URI, and for a `file:` URI the `path`, so path and url constraints apply) or
+   * `prompts/get`. A refusal is a JSON-RPC error naming the reason (these results have no error
+   * form); the output is labelled like a tool's (`tools.resources/read.produces`, server labels).
+   */
+  async request<T>(
+    context: CallContext,
+    method: string,
+    args: Record<string, unknown>,
+    run: () => Promise<T>,
+  ): Promise<T> {
+    const call: Call = { tool: method, args, server: context.server, session: context.session.id };
+    if (context.agent) call.agent = context.agent;
+    try {
+      await this.warden.enforce(call);
+    } catch (error) {
+      if (error instanceof PolicyDeniedError || error instanceof ApprovalRequiredError)
+        throw refusalError({ ...error.decision, tool: method });
+      throw error;
+    }
+    let result: T;
+    try {
+      result = await run();
+    } catch (error) {
+      this.recordText(call, context.session, (error as Error)?.message ?? String(error));
+      throw error;
+    }
+    this.recordText(call, context.session, requestOutputText(result));
     return result;
   }
 
@@ -203,6 +236,11 @@ function deny(tool: string, rule: string, reason: string, finding?: Decision["fi
 
 /** The tool result a refused call returns. */
 export function refusal(decision: Decision): CallToolResult {
+  const { text, meta } = refusalText(decision);
+  return { content: [{ type: "text", text }], isError: true, _meta: meta };
+}
+
+function refusalText(decision: Decision): { text: string; meta: Record<string, unknown> } {
   const tool = decision.tool ?? "call";
   const text =
     decision.verdict === "ask"
@@ -210,10 +248,26 @@ export function refusal(decision: Decision): CallToolResult {
       : `toolwarden denied \`${tool}\`: ${decision.reason}`;
   const { verdict, rule, reason, findings, labels, approval, flows } = decision;
   return {
-    content: [{ type: "text", text }],
-    isError: true,
-    _meta: { [DECISION_META_KEY]: { verdict, rule, reason, findings, labels, flows, approval } },
+    text,
+    meta: { [DECISION_META_KEY]: { verdict, rule, reason, findings, labels, flows, approval } },
   };
+}
+
+/** A refused `resources/read` or `prompts/get`: a JSON-RPC error with the reason and the Decision. */
+export function refusalError(decision: Decision): ProtocolError {
+  const { text, meta } = refusalText(decision);
+  return new ProtocolError(ProtocolErrorCode.InvalidRequest, text, meta);
+}
+
+/** The text of a resource's contents or a prompt's messages. */
+function requestOutputText(result: unknown): string {
+  const { contents, messages } = (result ?? {}) as {
+    contents?: Array<{ text?: unknown }>;
+    messages?: unknown;
+  };
+  if (Array.isArray(contents))
+    return contents.map((c) => (typeof c.text === "string" ? c.text : "")).join("\n");
+  return JSON.stringify(messages ?? []);
 }
 
 /** The text a model reads from a tool result: text parts, embedded resource text, links, structured content. */

@@ -2,15 +2,13 @@ import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
-import type { Client } from "@modelcontextprotocol/sdk/client/index.js";
+import type { Client } from "@modelcontextprotocol/client";
 import { Server } from "@modelcontextprotocol/sdk/server/index.js";
 import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import {
   CallToolRequestSchema,
-  CallToolResultSchema,
   isInitializeRequest,
   ListToolsRequestSchema,
-  ToolListChangedNotificationSchema,
 } from "@modelcontextprotocol/sdk/types.js";
 import type { Agent } from "../../core/index.js";
 import { Warden } from "../../gateway/index.js";
@@ -21,7 +19,8 @@ import { refusal, ToolGate } from "./gate.js";
 import type { GateOptions } from "./gate.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import { PinLedger } from "./pins.js";
-import { relay } from "./relay.js";
+import { NotificationPump } from "./pump.js";
+import { relay, relayedParams } from "./relay.js";
 import { connectUpstream, describeUpstream } from "./upstream.js";
 import type { UpstreamSpec } from "./upstream.js";
 
@@ -152,7 +151,7 @@ export class McpGateway {
         }
         const upstream: Upstream = { id, client, catalog: new ToolCatalog(client, id, warden, ledger) };
         this.upstreams.set(id, upstream);
-        client.setNotificationHandler(ToolListChangedNotificationSchema, async () => {
+        client.setNotificationHandler("notifications/tools/list_changed", async () => {
           await upstream.catalog
             .refresh()
             .catch((error) =>
@@ -232,6 +231,7 @@ export class McpGateway {
     );
     const session: ClientSession = { transport, server, token, agent, lastSeen: Date.now() };
     const timeout = this.options.requestTimeout ?? 10 * 60_000;
+    const pump = new NotificationPump();
 
     server.setRequestHandler(ListToolsRequestSchema, async () => {
       const lists = await Promise.all(
@@ -269,12 +269,16 @@ export class McpGateway {
         tool,
         request.params.arguments,
         () =>
-          relay(request.params, extra, timeout, (options) =>
-            upstream.client.request(
-              { method: "tools/call", params: { ...request.params, name: tool } },
-              CallToolResultSchema,
-              options,
-            ),
+          relay(
+            request.params,
+            { signal: extra.signal, notify: extra.sendNotification },
+            timeout,
+            pump,
+            (options) =>
+              upstream.client.request(
+                { method: "tools/call", params: { ...relayedParams(request.params), name: tool } },
+                options,
+              ) as never,
           ),
       );
     });

@@ -1,10 +1,15 @@
-import type { Transport, TransportSendOptions } from "@modelcontextprotocol/sdk/shared/transport.js";
-import type { JSONRPCMessage, MessageExtraInfo } from "@modelcontextprotocol/sdk/types.js";
+import type {
+  JSONRPCMessage,
+  MessageExtraInfo,
+  Transport,
+  TransportSendOptions,
+} from "@modelcontextprotocol/server";
 
 /**
  * Wraps a server transport and holds incoming messages until `start()`, so the proxy can read the
- * client's `initialize` (its capabilities and name) before it connects upstream with the same
- * ones, and only then let the MCP server object see the conversation from its first message.
+ * client's opening (`initialize`, or a 2026 request's envelope: its capabilities and name) before
+ * it connects upstream with the same ones, and only then let the MCP server see the conversation
+ * from its first message. `ended` resolves when the client side closes.
  */
 export class HeldTransport implements Transport {
   onclose?: () => void;
@@ -14,6 +19,10 @@ export class HeldTransport implements Transport {
   private released = false;
   private closed = false;
   private waiting: { resolve: (m: JSONRPCMessage) => void; reject: (e: Error) => void } | undefined;
+  private endedResolve!: () => void;
+  readonly ended = new Promise<void>((resolve) => {
+    this.endedResolve = resolve;
+  });
 
   constructor(private readonly inner: Transport) {
     inner.onmessage = (message, extra) => {
@@ -26,6 +35,7 @@ export class HeldTransport implements Transport {
     };
     inner.onclose = () => {
       this.closed = true;
+      this.endedResolve();
       this.waiting?.reject(new Error("the client closed the connection before initializing"));
       this.onclose?.();
     };

@@ -5,12 +5,16 @@ describe("toolwarden/mcp public surface", () => {
   it("exports exactly these names", () => {
     expect(Object.keys(mcp).sort()).toMatchInlineSnapshot(`
       [
+        "ChildProcessTransport",
         "ClientConfigError",
         "DECISION_META_KEY",
+        "DEFAULT_MAX_LINE",
         "DEFAULT_PINS_PATH",
+        "LineTransport",
         "MIN_TOKEN_LENGTH",
         "McpGateway",
         "McpProxy",
+        "NotificationPump",
         "PinLedger",
         "PinLedgerError",
         "TOOL_SEPARATOR",
@@ -27,6 +31,7 @@ describe("toolwarden/mcp public surface", () => {
         "gatewayConfigSchema",
         "inheritedEnv",
         "loadGatewayConfig",
+        "parseByteSize",
         "parseGatewayConfig",
         "readClientConfig",
         "refusal",

@@ -1,39 +1,61 @@
-import type { RequestOptions } from "@modelcontextprotocol/sdk/shared/protocol.js";
+import type { RequestOptions } from "@modelcontextprotocol/client";
+import { notificationKey } from "./pump.js";
+import type { NotificationPump } from "./pump.js";
 
-/** What a request handler gets from the SDK that relaying needs. */
-export interface RelayExtra {
+/** What a request handler gets from the SDK (`ctx.mcpReq`) that relaying needs. */
+export interface RelayContext {
   signal: AbortSignal;
-  sendNotification: (notification: never) => Promise<void>;
+  notify: (notification: never) => Promise<void>;
+}
+
+/** `_meta` keys the v2 SDK owns (the per-request envelope): each side's SDK sets its own. */
+const ENVELOPE_PREFIX = "io.modelcontextprotocol/";
+
+/**
+ * The params to send on: without the caller's progress token (the SDK gives the relayed request a
+ * fresh one) and without the caller's protocol envelope (the other side gets ours).
+ */
+export function relayedParams(params: unknown): Record<string, unknown> | undefined {
+  if (!params || typeof params !== "object") return undefined;
+  const { _meta, ...rest } = params as { _meta?: Record<string, unknown> };
+  if (!_meta) return rest;
+  const meta: Record<string, unknown> = {};
+  for (const [key, value] of Object.entries(_meta))
+    if (key !== "progressToken" && !key.startsWith(ENVELOPE_PREFIX)) meta[key] = value;
+  return Object.keys(meta).length ? { ...rest, _meta: meta } : rest;
 }
 
 /**
  * Relays one request to the other side: the caller's cancellation goes along (the SDK sends
  * `notifications/cancelled`), the timeout is reset by progress, and progress comes back under the
- * caller's own token (the SDK gives the relayed request a fresh one). The answer is returned only
- * after every progress notification has been sent, so none arrives after its request is done.
+ * caller's own token through the pump (bounded; a newer progress replaces a queued older one).
+ * Progress still queued when the answer is ready is dropped, so none arrives after its request.
  */
 export async function relay<T>(
   params: unknown,
-  extra: RelayExtra,
+  ctx: RelayContext,
   timeout: number,
+  pump: NotificationPump,
   send: (options: RequestOptions) => Promise<T>,
 ): Promise<T> {
   const token = (params as { _meta?: { progressToken?: string | number } } | undefined)?._meta?.progressToken;
-  const options: RequestOptions = { signal: extra.signal, timeout, resetTimeoutOnProgress: true };
-  let sent: Promise<unknown> = Promise.resolve();
+  const options: RequestOptions = { signal: ctx.signal, timeout, resetTimeoutOnProgress: true };
+  const key =
+    token === undefined
+      ? undefined
+      : notificationKey({ method: "notifications/progress", params: { progressToken: token } });
   if (token !== undefined) {
     options.onprogress = (progress) => {
-      sent = sent
-        .then(() =>
-          extra.sendNotification({
-            method: "notifications/progress",
-            params: { ...progress, progressToken: token },
-          } as never),
-        )
-        .catch(() => {});
+      const notification = {
+        method: "notifications/progress",
+        params: { ...progress, progressToken: token },
+      };
+      pump.push(() => ctx.notify(notification as never), key);
     };
   }
-  const result = await send(options);
-  await sent;
-  return result;
+  try {
+    return await send(options);
+  } finally {
+    if (key) pump.discard(key);
+  }
 }

@@ -1,5 +1,4 @@
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import type { Client } from "@modelcontextprotocol/client";
 import { stringify } from "yaml";
 import { compileShadowCheck } from "../../analyzers/identity/index.js";
 import { compilePolicyText } from "../../policy/index.js";
@@ -9,7 +8,8 @@ import { fingerprintChanges, fingerprintTool } from "./pins.js";
 import type { PinLedger } from "./pins.js";
 import { assessTool } from "./risk.js";
 import type { Capability, ListedTool, RiskFinding } from "./risk.js";
-import { upstreamTransport } from "./upstream.js";
+import { ChildProcessTransport } from "./stdio.js";
+import { connectUpstream, upstreamTransport } from "./upstream.js";
 
 export interface ScannedTool {
   name: string;
@@ -162,14 +162,14 @@ function groupServers(
 }
 
 async function listServer(server: ConfiguredServer, timeout: number): Promise<ListedTool[]> {
-  const transport = upstreamTransport(server.spec!, { stderr: "pipe" });
+  const transport = upstreamTransport(server.spec!, { stderr: "pipe", name: server.id });
   let stderr = "";
-  if (transport instanceof StdioClientTransport) {
+  if (transport instanceof ChildProcessTransport) {
     transport.stderr?.on("data", (chunk: Buffer) => {
       stderr = (stderr + chunk.toString("utf8")).slice(-2000);
     });
   }
-  const client = new Client({ name: "toolwarden-scan", version: "0.1.0" }, { capabilities: {} });
+  let client: Client | undefined;
   let timer: NodeJS.Timeout | undefined;
   const deadline = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`no answer within ${Math.round(timeout / 1000)}s`)), timeout);
@@ -177,7 +177,11 @@ async function listServer(server: ConfiguredServer, timeout: number): Promise<Li
   try {
     return await Promise.race([
       (async () => {
-        await client.connect(transport, { timeout });
+        client = await connectUpstream(server.spec!, {
+          info: { name: "toolwarden-scan", version: "0.1.0" },
+          transport,
+          timeout,
+        });
         const caps = client.getServerCapabilities();
         return caps?.tools ? listAllTools(client) : [];
       })(),
@@ -190,7 +194,7 @@ async function listServer(server: ConfiguredServer, timeout: number): Promise<Li
     );
   } finally {
     clearTimeout(timer);
-    await client.close().catch(() => {});
+    await (client ? client.close() : transport.close()).catch(() => {});
   }
 }
 

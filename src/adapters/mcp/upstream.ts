@@ -1,8 +1,7 @@
-import { Client } from "@modelcontextprotocol/sdk/client/index.js";
-import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
-import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
-import type { Transport } from "@modelcontextprotocol/sdk/shared/transport.js";
-import type { ClientCapabilities, Implementation } from "@modelcontextprotocol/sdk/types.js";
+import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/client";
+import type { ClientCapabilities, Implementation, Transport } from "@modelcontextprotocol/client";
+import { getDefaultEnvironment } from "@modelcontextprotocol/client/stdio";
+import { ChildProcessTransport } from "./stdio.js";
 
 /** How to reach an upstream MCP server: a command over stdio, or a Streamable HTTP URL. */
 export type UpstreamSpec = StdioUpstream | HttpUpstream;
@@ -24,23 +23,35 @@ export function isHttpUpstream(spec: UpstreamSpec): spec is HttpUpstream {
   return "url" in spec;
 }
 
-/** A transport to the upstream; the stdio child's stderr goes to ours (the client's log) unless told otherwise. */
-export function upstreamTransport(
-  spec: UpstreamSpec,
-  options: { stderr?: "inherit" | "pipe" | "ignore" } = {},
-): Transport {
+/** Options for the connection to an upstream. */
+export interface UpstreamOptions {
+  /** Where a stdio server's stderr goes. Default inherit (the client's log). */
+  stderr?: "inherit" | "pipe" | "ignore";
+  /** The server's id, for messages ("server `github` exited with code 1"). */
+  name?: string;
+  /** Longest line a stdio server may send (bytes). Default 10 MiB. */
+  maxLine?: number;
+  /** What to say when a stdio server's line is over the limit. */
+  overLimit?: (limit: number) => string;
+}
+
+/** A transport to the upstream. A stdio server's end (exit code, signal, a line over the limit) is reported as the transport's `reason`. */
+export function upstreamTransport(spec: UpstreamSpec, options: UpstreamOptions = {}): Transport {
   if (isHttpUpstream(spec)) {
     return new StreamableHTTPClientTransport(
       new URL(spec.url),
       spec.headers ? { requestInit: { headers: spec.headers } } : undefined,
     );
   }
-  return new StdioClientTransport({
+  return new ChildProcessTransport({
     command: spec.command,
     args: spec.args,
-    env: spec.env,
+    env: { ...getDefaultEnvironment(), ...spec.env },
     cwd: spec.cwd,
     stderr: options.stderr ?? "inherit",
+    name: options.name,
+    maxLine: options.maxLine,
+    overLimit: options.overLimit,
   });
 }
 
@@ -53,20 +64,25 @@ export function inheritedEnv(env: NodeJS.ProcessEnv = process.env): Record<strin
   return out;
 }
 
-/** Connects a real SDK client to an upstream server. */
+/**
+ * Connects the v2 SDK client to an upstream server. It probes with `server/discover` and speaks
+ * 2026-07-28 to a server that offers it, else falls back to the 2025 `initialize` handshake, so
+ * either generation of server works (and one that rejects the old protocol too).
+ */
 export async function connectUpstream(
   spec: UpstreamSpec,
-  options: {
+  options: UpstreamOptions & {
     info?: Implementation;
     capabilities?: ClientCapabilities;
     timeout?: number;
-    stderr?: "inherit" | "pipe" | "ignore";
+    transport?: Transport;
   } = {},
 ): Promise<Client> {
   const client = new Client(options.info ?? { name: "toolwarden", version: "0.1.0" }, {
     capabilities: options.capabilities ?? {},
+    versionNegotiation: { mode: "auto", probe: { timeoutMs: Math.min(options.timeout ?? 30_000, 10_000) } },
   });
-  await client.connect(upstreamTransport(spec, { stderr: options.stderr }), {
+  await client.connect(options.transport ?? upstreamTransport(spec, options), {
     timeout: options.timeout ?? 30_000,
   });
   return client;
