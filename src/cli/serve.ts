@@ -4,7 +4,7 @@ import type { Command } from "./util.js";
 import { help } from "./validate.js";
 
 const USAGE =
-  "toolwarden serve -p POLICY [--port 8080] [--host 127.0.0.1] [--data DIR] [--store URL] [--store-timeout MS] [--audit-pg URL] [--cors ORIGIN]... [--no-watch]";
+  "toolwarden serve -p POLICY [--port 8080] [--host 127.0.0.1] [--data DIR] [--store URL] [--store-timeout MS] [--session-ttl SECONDS] [--max-sessions-per-agent N] [--audit-pg URL] [--cors ORIGIN]... [--no-watch]";
 
 /** `toolwarden serve`: the HTTP API and dashboard. */
 export const serve: Command = {
@@ -20,6 +20,8 @@ export const serve: Command = {
         data: { type: "string" },
         store: { type: "string" },
         "store-timeout": { type: "string" },
+        "session-ttl": { type: "string" },
+        "max-sessions-per-agent": { type: "string" },
         "audit-pg": { type: "string" },
         cors: { type: "string", multiple: true },
         "no-watch": { type: "boolean" },
@@ -37,6 +39,12 @@ export const serve: Command = {
     const timeoutText = values["store-timeout"] ?? env.TOOLWARDEN_STORE_TIMEOUT_MS;
     if (timeoutText !== undefined && !/^[1-9]\d{0,6}$/.test(timeoutText))
       throw new CliError(`--store-timeout must be a positive number of milliseconds, not \`${timeoutText}\``);
+    const ttlText = values["session-ttl"] ?? env.TOOLWARDEN_SESSION_TTL;
+    if (ttlText !== undefined && !/^[1-9]\d{0,8}$/.test(ttlText))
+      throw new CliError(`--session-ttl must be a positive number of seconds, not \`${ttlText}\``);
+    const perAgentText = values["max-sessions-per-agent"] ?? env.TOOLWARDEN_MAX_SESSIONS_PER_AGENT;
+    if (perAgentText !== undefined && !/^[1-9]\d{0,8}$/.test(perAgentText))
+      throw new CliError(`--max-sessions-per-agent must be a positive integer, not \`${perAgentText}\``);
     const { startServer } = await import("../server/index.js");
     const server = await startServer({
       policy,
@@ -45,6 +53,10 @@ export const serve: Command = {
       dataDir: values.data ?? env.TOOLWARDEN_DATA ?? ".toolwarden",
       store: values.store ?? env.TOOLWARDEN_STORE,
       storeTimeoutMs: timeoutText === undefined ? undefined : Number(timeoutText),
+      sessions: {
+        ttlMs: ttlText === undefined ? undefined : Number(ttlText) * 1000,
+        maxPerAgent: perAgentText === undefined ? undefined : Number(perAgentText),
+      },
       auditPg: values["audit-pg"] ?? env.TOOLWARDEN_AUDIT_PG,
       corsOrigins: values.cors,
       watch: !values["no-watch"],

@@ -110,8 +110,8 @@ export class Warden {
     this.sessions = new SessionManager(
       this.store,
       {
-        maxSessions: options.maxSessions,
         ...options.sessions,
+        maxSessions: options.sessions?.maxSessions ?? options.maxSessions,
         maxBytes: options.maxTaintBytes ?? DEFAULT_TAINT_BYTES,
       },
       (session) =>
@@ -623,22 +623,22 @@ export class Warden {
       const status = approval.status === "denied" ? "denied" : "approved";
       await this.audit
         ?.append({
-        kind: "approval",
-        time: new Date(approval.decidedAt ?? this.now()).toISOString(),
-        tool: approval.tool,
-        server: approval.server,
-        agent: approval.agent,
-        session: approval.session,
-        rule: approval.rule,
-        reason: approval.reason,
-        approval: {
-          id,
-          status,
-          by: approval.decidedBy,
-          ...(approval.decisionReason ? { reason: approval.decisionReason } : {}),
-        },
-        data: { via: "store", callHash: approval.callHash },
-      })
+          kind: "approval",
+          time: new Date(approval.decidedAt ?? this.now()).toISOString(),
+          tool: approval.tool,
+          server: approval.server,
+          agent: approval.agent,
+          session: approval.session,
+          rule: approval.rule,
+          reason: approval.reason,
+          approval: {
+            id,
+            status,
+            by: approval.decidedBy,
+            ...(approval.decisionReason ? { reason: approval.decisionReason } : {}),
+          },
+          data: { via: "store", callHash: approval.callHash },
+        })
         .catch((error) => {
           this.unaudited.add(id);
           throw error;

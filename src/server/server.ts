@@ -6,6 +6,7 @@ import { FanoutAuditSink } from "../audit/fanout.js";
 import { JsonlAuditSink } from "../audit/jsonl-sink.js";
 import type { AuditSink } from "../audit/types.js";
 import { Warden } from "../gateway/index.js";
+import type { SessionBounds } from "../gateway/sessions.js";
 import { compilePolicyFile } from "../policy/index.js";
 import { createStateStore, isGuarded, withStoreDeadlines } from "../stores/index.js";
 import { createApp } from "./app.js";
@@ -28,6 +29,8 @@ export interface ServerOptions {
   store?: string;
   /** Deadline of one state store operation (ms); past it the call is denied. Default 250. */
   storeTimeoutMs?: number;
+  /** Session bounds in the store: idle expiry, caps per store and per agent (see `WardenOptions.sessions`). */
+  sessions?: SessionBounds;
   /** PostgreSQL connection string: audit there (queried by the API) instead of SQLite. */
   auditPg?: string;
   auditPgSchema?: string;
@@ -118,6 +121,7 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
       store,
       audit: new TapAuditSink(fanout, bus),
       approvals: { ttl: options.approvalTtlMs },
+      sessions: options.sessions,
     });
     const reader = options.auditPg
       ? await PostgresAuditReader.open(options.auditPg, { schema: options.auditPgSchema })
