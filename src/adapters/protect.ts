@@ -1,4 +1,4 @@
-import { ApprovalRequiredError, clause, PolicyDeniedError, sentence } from "../core/index.js";
+import { ApprovalRequiredError, clause, mayRun, PolicyDeniedError, sentence } from "../core/index.js";
 import type { Agent, Call, Decision } from "../core/index.js";
 import type { Session } from "../gateway/session.js";
 import type { Warden } from "../gateway/warden.js";
@@ -219,7 +219,7 @@ export class ToolGuard {
    */
   async run(call: Call, session: Session, run: () => unknown, approver?: Approver): Promise<GuardOutcome> {
     const decision = await this.decide(call, approver);
-    if (decision.verdict !== "allow" && decision.verdict !== "flag") {
+    if (!mayRun(decision)) {
       return { allowed: false, decision, message: this.refusal(decision, call) };
     }
     let output: unknown;

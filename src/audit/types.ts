@@ -10,6 +10,10 @@ export interface AuditEvent {
   tool?: string;
   server?: string;
   verdict?: Verdict;
+  /** `false`: the policy observed this verdict and the call proceeded (`mode: observe`, `enforce: false`). */
+  enforced?: false;
+  /** Rules or limits with `enforce: false` that matched but did not decide. */
+  observed?: string[];
   rule?: string | null;
   reason?: string;
   findings?: Finding[];

@@ -1,6 +1,6 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
-import { BUILTIN_RULES } from "../core/index.js";
+import { BUILTIN_RULES, mayRun } from "../core/index.js";
 import type { Decision, FlowEvidence } from "../core/index.js";
 import { Warden } from "../gateway/index.js";
 import { addTrace, emptyObservations, suggestPolicy } from "../learn/index.js";
@@ -206,7 +206,7 @@ export async function replayTrace(
       if (!("verdict" in out)) continue;
       if (out.rule === BUILTIN_RULES.malformedCall) throw fail(line.line, out.reason);
       steps++;
-      const runs = out.verdict === "allow" || out.verdict === "flag";
+      const runs = mayRun(out);
       if (attack) marked++;
       const miss = kind === "benign" ? !runs : attack === true && runs;
       if (miss) {

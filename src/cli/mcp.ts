@@ -21,7 +21,7 @@ const WARDEN_FLAGS = {
 
 const USAGE = {
   proxy:
-    "toolwarden mcp proxy -p POLICY [--server-id ID] [--agent ID] [--audit LOG] [--pins FILE] [--store URL] [--approval-wait SECONDS] [--max-line BYTES] (-- COMMAND [ARGS...] | --url URL)",
+    "toolwarden mcp proxy -p POLICY [--server-id ID] [--agent ID] [--audit LOG] [--pins FILE] [--store URL] [--approval-wait SECONDS] [--max-line BYTES] [--observe] (-- COMMAND [ARGS...] | --url URL)",
   gateway: "toolwarden mcp gateway -c GATEWAY.yaml",
   pins: "toolwarden mcp pins list [--server ID] [--json] | approve --server-id ID [--tool NAME...] (-- COMMAND... | --url URL | -c GATEWAY.yaml) | revoke --server-id ID [--tool NAME...]   [--pins FILE]",
   scan: "toolwarden mcp scan [CONFIG...] [--json] [--write-policy FILE] [--write-pins] [--pins FILE] [--timeout SECONDS]",
@@ -66,10 +66,11 @@ async function openMcpWarden(values: {
   store?: string;
   "audit-key-file"?: string;
   "approval-wait"?: string;
+  observe?: boolean;
 }): Promise<{ warden: Warden; approvalWait: number }> {
   if (!values.policy) throw new CliError("no policy given: pass -p POLICY");
   const approvalWait = seconds(values["approval-wait"], "--approval-wait") ?? 0;
-  const options: WardenOptions = { approvals: { wait: approvalWait } };
+  const options: WardenOptions = { approvals: { wait: approvalWait }, observe: values.observe };
   if (values.store) {
     const { createStateStore } = await import("../stores/create.js");
     options.store = await createStateStore(values.store);
@@ -133,6 +134,7 @@ async function proxy(argv: string[]): Promise<number> {
       agent: { type: "string" },
       url: { type: "string" },
       "max-line": { type: "string" },
+      observe: { type: "boolean" },
     },
     USAGE.proxy,
   );

@@ -1,4 +1,5 @@
 import type { Call, Decision } from "../core/index.js";
+import { mayRun } from "../core/index.js";
 import type { SessionReport, Warden } from "../gateway/index.js";
 import { jsonLines, lineError } from "./check.js";
 import { DECIDE_FLAGS, openWarden } from "./open.js";
@@ -60,7 +61,7 @@ export async function replayStep(
   const full = { ...call, session: sessionId, labels: labels as Call["labels"] } as Call;
   if (full.labels === undefined) delete full.labels;
   const decision = await warden.decide(full);
-  if ((decision.verdict === "allow" || decision.verdict === "flag") && result !== undefined) {
+  if (mayRun(decision) && result !== undefined) {
     warden.recordOutput(full, result, session);
   }
   return decision;

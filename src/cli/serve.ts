@@ -4,7 +4,7 @@ import type { Command } from "./util.js";
 import { help } from "./validate.js";
 
 const USAGE =
-  "toolwarden serve -p POLICY [--port 8080] [--host 127.0.0.1] [--data DIR] [--store URL] [--store-timeout MS] [--session-ttl SECONDS] [--max-sessions-per-agent N] [--audit-pg URL] [--cors ORIGIN]... [--no-watch]";
+  "toolwarden serve -p POLICY [--port 8080] [--host 127.0.0.1] [--data DIR] [--store URL] [--store-timeout MS] [--session-ttl SECONDS] [--max-sessions-per-agent N] [--audit-pg URL] [--cors ORIGIN]... [--no-watch] [--observe]";
 
 /** `toolwarden serve`: the HTTP API and dashboard. */
 export const serve: Command = {
@@ -25,6 +25,7 @@ export const serve: Command = {
         "audit-pg": { type: "string" },
         cors: { type: "string", multiple: true },
         "no-watch": { type: "boolean" },
+        observe: { type: "boolean" },
       },
       this.usage,
     );
@@ -60,6 +61,7 @@ export const serve: Command = {
       auditPg: values["audit-pg"] ?? env.TOOLWARDEN_AUDIT_PG,
       corsOrigins: values.cors,
       watch: !values["no-watch"],
+      observe: values.observe,
     });
     const show = (file: string) => {
       const rel = relative(process.cwd(), file);

@@ -34,4 +34,20 @@ export interface Decision {
   tool?: string;
   /** Id of the pending approval when the verdict is `ask` and an approval store is attached. */
   approval?: string;
+  /**
+   * `false`: the policy observes this verdict rather than enforcing it (`mode: observe`, or
+   * `enforce: false` on the deciding rule, tool or limit). The verdict is what enforcing would
+   * have given; the call proceeds. Absent when the verdict is enforced.
+   */
+  enforced?: false;
+  /** Rules or limits with `enforce: false` that matched but were overridden by enforced ones. */
+  observed?: string[];
+}
+
+/**
+ * Whether the call may run: allowed, flagged, or a verdict the policy only observes. Every entry
+ * point (wrap, enforce, adapters, MCP proxy and gateway, server) asks this one function.
+ */
+export function mayRun(decision: Pick<Decision, "verdict" | "enforced">): boolean {
+  return decision.verdict === "allow" || decision.verdict === "flag" || decision.enforced === false;
 }

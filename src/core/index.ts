@@ -1,6 +1,7 @@
 export type { Agent, Call } from "./call.js";
 export { canonicalJson, hashValue, sha256Hex } from "./canonical.js";
 export type { Decision, Finding, FlowEvidence } from "./decision.js";
+export { mayRun } from "./decision.js";
 export {
   ApprovalRequiredError,
   formatIssue,

@@ -1,7 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
 import type { AuditEvent, AuditSink } from "../audit/types.js";
-import { ApprovalRequiredError, PolicyDeniedError } from "../core/index.js";
+import { ApprovalRequiredError, mayRun, PolicyDeniedError } from "../core/index.js";
 import type { Agent, Call, Decision, Finding } from "../core/index.js";
 import { compilePolicyFile, compilePolicyObject, compilePolicyText } from "../policy/index.js";
 import type { CompiledLimit, CompiledPolicy } from "../policy/index.js";
@@ -18,6 +18,7 @@ import type { Plan, PlanOptions, PlanStep } from "../plans/plan.js";
 import type { ScopeSpec } from "../plans/scope.js";
 import { amend, approvalRule, BUILTIN_RULES, contribute, overrule } from "./combine.js";
 import { evaluateCall, internalError } from "./evaluate.js";
+import { observes, observeStage } from "./observe.js";
 import { valueAt } from "./inspect.js";
 import { Session } from "./session.js";
 import type { SessionOptions, SessionReport } from "./session.js";
@@ -58,6 +59,11 @@ export interface WardenOptions {
    */
   sessions?: SessionBounds;
   now?: () => number;
+  /**
+   * Observe every decision whatever the policy's `mode` (`serve --observe`, `mcp proxy --observe`):
+   * computed and audited in full, `enforced: false` on the ones that would stop a call, which proceeds.
+   */
+  observe?: boolean;
   /** Key that signs plans and their authority tokens; default `TOOLWARDEN_PLAN_KEY`, else random per process. */
   planKey?: string | Buffer;
 }
@@ -152,6 +158,11 @@ export class Warden {
 
   get policy(): CompiledPolicy {
     return this.compiled;
+  }
+
+  /** Whether every decision is observed rather than enforced (`mode: observe`, or the `observe` option). */
+  get observing(): boolean {
+    return this.options.observe === true || this.compiled.observe;
   }
 
   /** Swaps the policy atomically (hot reload); sessions and counters are kept. */
@@ -286,7 +297,12 @@ export class Warden {
     const bound = this.withSession(call, session);
     const decision = evaluateCall(this.compiled, bound, session);
     const guard = this.authority.check(bound, false);
-    return guard?.finding ? withAuthorityFinding(decision, guard.finding) : decision;
+    return observeStage(
+      this.compiled,
+      bound,
+      guard?.finding ? withAuthorityFinding(decision, guard.finding) : decision,
+      this.options.observe,
+    );
   }
 
   private withSession(call: Call, session: Session | undefined): Call {
@@ -344,6 +360,7 @@ export class Warden {
       (!policy.budget || costOf(policy, call) === 0) &&
       !policy.tools.get(call.tool)?.asyncChecks.length;
     if (stateless && !this.audit && decision.verdict !== "ask") {
+      decision = observeStage(policy, call, decision, this.options.observe);
       if (session) this.noteDecision(session, decision);
       guard?.settle(decision);
       return decision;
@@ -367,6 +384,7 @@ export class Warden {
       decision = await this.runAsyncChecks(policy, call, decision);
       if (needsJudge(policy, decision)) decision = await this.runJudge(policy, call, decision, session);
       decision = await this.applyState(policy, call, decision, limits, session);
+      decision = observeStage(policy, call, decision, this.options.observe);
     } catch (error) {
       decision = internalError(policy, call, error);
     }
@@ -454,6 +472,8 @@ export class Warden {
         reason: `cost ${cost} is above the approval threshold ${policy.budget.askAbove}`,
       });
     }
+    // An observed ask proceeds: no approval is opened, and (as enforcing an ask would) nothing is counted.
+    if (decision.verdict === "ask" && observes(policy, call, decision, this.options.observe)) return decision;
     if (decision.verdict === "ask") {
       const trips = buckets.length ? await this.store.peek(buckets, now) : [];
       if (trips.length) return tripped(decision, limits, buckets, trips);
@@ -534,8 +554,9 @@ export class Warden {
   private async record(call: Call, decision: Decision): Promise<Decision> {
     if (!this.audit) return decision;
     const backlog = (this.audit as { overBound?: boolean }).overBound === true;
-    if (backlog && !this.compiled.failOpen && decision.verdict !== "deny") {
-      decision = contribute(decision, {
+    // A call that will run (observed ones too) is not run unrecorded under `fail: closed`.
+    if (backlog && !this.compiled.failOpen && mayRun(decision)) {
+      decision = contribute(enforcedAgain(decision), {
         verdict: "deny",
         rule: BUILTIN_RULES.auditBacklog,
         reason: "an audit sink is down and its spool is over its bound; fail: closed denies until it drains",
@@ -545,8 +566,8 @@ export class Warden {
       await this.audit.append(this.auditEvent(call, decision));
       return decision;
     } catch (error) {
-      if (this.compiled.failOpen || decision.verdict === "deny") return decision;
-      return contribute(decision, {
+      if (this.compiled.failOpen || !mayRun(decision)) return decision;
+      return contribute(enforcedAgain(decision), {
         verdict: "deny",
         rule: BUILTIN_RULES.auditUnavailable,
         reason: `the audit trail cannot record this call (${(error as Error).message}); fail: closed denies`,
@@ -568,6 +589,8 @@ export class Warden {
       tool: typeof call.tool === "string" ? call.tool : undefined,
       server: call.server,
       verdict: decision.verdict,
+      ...(decision.enforced === false ? { enforced: false as const } : {}),
+      ...(decision.observed?.length ? { observed: decision.observed } : {}),
       rule: decision.rule,
       reason: decision.reason,
       findings: decision.findings,
@@ -657,7 +680,7 @@ export class Warden {
   async enforce(call: Call): Promise<Decision> {
     const fast = this.decideFast(call);
     const decision = fast instanceof Promise ? await fast : fast;
-    if (decision.verdict === "allow" || decision.verdict === "flag") return decision;
+    if (mayRun(decision)) return decision;
     return this.refuseOrWait(call, decision);
   }
 
@@ -784,8 +807,7 @@ export class Warden {
       }
       const fast = this.decideFast(call);
       const decision = fast instanceof Promise ? await fast : fast;
-      if (decision.verdict !== "allow" && decision.verdict !== "flag")
-        await this.refuseOrWait(call, decision);
+      if (!mayRun(decision)) await this.refuseOrWait(call, decision);
       let output: Awaited<R>;
       try {
         output = await fn(...params_);
@@ -1104,3 +1126,10 @@ function maskFlagged(
 }
 
 export type { Agent };
+
+/** The decision without the observe stage's marks, for a stage that must be enforced (the audit trail failing). */
+function enforcedAgain(decision: Decision): Decision {
+  if (decision.enforced !== false && !decision.observed) return decision;
+  const { enforced: _enforced, observed: _observed, ...rest } = decision;
+  return rest;
+}

@@ -1,5 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import type { Decision, Finding } from "../core/index.js";
+import { mayRun } from "../core/index.js";
 import { contribute } from "../gateway/combine.js";
 import { PlanRegistry } from "./plan.js";
 import type { Plan, PlanOptions, PlannedCall, PlanStep, PlanUse } from "./plan.js";
@@ -99,7 +100,7 @@ export class Authority {
     return {
       settle: reserve
         ? (decision) => {
-            if (decision.verdict !== "allow" && decision.verdict !== "flag") this.registry.release(use);
+            if (!mayRun(decision)) this.registry.release(use);
           }
         : NOTHING_TO_SETTLE,
     };

@@ -39,6 +39,8 @@ export interface CompiledTool {
   cost?: number;
   /** Verdict of a failed constraint on this tool. */
   onViolation: Verdict;
+  /** `enforce: false`: decisions on this tool are observed, not enforced. */
+  enforce: boolean;
   checks: CompiledArgCheck[];
   /** Arguments declared `required: true`: a call without one is denied (`arg.missing`). */
   required: ReadonlyArray<{ arg: string; path: readonly string[] }>;
@@ -104,6 +106,10 @@ export interface CompiledPolicy {
   hash: string;
   defaultVerdict: Verdict;
   failOpen: boolean;
+  /** `mode: observe`: decisions are computed and audited, calls proceed (`enforced: false`). */
+  observe: boolean;
+  /** Rules and limits with `enforce: false`, by name: their contributions are audited, not enforced. */
+  unenforced: ReadonlySet<string>;
   tools: ReadonlyMap<string, CompiledTool>;
   /** Policy-wide detectors, for undeclared tools. */
   detectors: DetectorUse[];
@@ -248,6 +254,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
       risk: decl.risk,
       cost: decl.cost,
       onViolation: decl.on_violation ?? "deny",
+      enforce: decl.enforce !== false,
       checks,
       required,
       asyncChecks,
@@ -370,6 +377,11 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     hash: loaded.hash,
     defaultVerdict: policy.default ?? "deny",
     failOpen: policy.fail === "open",
+    observe: policy.mode === "observe",
+    unenforced: new Set([
+      ...(policy.rules ?? []).filter((rule) => rule.enforce === false).map((rule) => rule.name),
+      ...(policy.limits ?? []).filter((limit) => limit.enforce === false).map((limit) => limit.name),
+    ]),
     tools,
     detectors: policyDetectors.filter((use) => use.verdict !== "allow"),
     rulesFor,

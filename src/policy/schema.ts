@@ -27,6 +27,8 @@ export const toolSchema = z
     cost: z.number().nonnegative().optional(),
     on_violation: z.enum(["deny", "ask", "flag"]).optional(),
     detect: z.record(z.string(), verdict).optional(),
+    /** `false`: every decision on this tool is computed and audited, but the call proceeds (observe). */
+    enforce: z.boolean().optional(),
   })
   .strict();
 
@@ -40,6 +42,8 @@ export const ruleSchema = z
     /** `judge`: the policy's `judge:` reviewer decides; until it answers the rule ranks as `ask`. */
     verdict: z.union([verdict, z.literal("judge")]),
     message: z.string().optional(),
+    /** `false`: the rule's verdict is audited, not enforced. */
+    enforce: z.boolean().optional(),
   })
   .strict();
 
@@ -58,6 +62,8 @@ export const limitSchema = z
     per: z.union([z.string(), z.array(z.string())]).optional(),
     verdict: z.enum(["deny", "ask", "flag"]).optional(),
     message: z.string().optional(),
+    /** `false`: the limit counts as if enforced, but a tripped limit only is audited. */
+    enforce: z.boolean().optional(),
   })
   .strict()
   .refine((limit) => (limit.rate === undefined) !== (limit.max === undefined), {
@@ -131,6 +137,8 @@ export const policySchema = z
     name: z.string().optional(),
     description: z.string().optional(),
     default: verdict.optional(),
+    /** `observe`: every decision is computed and audited in full, but no call is stopped. */
+    mode: z.enum(["enforce", "observe"]).optional(),
     fail: z.enum(["closed", "open"]).optional(),
     extends: z.union([z.string(), z.array(z.string())]).optional(),
     allow: globList.optional(),

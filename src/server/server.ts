@@ -44,6 +44,8 @@ export interface ServerOptions {
   corsOrigins?: string[];
   /** Watch the policy files; default true. */
   watch?: boolean;
+  /** Observe every decision whatever the policy's `mode`: audited with `enforced: false`, nothing refused. */
+  observe?: boolean;
   /** How long a pending approval stays valid (ms); default 15 minutes. */
   approvalTtlMs?: number;
   /** Where operational lines go; default stderr. Never receives secrets. */
@@ -122,6 +124,7 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
       audit: new TapAuditSink(fanout, bus),
       approvals: { ttl: options.approvalTtlMs },
       sessions: options.sessions,
+      observe: options.observe,
     });
     const reader = options.auditPg
       ? await PostgresAuditReader.open(options.auditPg, { schema: options.auditPgSchema })

@@ -73,7 +73,8 @@ export function guardTools<T extends Record<string, AiSdkToolLike>>(
         if (own === true) return true;
         if (typeof own === "function" && (await own(input, opts))) return true;
         const session = guard.session(runKey(opts));
-        return guard.evaluate(guard.call(name, input, session)).verdict === "ask";
+        const decision = guard.evaluate(guard.call(name, input, session));
+        return decision.verdict === "ask" && decision.enforced !== false;
       };
     }
     out[name] = guarded;

@@ -114,6 +114,21 @@ export class ToolGate {
     if (status?.ok) return null;
     const agent = typeof call.agent?.id === "string" ? call.agent.id : undefined;
     const base = { server: call.server as string, tool: call.tool, session: call.session, agent };
+    if (this.warden.observing) {
+      // Observe mode: the pin failure is audited as what it would have been, and the call goes on.
+      await auditPin(this.warden, {
+        ...base,
+        verdict: status ? status.verdict : "deny",
+        enforced: false,
+        rule: status ? status.finding.code : "pin.unlisted",
+        reason: status
+          ? status.finding.message
+          : `tool \`${call.tool}\` is not in the tool list of server \`${catalog.server}\``,
+        findings: status ? [status.finding] : [],
+        data: { phase: "call" },
+      });
+      return null;
+    }
     if (!status) {
       const decision = deny(
         call.tool,

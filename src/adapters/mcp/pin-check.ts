@@ -26,6 +26,8 @@ export interface PinEvent {
   rule: string;
   reason: string;
   findings?: Finding[];
+  /** `false`: observed, not enforced (the Warden observes): the call went on. */
+  enforced?: false;
   data: Record<string, unknown>;
 }
 

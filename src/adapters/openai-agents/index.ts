@@ -121,7 +121,8 @@ function guardFunctionTool(guard: ToolGuard, tool: FunctionToolLike, server?: st
       if (await needsApproval.call(tool, runContext, input, callId)) return true;
       const session = guard.session(runContext ?? undefined);
       const args = typeof input === "string" ? (parseArgs(input) ?? { input }) : input;
-      return guard.evaluate(guard.call(tool.name, args, session, server)).verdict === "ask";
+      const decision = guard.evaluate(guard.call(tool.name, args, session, server));
+      return decision.verdict === "ask" && decision.enforced !== false;
     },
   };
 }

@@ -6,6 +6,7 @@
  * Structural types only: the `openai` package is an optional peer and is never loaded here.
  */
 import type { Call, Decision } from "../../core/index.js";
+import { mayRun } from "../../core/index.js";
 import type { Session } from "../../gateway/session.js";
 import type { Warden } from "../../gateway/warden.js";
 import { type GuardOptions, outputText, parseArgs, ToolGuard } from "../protect.js";
@@ -101,7 +102,7 @@ export function guardToolCalls(
     if (!fn) {
       // Still decided (and audited): a call to a tool the host does not have is worth a record.
       const decision = await guard.decide(call);
-      const allowed = decision.verdict === "allow" || decision.verdict === "flag";
+      const allowed = mayRun(decision);
       const content = allowed
         ? `there is no tool \`${tool}\`; the tools are ${Object.keys(tools)
             .map((k) => `\`${k}\``)
