@@ -230,3 +230,77 @@ export function rawProxy(options: {
   };
   return proxy;
 }
+
+/** What the interop tests need of a client, whichever SDK generation it is built with. */
+export interface AnyClient {
+  sdk: "v1" | "v2";
+  /** `modern` (2026-07-28) or `legacy` (2025), as negotiated. */
+  era(): string;
+  callTool(
+    params: { name: string; arguments?: Record<string, unknown> },
+    options?: { onprogress?: (p: { progress: number }) => void; signal?: AbortSignal },
+  ): Promise<CallToolResult>;
+  readResource(uri: string): Promise<{ contents: Array<{ uri: string; text?: string }> }>;
+  getPrompt(name: string, args: Record<string, string>): Promise<{ messages: unknown[] }>;
+  listTools(): Promise<string[]>;
+  close(): Promise<void>;
+}
+
+/**
+ * Starts a process (node arguments) and connects a real SDK client of the given generation to it
+ * over stdio: v1 (`@modelcontextprotocol/sdk`, 2025 only) or v2 (`@modelcontextprotocol/client`,
+ * probing with `server/discover` and falling back to `initialize`).
+ */
+export async function stdioClient(
+  sdk: "v1" | "v2",
+  args: string[],
+  env: Record<string, string> = {},
+  cwd?: string,
+): Promise<AnyClient & { stderr(): string }> {
+  const params = {
+    command: process.execPath,
+    args,
+    env: { ...(process.env as Record<string, string>), ...env },
+    cwd,
+    stderr: "pipe" as const,
+  };
+  let stderr = "";
+  const collect = (chunk: Buffer) => {
+    stderr += chunk.toString("utf8");
+  };
+  if (sdk === "v1") {
+    const transport = new StdioClientTransport(params);
+    transport.stderr?.on("data", collect);
+    const client = new Client({ name: "interop-client-v1", version: "1.0.0" }, { capabilities: {} });
+    await client.connect(transport);
+    return {
+      sdk,
+      era: () => "legacy",
+      callTool: (p, options) => client.callTool(p, undefined, options) as Promise<CallToolResult>,
+      readResource: (uri) => client.readResource({ uri }) as never,
+      getPrompt: (name, a) => client.getPrompt({ name, arguments: a }) as never,
+      listTools: async () => (await client.listTools()).tools.map((t) => t.name),
+      close: () => client.close(),
+      stderr: () => stderr,
+    };
+  }
+  const { Client: Client2 } = await import("@modelcontextprotocol/client");
+  const { StdioClientTransport: Transport2 } = await import("@modelcontextprotocol/client/stdio");
+  const transport = new Transport2(params);
+  (transport.stderr as NodeJS.ReadableStream | null)?.on("data", collect);
+  const client = new Client2(
+    { name: "interop-client-v2", version: "2.0.0" },
+    { capabilities: {}, versionNegotiation: { mode: "auto" } },
+  );
+  await client.connect(transport);
+  return {
+    sdk,
+    era: () => client.getProtocolEra() ?? "none",
+    callTool: (p, options) => client.callTool(p, options) as Promise<CallToolResult>,
+    readResource: (uri) => client.readResource({ uri }) as never,
+    getPrompt: (name, a) => client.getPrompt({ name, arguments: a }) as never,
+    listTools: async () => (await client.listTools()).tools.map((t) => t.name),
+    close: () => client.close(),
+    stderr: () => stderr,
+  };
+}
