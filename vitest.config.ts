@@ -1,3 +1,7 @@
+import { execFileSync } from "node:child_process";
+import { readdirSync, readFileSync } from "node:fs";
+import { join, resolve } from "node:path";
+import { fileURLToPath } from "node:url";
 import { defineConfig } from "vitest/config";
 
 // One property-test seed per run, shared by every worker and printed, so any failure replays with
@@ -5,7 +9,48 @@ import { defineConfig } from "vitest/config";
 process.env.TW_PROPERTY_SEED ??= String(Math.floor(Math.random() * 2 ** 31));
 console.log(`property tests: TW_PROPERTY_SEED=${process.env.TW_PROPERTY_SEED}`);
 
+/**
+ * TW_SDK_DIR=test/adapters/oldest runs the adapter tests against the agent SDKs installed there
+ * (the oldest versions the peer ranges admit) instead of the project's own (the newest). Each SDK
+ * specifier the tests import is resolved by Node from inside that folder (so exports maps and the
+ * ESM entry apply, as for a user) and aliased to the file it names.
+ */
+function oldestSdkAliases(): Array<{ find: RegExp; replacement: string }> {
+  const dir = process.env.TW_SDK_DIR;
+  if (!dir) return [];
+  const names = Object.keys(JSON.parse(readFileSync(resolve(dir, "package.json"), "utf8")).dependencies);
+  const specifiers = new Set<string>();
+  for (const file of readdirSync("test/adapters").filter((f) => f.endsWith(".ts")))
+    for (const [, spec] of readFileSync(join("test/adapters", file), "utf8").matchAll(
+      /(?:from |import\()"([^"]+)"/g,
+    ))
+      if (names.some((n) => spec === n || spec.startsWith(`${n}/`))) specifiers.add(spec);
+  for (const name of names) specifiers.add(name);
+  const resolved: Record<string, string | null> = JSON.parse(
+    execFileSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        `const out = {}; for (const s of ${JSON.stringify([...specifiers])}) { try { out[s] = import.meta.resolve(s); } catch { out[s] = null; } } console.log(JSON.stringify(out));`,
+      ],
+      { cwd: resolve(dir), encoding: "utf8" },
+    ),
+  );
+  console.log(`adapter tests: agent SDKs from ${dir}`);
+  return (
+    Object.entries(resolved)
+      .filter((entry): entry is [string, string] => entry[1] !== null && entry[1].startsWith("file:"))
+      // Exact matches: a string alias would also rewrite the package's subpaths (`openai/version`).
+      .map(([spec, url]) => ({
+        find: new RegExp(`^${spec.replace(/[.*+?^${}()|[\]\\/]/g, "\\$&")}$`),
+        replacement: fileURLToPath(url),
+      }))
+  );
+}
+
 export default defineConfig({
+  resolve: { alias: oldestSdkAliases() },
   test: {
     include: ["src/**/*.test.ts", "test/**/*.test.ts"],
     testTimeout: 30_000,

@@ -4,6 +4,7 @@ import { createRequire } from "node:module";
 import { basename, resolve } from "node:path";
 import type * as CedarWasm from "@cedar-policy/cedar-wasm/nodejs";
 import type { PolicyIssue, Verdict } from "../core/index.js";
+import { missingPackageError } from "../core/optional.js";
 import type { EvalContext } from "../policy/context.js";
 
 /** How an external engine adds its say to a decision: contributions like rules', same deny-overrides rule. */
@@ -30,7 +31,11 @@ let wasm: typeof CedarWasm | undefined;
 
 /** The official Cedar engine (WebAssembly, synchronous API), loaded on first use: it costs ~200 ms. */
 function cedar(): typeof CedarWasm {
-  wasm ??= createRequire(import.meta.url)("@cedar-policy/cedar-wasm/nodejs") as typeof CedarWasm;
+  try {
+    wasm ??= createRequire(import.meta.url)("@cedar-policy/cedar-wasm/nodejs") as typeof CedarWasm;
+  } catch (error) {
+    throw missingPackageError(error, "@cedar-policy/cedar-wasm", "`engine: { cedar }`");
+  }
   return wasm;
 }
 

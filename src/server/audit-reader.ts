@@ -1,5 +1,6 @@
 import type { AuditRecord } from "../audit/types.js";
 import type { Verdict } from "../core/index.js";
+import { importOptional } from "../core/optional.js";
 
 /** Filters for the audit search; every field narrows, all are optional. */
 export interface AuditFilter {
@@ -194,7 +195,11 @@ export class PostgresAuditReader extends SqlAuditReader {
     connection: string,
     options: { schema?: string; chain?: string } = {},
   ): Promise<PostgresAuditReader> {
-    const { default: pg } = await import("pg");
+    const { default: pg } = await importOptional(
+      "pg",
+      "reading the PostgreSQL audit sink",
+      () => import("pg"),
+    );
     const pool = new pg.Pool({ connectionString: connection, max: 4 });
     pool.on("error", () => {});
     return new PostgresAuditReader(pool, options.schema ?? "toolwarden_audit", options.chain ?? "main");

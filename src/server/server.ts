@@ -5,6 +5,7 @@ import { serve } from "@hono/node-server";
 import { FanoutAuditSink } from "../audit/fanout.js";
 import { JsonlAuditSink } from "../audit/jsonl-sink.js";
 import type { AuditSink } from "../audit/types.js";
+import { importOptional } from "../core/optional.js";
 import { Warden } from "../gateway/index.js";
 import type { SessionBounds } from "../gateway/sessions.js";
 import { compilePolicyFile } from "../policy/index.js";
@@ -100,7 +101,11 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
     ];
     cleanup.push(() => sinks[0].sink.close());
     if (options.auditPg) {
-      const { PostgresAuditSink } = await import("../audit/postgres-sink.js");
+      const { PostgresAuditSink } = await importOptional(
+        "pg",
+        "the PostgreSQL audit sink",
+        () => import("../audit/postgres-sink.js"),
+      );
       const sink = await PostgresAuditSink.open({
         connection: options.auditPg,
         key: boot.auditKey,

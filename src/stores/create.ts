@@ -1,4 +1,5 @@
 import { ToolwardenError } from "../core/index.js";
+import { importOptional } from "../core/optional.js";
 import type { StateStore } from "./types.js";
 
 /**
@@ -26,7 +27,11 @@ export async function createStateStore(url: string): Promise<StateStore> {
     // ioredis reads query parameters as connection options; `prefix` is ours.
     const prefix = parsed.searchParams.get("prefix") ?? undefined;
     parsed.searchParams.delete("prefix");
-    const { RedisStateStore } = await import("./redis/index.js");
+    const { RedisStateStore } = await importOptional(
+      "ioredis",
+      "a redis:// store",
+      () => import("./redis/index.js"),
+    );
     const store = new RedisStateStore({ url: parsed.toString(), prefix });
     // Commands fail fast while disconnected, so give the first connection a moment; a server that
     // is down stays down for this store's deadlines to report (the client keeps reconnecting).
