@@ -122,7 +122,7 @@ async function tail(argv: string[], io: AuditIo): Promise<number> {
   const n = count(values.lines, "-n");
   const print = printer(io, values.json);
   const last = await tailAudit(log, Math.max(n, 1));
-  for (const record of last.slice(last.length - n)) print(record);
+  for (const record of last.slice(Math.max(0, last.length - n))) print(record);
   if (values.follow) {
     // Read the active file from its start and skip what was printed: nothing appended meanwhile is missed.
     let after = last.at(-1)?.seq ?? 0;

@@ -10,10 +10,51 @@ import { createHash } from "node:crypto";
  * Hand-written because libraries either throw on these values or do not sort keys.
  */
 export function canonicalJson(value: unknown): string {
-  return writeCanonical(value, []) ?? "null";
+  // Iterative, never recursive, and written front to back into one list of pieces: a value nested
+  // 100,000 deep (an agent's arguments, a record read back from a log) costs time linear in its
+  // size and no stack.
+  const first = enter(value, new Set());
+  if (typeof first !== "object") return first ?? "null";
+  const out: string[] = [first.keys ? "{" : "["];
+  const frames: Frame[] = [first];
+  const onPath = new Set<object>([first.obj]);
+  while (frames.length) {
+    const top = frames[frames.length - 1];
+    if (top.i === top.size) {
+      out.push(top.keys ? "}" : "]");
+      frames.pop();
+      onPath.delete(top.obj);
+      continue;
+    }
+    const i = top.i++;
+    const written = enter(
+      top.keys ? (top.obj as Record<string, unknown>)[top.keys[i]] : (top.obj as unknown[])[i],
+      onPath,
+    );
+    // In an object a property without a JSON value is left out; in an array it is `null`.
+    if (written === undefined && top.keys) continue;
+    if (top.written++ > 0) out.push(",");
+    if (top.keys) out.push(`${JSON.stringify(top.keys[i])}:`);
+    if (typeof written === "object") {
+      out.push(written.keys ? "{" : "[");
+      frames.push(written);
+      onPath.add(written.obj);
+    } else out.push(written ?? "null");
+  }
+  return out.join("");
 }
 
-function writeCanonical(value: unknown, stack: object[]): string | undefined {
+/** An object or array being written: its sorted keys (objects), the next index, how many were written. */
+interface Frame {
+  obj: object;
+  keys: string[] | undefined;
+  size: number;
+  i: number;
+  written: number;
+}
+
+/** A scalar's JSON (undefined: leave it out), or a frame to write an object or array. */
+function enter(value: unknown, onPath: Set<object>): string | undefined | Frame {
   switch (typeof value) {
     case "string":
       return JSON.stringify(value);
@@ -29,26 +70,17 @@ function writeCanonical(value: unknown, stack: object[]): string | undefined {
       return undefined;
   }
   if (value === null) return "null";
-  const obj = value as { toJSON?: () => unknown };
-  if (typeof obj.toJSON === "function") return writeCanonical(obj.toJSON(), stack);
-  if (stack.includes(obj)) return '"[circular]"';
-  stack.push(obj);
-  let out: string;
-  if (Array.isArray(obj)) {
-    const parts = new Array<string>(obj.length);
-    for (let i = 0; i < obj.length; i++) parts[i] = writeCanonical(obj[i], stack) ?? "null";
-    out = `[${parts.join(",")}]`;
-  } else {
-    const keys = Object.keys(obj).sort();
-    const parts: string[] = [];
-    for (const key of keys) {
-      const item = writeCanonical((obj as Record<string, unknown>)[key], stack);
-      if (item !== undefined) parts.push(`${JSON.stringify(key)}:${item}`);
-    }
-    out = `{${parts.join(",")}}`;
+  let obj = value as { toJSON?: () => unknown };
+  if (typeof obj.toJSON === "function") {
+    // As JSON.stringify: `toJSON` once; what it returns is written as it is.
+    const replaced = obj.toJSON();
+    if (replaced === null || typeof replaced !== "object") return enter(replaced, onPath);
+    obj = replaced as typeof obj;
   }
-  stack.pop();
-  return out;
+  if (onPath.has(obj)) return '"[circular]"';
+  if (Array.isArray(obj)) return { obj, keys: undefined, size: obj.length, i: 0, written: 0 };
+  const keys = Object.keys(obj).sort();
+  return { obj, keys, size: keys.length, i: 0, written: 0 };
 }
 
 /** Hex SHA-256 of a UTF-8 string. */

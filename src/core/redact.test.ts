@@ -72,4 +72,18 @@ describe("auditArgs", () => {
     cyclic.self = cyclic;
     expect(auditArgs(cyclic, "redact").args).toEqual({ a: "<string:1>", self: "<string:10>" });
   });
+
+  it.each(["redact", "full"] as const)(
+    "arguments past the engine's bounds keep their hash and a bounded summary in %s mode",
+    (mode) => {
+      let deep: unknown = 1;
+      for (let i = 0; i < 100_000; i++) deep = { a: deep };
+      const out = auditArgs({ x: deep }, mode);
+      expect(out.argsHash).toMatch(/^[0-9a-f]{64}$/);
+      const args = out.args as Record<string, unknown>;
+      expect(args["<unrecorded>"]).toMatch(/nested deeper than 64/);
+      expect(JSON.stringify(args).length).toBeLessThan(2_000);
+      if (mode === "redact") expect(args["<excerpt>"]).toBeUndefined();
+    },
+  );
 });

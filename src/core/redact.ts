@@ -1,4 +1,5 @@
 import { canonicalJson, sha256Hex } from "./canonical.js";
+import { argsProblem } from "./limits.js";
 
 /**
  * What an audit record keeps of a call's arguments (the policy's `audit.args`):
@@ -20,10 +21,18 @@ export interface AuditedArgs {
 const MAX_ITEMS = 50;
 const MAX_DEPTH = 8;
 
+/** How much of the canonical JSON of unrecordable arguments a `full` record keeps. */
+export const AUDIT_EXCERPT_CHARS = 1024;
+
 /**
  * The arguments as an audit record holds them. `redactSecrets` masks credentials in a string
  * (the secrets detector's masking function); in `full` mode without it, strings are kept as they are.
  * Never throws: cycles, bigints and other non-JSON values are handled as `canonicalJson` does.
+ *
+ * Arguments past the engine's bounds (`ARG_LIMITS`: nesting, values, text) are never written as
+ * they are, whatever the mode: the record keeps their hash, why they were not recorded and, in
+ * `full` mode, a bounded excerpt of their JSON. So no call can make a record that a reader cannot
+ * read back, and every call, however malformed, gets its record.
  */
 export function auditArgs(
   args: unknown,
@@ -33,7 +42,17 @@ export function auditArgs(
   const canonical = canonicalJson(args ?? {});
   const argsHash = sha256Hex(canonical);
   if (mode === "hash") return { argsHash };
+  // Bounds apply to the JSON the record would hold (cycles, bigints and Dates already written as text).
   const plain: unknown = JSON.parse(canonical);
+  const problem = argsProblem(plain);
+  if (problem) {
+    const summary: Record<string, unknown> = { "<unrecorded>": problem, "<chars>": canonical.length };
+    if (mode === "full") {
+      const excerpt = canonical.slice(0, AUDIT_EXCERPT_CHARS);
+      summary["<excerpt>"] = redactSecrets ? redactSecrets(excerpt) : excerpt;
+    }
+    return { argsHash, args: summary };
+  }
   if (mode === "redact") return { argsHash, args: shape(plain, 0) };
   return { argsHash, args: redactSecrets ? maskStrings(plain, redactSecrets) : plain };
 }

@@ -8,7 +8,7 @@ import type { CompiledLimit, CompiledPolicy } from "../policy/index.js";
 import { MemoryStateStore } from "../stores/memory/index.js";
 import { withStoreDeadlines } from "../stores/deadline.js";
 import type { LimitBucket, StateStore } from "../stores/types.js";
-import { canonicalJson, sha256Hex } from "../core/canonical.js";
+import { canonicalJson, hashValue, sha256Hex } from "../core/canonical.js";
 import { auditArgs } from "../core/redact.js";
 import { applyJudgement, needsJudge } from "../judge/apply.js";
 import type { JudgedDecision } from "../judge/apply.js";
@@ -563,7 +563,7 @@ export class Warden {
       });
     }
     try {
-      await this.audit.append(this.auditEvent(call, decision));
+      await this.appendDecision(call, decision);
       return decision;
     } catch (error) {
       if (this.compiled.failOpen || !mayRun(decision)) return decision;
@@ -573,6 +573,43 @@ export class Warden {
         reason: `the audit trail cannot record this call (${(error as Error).message}); fail: closed denies`,
       });
     }
+  }
+
+  /**
+   * Appends the decision's record. If the full record cannot be built or written, a minimal one
+   * (tool, verdict, rule, reason, the arguments' hash when it can be computed) is tried, so a
+   * call the record cannot describe in full is still on the trail.
+   */
+  private async appendDecision(call: Call, decision: Decision): Promise<void> {
+    try {
+      await this.audit!.append(this.auditEvent(call, decision));
+    } catch (error) {
+      await this.audit!.append(this.minimalAuditEvent(call, decision, error));
+    }
+  }
+
+  private minimalAuditEvent(call: Call, decision: Decision, error: unknown): AuditEvent {
+    let argsHash: string | undefined;
+    try {
+      argsHash = hashValue(call?.args ?? {});
+    } catch {
+      // arguments that cannot even be hashed: the record says so below
+    }
+    return {
+      kind: "decision",
+      time: new Date(this.now()).toISOString(),
+      session: typeof call?.session === "string" ? call.session : undefined,
+      agent: typeof call?.agent?.id === "string" ? call.agent.id : undefined,
+      tool: typeof call?.tool === "string" ? call.tool : undefined,
+      verdict: decision.verdict,
+      rule: decision.rule,
+      reason: String(decision.reason).slice(0, 4096),
+      findings: [],
+      labels: [],
+      argsHash,
+      policy: this.compiled.hash,
+      data: { incomplete: `the full record could not be written: ${String((error as Error)?.message ?? error).slice(0, 512)}` },
+    };
   }
 
   private auditEvent(call: Call, decision: Decision): AuditEvent {
