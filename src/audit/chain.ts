@@ -80,6 +80,10 @@ function stripChainFields(event: AuditEvent): AuditEvent {
   return rest as AuditEvent;
 }
 
+/** Every way the CLI and the gateway take the audit key, for every message that asks for it. */
+export const AUDIT_KEY_WAYS =
+  "pass `--audit-key-file FILE`, set `TOOLWARDEN_AUDIT_KEY` (the key, 16+ bytes) or `TOOLWARDEN_AUDIT_KEY_FILE` (a file holding it), or give `audit_key_file:` in gateway.yaml";
+
 export interface AuditKeyOptions {
   /** The key itself (from the host's configuration, never from a policy). Strings are used as UTF-8 bytes. */
   key?: string | Buffer;
@@ -141,5 +145,6 @@ export function signingKey(options: SigningOptions): Buffer | undefined {
   if (key || options.unsigned) return key;
   throw new AuditKeyError(
     "no audit key: set `TOOLWARDEN_AUDIT_KEY` or `TOOLWARDEN_AUDIT_KEY_FILE`, or pass `key`/`keyFile` to the sink (or `unsigned: true` for development)",
+    { cliHelp: `no audit key: ${AUDIT_KEY_WAYS}` },
   );
 }

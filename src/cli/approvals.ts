@@ -6,7 +6,7 @@ import type { Command } from "./util.js";
 import { help } from "./validate.js";
 
 const USAGE =
-  "toolwarden approvals list|approve ID|deny ID (--store URL | --server URL [--key-file FILE]) [--reason TEXT] [--by NAME] [--status S] [--json] [--audit LOG]";
+  "toolwarden approvals list|approve ID|deny ID (--store URL | --server URL [--key-file FILE]) [--reason TEXT] [--by NAME] [--status S] [--json] [--audit LOG [--audit-key-file FILE]]";
 
 const STATUSES = ["pending", "approved", "denied", "expired", "used", "all"];
 

@@ -74,7 +74,7 @@ describe("toolwarden audit verify", () => {
   it("needs a key, or --unsigned to check the chain only", async () => {
     const missing = await cli(["verify", log]);
     expect(missing.code).toBe(2);
-    expect(missing.stderr.split("\n")[0]).toMatch(/no audit key: pass --key-file/);
+    expect(missing.stderr.split("\n")[0]).toMatch(/no audit key: pass --audit-key-file FILE \(or --key-file\)/);
     const unsigned = await cli(["verify", log, "--unsigned"]);
     expect(unsigned.code).toBe(0);
     expect(unsigned.stdout).toContain("hash chain only, hmac not checked");

@@ -14,13 +14,13 @@ import {
 } from "../audit/index.js";
 
 const USAGE = `usage:
-  toolwarden audit verify LOG... [--key-file F] [--unsigned]
+  toolwarden audit verify LOG... [--audit-key-file F | --key-file F] [--unsigned]
   toolwarden audit tail LOG [-n N] [--follow] [--json]
   toolwarden audit query LOG... [--agent A] [--tool T] [--verdict V] [--since ISO] [--until ISO] [--session S] [--kind K] [--json]
   toolwarden audit receipt LOG --seq N
 
 A LOG that has rotated siblings (audit.1.jsonl, audit.2.jsonl, ...) stands for all of them, in order.
-The key comes from --key-file, TOOLWARDEN_AUDIT_KEY or TOOLWARDEN_AUDIT_KEY_FILE.`;
+The key comes from --audit-key-file (or --key-file), TOOLWARDEN_AUDIT_KEY or TOOLWARDEN_AUDIT_KEY_FILE.`;
 
 /** Where the command writes; tests pass their own, and a signal to stop `tail --follow`. */
 export interface AuditIo {
@@ -76,17 +76,21 @@ export async function run(argv: string[], io: AuditIo = process): Promise<number
 async function verify(argv: string[], io: AuditIo): Promise<number> {
   const { values, positionals } = parseArgs({
     args: argv,
-    options: { "key-file": { type: "string" }, unsigned: { type: "boolean" } },
+    options: {
+      "key-file": { type: "string" },
+      "audit-key-file": { type: "string" },
+      unsigned: { type: "boolean" },
+    },
     allowPositionals: true,
     strict: true,
   });
   if (positionals.length === 0) throw new UsageError("no LOG given");
-  const keyOptions =
-    values["key-file"] === undefined ? { env: io.env } : { keyFile: values["key-file"], env: io.env };
+  const keyFile = values["audit-key-file"] ?? values["key-file"];
+  const keyOptions = keyFile === undefined ? { env: io.env } : { keyFile, env: io.env };
   const key = resolveAuditKey(keyOptions);
   if (!key && !values.unsigned) {
     throw new UsageError(
-      "no audit key: pass --key-file or set TOOLWARDEN_AUDIT_KEY / TOOLWARDEN_AUDIT_KEY_FILE (or --unsigned to check the hash chain only)",
+      "no audit key: pass --audit-key-file FILE (or --key-file), or set TOOLWARDEN_AUDIT_KEY / TOOLWARDEN_AUDIT_KEY_FILE (or --unsigned to check the hash chain only)",
     );
   }
   const files = await expand(positionals);

@@ -1,7 +1,7 @@
 import { BUILTIN_RULES } from "../core/index.js";
 import type { Call, Decision } from "../core/index.js";
 import type { Warden } from "../gateway/index.js";
-import { DECIDE_FLAGS, openWarden } from "./open.js";
+import { DECIDE_FLAGS, DECIDE_OPTIONS, openWarden } from "./open.js";
 import { CliError, parseFlags, readInput } from "./util.js";
 import type { Command } from "./util.js";
 import { help } from "./validate.js";
@@ -11,11 +11,10 @@ export const check: Command = {
   usage:
     "toolwarden check -p POLICY [CALL.json | -] [--exit-code] | check -p POLICY --jsonl CALLS.jsonl [--exit-code] [--audit LOG]",
   options: [
-    "-p, --policy FILE       the policy (YAML or JSON)",
+    "CALL.json               one call `{tool, args, ...}` (`-` or nothing: stdin)",
     "--jsonl FILE            one call per line (`-`: stdin); one Decision per line, same order",
     "--exit-code             exit 1 on a deny, 3 on an ask (the most severe line with --jsonl), 0 otherwise",
-    "--audit LOG             also write each decision to this JSONL audit log (needs the audit key)",
-    "--audit-key-file FILE   the audit HMAC key (or TOOLWARDEN_AUDIT_KEY / TOOLWARDEN_AUDIT_KEY_FILE)",
+    ...DECIDE_OPTIONS,
   ],
   async run(argv) {
     const { values, positionals } = parseFlags(

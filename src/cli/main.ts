@@ -94,7 +94,10 @@ async function main(argv: string[]): Promise<number> {
       process.stderr.write(`toolwarden ${name}: ${error.message}\n`);
       return error.exitCode;
     }
-    process.stderr.write(`toolwarden ${name}: ${(error as Error)?.message ?? String(error)}\n`);
+    // A library error may say how the CLI does it (`--audit-key-file`, not the sink's `keyFile`).
+    const cliHelp = (error as { cliHelp?: unknown })?.cliHelp;
+    const message = typeof cliHelp === "string" ? cliHelp : ((error as Error)?.message ?? String(error));
+    process.stderr.write(`toolwarden ${name}: ${message}\n`);
     if (debug) process.stderr.write(`${(error as Error)?.stack ?? ""}\n`);
     return command.errorExitCode ?? 1;
   }

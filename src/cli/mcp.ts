@@ -21,9 +21,9 @@ const WARDEN_FLAGS = {
 
 const USAGE = {
   proxy:
-    "toolwarden mcp proxy -p POLICY [--server-id ID] [--agent ID] [--audit LOG] [--pins FILE] [--store URL] [--approval-wait SECONDS] [--max-line BYTES] [--observe] (-- COMMAND [ARGS...] | --url URL)",
+    "toolwarden mcp proxy -p POLICY [--server-id ID] [--agent ID] [--audit LOG] [--audit-key-file FILE] [--pins FILE] [--store URL] [--approval-wait SECONDS] [--max-line BYTES] [--observe] (-- COMMAND [ARGS...] | --url URL)",
   gateway: "toolwarden mcp gateway -c GATEWAY.yaml",
-  pins: "toolwarden mcp pins list [--server ID] [--json] | approve --server-id ID [--tool NAME...] (-- COMMAND... | --url URL | -c GATEWAY.yaml) | revoke --server-id ID [--tool NAME...]   [--pins FILE]",
+  pins: "toolwarden mcp pins list [--server ID] [--json] | approve --server-id ID [--tool NAME...] (-- COMMAND... | --url URL | -c GATEWAY.yaml) | revoke --server-id ID [--tool NAME...]   [--pins FILE] [--audit-key-file FILE]",
   scan: "toolwarden mcp scan [CONFIG...] [--json] [--write-policy FILE] [--write-pins] [--pins FILE] [--timeout SECONDS]",
 };
 
@@ -84,10 +84,10 @@ async function openMcpWarden(values: {
   return { warden, approvalWait };
 }
 
-async function openLedger(values: { pins?: string; "audit-key-file"?: string }) {
+async function openLedger(values: { pins?: string; "audit-key-file"?: string }, readOnly = false) {
   const { PinLedger, DEFAULT_PINS_PATH } = await import("../adapters/mcp/index.js");
   const path = resolve(values.pins ?? process.env.TOOLWARDEN_PINS ?? DEFAULT_PINS_PATH);
-  return PinLedger.open(path, { keyFile: values["audit-key-file"] });
+  return PinLedger.open(path, { keyFile: values["audit-key-file"], readOnly });
 }
 
 /** A stable default id for a server command: the package or script name (`npx -y @scope/server-x` -> `server-x`). */
@@ -235,7 +235,7 @@ async function pins(argv: string[]): Promise<number> {
   );
   if (values.help || !action)
     return help({ summary: "list, approve or revoke pinned MCP tool fingerprints", usage: USAGE.pins });
-  const ledger = await openLedger(values);
+  const ledger = await openLedger(values, action === "list");
   const serverId = values["server-id"] ?? values.server;
   const by = values.by ?? process.env.USER ?? "cli";
   if (action === "list") {
@@ -259,7 +259,7 @@ async function pins(argv: string[]): Promise<number> {
       ]);
       process.stdout.write(`${textTable(["server", "tool", "description", "schema", "by", "time"], rows)}\n`);
       process.stdout.write(
-        `${list.length} pins in ${ledger.path} (${ledger.size} entries, ${ledger.signed ? "signed" : "unsigned: set TOOLWARDEN_AUDIT_KEY to sign"})\n`,
+        `${list.length} pins in ${ledger.path} (${ledger.size} entries, ${ledger.signed ? "signed" : ledger.unverified ? "signatures not checked: no audit key" : "unsigned: set TOOLWARDEN_AUDIT_KEY to sign"})\n`,
       );
     }
     return 0;

@@ -2,14 +2,19 @@ import type { Call, Decision } from "../core/index.js";
 import { mayRun } from "../core/index.js";
 import type { SessionReport, Warden } from "../gateway/index.js";
 import { jsonLines, lineError } from "./check.js";
-import { DECIDE_FLAGS, openWarden } from "./open.js";
+import { DECIDE_FLAGS, DECIDE_OPTIONS, openWarden } from "./open.js";
 import { CliError, parseFlags, readInput, table } from "./util.js";
 import type { Command } from "./util.js";
 import { help } from "./validate.js";
 
 export const replay: Command = {
   summary: "replay a trace: one session per id; allowed results label later calls; one Decision a line",
-  usage: "toolwarden replay -p POLICY TRACE.jsonl [--report] [--audit LOG]",
+  usage: "toolwarden replay -p POLICY TRACE.jsonl [--report] [--audit LOG [--audit-key-file FILE]]",
+  options: [
+    "TRACE.jsonl             steps `{session?, tool, args, result?}` or inputs `{session?, input, labels}` (`-`: stdin)",
+    "--report                print each session's report (verdicts, spend, labels, flows blocked) on stderr",
+    ...DECIDE_OPTIONS,
+  ],
   async run(argv) {
     const { values, positionals } = parseFlags(
       argv,

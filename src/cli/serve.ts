@@ -4,7 +4,7 @@ import type { Command } from "./util.js";
 import { help } from "./validate.js";
 
 const USAGE =
-  "toolwarden serve -p POLICY [--port 8080] [--host 127.0.0.1] [--data DIR] [--store URL] [--store-timeout MS] [--session-ttl SECONDS] [--max-sessions-per-agent N] [--audit-pg URL] [--cors ORIGIN]... [--no-watch] [--observe]";
+  "toolwarden serve -p POLICY [--port 8080] [--host 127.0.0.1] [--data DIR] [--store URL] [--store-timeout MS] [--session-ttl SECONDS] [--max-sessions-per-agent N] [--audit-pg URL] [--audit-key-file FILE] [--cors ORIGIN]... [--no-watch] [--observe]";
 
 /** `toolwarden serve`: the HTTP API and dashboard. */
 export const serve: Command = {
@@ -23,6 +23,7 @@ export const serve: Command = {
         "session-ttl": { type: "string" },
         "max-sessions-per-agent": { type: "string" },
         "audit-pg": { type: "string" },
+        "audit-key-file": { type: "string" },
         cors: { type: "string", multiple: true },
         "no-watch": { type: "boolean" },
         observe: { type: "boolean" },
@@ -59,6 +60,16 @@ export const serve: Command = {
         maxPerAgent: perAgentText === undefined ? undefined : Number(perAgentText),
       },
       auditPg: values["audit-pg"] ?? env.TOOLWARDEN_AUDIT_PG,
+      // The flag outranks the environment; without either the key is `audit.key` in the data dir.
+      ...(values["audit-key-file"]
+        ? {
+            env: {
+              ...env,
+              TOOLWARDEN_AUDIT_KEY: undefined,
+              TOOLWARDEN_AUDIT_KEY_FILE: values["audit-key-file"],
+            },
+          }
+        : {}),
       corsOrigins: values.cors,
       watch: !values["no-watch"],
       observe: values.observe,

@@ -69,6 +69,8 @@ export const gatewayConfigSchema = z
       .optional(),
     policy: z.string().min(1),
     audit: z.string().min(1).optional(),
+    /** A file holding the audit HMAC key (else `TOOLWARDEN_AUDIT_KEY` / `TOOLWARDEN_AUDIT_KEY_FILE`). */
+    audit_key_file: z.string().min(1).optional(),
     store: z.string().min(1).optional(),
     pins: z.string().min(1).optional(),
     approvals: z.object({ wait: z.number().nonnegative().optional() }).strict().optional(),
@@ -96,6 +98,7 @@ export interface GatewayConfig {
   path: string;
   policy: string;
   audit?: string;
+  auditKeyFile?: string;
   store?: string;
   pins: string;
   /** How long a call that needs approval waits (ms). */
@@ -202,6 +205,7 @@ export function parseGatewayConfig(
     path: raw.listen?.path ?? "/mcp",
     policy: resolve(base, raw.policy),
     audit: raw.audit === undefined ? undefined : resolve(base, raw.audit),
+    auditKeyFile: raw.audit_key_file === undefined ? undefined : resolve(base, raw.audit_key_file),
     store: raw.store,
     pins: resolve(base, raw.pins ?? ".toolwarden/pins.jsonl"),
     approvalWait: (raw.approvals?.wait ?? 0) * 1000,

@@ -109,7 +109,7 @@ export class McpGateway {
     if (config.audit) {
       const { JsonlAuditSink } = await import("../../audit/jsonl-sink.js");
       try {
-        wardenOptions.audit = await JsonlAuditSink.open({ path: config.audit });
+        wardenOptions.audit = await JsonlAuditSink.open({ path: config.audit, keyFile: config.auditKeyFile });
       } catch (error) {
         await wardenOptions.store?.close();
         throw error;
@@ -117,7 +117,7 @@ export class McpGateway {
     }
     const warden = Warden.fromFile(config.policy, wardenOptions);
     try {
-      const ledger = await PinLedger.open(config.pins);
+      const ledger = await PinLedger.open(config.pins, { keyFile: config.auditKeyFile });
       const gateway = await McpGateway.listen({
         warden,
         servers: config.servers,

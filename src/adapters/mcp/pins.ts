@@ -2,6 +2,7 @@ import { hostname } from "node:os";
 import { mkdir, open, readFile, stat, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import {
+  AUDIT_KEY_WAYS,
   canonicalJson,
   digestEquals,
   hmacHex,
@@ -80,6 +81,8 @@ export function fingerprintChanges(
 export interface PinLedgerOptions extends AuditKeyOptions {
   /** Keep a ledger without HMAC when no key is set (hash chain only). Default true; false demands a key. */
   allowUnsigned?: boolean;
+  /** Only reading (`pins list`): without a key, check the hash chain and skip the signatures. */
+  readOnly?: boolean;
   now?: () => number;
 }
 
@@ -119,13 +122,18 @@ export class PinLedger {
     }
     if (!key && options.allowUnsigned === false) {
       throw new PinLedgerError(
-        "no key to sign pins: set `TOOLWARDEN_AUDIT_KEY` or `TOOLWARDEN_AUDIT_KEY_FILE`",
+        `no key to sign pins: ${AUDIT_KEY_WAYS}`,
       );
     }
     const ledger = new PinLedger(path, key, options.now ?? Date.now);
+    ledger.readOnly = options.readOnly === true && !key;
     await ledger.refresh();
     return ledger;
   }
+
+  private readOnly = false;
+  /** Read without the key: signed entries whose signatures were not checked. */
+  unverified = false;
 
   /** True when entries are signed with a key. */
   get signed(): boolean {
@@ -191,9 +199,11 @@ export class PinLedger {
       if (typeof hmac !== "string" || !digestEquals(hmacHex(this.key, hash), hmac)) {
         throw new PinLedgerError(`${where}: bad signature (wrong key, or written without one)`);
       }
+    } else if (hmac && this.readOnly) {
+      this.unverified = true;
     } else if (hmac) {
       throw new PinLedgerError(
-        `${where} is signed; set \`TOOLWARDEN_AUDIT_KEY\` (or the key file) to verify it`,
+        `${where} is signed; to verify it, ${AUDIT_KEY_WAYS}`,
       );
     }
     return entry;
