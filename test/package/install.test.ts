@@ -69,4 +69,18 @@ describe("npm install toolwarden (packed tarball, fresh project)", () => {
     expect(out).toContain("missing_package help: npm install ioredis");
     expect(out).toContain("missing_package help: npm install @cedar-policy/cedar-wasm");
   });
+
+  it("denies SQL in the postgresql dialect without the PostgreSQL parser, naming the package", () => {
+    const { code, out } = run(`
+      import { Warden } from "toolwarden";
+      const warden = Warden.fromText("version: 1\\ndefault: deny\\nallow: [query]\\ntools:\\n  query:\\n    args:\\n      sql: { sql: { dialect: postgresql, allow: [select] } }\\n");
+      await warden.ready();
+      const d = await warden.decide({ tool: "query", args: { sql: "SELECT 1" } });
+      console.log(JSON.stringify({ verdict: d.verdict, reason: d.reason }));
+    `);
+    expect(code, out).toBe(0);
+    const decision = JSON.parse(out.trim());
+    expect(decision.verdict).toBe("deny");
+    expect(decision.reason).toContain("npm install libpg-query");
+  });
 });

@@ -5,6 +5,8 @@
  * dialect, so `import { Warden } from "toolwarden"` does not pay for it.
  */
 
+import { missingPackageError } from "../../core/optional.js";
+
 type ParseSync = (query: string) => { stmts?: Array<{ stmt?: unknown }> };
 
 let parseSync: ParseSync | undefined;
@@ -22,7 +24,8 @@ export function loadPgParser(): Promise<void> {
       await module.loadModule();
       parseSync = module.parseSync;
     } catch (error) {
-      loadError = (error as Error)?.message ?? String(error);
+      const named = missingPackageError(error, "libpg-query", "the `postgresql` SQL dialect");
+      loadError = (named as Error)?.message ?? String(error);
     }
   })();
   return loading;
@@ -50,7 +53,7 @@ export class PgParserNotLoaded extends Error {
     super(
       cause === undefined
         ? "the PostgreSQL parser is still loading: compile the policy asynchronously (compilePolicyFileAsync, or await warden.ready()) so the first call is decided on the real grammar"
-        : `the PostgreSQL parser failed to load: ${cause.slice(0, 120)}`,
+        : `the PostgreSQL parser failed to load: ${cause.replace("\n", "; ").slice(0, 200)}`,
     );
   }
 }
