@@ -24,6 +24,7 @@ export interface SessionOptions {
 export type SessionEntry =
   | { k: "c"; s: string; l: string[]; p: string[]; x?: 1 }
   | { k: "v"; s: string; v: string[] }
+  | { k: "p"; s: string }
   | { k: "o" };
 
 /** Where a session's writes go (the Warden's session manager puts them in the store). */
@@ -57,6 +58,8 @@ export class Session implements SessionState {
   owner?: string;
   /** The last log entry applied. */
   seq = 0;
+  /** The plan declared for this session (its calls must follow it), on whichever replica declared it. */
+  plan?: string;
   /** Set by the Warden that holds the session: where `input` and `recordOutput` write. */
   writer?: SessionWriter;
   private readonly options: SessionOptions;
@@ -90,6 +93,7 @@ export class Session implements SessionState {
   reset(): void {
     this.seq = 0;
     this.owner = undefined;
+    this.plan = undefined;
     this.seenLabels = new Set();
     this.index = this.newIndex();
     this.verdicts = { allow: 0, flag: 0, ask: 0, deny: 0 };
@@ -118,6 +122,8 @@ export class Session implements SessionState {
           this.valueCount++;
         }
       }
+    } else if (entry.k === "p") {
+      this.plan = entry.s || undefined;
     } else {
       // The store's byte bound was passed: answer every flow check conservatively from now on.
       this.index.markOverflowed();

@@ -14,6 +14,7 @@ import { applyJudgement, needsJudge } from "../judge/apply.js";
 import type { JudgedDecision } from "../judge/apply.js";
 import { Judge } from "../judge/judge.js";
 import { Authority, withAuthorityFinding } from "../plans/authority.js";
+import type { AuthorityCheck } from "../plans/authority.js";
 import type { Plan, PlanOptions, PlanStep } from "../plans/plan.js";
 import type { ScopeSpec } from "../plans/scope.js";
 import { amend, approvalRule, BUILTIN_RULES, contribute, overrule } from "./combine.js";
@@ -130,6 +131,7 @@ export class Warden {
     );
     this.authority = new Authority({
       key: options.planKey ?? process.env.TOOLWARDEN_PLAN_KEY,
+      store: this.store,
       now: () => this.now(),
     });
   }
@@ -211,12 +213,30 @@ export class Warden {
    * `plan.args`, `plan.tampered`). A plan only narrows: the policy still decides its calls.
    */
   plan(steps: readonly PlanStep[], options?: PlanOptions): Plan {
-    return this.authority.plan(steps, options);
+    const plan = this.authority.plan(steps, options);
+    if (options?.session !== undefined)
+      this.session({ id: options.session }).record([{ k: "p", s: plan.id }]);
+    return plan;
+  }
+
+  /**
+   * `plan`, durable in the state store before it returns: with a shared store (Redis, SQLite)
+   * any replica redeems its tokens, each exactly once, and its session follows it everywhere.
+   * The signing key is `planKey`, else `TOOLWARDEN_PLAN_KEY`, else one the store shares.
+   */
+  async createPlan(steps: readonly PlanStep[], options?: PlanOptions): Promise<Plan> {
+    const plan = await this.authority.createPlan(steps, options);
+    if (options?.session !== undefined) {
+      this.session({ id: options.session }).record([{ k: "p", s: plan.id }]);
+      await this.sessions.flush(options.session);
+    }
+    return plan;
   }
 
   /** Ends a plan: its tokens stop working and its session is free of it. */
   endPlan(plan: Plan | string): void {
-    this.authority.endPlan(plan);
+    const session = this.authority.endPlan(plan);
+    if (session !== undefined) this.session({ id: session }).record([{ k: "p", s: "" }]);
   }
 
   /** Runs `fn` with `plan` in force for every call inside it. */
@@ -353,7 +373,34 @@ export class Warden {
       decision = internalError(policy, call, error);
     }
     // Plans and scopes; a passing plan call reserves its token use until the decision is final.
-    const guard = this.authority.check(call, decision.verdict !== "deny");
+    const reserve = decision.verdict !== "deny";
+    if (this.authority.needsStore(call, session?.plan)) {
+      const planned = call;
+      const evaluated = decision;
+      return this.authority.checkShared(planned, reserve, session?.plan).then(
+        (guard) => this.decideGuarded(policy, planned, session, evaluated, limits, guard),
+        (error: unknown) => this.sessionUnavailable(planned, error),
+      );
+    }
+    return this.decideGuarded(
+      policy,
+      call,
+      session,
+      decision,
+      limits,
+      this.authority.check(call, reserve, session?.plan),
+    );
+  }
+
+  /** `decide` after the plan and scope checks. */
+  private decideGuarded(
+    policy: CompiledPolicy,
+    call: Call,
+    session: Session | undefined,
+    decision: Decision,
+    limits: CompiledLimit[],
+    guard: AuthorityCheck | undefined,
+  ): Decision | Promise<Decision> {
     if (guard?.finding) decision = withAuthorityFinding(decision, guard.finding);
     const stateless =
       limits.length === 0 &&

@@ -77,7 +77,7 @@ const MAX_STEPS = 1_000;
  * in the plan still goes through the policy.
  */
 export class PlanRegistry {
-  private readonly key: Buffer;
+  private key: Buffer;
   private readonly plans = new Map<string, PlanState>();
   private readonly bySession = new Map<string, string>();
 
@@ -87,6 +87,76 @@ export class PlanRegistry {
 
   get size(): number {
     return this.plans.size;
+  }
+
+  /** Replaces the signing key (the key shared through the state store), before any plan is issued. */
+  setKey(key: Buffer): void {
+    this.key = key;
+  }
+
+  /** The plan id a token names (unverified: `check` verifies it), or undefined. */
+  static tokenPlan(token: string): string | undefined {
+    const parts = token.split(".");
+    return parts.length === 4 && parts[0] === TOKEN_PREFIX ? parts[1] : undefined;
+  }
+
+  /** A plan's state as the store keeps it: the signed plan, the uses per step, the position. */
+  export(id: string): string | undefined {
+    const state = this.plans.get(id);
+    return state && JSON.stringify({ plan: state.plan, uses: state.uses, position: state.position });
+  }
+
+  /**
+   * Takes a plan's state from the store (written by this or another replica): kept only if its
+   * signature verifies with this registry's key. Returns false otherwise.
+   */
+  adopt(text: string): boolean {
+    let record: { plan: Plan; uses: number[]; position: number };
+    try {
+      record = JSON.parse(text);
+    } catch {
+      return false;
+    }
+    const { plan } = record;
+    if (!plan || typeof plan.id !== "string" || !Array.isArray(plan.steps)) return false;
+    const existing = this.plans.get(plan.id);
+    if (existing) {
+      existing.uses = [...record.uses];
+      existing.position = record.position;
+      return true;
+    }
+    let hash: string;
+    try {
+      hash = planHash({
+        id: plan.id,
+        session: plan.session,
+        steps: plan.steps,
+        issuedAt: plan.issuedAt,
+        expiresAt: plan.expiresAt,
+      });
+    } catch {
+      return false;
+    }
+    if (hash !== plan.hash || !equal(plan.signature, this.mac(`plan\0${hash}`))) return false;
+    const checks = plan.steps.map((step, i) => compileStep(step, i));
+    this.plans.set(plan.id, {
+      plan: deepFreeze(plan),
+      checks,
+      uses: [...record.uses],
+      position: record.position,
+    });
+    if (plan.session !== undefined) this.bySession.set(plan.session, plan.id);
+    return true;
+  }
+
+  /** The session a plan governs. */
+  sessionOf(id: string): string | undefined {
+    return this.plans.get(id)?.plan.session;
+  }
+
+  /** Whether this registry holds the plan. */
+  has(id: string): boolean {
+    return this.plans.has(id);
   }
 
   /** Declares a plan; throws `ToolwardenError("plan_invalid")` for a malformed step. */

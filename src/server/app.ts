@@ -29,6 +29,7 @@ import {
   DecisionSchema,
   DryRunRequestSchema,
   InputRequestSchema,
+  PlanRequestSchema,
   OutputRequestSchema,
   OutputResponseSchema,
   PolicySourceSchema,
@@ -239,6 +240,37 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
         return fail(c, 503, "store_unavailable", `the input was not recorded: ${(error as Error).message}`);
       }
       return c.json({ recorded: true });
+    },
+  );
+
+  route(
+    {
+      method: "post",
+      path: "/v1/plans",
+      summary:
+        "Declare a plan: signed, one single-use authority token per step, redeemable on any replica sharing the store.",
+      tag: "decisions",
+      roles: ["agent", "admin"],
+      body: PlanRequestSchema,
+      response: { status: 201, description: "The plan with its tokens." },
+    },
+    async (c) => {
+      const body = await parseBody(c, PlanRequestSchema);
+      if (body instanceof Response) return body;
+      if (body.session !== undefined) {
+        const bound = await bindCall(c, ctx, { tool: "plan", session: body.session } as Call);
+        if (bound instanceof Response) return bound;
+        if (bound instanceof Error) return fail(c, 503, "store_unavailable", bound.message);
+      }
+      try {
+        const plan = await ctx.warden.createPlan(body.steps, { session: body.session, ttlMs: body.ttlMs });
+        return c.json(plan, 201);
+      } catch (error) {
+        if (error instanceof ToolwardenError && error.code === "plan_invalid") {
+          return fail(c, 422, "plan_invalid", error.message);
+        }
+        return fail(c, 503, "store_unavailable", `the plan was not stored: ${(error as Error).message}`);
+      }
     },
   );
 

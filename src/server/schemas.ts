@@ -23,6 +23,7 @@ export const CallSchema = z
     session: id.optional(),
     cost: z.number().nonnegative().finite().optional(),
     labels: z.record(z.string(), z.array(z.string().max(128)).max(64)).optional(),
+    token: z.string().max(512).optional().describe("An authority token of a plan (`POST /v1/plans`)."),
   })
   .describe("One tool call.");
 components.add(CallSchema, { id: "Call" });
@@ -79,6 +80,22 @@ export const InputRequestSchema = z.strictObject({
   labels: z.array(z.string().min(1).max(128)).min(1).max(64),
 });
 components.add(InputRequestSchema, { id: "InputRequest" });
+
+export const PlanRequestSchema = z.strictObject({
+  steps: z
+    .array(
+      z.strictObject({
+        tool: id,
+        args: z.record(z.string(), z.unknown()).optional(),
+        max_calls: z.number().int().min(1).max(1_000_000).optional(),
+      }),
+    )
+    .min(1)
+    .max(1000),
+  session: id.optional().describe("The session the plan governs: its calls must follow the plan."),
+  ttlMs: z.number().int().min(1).max(86_400_000).optional(),
+});
+components.add(PlanRequestSchema, { id: "PlanRequest" });
 
 export const ApprovalSchema = z.object({
   id: z.string(),

@@ -161,6 +161,67 @@ describe("serve: two replicas on one Redis", () => {
     expect(report.body.flowsBlocked).toHaveLength(1);
   });
 
+  it("a plan made on A is redeemed on B exactly once, and a session's plan binds it on B", async () => {
+    const made = await a.request("POST", "/v1/plans", {
+      key: keys.botA,
+      body: { steps: [{ tool: "post_public" }] },
+    });
+    expect(made.status).toBe(201);
+    const [token] = made.body.tokens as string[];
+    const call = (serve: ServeProcess, key: string, session: string) =>
+      serve
+        .request("POST", "/v1/decide", {
+          key,
+          body: { call: { tool: "post_public", args: {}, session, token } },
+        })
+        .then((r) => r.body);
+    const first = await call(b, keys.botB, "p1");
+    expect([first.verdict, first.rule]).toEqual(["allow", null]);
+    for (const again of [await call(a, keys.botA, "p1"), await call(b, keys.botB, "p1")]) {
+      expect([again.verdict, again.rule]).toEqual(["deny", "plan.replay"]);
+    }
+
+    // Concurrent redemptions of one single-use token across both replicas: exactly one runs.
+    const raced = await a.request("POST", "/v1/plans", {
+      key: keys.botA,
+      body: { steps: [{ tool: "post_public" }] },
+    });
+    const racedToken = raced.body.tokens[0] as string;
+    const verdicts = await Promise.all(
+      Array.from({ length: 8 }, (_, i) =>
+        (i % 2 ? a : b)
+          .request("POST", "/v1/decide", {
+            key: i % 2 ? keys.botA : keys.botB,
+            body: { call: { tool: "post_public", session: `race-${i}`, token: racedToken } },
+          })
+          .then((r) => r.body.verdict),
+      ),
+    );
+    expect(verdicts.filter((v) => v === "allow")).toHaveLength(1);
+
+    // A plan declared for a session on A governs that session's calls on B, token or not.
+    const bound = await a.request("POST", "/v1/plans", {
+      key: keys.botA,
+      body: { steps: [{ tool: "web_fetch" }], session: "p2" },
+    });
+    expect(bound.status).toBe(201);
+    const outside = (
+      await client(
+        () => b,
+        () => keys.botB,
+      ).decide("p2", "post_public", {})
+    ).rule;
+    expect(outside).toBe("plan.outside");
+    expect(
+      (
+        await client(
+          () => b,
+          () => keys.botB,
+        ).decide("p2", "web_fetch", { url: "https://x.example" })
+      ).verdict,
+    ).toBe("allow");
+  });
+
   it("Redis stopped mid-run: decisions deny naming the store; after it restarts they allow again", async () => {
     const viaA = client(
       () => a,
