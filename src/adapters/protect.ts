@@ -1,4 +1,12 @@
-import { ApprovalRequiredError, clause, mayRun, PolicyDeniedError, sentence } from "../core/index.js";
+import { answered } from "../approvals/approvals.js";
+import {
+  ApprovalRequiredError,
+  BUILTIN_RULES,
+  clause,
+  mayRun,
+  PolicyDeniedError,
+  sentence,
+} from "../core/index.js";
 import type { Agent, Call, Decision } from "../core/index.js";
 import type { Session } from "../gateway/session.js";
 import type { Warden } from "../gateway/warden.js";
@@ -166,13 +174,7 @@ export class ToolGuard {
     if (!answer) return decision;
     const status = answer.approved ? "approved" : "denied";
     const reason = answer.reason ?? `${status} through the SDK's own approval flow`;
-    const decided = await this.warden.store.decideApproval(
-      decision.approval,
-      status,
-      answer.by,
-      reason,
-      Date.now(),
-    );
+    const decided = await this.warden.approvals.settle(decision.approval, status, answer.by, reason);
     if (!decided) return decision;
     await this.warden.appendAudit({
       kind: "approval",
@@ -183,12 +185,7 @@ export class ToolGuard {
       approval: { id: decided.id, status, by: answer.by, reason },
     });
     if (answer.approved) return this.warden.decide(call);
-    return {
-      ...decision,
-      verdict: "deny",
-      rule: `approval:${decided.id}`,
-      reason: `denied by ${answer.by}: ${reason}`,
-    };
+    return answered(decision, decided, 0);
   }
 
   private async enforce(call: Call): Promise<Decision> {
@@ -198,7 +195,7 @@ export class ToolGuard {
       if (error instanceof PolicyDeniedError || error instanceof ApprovalRequiredError) return error.decision;
       return {
         verdict: "deny",
-        rule: "internal-error",
+        rule: BUILTIN_RULES.internalError,
         reason: `the policy check failed (${error instanceof Error ? error.message : String(error)}); fail closed`,
         findings: [],
         labels: [],

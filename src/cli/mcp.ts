@@ -172,7 +172,7 @@ async function proxy(argv: string[]): Promise<number> {
       upstream,
       ledger,
       agent: values.agent ? { id: values.agent } : undefined,
-      gate: { approvalWait },
+      gate: { approvals: { wait: approvalWait } },
       maxLine,
       log,
     });

@@ -1,5 +1,7 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
+import { answered, Approvals, maskFlagged } from "../approvals/approvals.js";
+import type { ApprovalSettings } from "../approvals/approvals.js";
 import type { AuditEvent, AuditSink } from "../audit/types.js";
 import { ApprovalRequiredError, mayRun, PolicyDeniedError } from "../core/index.js";
 import type { Agent, Call, Decision, Finding } from "../core/index.js";
@@ -17,7 +19,7 @@ import { Authority, withAuthorityFinding } from "../plans/authority.js";
 import type { AuthorityCheck } from "../plans/authority.js";
 import type { Plan, PlanOptions, PlanStep } from "../plans/plan.js";
 import type { ScopeSpec } from "../plans/scope.js";
-import { amend, approvalRule, BUILTIN_RULES, contribute, overrule } from "./combine.js";
+import { amend, BUILTIN_RULES, contribute } from "./combine.js";
 import { evaluateCall, internalError } from "./evaluate.js";
 import { observes, observeStage } from "./observe.js";
 import { valueAt } from "./inspect.js";
@@ -36,19 +38,8 @@ export interface WardenOptions {
   storeTimeoutMs?: number;
   /** Where every decision, approval and output goes. None by default. */
   audit?: AuditSink;
-  approvals?: {
-    /** How long a wrapped call waits for a human (ms). 0: throw `ApprovalRequiredError` at once. Default 0. */
-    wait?: number;
-    /** How long a pending approval stays valid (ms). Default 15 minutes. */
-    ttl?: number;
-    /** How often a waiting call polls the store (ms). Default 200. */
-    poll?: number;
-    /**
-     * How often this Warden audits decisions that others made in the store on approvals it asked
-     * for (`toolwarden approvals --store`, another replica), when it has an audit sink (ms). Default 2000.
-     */
-    auditPoll?: number;
-  };
+  /** How asks wait for a human: `wait` (ms; 0, the default, throws `ApprovalRequiredError` at once), `ttl` (default 15 minutes), `poll` (default 200 ms). */
+  approvals?: ApprovalSettings;
   /** Bound on the memory of one session's flow index (bytes); past it, flow checks fail closed. Default 32 MiB. */
   maxTaintBytes?: number;
   /** Most live sessions in the store; a new session past it is refused (its calls are denied). Default 100,000. */
@@ -59,6 +50,7 @@ export interface WardenOptions {
    * this process keeps rebuilt in memory (`cached`, default 10,000).
    */
   sessions?: SessionBounds;
+  /** The clock of every decision, limit and approval (creation, expiry, answers); default `Date.now`. */
   now?: () => number;
   /**
    * Observe every decision whatever the policy's `mode` (`serve --observe`, `mcp proxy --observe`):
@@ -98,6 +90,8 @@ export class Warden {
   private readonly sessions: SessionManager;
   private readonly now: () => number;
   private readonly authority: Authority;
+  /** Pending asks and human answers, on this Warden's store and clock; every path that asks uses it. */
+  readonly approvals: Approvals;
   /** The reviewer for the current policy's `judge:`; its cache lives as long as the spec does. */
   private judge: Judge | undefined;
   /** Per tool, the argument names the policy checks (for naming `wrap`'s positional values). */
@@ -129,6 +123,7 @@ export class Warden {
         }),
       () => this.now(),
     );
+    this.approvals = new Approvals(this.store, () => this.now(), options.approvals);
     this.authority = new Authority({
       key: options.planKey ?? process.env.TOOLWARDEN_PLAN_KEY,
       store: this.store,
@@ -567,34 +562,21 @@ export class Warden {
     cost: number,
     session: Session | undefined,
   ): Promise<Decision> {
-    const now = this.now();
     const callHash = hashCall(call);
-    const approved = await this.store.useApproval(callHash, now);
+    const approved = await this.approvals.redeem(callHash);
     if (approved) {
-      const allowed = overrule(amend(decision, { approval: approved.id }), {
-        verdict: "allow",
-        rule: approvalRule(approved.id),
-        reason: `approved by ${approved.decidedBy ?? "an approver"}${approved.decisionReason ? `: ${approved.decisionReason}` : ""} (was: ${decision.reason})`,
-      });
-      return this.consume(allowed, limits, buckets, budgetKey, cost, session, now);
+      const allowed = answered(decision, approved, 0);
+      return this.consume(allowed, limits, buckets, budgetKey, cost, session, this.now());
     }
-    const id = randomUUID();
-    await this.store.putApproval({
-      id,
-      status: "pending",
+    const pending = await this.approvals.request({
+      call,
       callHash,
-      tool: call.tool,
-      server: call.server,
-      agent: typeof call.agent?.id === "string" ? call.agent.id : undefined,
-      session: call.session,
       rule: decision.rule,
       reason: decision.reason,
-      argsSummary: summarizeArgs(call.args, decision.findings),
-      createdAt: now,
-      expiresAt: now + (this.options.approvals?.ttl ?? 15 * 60_000),
+      findings: decision.findings,
     });
-    if (this.audit) this.watchApproval(id);
-    return amend(decision, { approval: id });
+    if (this.audit) this.watchApproval(pending.id);
+    return amend(decision, { approval: pending.id });
   }
 
   /** Writes the audit record; if it cannot be kept, a call that would run is denied (unless `fail: open`). */
@@ -777,30 +759,11 @@ export class Warden {
   }
 
   private async awaitApproval(call: Call, decision: Decision): Promise<Decision> {
-    const wait = this.options.approvals?.wait ?? 0;
+    const wait = this.approvals.settings.wait;
     if (!decision.approval || wait <= 0) return decision;
-    const poll = this.options.approvals?.poll ?? 200;
-    const deadline = this.now() + wait;
-    while (this.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, poll));
-      const approval = await this.store.getApproval(decision.approval);
-      if (!approval || approval.status === "pending") continue;
-      if (approval.status === "approved") return this.decide(call);
-      const denied = overrule(decision, {
-        verdict: "deny",
-        rule: approvalRule(approval.id),
-        reason: `denied by ${approval.decidedBy ?? "an approver"}${approval.decisionReason ? `: ${approval.decisionReason}` : ""}`,
-      });
-      return this.record(call, denied);
-    }
-    return this.record(
-      call,
-      overrule(decision, {
-        verdict: "deny",
-        rule: BUILTIN_RULES.approvalTimeout,
-        reason: `no approval within ${Math.round(wait / 1000)}s (was: ${decision.reason})`,
-      }),
-    );
+    const approval = await this.approvals.wait(decision.approval);
+    if (approval?.status === "approved") return this.decide(call);
+    return this.record(call, answered(decision, approval, wait));
   }
 
   /**
@@ -1187,26 +1150,6 @@ export function hashCall(call: Call): string {
       session: call.session ?? null,
     }),
   );
-}
-
-/** A short argument summary for approvers, with values a detector flagged (secrets) masked. */
-function summarizeArgs(args: Record<string, unknown> | undefined, findings: Finding[]): string {
-  const text = JSON.stringify(auditArgs(args ?? {}, "full", maskFlagged(args, findings)).args);
-  return text.length > 500 ? `${text.slice(0, 500)}…` : text;
-}
-
-/** A masking function for the argument strings that a `secret.*` finding points at. */
-function maskFlagged(
-  args: Record<string, unknown> | undefined,
-  findings: Finding[],
-): ((text: string) => string) | undefined {
-  const flagged = new Set<unknown>();
-  for (const finding of findings) {
-    if (finding.code.startsWith("secret.") && finding.arg !== undefined)
-      flagged.add(valueAt(args ?? {}, finding.arg.split(".")));
-  }
-  if (!flagged.size) return undefined;
-  return (text) => (flagged.has(text) ? "[redacted secret]" : text);
 }
 
 export type { Agent };

@@ -9,9 +9,9 @@ import type { z } from "zod";
 import { hashValue } from "../audit/chain.js";
 import type { Call, Decision } from "../core/index.js";
 import { PolicyLoadError, ToolwardenError } from "../core/index.js";
+import { answered } from "../approvals/approvals.js";
 import type { Warden } from "../gateway/index.js";
 import type { ApprovalStatus } from "../stores/types.js";
-import { waitForApproval } from "./approval-wait.js";
 import type { AuditReader } from "./audit-reader.js";
 import type { DashboardAssets } from "./dashboard.js";
 import { dryRun, type RecentCalls } from "./dry-run.js";
@@ -341,13 +341,7 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
         if (body instanceof Response) return body;
         const id = param(c, "id");
         const identity = c.get("identity");
-        const decided = await ctx.warden.store.decideApproval(
-          id,
-          status,
-          identity.name,
-          body.reason,
-          Date.now(),
-        );
+        const decided = await ctx.warden.approvals.settle(id, status, identity.name, body.reason);
         if (!decided) {
           const existing = await ctx.warden.store.getApproval(id);
           return existing
@@ -757,23 +751,19 @@ async function settleAsk(
   signal: AbortSignal,
 ): Promise<Decision> {
   const id = decision.approval as string;
-  const approval = await waitForApproval(ctx.warden.store, ctx.bus, id, wait, signal);
+  const approval = await ctx.warden.approvals.wait(id, {
+    ms: wait,
+    signal,
+    // Decisions made here arrive through the bus at once; the poll is for other replicas and the CLI.
+    poll: 1000,
+    subscribe: (listener) =>
+      ctx.bus.subscribe((event) => {
+        if (event.type === "approval") listener(event.approval);
+      }),
+  });
   if (signal.aborted) return decision;
   if (approval?.status === "approved") return decideCounted(ctx, call);
-  const denied: Decision =
-    approval?.status === "denied"
-      ? {
-          ...decision,
-          verdict: "deny",
-          rule: `approval:${id}`,
-          reason: `denied by ${approval.decidedBy ?? "an approver"}${approval.decisionReason ? `: ${approval.decisionReason}` : ""}`,
-        }
-      : {
-          ...decision,
-          verdict: "deny",
-          rule: "approval-timeout",
-          reason: `no approval within ${Math.round(wait / 1000)}s (was: ${decision.reason})`,
-        };
+  const denied = answered(decision, approval, wait);
   ctx.metrics.decided("deny", 0);
   await ctx.warden.appendAudit({
     kind: "decision",

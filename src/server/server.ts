@@ -49,6 +49,8 @@ export interface ServerOptions {
   observe?: boolean;
   /** How long a pending approval stays valid (ms); default 15 minutes. */
   approvalTtlMs?: number;
+  /** The clock of decisions and approvals (`WardenOptions.now`); default `Date.now`. */
+  now?: () => number;
   /** Where operational lines go; default stderr. Never receives secrets. */
   log?: (line: string) => void;
   env?: Record<string, string | undefined>;
@@ -130,6 +132,7 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
       approvals: { ttl: options.approvalTtlMs },
       sessions: options.sessions,
       observe: options.observe,
+      now: options.now,
     });
     const reader = options.auditPg
       ? await PostgresAuditReader.open(options.auditPg, { schema: options.auditPgSchema })
@@ -240,7 +243,7 @@ function listen(
 /** Marks expired approvals, audits each once and tells the dashboards and waiting calls. */
 async function expireApprovals(warden: Warden, bus: EventBus, log: (line: string) => void): Promise<void> {
   try {
-    for (const approval of await warden.store.expireApprovals(Date.now())) {
+    for (const approval of await warden.store.expireApprovals(warden.approvals.now())) {
       bus.emit({ type: "approval", approval });
       await warden.appendAudit({
         kind: "approval",

@@ -1,7 +1,8 @@
-import { randomUUID } from "node:crypto";
 import { ProtocolError, ProtocolErrorCode } from "@modelcontextprotocol/server";
 import type { CallToolResult } from "@modelcontextprotocol/server";
 import { sha256Hex } from "../../audit/chain.js";
+import { answered } from "../../approvals/approvals.js";
+import type { ApprovalSettings } from "../../approvals/approvals.js";
 import { ApprovalRequiredError, PolicyDeniedError, sentence } from "../../core/index.js";
 import type { Agent, Call, Decision } from "../../core/index.js";
 import { hashCall } from "../../gateway/index.js";
@@ -14,11 +15,16 @@ import type { PinStatus } from "./pin-check.js";
 export const DECISION_META_KEY = "toolwarden/decision";
 
 export interface GateOptions {
-  /** How long a call that needs approval waits for a human (ms). 0: refuse at once, naming the pending approval. */
+  /**
+   * How a pin's approval waits (ms): `wait` (0: refuse at once, naming the pending approval),
+   * `ttl` (how long it stays valid), `poll`. Default: the Warden's `approvals`.
+   */
+  approvals?: ApprovalSettings;
+  /** @deprecated use `approvals.wait` */
   approvalWait?: number;
-  /** How often a waiting call polls the store (ms). Default 200. */
+  /** @deprecated use `approvals.poll` */
   approvalPoll?: number;
-  /** How long a pending approval for a pin stays valid (ms). Default 15 minutes. */
+  /** @deprecated use `approvals.ttl` */
   approvalTtl?: number;
 }
 
@@ -36,10 +42,15 @@ export interface CallContext {
  * crashes; the Decision rides along in `_meta["toolwarden/decision"]`.
  */
 export class ToolGate {
+  private readonly approvals: ApprovalSettings;
+
   constructor(
     readonly warden: Warden,
-    private readonly options: GateOptions = {},
-  ) {}
+    options: GateOptions = {},
+  ) {
+    const { approvalWait, approvalPoll, approvalTtl } = options;
+    this.approvals = { wait: approvalWait, poll: approvalPoll, ttl: approvalTtl, ...options.approvals };
+  }
 
   async call(
     catalog: ToolCatalog,
@@ -157,10 +168,9 @@ export class ToolGate {
       return deny(call.tool, finding.code, finding.message, finding);
     }
     // `pins: ask`: a human approves this one call (bound to its exact arguments), not the new tool version.
-    const store = this.warden.store;
+    const approvals = this.warden.approvals;
     const callHash = sha256Hex(`pin:${finding.code}:${hashCall(call)}`);
-    const now = Date.now();
-    const approved = await store.useApproval(callHash, now);
+    const approved = await approvals.redeem(callHash);
     if (approved) {
       await auditPin(this.warden, {
         ...base,
@@ -171,20 +181,12 @@ export class ToolGate {
       });
       return null;
     }
-    const id = randomUUID();
-    await store.putApproval({
-      id,
-      status: "pending",
+    const pending = await approvals.request({
+      call,
       callHash,
-      tool: call.tool,
-      server: call.server,
-      agent,
-      session: call.session,
       rule: finding.code,
       reason: finding.message,
-      argsSummary: summarize(call.args),
-      createdAt: now,
-      expiresAt: now + (this.options.approvalTtl ?? 15 * 60_000),
+      ttl: this.approvals.ttl,
     });
     await auditPin(this.warden, {
       ...base,
@@ -192,39 +194,18 @@ export class ToolGate {
       rule: finding.code,
       reason: finding.message,
       findings: [finding],
-      data: { approval: id },
+      data: { approval: pending.id },
     });
     const asked: Decision = {
       ...deny(call.tool, finding.code, finding.message, finding),
       verdict: "ask",
-      approval: id,
+      approval: pending.id,
     };
-    const outcome = await this.waitFor(id);
-    if (outcome === "approved" && (await store.useApproval(callHash, Date.now()))) return null;
-    if (outcome === "denied")
-      return { ...asked, verdict: "deny", reason: `denied by an approver: ${finding.message}` };
-    if (outcome === "timeout")
-      return {
-        ...asked,
-        verdict: "deny",
-        rule: "approval-timeout",
-        reason: `no approval in time: ${finding.message}`,
-      };
-    return asked;
-  }
-
-  /** Polls the store for a human decision; `pending` when not waiting at all. */
-  private async waitFor(id: string): Promise<"approved" | "denied" | "timeout" | "pending"> {
-    const wait = this.options.approvalWait ?? 0;
-    if (wait <= 0) return "pending";
-    const deadline = Date.now() + wait;
-    while (Date.now() < deadline) {
-      await new Promise((resolve) => setTimeout(resolve, this.options.approvalPoll ?? 200));
-      const approval = await this.warden.store.getApproval(id);
-      if (approval?.status === "approved") return "approved";
-      if (approval && approval.status !== "pending") return "denied";
-    }
-    return "timeout";
+    const wait = this.approvals.wait ?? approvals.settings.wait;
+    if (wait <= 0) return asked;
+    const outcome = await approvals.wait(pending.id, { ms: wait, poll: this.approvals.poll });
+    if (outcome?.status === "approved") return (await approvals.redeem(callHash)) ? null : asked;
+    return answered(asked, outcome, wait);
   }
 
   /** Labels the output: the policy's `tools.<name>.produces`, `servers.<id>.produces` and `servers.<id>.tools.<name>.produces`. */
@@ -297,9 +278,4 @@ export function outputText(result: CallToolResult): string {
   }
   if (result.structuredContent !== undefined) parts.push(JSON.stringify(result.structuredContent));
   return parts.join("\n");
-}
-
-function summarize(args: Record<string, unknown> | undefined): string {
-  const text = JSON.stringify(args ?? {});
-  return text.length > 500 ? `${text.slice(0, 500)}…` : text;
 }

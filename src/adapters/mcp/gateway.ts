@@ -126,7 +126,7 @@ export class McpGateway {
         host: config.host,
         port: config.port,
         path: config.path,
-        gate: { approvalWait: config.approvalWait },
+        gate: { approvals: { wait: config.approvalWait } },
         log: options.log,
       });
       gateway.onClose = () => warden.close();
