@@ -32,12 +32,26 @@ export interface ConstraintKind<Options = any> {
   compileAsync?(options: Options): AsyncArgCheck | undefined;
 }
 
-/** A detector scans every string leaf of every argument, e.g. `detect: { secrets: deny }`. */
+/**
+ * A detector scans every string leaf of every argument, e.g. `detect: { secrets: deny }`, and,
+ * where the policy says so, tool outputs (`detect: { secrets: { outputs: mask } }`).
+ */
 export interface Detector {
   readonly name: string;
   readonly summary: string;
   /** Push a finding per hit; nothing (and no allocation) when the text is clean. */
   scan(text: string, arg: string, out: Finding[]): void;
+  /**
+   * Scans a whole structured value (arguments, an output) when the detector reads more than
+   * string leaves (object keys, adjacent array elements); `scan` on each string leaf otherwise.
+   */
+  scanValue?(value: unknown, path: string, out: Finding[]): void;
+  /** The text with each hit replaced (`outputs: mask`); without it, `mask` withholds the whole text. */
+  mask?(text: string): { text: string; findings: Finding[] };
+  /** Options beside `args` and `outputs` under `detect.<name>`; checked at load. */
+  readonly options?: z.ZodType;
+  /** The detector with its options applied (compiled once at load). */
+  configure?(options: any): Detector;
 }
 
 /** Describes a value for a finding message without echoing huge or secret input. */

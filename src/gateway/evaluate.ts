@@ -140,8 +140,10 @@ function decide(
   const detectors = decl ? decl.detectors : policy.detectors;
   if (detectors.length) {
     for (const use of detectors) {
+      if (use.verdict === "allow") continue;
       const before = findings.length;
-      forEachString(args, "", (text, path) => use.detector.scan(text, path, findings));
+      if (use.detector.scanValue) use.detector.scanValue(args, "", findings);
+      else forEachString(args, "", (text, path) => use.detector.scan(text, path, findings));
       for (let i = before; i < findings.length; i++) findings[i].verdict ??= use.verdict;
     }
   }

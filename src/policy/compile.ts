@@ -14,6 +14,7 @@ import { compileGlobs } from "./glob.js";
 import type { GlobMatcher } from "./glob.js";
 import type { LoadedPolicy, Origin } from "./load.js";
 import type { RawTest } from "./schema.js";
+import type { DetectEntry } from "./schema.js";
 import { didYouMean, issueAtPath } from "./source.js";
 import type { PolicySource } from "./source.js";
 import type { PathSegment } from "./source.js";
@@ -51,8 +52,14 @@ export interface CompiledTool {
 
 export interface DetectorUse {
   detector: Detector;
+  /** Verdict of a hit in the arguments; `allow`: arguments are not scanned. */
   verdict: Verdict;
+  /** What a hit in the tool's output does; undefined: outputs are not scanned. */
+  outputs?: OutputAction;
 }
+
+/** `label`: the output gets the `secret` label; `mask`: hits are replaced; `deny`: withheld. */
+export type OutputAction = "label" | "mask" | "deny";
 
 /** A rule (or a shorthand entry), compiled. */
 export interface CompiledRule {
@@ -383,7 +390,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
       ...(policy.limits ?? []).filter((limit) => limit.enforce === false).map((limit) => limit.name),
     ]),
     tools,
-    detectors: policyDetectors.filter((use) => use.verdict !== "allow"),
+    detectors: policyDetectors.filter((use) => use.verdict !== "allow" || use.outputs !== undefined),
     rulesFor,
     limits,
     budget: policy.budget && {
@@ -480,11 +487,11 @@ function guardGlobs(globs: string[], report: Report): GlobMatcher {
 }
 
 function compileDetectors(
-  spec: Record<string, Verdict>,
+  spec: Record<string, DetectEntry>,
   report: (name: string, path: PathSegment[], message: string, help?: string) => void,
 ): DetectorUse[] {
   const uses: DetectorUse[] = [];
-  for (const [name, verdict] of Object.entries(spec)) {
+  for (const [name, entry] of Object.entries(spec)) {
     const detector = DETECTORS.get(name);
     if (!detector) {
       const guess = didYouMean(name, DETECTORS.keys());
@@ -496,7 +503,34 @@ function compileDetectors(
       );
       continue;
     }
-    uses.push({ detector, verdict });
+    if (typeof entry === "string") {
+      uses.push({ detector, verdict: entry });
+      continue;
+    }
+    const { args, outputs, ...options } = entry;
+    let configured = detector;
+    if (detector.options && detector.configure) {
+      const parsed = detector.options.safeParse(options);
+      if (!parsed.success) {
+        for (const issue of parsed.error.issues) {
+          const sub = issue.path.filter((p): p is PathSegment => typeof p !== "symbol");
+          const keys = issue.code === "unrecognized_keys" ? issue.keys : [];
+          if (keys.length)
+            for (const key of keys) report(name, [...sub, key], `unknown \`${name}\` option \`${key}\``);
+          else
+            report(name, sub, `\`${name}\`: ${issue.message.replace(/^Invalid input: /, "").toLowerCase()}`);
+        }
+        continue;
+      }
+      configured = detector.configure(parsed.data);
+    } else {
+      for (const key of Object.keys(options)) report(name, [key], `unknown \`${name}\` option \`${key}\``);
+    }
+    uses.push({
+      detector: configured,
+      verdict: args ?? "allow",
+      outputs: outputs === "allow" ? undefined : outputs,
+    });
   }
   return uses;
 }
@@ -505,7 +539,7 @@ function compileDetectors(
 function mergeDetectors(base: DetectorUse[], own: DetectorUse[]): DetectorUse[] {
   const byName = new Map(base.map((use) => [use.detector.name, use]));
   for (const use of own) byName.set(use.detector.name, use);
-  return [...byName.values()].filter((use) => use.verdict !== "allow");
+  return [...byName.values()].filter((use) => use.verdict !== "allow" || use.outputs !== undefined);
 }
 
 export type { EvalContext };

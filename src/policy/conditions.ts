@@ -320,7 +320,8 @@ function leafUnder(root: unknown, path: readonly string[], leaf: string): boolea
       if (j >= parts.length || !/^\d+$/.test(parts[j])) return false;
       value = value[Number(parts[j++])];
     }
-    if (parts[j] !== segment || value === null || typeof value !== "object" || !hasOwn.call(value, segment)) return false;
+    if (parts[j] !== segment || value === null || typeof value !== "object" || !hasOwn.call(value, segment))
+      return false;
     value = (value as Record<string, unknown>)[segment];
     j++;
   }
@@ -506,7 +507,8 @@ function valueCondition(root: Getter, path: string[], predicate: ValuePredicate)
   const key = path[0];
   return (ctx) => {
     const holder = root(ctx);
-    if (holder === null || typeof holder !== "object" || Array.isArray(holder)) return matchAt(holder, path, 0, predicate);
+    if (holder === null || typeof holder !== "object" || Array.isArray(holder))
+      return matchAt(holder, path, 0, predicate);
     return predicate(hasOwn.call(holder, key) ? (holder as Record<string, unknown>)[key] : undefined);
   };
 }

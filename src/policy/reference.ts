@@ -3,7 +3,7 @@ import { RE2JS } from "re2js";
 import { CONSTRAINT_KINDS, compileShadowCheck, DETECTORS } from "../analyzers/index.js";
 import type { Call, Finding, Verdict } from "../core/index.js";
 import type { FlowHit } from "./context.js";
-import type { RawPolicy } from "./schema.js";
+import type { DetectEntry, RawPolicy } from "./schema.js";
 
 /**
  * The reference evaluator: a direct reading of the policy semantics (DESIGN.md, README "Policy
@@ -151,14 +151,19 @@ function decide(policy: RawPolicy, call: Call, session: ReferenceSession): Refer
       }
     }
   }
-  for (const [name, verdict] of Object.entries(detectorsFor(policy, decl))) {
+  for (const [name, entry] of Object.entries(detectorsFor(policy, decl))) {
+    const verdict = typeof entry === "string" ? entry : (entry.args ?? "allow");
     if (verdict === "allow") continue;
-    const detector = DETECTORS.get(name)!;
-    for (const [text, path] of stringLeaves(args, "")) {
-      const out: Finding[] = [];
-      detector.scan(text, path, out);
-      for (const finding of out) findings.push({ ...finding, verdict: finding.verdict ?? verdict });
+    let detector = DETECTORS.get(name)!;
+    if (typeof entry !== "string" && detector.configure && detector.options) {
+      const { args: _args, outputs: _outputs, ...options } = entry;
+      detector = detector.configure(detector.options.parse(options));
     }
+    // What a detector reads of a value (leaves, keys, joined elements) is the detector's own rule.
+    const out: Finding[] = [];
+    if (detector.scanValue) detector.scanValue(args, "", out);
+    else for (const [text, path] of stringLeaves(args, "")) detector.scan(text, path, out);
+    for (const finding of out) findings.push({ ...finding, verdict: finding.verdict ?? verdict });
   }
 
   const flows = [...(session.flows ?? []), ...hostLabelHits(call, args)];
@@ -229,7 +234,7 @@ function decide(policy: RawPolicy, call: Call, session: ReferenceSession): Refer
 }
 
 /** Policy-wide detectors, overridden one by one by the tool's own `detect`. */
-function detectorsFor(policy: RawPolicy, decl: Context["decl"]): Record<string, Verdict> {
+function detectorsFor(policy: RawPolicy, decl: Context["decl"]): Record<string, DetectEntry> {
   return { ...policy.detect, ...decl?.detect };
 }
 

@@ -6,6 +6,18 @@ import { judgeSchema } from "../judge/schema.js";
 const verdict = z.enum(["allow", "flag", "ask", "deny"]);
 const risk = z.enum(["minimal", "low", "moderate", "high", "critical"]);
 const globList = z.array(z.string());
+/**
+ * `detect.<detector>`: a verdict for arguments (`secrets: deny`), or the long form
+ * `{ args: verdict, outputs: label | mask | deny, ...detector options }`; the long form scans
+ * arguments only when it says `args`.
+ */
+export const detectEntry = z.union([
+  verdict,
+  z
+    .object({ args: verdict.optional(), outputs: z.enum(["allow", "label", "mask", "deny"]).optional() })
+    .catchall(z.unknown()),
+]);
+const detectMap = z.record(z.string(), detectEntry);
 const labelList = z.array(z.string().min(1));
 
 /** `args.<arg>: { <kind>: options, ... }`; kinds are checked against the analyzer registry. */
@@ -26,7 +38,7 @@ export const toolSchema = z
     risk: risk.optional(),
     cost: z.number().nonnegative().optional(),
     on_violation: z.enum(["deny", "ask", "flag"]).optional(),
-    detect: z.record(z.string(), verdict).optional(),
+    detect: detectMap.optional(),
     /** `false`: every decision on this tool is computed and audited, but the call proceeds (observe). */
     enforce: z.boolean().optional(),
   })
@@ -120,7 +132,13 @@ export const testSchema = z
       .array(
         z.union([
           /** A step without `result` is decided (and counted in limits) but labels nothing. */
-          z.object({ tool: z.string(), args: z.record(z.string(), z.unknown()).optional(), result: z.unknown().optional() }).strict(),
+          z
+            .object({
+              tool: z.string(),
+              args: z.record(z.string(), z.unknown()).optional(),
+              result: z.unknown().optional(),
+            })
+            .strict(),
           /** The user's own labelled input, as `session.input` records it. */
           z.object({ input: z.unknown(), labels: labelList }).strict(),
         ]),
@@ -146,7 +164,7 @@ export const policySchema = z
     ask: globList.optional(),
     deny: globList.optional(),
     tools: z.record(z.string(), toolSchema).optional(),
-    detect: z.record(z.string(), verdict).optional(),
+    detect: detectMap.optional(),
     labels: z
       .record(z.string(), z.object({ min_match: z.number().int().min(4).optional() }).strict())
       .optional(),
@@ -173,6 +191,7 @@ export const policySchema = z
 
 export type RawPolicy = z.infer<typeof policySchema>;
 export type RawTool = z.infer<typeof toolSchema>;
+export type DetectEntry = z.infer<typeof detectEntry>;
 export type RawRule = z.infer<typeof ruleSchema>;
 export type RawLimit = z.infer<typeof limitSchema>;
 export type RawBudget = z.infer<typeof budgetSchema>;

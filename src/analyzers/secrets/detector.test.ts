@@ -2,7 +2,15 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import type { Finding } from "../../core/index.js";
 import { base62ChecksumValid } from "./checksum.js";
-import { base62Checksum, SECRET_TYPES, scanSecrets } from "./index.js";
+import {
+  base62Checksum,
+  maskSecrets,
+  SECRET_TYPES,
+  scanSecrets,
+  scanSecretsIn,
+  secretsDetector,
+  secretsOptions,
+} from "./index.js";
 
 function scan(text: string): Finding[] {
   const out: Finding[] = [];
@@ -256,5 +264,123 @@ describe("base62 checksum", () => {
     const published = "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";
     expect(base62ChecksumValid(published, 0, 4, 40)).toBe(true);
     expect(base62ChecksumValid(`${published.slice(0, 39)}8`, 0, 4, 40)).toBe(false);
+  });
+});
+
+describe("scanSecrets: decode layers", () => {
+  const b64 = (text: string) => Buffer.from(text).toString("base64");
+  const pem = `-----BEGIN EC PRIVATE KEY-----\n${mixed}${mixed}\n${mixed}\n-----END EC PRIVATE KEY-----\n`;
+  it.each([
+    ["secret.private_key", `data:\n  tls.key: ${b64(pem)}\n`, "base64 of a PEM key (Kubernetes Secret)"],
+    [
+      "secret.aws_key",
+      b64("[default]\naws_access_key_id = AKIAZ7Q2M4N6P5R3T5V7\n"),
+      "base64 of an AWS credentials file",
+    ],
+    ["secret.github_token", `T=${b64(githubToken)}`, "base64 of a GitHub token"],
+    ["secret.github_token", b64(b64(githubToken)), "two base64 layers"],
+    [
+      "secret.basic_auth",
+      `{"auths": {"r.example": {"auth": "${b64("ci:Zq8Lm2Pz9Rt!")}"}}}`,
+      "Docker config.json as text",
+    ],
+    ["secret.aws_key", Buffer.from("AKIAZ7Q2M4N6P5R3T5V7").toString("hex"), "hex"],
+    ["secret.aws_key", "https://x.example/c?id%3DAKIAZ7Q2M4N6P5R3T5V7", "URL-encoding"],
+    [
+      "secret.github_token",
+      [...githubToken].map((c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, "0")}`).join(""),
+      "\\u escapes",
+    ],
+    [
+      "secret.github_token",
+      [...githubToken].map((c) => String.fromCharCode(c.charCodeAt(0) + 0xfee0)).join(""),
+      "fullwidth",
+    ],
+  ])("finds %s in %s", (code, text, _why) => {
+    expect(codes(text)).toContain(code);
+  });
+
+  it("names the layer in the message", () => {
+    expect(scan(`T=${b64(githubToken)}`)[0]!.message).toContain("base64-encoded");
+  });
+
+  it.each([
+    ["base64 of prose", b64("replicas: 3\nimage: nginx:1.27\nlogLevel: info\n")],
+    ["base64 of a certificate", b64(`-----BEGIN CERTIFICATE-----\n${mixed}\n-----END CERTIFICATE-----\n`)],
+    ["accented \\u escapes", '{"t": "\\u00c9t\\u00e9 \\u2014 r\\u00e9sum\\u00e9"}'],
+    ["fullwidth prose", "ＴＯＫＹＯ　ＳＴＡＴＩＯＮ"],
+    ["URL-encoded question", "q=how%20to%20rotate%20an%20AWS%20key%3F"],
+  ])("ignores %s", (_name, text) => {
+    expect(codes(text)).toEqual([]);
+  });
+
+  it("bounds the decoding work on input built to maximise it", () => {
+    // Nested base64 runs, each decoding to text with more runs, plus whole-text layers.
+    let nested = `password=${mixed}`;
+    for (let i = 0; i < 6; i++) nested = `${b64(nested)} ${b64(nested)}`;
+    const hostile = `${"%41\\u0041Ａ".repeat(2000)} ${nested.slice(0, 200_000)}`;
+    expect(Array.isArray(scan(hostile))).toBe(true);
+  });
+});
+
+describe("scanSecrets: formats and placement", () => {
+  it.each([
+    ["secret.password", "machine api.example.com\n  login bob\n  password hunter22\n"],
+    [
+      "secret.private_key",
+      `PuTTY-User-Key-File-3: ssh-ed25519\nEncryption: none\nPublic-Lines: 1\n${mixed}\nPrivate-Lines: 1\n${mixed}\nPrivate-MAC: ${hex}\n`,
+    ],
+    ["secret.gitlab_token", `glpat-${letters.slice(0, 20)}`],
+    ["secret.connection_string", "postgresql://app:Tr0ub4#dor@db.internal:5432/app"],
+    ["secret.connection_string", "mysql://root:p@ss:w0rd!@10.0.0.5:3306/shop"],
+    ["secret.password", "DB_PASSWORD=hunter2"],
+    ["secret.password", "spring.datasource.password=Summer2024"],
+  ])("finds %s in %j", (code, text) => {
+    expect(codes(text)).toContain(code);
+  });
+
+  it.each([
+    "https://example.com:8080/path@section",
+    "https://docs.example.com/page#user:pass@section",
+    "machine example.com login anonymous password",
+    "password: required",
+    "password_hint=first pet",
+    "DB_PASSWORD=${DB_PASSWORD}",
+    "password = self.password",
+  ])("ignores %j", (text) => {
+    expect(codes(text)).toEqual([]);
+  });
+
+  it("finds a credential used as an object key, and one split across adjacent array elements", () => {
+    const inValue = (value: unknown) => {
+      const out: Finding[] = [];
+      scanSecretsIn(value, "", out);
+      return out.map((f) => f.code);
+    };
+    expect(inValue({ tokens: { [githubToken]: true } })).toContain("secret.github_token");
+    expect(inValue({ parts: [githubToken.slice(0, 18), githubToken.slice(18)] })).toContain(
+      "secret.github_token",
+    );
+    expect(inValue({ parts: ["AKIA", "Z7Q2M4N6", "P5R3T5V7"] })).toContain("secret.aws_key");
+    expect(inValue({ env: { DB_PASSWORD: "hunter2" } })).toEqual(["secret.password"]);
+    expect(inValue({ words: ["the", "quick", "brown", "fox"], ids: ["ORD-004211", "ORD-004212"] })).toEqual(
+      [],
+    );
+  });
+
+  it("`passwords: random` reports only random-looking values under password-named keys", () => {
+    const strict = secretsDetector.configure!(secretsOptions.parse({ passwords: "random" }));
+    const out: Finding[] = [];
+    strict.scan("DB_PASSWORD=hunter2", "text", out);
+    expect(out).toEqual([]);
+    strict.scan("DB_PASSWORD=eXnsCn!648501", "text", out);
+    expect(out.map((f) => f.code)).toEqual(["secret.password"]);
+  });
+
+  it("masks each secret and nothing else", () => {
+    const text = `user=bob\nGITHUB_TOKEN=${githubToken}\nAWS=${Buffer.from("AKIAZ7Q2M4N6P5R3T5V7").toString("base64")} done`;
+    const masked = maskSecrets(text);
+    expect(masked.text).toBe("user=bob\nGITHUB_TOKEN=[REDACTED]\nAWS=[REDACTED] done");
+    expect(masked.findings.map((f) => f.code).sort()).toEqual(["secret.aws_key", "secret.github_token"]);
   });
 });

@@ -1,7 +1,9 @@
+import { z } from "zod";
 import type { Finding } from "../../core/index.js";
 import type { Detector } from "../kind.js";
 import { base62ChecksumValid } from "./checksum.js";
 import { FORMAT_TYPES, TOKEN_FORMATS, type TokenFormat } from "./formats.js";
+import { forEachDecoded } from "./layers.js";
 
 /*
  * How a scan runs. A JavaScript loop over every character costs more than the budget (a few µs
@@ -96,15 +98,70 @@ let scanFirst = 0;
 // Where specific formats were found, so a `token=ghp_...` assignment is not reported twice.
 const specificAt = new Int32Array(16);
 let specificCount = 0;
+/**
+ * Collecting spans to mask (`findSecretSpans`): start, end pairs in the top-level text. In a
+ * decoded layer the span is the encoded region it came from (`layerSpan`).
+ */
+let maskSpans: number[] | undefined;
+let layerStart = 0;
+let layerEnd = 0;
+
+function recordSpan(type: SecretType, at: number): void {
+  if (scanLayer !== "") {
+    maskSpans!.push(layerStart, layerEnd);
+    return;
+  }
+  const text = scanText;
+  let end = at;
+  if (type === "private_key" || type === "gcp_service_account") {
+    const close = text.indexOf("-----END", at);
+    const marker = close < 0 ? -1 : text.indexOf("-----", close + 8);
+    end = marker < 0 ? text.length : marker + 5;
+  } else if (text.startsWith("PuTTY", at)) {
+    const mac = text.indexOf("Private-MAC:", at);
+    end = mac < 0 ? text.length : Math.min(text.length, lineEndAt(text, mac));
+  } else {
+    while (end < text.length && end - at < 4096 && !isMaskStop(text.charCodeAt(end))) end++;
+  }
+  if (end > at) maskSpans!.push(at, end);
+}
+
+function lineEndAt(text: string, from: number): number {
+  const nl = text.indexOf("\n", from);
+  return nl < 0 ? text.length : nl;
+}
+
+function isMaskStop(c: number): boolean {
+  return (
+    c <= 32 ||
+    c === 34 ||
+    c === 39 ||
+    c === 96 ||
+    c === 44 ||
+    c === 59 ||
+    c === 60 ||
+    c === 62 ||
+    c === 41 ||
+    c === 93 ||
+    c === 125
+  );
+}
+
+/** How the scanned text was decoded from the argument (`base64-encoded`), for messages. */
+let scanLayer = "";
+/** `passwords: any`: a password-named value counts without looking random. */
+let weakPasswords = true;
 
 function hit(type: SecretType, at: number, prefix: number): void {
   if (type !== "password" && type !== "generic" && specificCount < specificAt.length) {
     specificAt[specificCount++] = at;
   }
   const code = CODES.get(type)!;
+  if (maskSpans !== undefined) recordSpan(type, at);
   for (let i = scanFirst; i < scanOut.length; i++) if (scanOut[i]!.code === code) return;
   const shown = prefix > 0 ? ` \`${scanText.slice(at, at + Math.min(prefix, 4))}…\`` : "";
-  scanOut.push({ code, message: `possible ${SECRET_TYPES[type]}${shown}`, arg: scanArg });
+  const layer = scanLayer === "" ? "" : ` (${scanLayer})`;
+  scanOut.push({ code, message: `possible ${SECRET_TYPES[type]}${shown}${layer}`, arg: scanArg });
 }
 
 // Where a token can start: the prefix of every format, at a word boundary, in one expression.
@@ -149,28 +206,84 @@ const TOKEN_START = new RegExp(
  * (`env.AWS_SECRET_ACCESS_KEY`, `headers.Authorization`) the way `KEY=` would in text.
  */
 export function scanSecrets(text: string, arg: string, out: Finding[]): void {
-  scanText = text;
   scanArg = arg;
   scanOut = out;
   scanFirst = out.length;
-  specificCount = 0;
+  decodeBudget = DECODE_BUDGET;
+  decodeCount = 0;
   try {
-    TOKEN_START.lastIndex = 0;
-    for (let m = TOKEN_START.exec(text); m !== null; m = TOKEN_START.exec(text))
-      tokenStart(text, m[0], m.index);
-    for (let i = text.indexOf("-----BEGIN"); i >= 0; i = text.indexOf("-----BEGIN", i + 1))
-      privateKey(text, i);
-    for (let i = text.indexOf(":AA"); i >= 0; i = text.indexOf(":AA", i + 1)) telegramBot(text, i);
-    for (let i = text.indexOf("Q~"); i >= 0; i = text.indexOf("Q~", i + 1)) azureClientSecret(text, i);
-    for (let i = text.indexOf("-us"); i >= 0; i = text.indexOf("-us", i + 1)) mailchimp(text, i);
-    for (let i = text.indexOf(":"); i >= 0; i = text.indexOf(":", i + 1)) assignment(text, i);
-    for (let i = text.indexOf("="); i >= 0; i = text.indexOf("=", i + 1)) assignment(text, i);
+    scanText = text;
+    scanLayer = "";
+    scanPlain(text);
     if (arg.length > 2) namedByPath(text, arg);
+    scanDecoded(text, 1);
   } finally {
     scanText = "";
     scanArg = "";
     scanOut = [];
+    scanLayer = "";
   }
+}
+
+/** Decoding stops after this many layers (base64 of base64 of a URL-encoded token is 3). */
+const MAX_LAYERS = 3;
+/** Characters decoded per scanned string, over all layers; the cost bound. */
+const DECODE_BUDGET = 65_536;
+/** Decoded views scanned per string, over all layers. */
+const MAX_DECODES = 64;
+let decodeBudget = 0;
+let decodeCount = 0;
+
+/** Scans each decoded view of `text` (see layers.ts), and their decoded views, within the bounds. */
+function scanDecoded(text: string, layer: number): void {
+  if (layer > MAX_LAYERS) return;
+  forEachDecoded(
+    text,
+    (decoded, how, from, to) => {
+      if (layer === 1) {
+        layerStart = from;
+        layerEnd = to;
+      }
+      if (decodeCount >= MAX_DECODES || decodeBudget < decoded.length) return false;
+      decodeCount++;
+      decodeBudget -= decoded.length;
+      const outerText = scanText;
+      const outerLayer = scanLayer;
+      scanText = decoded;
+      scanLayer = outerLayer === "" ? how : `${how}, ${outerLayer}`;
+      try {
+        scanPlain(decoded);
+        scanDecoded(decoded, layer + 1);
+      } finally {
+        scanText = outerText;
+        scanLayer = outerLayer;
+      }
+      return true;
+    },
+    decodeBudget,
+  );
+}
+
+/** One pass of every finder over `text` as it is. */
+function scanPlain(text: string): void {
+  specificCount = 0;
+  TOKEN_START.lastIndex = 0;
+  for (let m = TOKEN_START.exec(text); m !== null; m = TOKEN_START.exec(text))
+    tokenStart(text, m[0], m.index);
+  for (let i = text.indexOf("-----BEGIN"); i >= 0; i = text.indexOf("-----BEGIN", i + 1)) privateKey(text, i);
+  for (let i = text.indexOf(":AA"); i >= 0; i = text.indexOf(":AA", i + 1)) telegramBot(text, i);
+  for (let i = text.indexOf("Q~"); i >= 0; i = text.indexOf("Q~", i + 1)) azureClientSecret(text, i);
+  for (let i = text.indexOf("-us"); i >= 0; i = text.indexOf("-us", i + 1)) mailchimp(text, i);
+  for (let i = text.indexOf(":"); i >= 0; i = text.indexOf(":", i + 1)) assignment(text, i);
+  for (let i = text.indexOf("="); i >= 0; i = text.indexOf("=", i + 1)) assignment(text, i);
+  if (text.indexOf("login") >= 0) {
+    let checked = 0;
+    for (let i = text.indexOf("password"); i >= 0 && checked < 64; i = text.indexOf("password", i + 1)) {
+      if (netrcPassword(text, i)) checked++;
+    }
+  }
+  const putty = text.indexOf("PuTTY-User-Key-File-");
+  if (putty >= 0) puttyKey(text, putty);
 }
 
 function isToken(c: number): boolean {
@@ -237,11 +350,15 @@ function tokenRun(text: string, start: number): void {
           hit("github_token", start, 4);
       } else if (at(GITHUB_PAT, text, start) && looksRandom(text, start + 11, start + 93)) {
         hit("github_token", start, 4);
-      } else if (
-        at(GITLAB, text, start) &&
-        looksRandom(text, text.indexOf("-", start) + 1, GITLAB.lastIndex)
-      ) {
-        hit("gitlab_token", start, 4);
+      } else if (at(GITLAB, text, start)) {
+        // GitLab token bodies are base64url-like and may hold no digit (`glpat-` + 20 letters).
+        const body = text.indexOf("-", start) + 1;
+        const end = GITLAB.lastIndex;
+        if (
+          !isPlaceholder(text, body, end) &&
+          (looksRandom(text, body, end) || (hasCase(text, body, end) && entropy(text, body, end) >= 3.5))
+        )
+          hit("gitlab_token", start, 4);
       }
       return;
     case 120: // x
@@ -357,9 +474,9 @@ function assignment(text: string, i: number): void {
       break;
     e++;
   }
-  // A short value may be the scheme of `Authorization: token <credential>`.
+  // A short value may be the scheme of `Authorization: token <credential>`, or a weak password.
   const short = e - v < 8;
-  if (short && text.charCodeAt(e) !== 32) return;
+  if (short && text.charCodeAt(e) !== 32 && e - v < MIN_WEAK) return;
   if (text.charCodeAt(v) === 47 /* a path */ || containsWord(text, v, e, "://")) return;
   // The identifier before the operator (skipping a closing quote and spaces).
   let k = i - 1;
@@ -378,7 +495,8 @@ function assignment(text: string, i: number): void {
   const identStart = k + 1;
   if (identEnd - identStart < 3) return;
   if (endsWithWord(text, identEnd, "authorization")) authorization(text, v);
-  else if (!short) namedValue(text, identStart, identEnd, text, v, e);
+  else if (identEnd - identStart === 4 && endsWithWord(text, identEnd, "auth")) basicCredentials(text, v);
+  else if (!short || e - v >= MIN_WEAK) namedValue(text, identStart, identEnd, text, v, e);
 }
 
 /**
@@ -397,7 +515,8 @@ function namedValue(name: string, start: number, end: number, text: string, v: n
     return;
   }
   const kind = keywordKind(name, start, end);
-  if (kind === undefined || isPlaceholder(text, v, e) || !looksRandom(text, v, e)) return;
+  if (kind === undefined || isPlaceholder(text, v, e)) return;
+  if (!looksRandom(text, v, e) && !(kind === "password" && weakPasswords && weakPassword(text, v, e))) return;
   for (let j = 0; j < specificCount; j++) {
     if (specificAt[j]! >= v && specificAt[j]! < e) return;
   }
@@ -422,7 +541,7 @@ function namedByPath(text: string, path: string): void {
   let e = text.length;
   while (v < e && text.charCodeAt(v) <= 32) v++;
   while (e > v && text.charCodeAt(e - 1) <= 32) e--;
-  if (e - v < 8 || e - v > 512) return;
+  if (e - v < MIN_WEAK || e - v > 512) return;
   if (endsWithWord(path, end, "authorization")) {
     authorization(text, v);
     return;
@@ -562,12 +681,41 @@ function urlCredentials(text: string, colon: number): void {
   }
   URL_CREDENTIALS.lastIndex = colon + 3;
   const m = URL_CREDENTIALS.exec(text);
-  if (m === null) return;
-  const password = m[1]!;
-  const start = colon + 3 + m[0].indexOf(":") + 1;
-  if (password.length < 3 || isPlaceholder(text, start, start + password.length)) return;
+  let start: number;
+  let end: number;
+  if (m !== null && m[1]!.length >= 3) {
+    start = colon + 3 + m[0].indexOf(":") + 1;
+    end = start + m[1]!.length;
+  } else {
+    // libpq and most drivers split user info at the last `@` before the host, so a password may
+    // hold unencoded `#`, `?`, `/`, `@` and `:`. The user name before the first `:` may not.
+    const from = colon + 3;
+    let stop = from;
+    while (stop < text.length && stop - from < 512 && !isUrlStop(text.charCodeAt(stop))) stop++;
+    const userColon = text.indexOf(":", from);
+    const lastAt = text.lastIndexOf("@", stop - 1);
+    if (userColon < 0 || lastAt <= userColon || !isHostStart(text.charCodeAt(lastAt + 1))) return;
+    for (let i = from; i < userColon; i++) {
+      const c = text.charCodeAt(i);
+      if (c === 47 || c === 63 || c === 35 || c === 64) return;
+    }
+    start = userColon + 1;
+    end = lastAt;
+    // `host:8080/path@x` is a port and a path, not a password.
+    if (/^\d{1,5}(?:[/?#]|$)/.test(text.slice(start, Math.min(end, start + 6)))) return;
+  }
+  const password = text.slice(start, end);
+  if (password.length < 3 || isPlaceholder(text, start, end)) return;
   if (/^(?:pass(?:word)?|pwd|secret|\d{1,5})$/i.test(password)) return;
   hit("connection_string", s + 1, 0);
+}
+
+function isUrlStop(c: number): boolean {
+  return c <= 32 || c === 34 || c === 39 || c === 60 || c === 62 || c === 96;
+}
+
+function isHostStart(c: number): boolean {
+  return (c >= 97 && c <= 122) || (c >= 65 && c <= 90) || (c >= 48 && c <= 57) || c === 91;
 }
 
 function isSchemeChar(c: number): boolean {
@@ -623,6 +771,8 @@ const NOT_SECRET_ANYWHERE = [
   "name",
   "type",
   "url",
+  "hint",
+  "strength",
 ];
 const NOT_SECRET_SUFFIX = ["id", "max", "ref", "field", "ttl"];
 
@@ -665,6 +815,63 @@ function containsWord(text: string, start: number, end: number, word: string): b
 function endsWithWord(text: string, end: number, word: string): boolean {
   const start = end - word.length;
   return start >= 0 && containsWord(text, start, end, word);
+}
+
+/** Shortest value under a password-named key reported without looking random. */
+const MIN_WEAK = 6;
+const NOT_A_PASSWORD =
+  /^(?:true|false|null|none|nil|undefined|required|optional|string|hidden|masked|empty|unset|unknown|default|secret|password|passwd|changeme|letmein|prompt|ask|env|file|vault|keychain)$/i;
+/** An attribute or call chain (`self.password`, `cfg.db.pass`, `getpass()`): code, not a value. */
+const CODE_LIKE = /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)+$|[()[\]{}]/;
+
+/**
+ * A value under a password-named key that is a password even though it does not look random
+ * (`DB_PASSWORD=hunter2`, as gitleaks reports): 6+ characters with a digit or a symbol, or 10+
+ * letters; not a stand-in word, a reference or code.
+ */
+function weakPassword(text: string, v: number, e: number): boolean {
+  if (e - v < MIN_WEAK || e - v > 128) return false;
+  const value = text.slice(v, e);
+  if (NOT_A_PASSWORD.test(value) || CODE_LIKE.test(value) || STANDIN_PASSWORD.test(value)) return false;
+  let letters = 0;
+  for (let i = 0; i < value.length; i++) {
+    const c = value.charCodeAt(i) | 32;
+    if (c >= 97 && c <= 122) letters++;
+    else if (value.charCodeAt(i) <= 32) return false;
+  }
+  return letters < value.length || value.length >= 10;
+}
+
+/**
+ * `.netrc`: `machine <host> login <user> password <password>` (or `default login ...`). Returns
+ * whether the context was examined (the caller caps how often, so the 512-character look-back
+ * stays linear).
+ */
+function netrcPassword(text: string, at: number): boolean {
+  if (at > 0 && text.charCodeAt(at - 1) > 32) return false;
+  let v = at + 8;
+  if (text.charCodeAt(v) !== 32 && text.charCodeAt(v) !== 9) return false;
+  const from = Math.max(0, at - 512);
+  if (
+    !containsWord(text, from, at, "login") ||
+    !(containsWord(text, from, at, "machine") || containsWord(text, from, at, "default"))
+  )
+    return true;
+  while (text.charCodeAt(v) === 32 || text.charCodeAt(v) === 9) v++;
+  let e = v;
+  while (e < text.length && e - v < 256 && text.charCodeAt(e) > 32) e++;
+  if (e - v < 4 || isPlaceholder(text, v, e) || STANDIN_PASSWORD.test(text.slice(v, e))) return true;
+  hit("password", v, 0);
+  return true;
+}
+
+const PUTTY_PRIVATE = /Private-Lines: *\d{1,3}\r?\n[A-Za-z0-9+/=]{32}/;
+
+/** A PuTTY private key file (`.ppk`, versions 2 and 3): the private lines follow the public ones. */
+function puttyKey(text: string, at: number): void {
+  if (at > 0 && text.charCodeAt(at - 1) > 32) return;
+  const window = text.slice(at, at + 16_384);
+  if (window.indexOf("Encryption:") > 0 && PUTTY_PRIVATE.test(window)) hit("private_key", at, 0);
 }
 
 function isPlaceholder(text: string, start: number, end: number): boolean {
@@ -717,6 +924,24 @@ function looksRandom(text: string, start: number, end: number): boolean {
   return flips >= (length - 1) * 0.4 && upper >= length * 0.3 && lower >= length * 0.3;
 }
 
+/** Shannon entropy, bits per character, of text[start, end) (ASCII). */
+function entropy(text: string, start: number, end: number): number {
+  const length = end - start;
+  let bits = 0;
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c < 128) counts[c]!++;
+  }
+  for (let i = start; i < end; i++) {
+    const c = text.charCodeAt(i);
+    if (c >= 128 || counts[c] === 0) continue;
+    const p = counts[c]! / length;
+    bits -= p * Math.log2(p);
+    counts[c] = 0;
+  }
+  return bits;
+}
+
 function hasCase(text: string, start: number, end: number): boolean {
   let upper = false;
   let lower = false;
@@ -728,11 +953,128 @@ function hasCase(text: string, start: number, end: number): boolean {
   return upper && lower;
 }
 
+/** Longest array element joined with its neighbours, and how many are joined at most. */
+const JOIN_ELEMENT = 64;
+const JOIN_COUNT = 8;
+
+/**
+ * Scans a structured value: every string leaf (named by its dotted path), every object key long
+ * enough to be a credential (a token used as a key, `{"tokens": {"ghp_...": true}}`), and runs of
+ * adjacent short string elements of an array joined without separator (a token split into
+ * pieces), in windows of up to 8 elements that overlap by half, so each element is scanned at
+ * most three times. Pieces split across lines of one string, or across non-adjacent elements,
+ * are not joined.
+ */
+export function scanSecretsIn(value: unknown, path: string, out: Finding[]): void {
+  if (typeof value === "string") {
+    scanSecrets(value, path, out);
+  } else if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) scanSecretsIn(value[i], path ? `${path}.${i}` : String(i), out);
+    joinedElements(value, path, out);
+  } else if (value !== null && typeof value === "object") {
+    for (const key of Object.keys(value as Record<string, unknown>)) {
+      if (key.length >= 16) scanSecrets(key, path, out);
+      scanSecretsIn((value as Record<string, unknown>)[key], path ? `${path}.${key}` : key, out);
+    }
+  }
+}
+
+function joinedElements(items: readonly unknown[], path: string, out: Finding[]): void {
+  let runStart = 0;
+  for (let i = 0; i <= items.length; i++) {
+    const item = items[i];
+    if (i < items.length && typeof item === "string" && item.length > 0 && item.length <= JOIN_ELEMENT)
+      continue;
+    // items[runStart, i) are short strings.
+    for (let from = runStart; i - from >= 2; from += JOIN_COUNT / 2) {
+      const to = Math.min(i, from + JOIN_COUNT);
+      const found: Finding[] = [];
+      scanSecrets((items.slice(from, to) as string[]).join(""), path, found);
+      for (const finding of found) {
+        if (!out.some((f) => f.code === finding.code && f.arg === finding.arg)) {
+          out.push({
+            ...finding,
+            message: `${finding.message} (joined from ${to - from} adjacent elements)`,
+          });
+        }
+      }
+      if (to === i) break;
+    }
+    runStart = i + 1;
+  }
+}
+
+/**
+ * The secrets in `text`, and the text with each replaced by `[REDACTED secret.<type>]` (a
+ * secret found in a decoded layer masks the whole encoded region it came from).
+ */
+export function maskSecrets(text: string): { text: string; findings: Finding[] } {
+  const findings: Finding[] = [];
+  const spans: number[] = [];
+  maskSpans = spans;
+  try {
+    scanSecrets(text, "", findings);
+  } finally {
+    maskSpans = undefined;
+  }
+  if (spans.length === 0) return { text, findings };
+  const order = [];
+  for (let i = 0; i < spans.length; i += 2) order.push([spans[i]!, spans[i + 1]!] as const);
+  order.sort((a, b) => a[0] - b[0]);
+  let masked = "";
+  let copied = 0;
+  for (const [start, end] of order) {
+    if (end <= copied) continue;
+    masked += `${text.slice(copied, Math.max(copied, start))}[REDACTED]`;
+    copied = end;
+  }
+  return { text: masked + text.slice(copied), findings };
+}
+
+/** Options of the secrets detector under `detect: { secrets: { ... } }`. */
+export const secretsOptions = z
+  .object({
+    /**
+     * Values under password-named keys (`DB_PASSWORD=hunter2`): `any` reports them unless they are
+     * stand-ins or references (the default, as gitleaks does); `random` only when they look random.
+     */
+    passwords: z.enum(["any", "random"]).optional(),
+  })
+  .strict();
+
+function configured(passwords: boolean): Detector {
+  const withOption = (scan: () => void) => {
+    const before = weakPasswords;
+    weakPasswords = passwords;
+    try {
+      scan();
+    } finally {
+      weakPasswords = before;
+    }
+  };
+  return {
+    name: "secrets",
+    summary: secretsDetector.summary,
+    scan: (text, arg, out) => withOption(() => scanSecrets(text, arg, out)),
+    scanValue: (value, path, out) => withOption(() => scanSecretsIn(value, path, out)),
+    mask: (text) => {
+      let result: { text: string; findings: Finding[] } = { text, findings: [] };
+      withOption(() => {
+        result = maskSecrets(text);
+      });
+      return result;
+    },
+  };
+}
+
 /**
  * `detect: { secrets: deny }`: credentials in any string argument (cloud keys, provider tokens,
  * private keys, JWTs, passwords in URLs and in `password=`-style assignments, Authorization
- * headers, values under secret-named keys at any depth). Telegram bot tokens are reported without
- * a keyword: the shape is specific and a leaked bot token is a full credential.
+ * headers, values under secret-named keys at any depth, `.netrc` and PuTTY files), also when
+ * wrapped in base64, hex, percent-encoding, `\u` escapes or fullwidth characters (up to 3 layers,
+ * 64 KiB decoded per string), used as an object key, or split across adjacent array elements.
+ * Telegram bot tokens are reported without a keyword: the shape is specific and a leaked bot
+ * token is a full credential.
  * Deliberately not reported, to keep false positives down: values containing placeholder words
  * (so AWS's documented `AKIAIOSFODNN7EXAMPLE` and `xoxb-your-token`), `ghp_`/`gho_`/... strings
  * whose body neither carries a valid CRC-32 checksum nor looks random (`ghp_aaaa…`), Stripe `sk_test_`
@@ -741,6 +1083,11 @@ function hasCase(text: string, start: number, end: number): boolean {
  */
 export const secretsDetector: Detector = {
   name: "secrets",
-  summary: "credentials (cloud keys, API tokens, private keys, JWTs, passwords) in string arguments",
+  summary:
+    "credentials (cloud keys, API tokens, private keys, JWTs, passwords) in string arguments, also encoded, as keys or split",
   scan: scanSecrets,
+  scanValue: scanSecretsIn,
+  mask: maskSecrets,
+  options: secretsOptions,
+  configure: (options: z.infer<typeof secretsOptions>) => configured(options.passwords !== "random"),
 };

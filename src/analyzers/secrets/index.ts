@@ -1,3 +1,10 @@
 export { base62Checksum } from "./checksum.js";
-export { SECRET_TYPES, scanSecrets, secretsDetector } from "./detector.js";
+export {
+  maskSecrets,
+  SECRET_TYPES,
+  scanSecrets,
+  scanSecretsIn,
+  secretsDetector,
+  secretsOptions,
+} from "./detector.js";
 export type { SecretType } from "./detector.js";

@@ -1,0 +1,82 @@
+/*
+ * Encodings a credential is commonly wrapped in before it is pasted, committed or sent (as
+ * gitleaks' decode layers): base64 and base64url (Kubernetes Secret `data:`, kubeconfig
+ * `client-key-data`, Docker `auth`, `echo ... | base64 -d`), hex, percent-encoding, JSON `\u`
+ * escapes written into text, and fullwidth / compatibility forms (NFKC). Each finder returns
+ * decoded text worth scanning again, or nothing; a clean string is tested with one native pass
+ * per encoding and allocates nothing.
+ */
+
+/** A base64, base64url or hex run long enough to hold a credential. */
+const RUN = /[A-Za-z0-9+/_-]{20,}={0,2}/g;
+const HEX = /^(?:[0-9a-f]{2})+$|^(?:[0-9A-F]{2})+$/;
+const PERCENT = /%[0-9A-Fa-f]{2}/;
+const PERCENT_ALL = /%([0-9A-Fa-f]{2})/g;
+const UNICODE_ESCAPE = /\\u([0-9A-Fa-f]{4})|\\x([0-9A-Fa-f]{2})/g;
+const NON_ASCII = /[^\x00-\x7f]/;
+
+/** At least 90 % printable ASCII (tabs and line breaks count), at least 12 characters. */
+function printable(text: string): boolean {
+  if (text.length < 12) return false;
+  let bad = 0;
+  const allowed = text.length / 10;
+  for (let i = 0; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (!((c >= 32 && c < 127) || c === 9 || c === 10 || c === 13) && ++bad > allowed) return false;
+  }
+  return true;
+}
+
+/**
+ * Calls `found` with each decoded view of `text`, most specific first; stops when `found`
+ * returns false (the caller's budget is spent).
+ */
+export function forEachDecoded(
+  text: string,
+  found: (decoded: string, layer: string, from: number, to: number) => boolean,
+  budget: number,
+): void {
+  // A whole-text transform is at most as long as the text: not started when over the budget.
+  const whole = text.length <= budget;
+  if (whole && text.indexOf("%") >= 0 && PERCENT.test(text)) {
+    const decoded = text.replace(PERCENT_ALL, (_, hex: string) =>
+      String.fromCharCode(Number.parseInt(hex, 16)),
+    );
+    if (!found(decoded, "URL-encoded", 0, text.length)) return;
+  }
+  if (whole && (text.indexOf("\\u") >= 0 || text.indexOf("\\x") >= 0)) {
+    const decoded = text.replace(UNICODE_ESCAPE, (_match, u: string | undefined, x: string | undefined) =>
+      String.fromCharCode(Number.parseInt(u ?? x ?? "", 16)),
+    );
+    if (decoded !== text && !found(decoded, "\\u-escaped", 0, text.length)) return;
+  }
+  if (whole && NON_ASCII.test(text)) {
+    const decoded = text.normalize("NFKC");
+    if (decoded !== text && !found(decoded, "in compatibility characters", 0, text.length)) return;
+  }
+  // `found` may decode further (recursively), which moves RUN's lastIndex: kept here.
+  let next = 0;
+  for (;;) {
+    RUN.lastIndex = next;
+    const m = RUN.exec(text);
+    if (m === null) return;
+    next = RUN.lastIndex;
+    const run = m[0];
+    if (run.length > budget * 2) continue;
+    const decoded = decodeRun(run);
+    const how = HEX.test(run) ? "hex-encoded" : "base64-encoded";
+    if (decoded !== undefined && !found(decoded, how, m.index, m.index + run.length)) return;
+  }
+}
+
+/** A run decoded as hex (when it is even-length hex) or base64(url), if the result is text. */
+function decodeRun(run: string): string | undefined {
+  if (run.length >= 32 && HEX.test(run)) {
+    const decoded = Buffer.from(run, "hex").toString("latin1");
+    return printable(decoded) ? decoded : undefined;
+  }
+  const url = run.indexOf("-") >= 0 || run.indexOf("_") >= 0;
+  if (url && (run.indexOf("+") >= 0 || run.indexOf("/") >= 0)) return undefined;
+  const decoded = Buffer.from(run, url ? "base64url" : "base64").toString("latin1");
+  return printable(decoded) ? decoded : undefined;
+}
