@@ -58,7 +58,7 @@ export class FanoutAuditSink implements AuditSink {
 
   /** Opens the fanout and starts replaying anything a previous run left in the spools. */
   static async open(options: FanoutOptions): Promise<FanoutAuditSink> {
-    await mkdir(options.spoolDir, { recursive: true });
+    await mkdir(options.spoolDir, { recursive: true, mode: 0o700 });
     const key = resolveAuditKey(options);
     const names = new Set<string>();
     const targets = options.sinks.map((entry, i) => {
@@ -306,7 +306,7 @@ class Target {
     this.#cursor = seq;
     this.queued -= count;
     const tmp = `${this.#cursorPath}.tmp`;
-    await writeFile(tmp, String(seq));
+    await writeFile(tmp, String(seq), { mode: 0o600 });
     await rename(tmp, this.#cursorPath);
   }
 

@@ -88,7 +88,7 @@ export class JsonlAuditSink implements AuditSink {
       await repairTornTail(options.path);
       const numbers = await rotatedNumbers(options.path);
       const head = await findHead(options.path, numbers, key);
-      const handle = await open(options.path, "a");
+      const handle = await open(options.path, "a", 0o600);
       const { size } = await handle.stat();
       return new JsonlAuditSink(options, key, handle, size, head, (numbers.at(-1) ?? 0) + 1);
     } catch (error) {
@@ -188,7 +188,7 @@ export class JsonlAuditSink implements AuditSink {
     if (this.#durability !== "none") await this.#handle.datasync();
     await this.#handle.close();
     await rename(this.path, rotatedPath(this.path, this.#nextRotation++));
-    this.#handle = await open(this.path, "a");
+    this.#handle = await open(this.path, "a", 0o600);
     this.#size = 0;
     if (this.#durability === "fsync") await syncDir(dirname(this.path));
   }
@@ -225,7 +225,7 @@ async function takeLock(path: string): Promise<void> {
   const me = `${process.pid}@${hostname()}`;
   for (let attempt = 0; attempt < 2; attempt++) {
     try {
-      const handle = await open(file, "wx");
+      const handle = await open(file, "wx", 0o600);
       await handle.writeFile(me);
       await handle.close();
       return;

@@ -12,6 +12,7 @@ import {
   recordRows,
   verifyRows,
 } from "./db-rows.js";
+import { ensurePrivateFile } from "../core/private-file.js";
 import { AuditSinkError } from "./errors.js";
 import { GroupCommit, type GroupCommitOptions } from "./group-commit.js";
 import type { Durability } from "./jsonl-sink.js";
@@ -108,7 +109,10 @@ export class SqliteAuditSink implements AuditSink {
   constructor(options: SqliteSinkOptions) {
     this.#key = signingKey(options);
     this.chain = options.chain ?? "main";
-    if (options.path !== ":memory:") mkdirSync(dirname(options.path), { recursive: true });
+    if (options.path !== ":memory:") {
+      mkdirSync(dirname(options.path), { recursive: true });
+      ensurePrivateFile(options.path);
+    }
     this.#db = new Database(options.path);
     try {
       this.#db.pragma("journal_mode = WAL");

@@ -1,5 +1,5 @@
 import { randomBytes } from "node:crypto";
-import { chmodSync, existsSync, mkdirSync, writeFileSync } from "node:fs";
+import { chmodSync, existsSync, lstatSync, mkdirSync, readdirSync, writeFileSync } from "node:fs";
 import { join, resolve } from "node:path";
 import { resolveAuditKey } from "../audit/chain.js";
 import { ApiKeyStore } from "./keys.js";
@@ -53,6 +53,7 @@ export function bootstrapDataDir(
 ): Bootstrap {
   const paths = dataDirPaths(dir);
   mkdirSync(paths.dir, { recursive: true, mode: 0o700 });
+  narrowModes(paths.dir, 2);
   const keys = ApiKeyStore.open(paths.keysFile);
   const result: Bootstrap = { paths, keys, auditKey: Buffer.alloc(0), auditKeySource: "" };
   if (keys.list().every((key) => key.role !== "admin")) {
@@ -82,4 +83,21 @@ function writeSecret(file: string, text: string): void {
   writeFileSync(file, `${text}\n`, { mode: 0o600 });
   // `mode` applies only to a new file, and the umask may narrow it: make it exact.
   chmodSync(file, 0o600);
+}
+
+/**
+ * Every file of the data directory is its owner's only (0600, directories 0700): what an older
+ * version created wider is narrowed on start. New files are created that way by the sinks and stores.
+ */
+function narrowModes(dir: string, depth: number): void {
+  const stat = lstatSync(dir);
+  if (stat.mode & 0o077) chmodSync(dir, 0o700);
+  for (const entry of readdirSync(dir, { withFileTypes: true })) {
+    const path = join(dir, entry.name);
+    if (entry.isDirectory()) {
+      if (depth > 0) narrowModes(path, depth - 1);
+    } else if (entry.isFile() && lstatSync(path).mode & 0o077) {
+      chmodSync(path, 0o600);
+    }
+  }
 }

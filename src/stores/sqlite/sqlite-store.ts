@@ -1,3 +1,4 @@
+import { ensurePrivateFile } from "../../core/private-file.js";
 import Database from "better-sqlite3";
 import { DEFAULT_APPROVAL_RETENTION_MS, isExpired } from "../approval.js";
 import { fromMicros, maxToMicros, toMicros } from "../micros.js";
@@ -138,6 +139,11 @@ export class SqliteStateStore implements StateStore {
   constructor(options: SqliteStateStoreOptions) {
     this.retentionMs = options.approvalRetentionMs ?? DEFAULT_APPROVAL_RETENTION_MS;
     this.sweepIntervalMs = options.sweepIntervalMs ?? 60_000;
+    try {
+      ensurePrivateFile(options.path);
+    } catch {
+      // a path SQLite cannot open either: let it say why
+    }
     this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
