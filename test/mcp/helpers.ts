@@ -135,6 +135,10 @@ export interface RawProxy {
   stderr(): string;
   messages: Array<Record<string, unknown>>;
   kill(signal?: NodeJS.Signals): void;
+  /** Stops reading the proxy's output (a client that does not keep up), and starts again. */
+  pause(): void;
+  resume(): void;
+  pid: number;
 }
 
 /**
@@ -206,6 +210,9 @@ export function rawProxy(options: {
     exited,
     stderr: () => stderr,
     kill: (signal = "SIGTERM") => child.kill(signal),
+    pause: () => child.stdout.pause(),
+    resume: () => child.stdout.resume(),
+    pid: child.pid as number,
     send: (message) => {
       child.stdin.write(`${JSON.stringify({ jsonrpc: "2.0", ...message })}\n`);
     },
