@@ -167,7 +167,8 @@ const UNITS: Record<string, number> = {
 /** Compiles a loaded policy once. Throws `PolicyLoadError` naming file:line:col for every problem. */
 export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
   const { policy, origins } = loaded;
-  const issues: PolicyIssue[] = [];
+  // Problems the loader stepped past come first; everything is thrown together below.
+  const issues: PolicyIssue[] = [...(loaded.issues ?? [])];
   const reporterFor =
     (origin: Origin): Report =>
     (path, message, help, atKey) =>
@@ -218,8 +219,16 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
             const sub = issue.path.filter((p): p is PathSegment => typeof p !== "symbol");
             const keys = issue.code === "unrecognized_keys" ? issue.keys : [];
             if (keys.length)
-              for (const key of keys)
-                report([...at, ...sub, key], `unknown \`${kind}\` option \`${key}\``, undefined, true);
+              for (const key of keys) {
+                const known = optionKeys(constraint.options, sub);
+                const guess = didYouMean(key, known);
+                report(
+                  [...at, ...sub, key],
+                  `unknown \`${kind}\` option \`${key}\``,
+                  guess ? `did you mean \`${guess}\`?` : known.length ? `options: ${known.join(", ")}` : undefined,
+                  true,
+                );
+              }
             else
               report(
                 [...at, ...sub],
@@ -416,6 +425,18 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     judgeRules: new Set(rules.filter((rule) => rule.judge).map((rule) => rule.name)),
     engines,
   };
+}
+
+/** The keys an options schema accepts at `path` (for "did you mean"); none when it is not an object. */
+function optionKeys(schema: unknown, path: readonly PathSegment[]): string[] {
+  let node = schema as { shape?: Record<string, unknown>; unwrap?: () => unknown } | undefined;
+  for (const segment of [...path, undefined]) {
+    while (node && !node.shape && typeof node.unwrap === "function") node = node.unwrap() as typeof node;
+    if (!node?.shape) return [];
+    if (segment === undefined) return Object.keys(node.shape);
+    node = node.shape[String(segment)] as typeof node;
+  }
+  return [];
 }
 
 /** The file that declared a merged top-level key (for paths relative to it): the root, or the base it came from. */

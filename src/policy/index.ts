@@ -22,17 +22,17 @@ import { loadPolicyFile, loadPolicyObject, loadPolicyText } from "./load.js";
 
 /** Loads and compiles a policy file (and its `extends`). Throws `PolicyLoadError`. */
 export function compilePolicyFile(file: string): CompiledPolicy {
-  return compilePolicy(loadPolicyFile(file));
+  return compilePolicy(loadPolicyFile(file, { collect: true }));
 }
 
 /** Compiles policy text (YAML or JSON). Throws `PolicyLoadError`. */
 export function compilePolicyText(text: string, file?: string): CompiledPolicy {
-  return compilePolicy(loadPolicyText(text, file));
+  return compilePolicy(loadPolicyText(text, file, { collect: true }));
 }
 
 /** Compiles a policy object. Throws `PolicyLoadError`. */
 export function compilePolicyObject(policy: unknown, file?: string): CompiledPolicy {
-  return compilePolicy(loadPolicyObject(policy, file));
+  return compilePolicy(loadPolicyObject(policy, file, { collect: true }));
 }
 
 /**

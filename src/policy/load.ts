@@ -38,21 +38,46 @@ export interface LoadedPolicy {
   };
   /** SHA-256 over the texts of every file, root first. */
   hash: string;
+  /**
+   * Problems found while loading that did not stop it (the invalid parts were set aside), so the
+   * compiler can report its own problems with them in one run. A policy with any never loads:
+   * `compilePolicy` throws them all.
+   */
+  issues?: PolicyIssue[];
+}
+
+/** How the loader treats problems it can step past: throw them (default) or hand them on in `issues`. */
+export interface LoadOptions {
+  /** Keep going past invalid parts and return their problems in `issues` (the compiler does). */
+  collect?: boolean;
 }
 
 /** Reads and validates a policy file and everything it extends. Throws `PolicyLoadError`. */
-export function loadPolicyFile(file: string): LoadedPolicy {
-  return new Loader().load(resolve(file), undefined);
+export function loadPolicyFile(file: string, options: LoadOptions = {}): LoadedPolicy {
+  return new Loader(options).load(resolve(file), undefined);
 }
 
-/** Validates policy text; `extends` resolves relative to `file`'s folder. Throws `PolicyLoadError`. */
-export function loadPolicyText(text: string, file = "<policy>"): LoadedPolicy {
-  return new Loader().load(resolve(file), text);
+/**
+ * Validates policy text; `extends` resolves relative to `file`'s folder (the working directory
+ * without one). Errors name `file`, or `<policy text>`. Throws `PolicyLoadError`.
+ */
+export function loadPolicyText(text: string, file?: string, options: LoadOptions = {}): LoadedPolicy {
+  return new Loader(options).load(file === undefined ? "<policy text>" : pathOf(file), text);
 }
 
 /** Validates a policy given as an object (no source positions beyond line 1). */
-export function loadPolicyObject(policy: unknown, file = "<object>"): LoadedPolicy {
-  return loadPolicyText(JSON.stringify(policy, null, 1), file);
+export function loadPolicyObject(policy: unknown, file = "<object>", options: LoadOptions = {}): LoadedPolicy {
+  return loadPolicyText(JSON.stringify(policy, null, 1), file, options);
+}
+
+/** A file name as errors show it: resolved, unless it is a label such as `<object>`. */
+function pathOf(file: string): string {
+  return /^<[^>]*>$/.test(file) ? file : resolve(file);
+}
+
+/** The folder `extends` paths are relative to; a label (`<policy text>`) has none, so the working directory. */
+function folderOf(file: string): string {
+  return /^<[^>]*>$/.test(file) ? process.cwd() : dirname(file);
 }
 
 const LEVEL_KEYS: Array<[RegExp, readonly string[]]> = [
@@ -67,10 +92,20 @@ const LEVEL_KEYS: Array<[RegExp, readonly string[]]> = [
 class Loader {
   private readonly stack: string[] = [];
   private readonly sources: PolicySource[] = [];
+  /** Problems stepped past (invalid parts set aside), reported with the rest. */
+  private readonly issues: PolicyIssue[] = [];
+
+  constructor(private readonly options: LoadOptions = {}) {}
 
   load(file: string, text: string | undefined): LoadedPolicy {
     const own = this.loadOne(file, text, undefined);
-    return { ...own, sources: this.sources, hash: hashSources(this.sources) };
+    if (this.issues.length && !this.options.collect) throw new PolicyLoadError(sortIssues(this.issues));
+    return {
+      ...own,
+      sources: this.sources,
+      hash: hashSources(this.sources),
+      ...(this.issues.length ? { issues: this.issues } : {}),
+    };
   }
 
   private loadOne(
@@ -101,24 +136,30 @@ class Loader {
     const { source, issues } = parseSource(file, text);
     if (issues.length) throw new PolicyLoadError(issues);
     this.sources.push(source);
-    const policy = validate(source);
+    const policy = validate(source, this.issues);
     this.stack.push(file);
     try {
       const bases = (typeof policy.extends === "string" ? [policy.extends] : (policy.extends ?? [])).map(
         (ref, i) =>
-          this.loadOne(resolve(dirname(file), ref), undefined, {
+          this.loadOne(resolve(folderOf(file), ref), undefined, {
             source,
             path: typeof policy.extends === "string" ? ["extends"] : ["extends", i],
           }),
       );
-      return merge(source, policy, bases);
+      return merge(source, policy, bases, this.issues);
     } finally {
       this.stack.pop();
     }
   }
 }
 
-function validate(source: PolicySource): RawPolicy {
+/**
+ * Checks a document against the schema. On failure its problems go to `issues` and the invalid
+ * parts are repaired with stand-ins (an unknown key dropped, a bad verdict read as `deny`, a
+ * broken rule replaced) so the rest can still be checked; the stand-ins never load, since the
+ * problems are thrown with everything else. A document that cannot be repaired throws at once.
+ */
+function validate(source: PolicySource, collected: PolicyIssue[]): RawPolicy {
   let value: unknown;
   try {
     value = source.doc.toJS({ maxAliasCount: 100 });
@@ -137,7 +178,68 @@ function validate(source: PolicySource): RawPolicy {
   const result = policySchema.safeParse(value);
   if (result.success) return result.data;
   const issues = schemaIssues(source, result.error.issues, LEVEL_KEYS);
+  let repaired: unknown = structuredClone(value);
+  let problems = result.error.issues;
+  for (let round = 0; round < 4; round++) {
+    for (const problem of problems) repair(repaired, problem);
+    const again = policySchema.safeParse(repaired);
+    if (again.success) {
+      collected.push(...issues);
+      return again.data;
+    }
+    problems = again.error.issues;
+    repaired = structuredClone(repaired);
+  }
   throw new PolicyLoadError(issues);
+}
+
+/** Stand-ins for required values, by key, so a repaired element still parses. */
+const STAND_INS: Record<string, unknown> = {
+  version: 1,
+  verdict: "deny",
+  expect: "deny",
+  tool: "invalid",
+  call: { tool: "invalid" },
+};
+
+/** Sets one schema problem aside in `root` (see `validate`). */
+function repair(root: unknown, problem: { code: string; path: PropertyKey[]; keys?: string[] }): void {
+  const path = problem.path.filter((p): p is string | number => typeof p !== "symbol");
+  const at = (depth: number) => {
+    let node = root as Record<string | number, unknown> | undefined;
+    for (const segment of path.slice(0, depth)) node = node?.[segment] as Record<string | number, unknown> | undefined;
+    return node !== null && typeof node === "object" ? node : undefined;
+  };
+  if (problem.code === "unrecognized_keys") {
+    const node = at(path.length);
+    for (const key of problem.keys ?? []) if (node) delete node[key];
+    return;
+  }
+  if (path.length === 0) return;
+  const parent = at(path.length - 1);
+  if (!parent) return;
+  const key = path[path.length - 1];
+  if (Array.isArray(parent)) {
+    // A whole list element is wrong (a limit with both `rate` and `max`): a stand-in of its kind.
+    const list = path[path.length - 2];
+    const name = `invalid ${String(list)} ${String(key)}`;
+    parent[key as number] =
+      list === "rules"
+        ? { name, verdict: "deny" }
+        : list === "limits"
+          ? { name, max: 1 }
+          : list === "tests"
+            ? { call: { tool: "invalid" }, expect: "deny" }
+            : "invalid";
+    return;
+  }
+  if (typeof key === "string" && key in STAND_INS) parent[key] = structuredClone(STAND_INS[key]);
+  else if (key === "name") parent[key] = `invalid ${path.join(".")}`;
+  else delete parent[key];
+}
+
+function sortIssues(issues: PolicyIssue[]): PolicyIssue[] {
+  return issues.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col);
 }
 
 /**
@@ -174,8 +276,7 @@ function unsafeKeys(
 type Merged = Omit<LoadedPolicy, "sources" | "hash">;
 
 /** Rules, limits and shorthand lists concatenate; declarations merge; a conflicting declaration is an error. */
-function merge(source: PolicySource, own: RawPolicy, bases: Merged[]): Merged {
-  const issues: PolicyIssue[] = [];
+function merge(source: PolicySource, own: RawPolicy, bases: Merged[], issues: PolicyIssue[]): Merged {
   const policy: RawPolicy = { ...own, extends: undefined };
   const origins: Merged["origins"] = {
     rules: [],
@@ -247,7 +348,6 @@ function merge(source: PolicySource, own: RawPolicy, bases: Merged[]): Merged {
       issues.push(conflict(origins.rules[i], `rule name \`${rule.name}\``, origins.rules[first]));
     } else names.set(rule.name, i);
   });
-  if (issues.length) throw new PolicyLoadError(issues);
   return { policy, source, origins };
 }
 

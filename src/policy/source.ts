@@ -122,6 +122,32 @@ export type KnownKeys = ReadonlyArray<readonly [RegExp, readonly string[]]>;
  * Schema (zod) issues as policy issues at their source positions: an unknown key points at the
  * key with the closest known one, a bad record key at the key, anything else at the value.
  */
+/** The allowed words behind an enum or literal-union issue, or undefined. */
+function choicesOf(issue: z.core.$ZodIssue): string[] | undefined {
+  const words = (values: readonly unknown[]) =>
+    values.length && values.every((v) => typeof v === "string") ? (values as string[]) : undefined;
+  if (issue.code === "invalid_value") return words(issue.values);
+  if (issue.code === "invalid_union") {
+    const all: unknown[] = [];
+    for (const branch of issue.errors) {
+      if (branch.length !== 1 || branch[0].code !== "invalid_value") return undefined;
+      all.push(...branch[0].values);
+    }
+    return words(all);
+  }
+  return undefined;
+}
+
+/** The value at a path of the document, for messages. */
+function valueAt(source: PolicySource, path: readonly PathSegment[]): unknown {
+  let node: unknown = source.doc.toJS({ maxAliasCount: 100 });
+  for (const segment of path) {
+    if (node === null || typeof node !== "object") return undefined;
+    node = (node as Record<string | number, unknown>)[segment];
+  }
+  return node;
+}
+
 export function schemaIssues(
   source: PolicySource,
   issues: readonly z.core.$ZodIssue[],
@@ -147,12 +173,18 @@ export function schemaIssues(
     const message =
       issue.code === "invalid_key" ? (issue.issues[0]?.message ?? issue.message) : issue.message;
     const where = path.length ? `\`${path.join(".")}\`: ` : "";
+    // A value that must be one of a few words (a verdict): name them, and the closest one.
+    const choices = choicesOf(issue);
+    const given = valueAt(source, path);
+    const guess = choices && typeof given === "string" ? didYouMean(given, choices) : undefined;
     out.push(
       issueAtPath(
         source,
         path,
-        `${where}${message.replace(/^Invalid input: /, "").replace(/^./, (c) => c.toLowerCase())}`,
-        { atKey },
+        choices
+          ? `${where}\`${String(given)}\` is not one of ${choices.map((c) => `\`${c}\``).join(", ")}`
+          : `${where}${message.replace(/^Invalid input: /, "").replace(/^./, (c) => c.toLowerCase())}`,
+        { atKey, help: guess ? `did you mean \`${guess}\`?` : undefined },
       ),
     );
   }
