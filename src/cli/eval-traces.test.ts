@@ -3,8 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { packageRoot } from "./eval.js";
-import { evaluateTraces, formatTraces, runTraces } from "./eval-traces.js";
-import type { TracesReport } from "./eval-traces.js";
+import { evaluateTraces, formatTraces, OUTPUT_FORMS, renderResult, runTraces } from "./eval-traces.js";
+import type { OutputForm, TracesReport } from "./eval-traces.js";
 
 const POLICY = `
 version: 1
@@ -160,6 +160,38 @@ describe("eval --traces scoring", () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+});
+
+describe("--outputs: results rendered as text", () => {
+  it.each<[OutputForm, unknown, unknown]>([
+    ["objects", [{ a: 1 }], [{ a: 1 }]],
+    ["json", [{ a: 1 }], '[\n  {\n    "a": 1\n  }\n]'],
+    ["yaml", [{ a: 1 }], "- a: 1\n"],
+    ["json", "already text", "already text"],
+    ["yaml", "already text", "already text"],
+  ])("%s renders %j", (form, result, expected) => {
+    expect(renderResult(result, form)).toEqual(expected);
+  });
+
+  it("refuses an unknown form", async () => {
+    await expect(runTraces(join(packageRoot(), "examples"), { outputs: "xml" }, () => {})).rejects.toThrow(
+      /`--outputs` is one of objects, json, yaml/,
+    );
+  });
+});
+
+describe.each(OUTPUT_FORMS)("the shipped agent examples, results as %s", (form) => {
+  let report: TracesReport;
+  beforeAll(async () => {
+    report = await evaluateTraces(join(packageRoot(), "examples"), { outputs: form });
+  });
+
+  it("keep utility at 80% or more with attack success at 2% or less in every output form (issue 18)", () => {
+    const detail = formatTraces(report, true);
+    expect(report.outputs).toBe(form);
+    expect(report.overall.utility, detail).toBeGreaterThanOrEqual(0.8);
+    expect(report.overall.attackSuccess, detail).toBeLessThanOrEqual(0.02);
   });
 });
 

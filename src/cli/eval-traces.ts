@@ -1,6 +1,7 @@
 import { existsSync, readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { BUILTIN_RULES, mayRun } from "../core/index.js";
+import { stringify as yamlText } from "yaml";
 import type { Decision, FlowEvidence } from "../core/index.js";
 import { Warden } from "../gateway/index.js";
 import { addTrace, emptyObservations, suggestPolicy } from "../learn/index.js";
@@ -50,7 +51,23 @@ export interface ExampleScore {
   traces: TraceOutcome[];
 }
 
+/**
+ * How tool results reach the policy: `objects` as the trace holds them; `json` / `yaml` with every
+ * result that is not already text rendered as JSON or YAML text, as MCP servers and many tools
+ * send it. A policy should score the same in all three.
+ */
+export type OutputForm = "objects" | "json" | "yaml";
+export const OUTPUT_FORMS: readonly OutputForm[] = ["objects", "json", "yaml"];
+
+/** A result as the given form renders it; text stays text. */
+export function renderResult(result: unknown, form: OutputForm): unknown {
+  if (form === "objects" || typeof result === "string" || result === undefined) return result;
+  return form === "json" ? JSON.stringify(result, null, 2) : yamlText(result);
+}
+
 export interface TracesReport {
+  /** How results were rendered before they were recorded. */
+  outputs: OutputForm;
   examples: ExampleScore[];
   overall: {
     benign: number;
@@ -84,14 +101,17 @@ export function traceExamples(root: string): string[] {
 /** How the policy of each example is chosen: its own `policy.yaml`, or one `suggest` learns from its benign traces. */
 export interface TracesOptions {
   learned?: boolean;
+  /** How results reach the policy (default `objects`). */
+  outputs?: OutputForm;
 }
 
 /** Replays every trace of every example under `root`, each through a fresh Warden, and scores them. */
 export async function evaluateTraces(root: string, options: TracesOptions = {}): Promise<TracesReport> {
+  const outputs = options.outputs ?? "objects";
   const examples: ExampleScore[] = [];
   for (const name of traceExamples(root))
     examples.push(
-      await scoreExample(root, name, options.learned ? await learnedPolicy(root, name) : undefined),
+      await scoreExample(root, name, options.learned ? await learnedPolicy(root, name) : undefined, outputs),
     );
   const sum = (pick: (s: ExampleScore) => number) => examples.reduce((n, s) => n + pick(s), 0);
   const benign = sum((s) => s.benign);
@@ -99,6 +119,7 @@ export async function evaluateTraces(root: string, options: TracesOptions = {}):
   const attacks = sum((s) => s.attacks);
   const succeeded = sum((s) => s.succeeded);
   return {
+    outputs,
     examples,
     overall: {
       benign,
@@ -132,6 +153,7 @@ export async function scoreExample(
   root: string,
   name: string,
   given?: CompiledPolicy,
+  outputs: OutputForm = "objects",
 ): Promise<ExampleScore> {
   const dir = join(root, name);
   const policy = given ?? compilePolicyFile(join(dir, "policy.yaml"));
@@ -143,7 +165,7 @@ export async function scoreExample(
       .filter((file) => file.endsWith(".jsonl"))
       .sort();
     for (const file of files)
-      traces.push(await replayTrace(policy, join(at, file), relative(root, join(at, file)), kind));
+      traces.push(await replayTrace(policy, join(at, file), relative(root, join(at, file)), kind, outputs));
   }
   const outcomes = await runPolicyTests(policy);
   const benign = traces.filter((t) => t.kind === "benign");
@@ -176,6 +198,7 @@ export async function replayTrace(
   path: string,
   file: string,
   kind: "benign" | "attack",
+  outputs: OutputForm = "objects",
 ): Promise<TraceOutcome> {
   const warden = new Warden(policy);
   const sessions = new Set<string>();
@@ -202,6 +225,7 @@ export async function replayTrace(
       if (attack !== undefined && typeof attack !== "boolean")
         throw fail(line.line, "`attack` is true or false");
       if (attack && kind === "benign") throw fail(line.line, "a benign trace marks no step as `attack`");
+      if ("result" in step) step.result = renderResult(step.result, outputs);
       const out = await replayStep(warden, step, sessions);
       if (!("verdict" in out)) continue;
       if (out.rule === BUILTIN_RULES.malformedCall) throw fail(line.line, out.reason);
@@ -296,10 +320,13 @@ export function formatTraces(report: TracesReport, misses: boolean): string {
 /** `toolwarden eval --traces [DIR]`: prints the report (or JSON); exit 1 when a policy test fails. */
 export async function runTraces(
   root: string,
-  options: { json?: boolean; misses?: boolean; learned?: boolean },
+  options: { json?: boolean; misses?: boolean; learned?: boolean; outputs?: string },
   write: (text: string) => void,
 ): Promise<number> {
-  const report = await evaluateTraces(root, { learned: options.learned });
+  const outputs = (options.outputs ?? "objects") as OutputForm;
+  if (!OUTPUT_FORMS.includes(outputs))
+    throw new CliError(`\`--outputs\` is one of ${OUTPUT_FORMS.join(", ")}, not \`${options.outputs}\``);
+  const report = await evaluateTraces(root, { learned: options.learned, outputs });
   if (report.examples.length === 0)
     throw new CliError(`no example under \`${root}\` has a policy.yaml with benign/ or attacks/ traces`);
   write(

@@ -131,13 +131,14 @@ function countCases(dir: string): number {
 
 export const evalCommand: Command = {
   summary: "run the adversarial suite: precision, recall, F1 and false-positive rate per analyzer",
-  usage: "toolwarden eval [DIR] [--json] [--misses] | eval --traces [DIR] [--learned] [--json] [--misses]",
+  usage: "toolwarden eval [DIR] [--json] [--misses] | eval --traces [DIR] [--learned] [--outputs objects|json|yaml] [--json] [--misses]",
   async run(argv) {
     const flags = {
       json: { type: "boolean" },
       misses: { type: "boolean" },
       traces: { type: "boolean" },
       learned: { type: "boolean" },
+      outputs: { type: "string" },
     } as const;
     const { values, positionals } = parseFlags(argv, flags, this.usage);
     if (values.help) return help(this);

@@ -66,8 +66,9 @@ export async function replayStep(
   const full = { ...call, session: sessionId, labels: labels as Call["labels"] } as Call;
   if (full.labels === undefined) delete full.labels;
   const decision = await warden.decide(full);
-  if (mayRun(decision) && result !== undefined) {
-    warden.recordOutput(full, result, session);
+  if (mayRun(decision)) {
+    if (result !== undefined) warden.recordOutput(full, result, session);
+    else warden.recordCall(full, session);
   }
   return decision;
 }

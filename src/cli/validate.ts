@@ -13,6 +13,13 @@ export const validate: Command = {
     for (const file of positionals) {
       try {
         const policy = compilePolicyFile(file);
+        for (const warning of policy.warnings) {
+          process.stderr.write(
+            `${warning.file}:${warning.line}:${warning.col}: warning: ${warning.message}\n`,
+          );
+          if (warning.frame) process.stderr.write(`${warning.frame}\n`);
+          if (warning.help) process.stderr.write(`     = help: ${warning.help}\n`);
+        }
         if (!values.quiet) {
           const rules = policy.loaded.policy.rules?.length ?? 0;
           process.stdout.write(

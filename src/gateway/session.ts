@@ -149,8 +149,14 @@ export class Session implements SessionState {
     const entries: SessionEntry[] = [];
     const content = contentEntry("input", value, options.labels);
     if (content) entries.push(content);
-    // What the user typed is also a value set per label (`from: [user]`), down to short words.
-    for (const label of options.labels) entries.push(valuesEntry(label, value, MIN_INPUT_WORD));
+    // What the user typed is also a value set per label (`from: [user]`): the values in it as
+    // people write them (numbers, addresses, IBANs, names, quoted phrases, words of 3+ characters);
+    // for `match: value` (set `=<label>`) the same tokens.
+    for (const label of options.labels) {
+      const tokens: string[] = [];
+      visitLeaves(value, 0, (leaf) => tokens.push(...inputTokens(leaf)));
+      entries.push(normalEntry(label, tokens), normalEntry(`=${label}`, tokens));
+    }
     this.write(entries);
   }
 
@@ -166,7 +172,7 @@ export class Session implements SessionState {
   ): SessionEntry[] {
     const out: SessionEntry[] = [];
     for (const part of parts) {
-      if (part.values) out.push(valuesEntry(part.source, part.value, MIN_WORD));
+      if (part.values) out.push(...valuesEntries(part.source, part.value, MIN_WORD));
       else {
         const content = contentEntry(part.source, part.value, part.labels ?? []);
         if (content) out.push(content);
@@ -181,13 +187,24 @@ export class Session implements SessionState {
   }
 
   /**
-   * Records the values of a trusted value-set tool's output (`from: [tool]`): every string or
-   * number leaf, and for strings also their words of at least `minWord` characters (an address
-   * inside "Alice <a@x.com>"). Past MAX_VALUES, nothing more is trusted, which only ever makes
-   * `from` stricter.
+   * Records the values of a trusted value-set tool's output (`from: [tool]`). Every string or
+   * number leaf and every object key is a whole value (set `=<source>`, for `match: value`); word
+   * mode (set `<source>`) also takes each line of a leaf and its words of at least `minWord`
+   * characters (an address inside "Alice <a@x.com>"). Past MAX_VALUES, nothing more is trusted,
+   * which only ever makes `from` stricter.
    */
   recordValues(source: string, output: unknown, minWord = MIN_WORD): void {
-    this.write([valuesEntry(source, output, minWord)]);
+    this.write(valuesEntries(source, output, minWord));
+  }
+
+  /** Records the values an allowed call passed (`from: ["args:<tool>.<path>"]`), whole and by word. */
+  recordArgs(tool: string, args: Record<string, unknown> | undefined, paths: readonly string[]): void {
+    const entries: SessionEntry[] = [];
+    for (const path of paths) {
+      const values = valuesAt(args ?? {}, path.split(".")).filter((value) => value !== undefined);
+      if (values.length) entries.push(...valuesEntries(`args:${tool}.${path}`, values, MIN_WORD));
+    }
+    this.write(entries);
   }
 
   /** Whether `text` is a value of the set (a tool's outputs, or inputs with that label). */
@@ -275,35 +292,114 @@ function contentEntry(source: string, value: unknown, labels: readonly string[])
     : { k: "c", s: source, l: [...labels], p: parts, x: 1 };
 }
 
-/** The value-set entry: every string or number leaf, and words of at least `minWord` characters, normalised. */
-function valuesEntry(source: string, value: unknown, minWord: number): SessionEntry {
+/**
+ * The value-set entries of a trusted output: `=<source>` holds its whole values (string and number
+ * leaves, object keys); `<source>` those, each line of a leaf, and words of at least `minWord`
+ * characters without the sentence punctuation around them.
+ */
+function valuesEntries(source: string, value: unknown, minWord: number): SessionEntry[] {
+  const whole: string[] = [];
+  const words: string[] = [];
+  visitLeaves(value, 0, (leaf) => {
+    whole.push(leaf);
+    words.push(leaf);
+    if (leaf.includes("\n")) for (const line of leaf.split("\n")) words.push(trimPunctuation(line));
+    for (const raw of leaf.split(WORD_SEPARATORS)) {
+      const word = trimPunctuation(raw);
+      if (word.length >= minWord && word !== leaf) words.push(word);
+    }
+  });
+  return [normalEntry(source, words), normalEntry(`=${source}`, whole)];
+}
+
+/** A value-set entry of normalised, distinct, non-empty values (at most MAX_VALUES). */
+function normalEntry(source: string, texts: readonly string[]): SessionEntry {
   const values = new Set<string>();
-  const add = (text: string) => {
-    if (values.size >= MAX_VALUES) return;
+  for (const text of texts) {
+    if (values.size >= MAX_VALUES) break;
     const normal = normalizeFlowText(text);
     if (normal.length) values.add(normal);
-  };
-  visitLeaves(value, 0, (leaf) => {
-    add(leaf);
-    for (const word of leaf.split(WORD_SEPARATORS)) if (word.length >= minWord && word !== leaf) add(word);
-  });
+  }
   return { k: "v", s: source, v: [...values] };
 }
 
 const MAX_VALUES = 200_000;
-/** Shorter words inside a value (an IBAN's 4-digit groups) are not values of their own. */
+/** Shorter words inside a tool output's value (an IBAN's 4-digit groups) are not values of their own. */
 const MIN_WORD = 8;
 /** Words of the user's own input count down to this length (names, short codes). */
 const MIN_INPUT_WORD = 3;
 const WORD_SEPARATORS = /[\s,;<>()[\]{}"'|]+/;
+/** Sentence punctuation around a value: "rent is 2200." vouches for 2200, "Alice!" for Alice. */
+const EDGE_PUNCTUATION = /^[\s.,;:!?¡¿"'`()[\]{}<>«»“”‘’*_~]+|[\s.,;:!?¡¿"'`()[\]{}<>«»“”‘’*_~]+$/gu;
 
+function trimPunctuation(text: string): string {
+  return text.replace(EDGE_PUNCTUATION, "");
+}
+
+const EMAIL = /[\p{L}\p{N}._%+-]+@[\p{L}\p{N}-]+(?:\.[\p{L}\p{N}-]+)+/gu;
+const URL_TOKEN = /\b(?:https?|ftp):\/\/[^\s<>"'“”]+|\bwww\.[^\s<>"'“”]+/giu;
+/** An IBAN as people write it: country, check digits, then groups with or without spaces. */
+const IBAN = /\b[A-Z]{2}\d{2}(?:[ \u00a0]?[A-Z0-9]{4}){2,7}(?:[ \u00a0]?[A-Z0-9]{1,3})?\b/giu;
+const NUMBER = /[-+]?(?:\d{1,3}(?:[,'\u00a0 ]\d{3})+|\d+)(?:[.,]\d+)?/gu;
+const QUOTED = /"([^"\n]{2,200})"|“([^”\n]{2,200})”|«([^»\n]{2,200})»|'([^'\n]{2,200})'/gu;
+/** Two to five capitalised words in a row: a name ("Hotel Le Marais", "Bruno Díaz"). */
+const NAME = /\p{Lu}[\p{L}\p{M}'’-]*(?:[ \u00a0]+(?:\p{Lu}[\p{L}\p{M}'’-]*|de|la|le|van|von|da|di|del|du)){1,4}/gu;
+const MAX_INPUT_TOKENS = 10_000;
+
+/**
+ * The values in text a person typed, as people write them: e-mail addresses, URLs, IBANs (grouped
+ * or not), numbers (`2,200.50` also as `2200.5`), quoted phrases, runs of capitalised words
+ * (names), each line, and every word of at least MIN_INPUT_WORD characters, all without the
+ * sentence punctuation around them. The whole text is a value too.
+ */
+export function inputTokens(text: string): string[] {
+  const out = new Set<string>();
+  const add = (token: string | undefined) => {
+    if (token === undefined || out.size >= MAX_INPUT_TOKENS) return;
+    const t = trimPunctuation(token);
+    if (t.length) out.add(t);
+  };
+  add(text);
+  for (const line of text.split("\n")) add(line);
+  for (const m of text.matchAll(EMAIL)) add(m[0]);
+  for (const m of text.matchAll(URL_TOKEN)) add(m[0]);
+  for (const m of text.matchAll(IBAN)) add(m[0]);
+  for (const m of text.matchAll(QUOTED)) add(m[1] ?? m[2] ?? m[3] ?? m[4]);
+  for (const m of text.matchAll(NAME)) add(m[0]);
+  for (const m of text.matchAll(NUMBER)) {
+    add(m[0]);
+    const plain = m[0].replace(/[,'\u00a0 ](?=\d{3}\b)/g, "").replace(",", ".");
+    const n = Number(plain);
+    if (Number.isFinite(n)) add(String(n));
+  }
+  for (const raw of text.split(/\s+/)) {
+    const word = trimPunctuation(raw);
+    if (word.length >= MIN_INPUT_WORD) add(word);
+  }
+  return [...out];
+}
+
+/** Keys are values too (an address that is a key of `shared_with: {addr: rw}`). */
 function visitLeaves(value: unknown, depth: number, visit: (text: string) => void): void {
   if (typeof value === "string") visit(value);
   else if (typeof value === "number" && Number.isFinite(value)) visit(String(value));
   else if (depth < 32 && value !== null && typeof value === "object") {
-    for (const item of Array.isArray(value) ? value : Object.values(value))
-      visitLeaves(item, depth + 1, visit);
+    if (Array.isArray(value)) for (const item of value) visitLeaves(item, depth + 1, visit);
+    else
+      for (const [key, item] of Object.entries(value)) {
+        visit(key);
+        visitLeaves(item, depth + 1, visit);
+      }
   }
+}
+
+/** The values a dotted path reaches, through arrays as conditions read them. */
+function valuesAt(value: unknown, path: readonly string[]): unknown[] {
+  if (path.length === 0) return [value];
+  if (value === null || typeof value !== "object") return [];
+  const [segment, ...rest] = path;
+  if (Array.isArray(value) && !/^\d+$/.test(segment)) return value.flatMap((item) => valuesAt(item, path));
+  return Object.hasOwn(value, segment) ? valuesAt((value as Record<string, unknown>)[segment], rest) : [];
 }
 
 function safeJson(value: unknown): string {

@@ -9,6 +9,7 @@ import { compilePolicyFile, compilePolicyObject, compilePolicyText } from "../po
 import type { CompiledLimit, CompiledPolicy } from "../policy/index.js";
 import { MemoryStateStore } from "../stores/memory/index.js";
 import { withStoreDeadlines } from "../stores/deadline.js";
+import { splitOutput } from "../taint/index.js";
 import type { LimitBucket, StateStore } from "../stores/types.js";
 import { canonicalJson, hashValue, sha256Hex } from "../core/canonical.js";
 import { auditArgs } from "../core/redact.js";
@@ -776,6 +777,7 @@ export class Warden {
     const policy = this.compiled;
     const target = session ?? this.sessionFor(call);
     if (!target) return [];
+    this.recordCall(call, target);
     const decl = policy.tools.get(call.tool);
     const base = new Set([
       ...(decl?.produces ?? []),
@@ -787,25 +789,17 @@ export class Warden {
     const removed = decl?.declassifies.filter((label) => base.delete(label)) ?? [];
     const valueSet = policy.valueSetTools.has(call.tool);
     const applied = new Set<string>();
-    const keep = (labels: Iterable<string>) => [...labels].filter((l) => !decl?.declassifies.includes(l));
     // Every part of one output goes to the store in one atomic write.
     const parts: Array<{ source: string; value: unknown; labels?: string[]; values?: boolean }> = [];
-    if (decl?.fields.length && output !== null && typeof output === "object") {
-      for (const part of splitByFields(output, decl.fields, [...base], keep)) {
-        // Only the parts `fields` leaves unlabelled are trusted values (a sender, not a body).
-        if (!part.labels.length) {
-          if (valueSet) parts.push({ source: call.tool, value: part.value, values: true });
-          continue;
-        }
-        parts.push({ source: call.tool, value: part.value, labels: part.labels });
-        for (const label of part.labels) applied.add(label);
+    for (const part of splitOutput(output, decl?.fields ?? [], [...base], decl?.declassifies).parts) {
+      // Only parts that carry no label are trusted values (a sender, not a body; never a whole
+      // labelled output, nor one whose fields could not be told apart).
+      if (!part.labels.length) {
+        if (valueSet) parts.push({ source: call.tool, value: part.value, values: true });
+        continue;
       }
-    } else {
-      if (valueSet) parts.push({ source: call.tool, value: output, values: true });
-      if (base.size) {
-        parts.push({ source: call.tool, value: output, labels: [...base] });
-        for (const label of base) applied.add(label);
-      }
+      parts.push({ source: call.tool, value: part.value, labels: part.labels });
+      for (const label of part.labels) applied.add(label);
     }
     target.record(Session.entries(parts));
     if (removed.length && this.audit) {
@@ -821,6 +815,13 @@ export class Warden {
       );
     }
     return [...applied];
+  }
+
+  /** Records the arguments of a call that ran, for `from: ["args:<tool>.<path>"]` (done by `recordOutput` too). */
+  recordCall(call: Call, session?: Session): void {
+    const paths = this.compiled.argValueSets.get(call.tool);
+    if (!paths) return;
+    (session ?? this.sessionFor(call))?.recordArgs(call.tool, call.args, paths);
   }
 
   /** Guards a function: every call is decided first; outputs are labelled. The wrapper is always async. */
@@ -947,41 +948,6 @@ const DEFAULT_TAINT_BYTES = 32 * 1024 * 1024;
 /** The agent of a call when it is a plain object (a malformed one is the engine's to refuse). */
 function plainAgent(agent: unknown): Agent | undefined {
   return agent !== null && typeof agent === "object" && !Array.isArray(agent) ? (agent as Agent) : undefined;
-}
-
-/** Splits an object output into parts by the most specific matching `fields` path, each with its labels. */
-function splitByFields(
-  output: object,
-  fields: ReadonlyArray<{ path: readonly string[]; labels: readonly string[] }>,
-  base: string[],
-  keep: (labels: Iterable<string>) => string[],
-): Array<{ value: unknown; labels: string[] }> {
-  const groups = new Map<string, { labels: string[]; values: unknown[] }>();
-  const put = (labels: string[], value: unknown) => {
-    const key = labels.join("\0");
-    const group = groups.get(key) ?? { labels, values: [] };
-    group.values.push(value);
-    groups.set(key, group);
-  };
-  const walk = (value: unknown, path: string[], depth: number) => {
-    const field = fields.find(
-      (f) => f.path.length === path.length && f.path.every((seg, i) => seg === "*" || seg === path[i]),
-    );
-    if (field) return put(keep(field.labels), value);
-    const deeper = fields.some(
-      (f) => f.path.length > path.length && path.every((seg, i) => f.path[i] === "*" || f.path[i] === seg),
-    );
-    if (deeper && depth < 32 && value !== null && typeof value === "object") {
-      for (const [key, item] of Object.entries(value)) walk(item, [...path, key], depth + 1);
-      return;
-    }
-    put(base, value);
-  };
-  walk(output, [], 0);
-  return [...groups.values()].map((g) => ({
-    value: g.values.length === 1 ? g.values[0] : g.values,
-    labels: g.labels,
-  }));
 }
 
 /**

@@ -131,6 +131,10 @@ export interface CompiledPolicy {
   serverLabels: Readonly<Record<string, readonly string[]>>;
   /** Tools whose outputs are trusted value sets (`from: [tool]`, `unless: ["tool:<name>"]`). */
   valueSetTools: ReadonlySet<string>;
+  /** Argument paths of tools whose allowed calls are value sets (`from: ["args:<tool>.<path>"]`), by tool. */
+  argValueSets: ReadonlyMap<string, readonly string[]>;
+  /** What `validate` reports without refusing the policy (file:line:col). */
+  warnings: readonly PolicyIssue[];
   auditArgs: "hash" | "redact" | "full";
   tests: ReadonlyArray<{ test: RawTest; origin: Origin }>;
   loaded: LoadedPolicy;
@@ -176,6 +180,11 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
   const rootReport = reporterFor({ source: loaded.source, path: [] });
   const needs: ConditionNeeds = { flows: false, seen: false, findings: false, valueSets: new Set() };
   const loads: Promise<void>[] = [];
+  const warnings: PolicyIssue[] = [];
+  const fromSites: Array<{ source: string; origin: Origin; at: PathSegment[] }> = [];
+  const watchFrom = (origin: Origin) => {
+    needs.onFrom = (source, at) => fromSites.push({ source, origin, at });
+  };
 
   const policyDetectors = compileDetectors(policy.detect ?? {}, (name, path, message, help) => {
     const origin = origins.detect.get(name) ?? { source: loaded.source, path: ["detect", name] };
@@ -295,6 +304,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
   }
   (policy.rules ?? []).forEach((rule, i) => {
     const report = reporterFor(origins.rules[i]);
+    watchFrom(origins.rules[i]);
     const judge = "judge" in rule && rule.judge === true;
     if (judge && !policy.judge)
       report(["verdict"], `rule \`${rule.name}\` says \`verdict: judge\` but the policy has no \`judge:\``);
@@ -313,6 +323,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
 
   const limits: CompiledLimit[] = (policy.limits ?? []).map((limit, i) => {
     const report = reporterFor(origins.limits[i]);
+    watchFrom(origins.limits[i]);
     const per = (typeof limit.per === "string" ? [limit.per] : (limit.per ?? ["global"])) as LimitScope[];
     per.forEach((scope, j) => {
       if (!["agent", "session", "tool", "global"].includes(scope) && !/^args\.[^.]/.test(scope)) {
@@ -355,9 +366,16 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     issues.push(...cedar.issues);
     if (cedar.check) engines.push(cedar.check);
   }
+  needs.onFrom = undefined;
   if (issues.length) {
     issues.sort((a, b) => a.file.localeCompare(b.file) || a.line - b.line || a.col - b.col);
     throw new PolicyLoadError(issues);
+  }
+  warnings.push(...provenanceWarnings(policy, origins, loaded, fromSites));
+  const argValueSets = new Map<string, string[]>();
+  for (const source of needs.valueSets) {
+    const m = /^args:([^.]+)\.(.+)$/.exec(source);
+    if (m) argValueSets.set(m[1], [...(argValueSets.get(m[1]) ?? []), m[2]]);
   }
 
   const cache = new Map<string, RuleSet>();
@@ -415,6 +433,8 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
       ),
     ),
     valueSetTools: needs.valueSets,
+    argValueSets,
+    warnings,
     serverLabels: Object.fromEntries(
       Object.entries(policy.servers ?? {}).map(([id, spec]) => [id, spec.produces ?? []]),
     ),
@@ -564,3 +584,54 @@ function mergeDetectors(base: DetectorUse[], own: DetectorUse[]): DetectorUse[] 
 }
 
 export type { EvalContext };
+
+/**
+ * Declarations that load but may not say what their author means: a tool with `fields` and no
+ * `produces` (the parts no field names carry no label, and are trusted values for `from`), and a
+ * `from` source whose outputs are labelled (none of its values is ever trusted).
+ */
+function provenanceWarnings(
+  policy: LoadedPolicy["policy"],
+  origins: LoadedPolicy["origins"],
+  loaded: LoadedPolicy,
+  fromSites: ReadonlyArray<{ source: string; origin: Origin; at: PathSegment[] }>,
+): PolicyIssue[] {
+  const out: PolicyIssue[] = [];
+  const tools = policy.tools ?? {};
+  for (const [name, decl] of Object.entries(tools)) {
+    if (!decl.fields || decl.produces !== undefined) continue;
+    const origin = origins.tools.get(name) ?? { source: loaded.source, path: ["tools", name] };
+    out.push(
+      issueAtPath(
+        origin.source,
+        [...origin.path, "fields"],
+        `tool \`${name}\` has \`fields\` and no \`produces\``,
+        {
+          atKey: true,
+          help: "the parts no field names carry no label and are trusted values for `from`; say so with `produces: []`, or label the rest",
+        },
+      ),
+    );
+  }
+  const warned = new Set<string>();
+  for (const { source, origin, at } of fromSites) {
+    const decl = Object.hasOwn(tools, source) ? tools[source] : undefined;
+    const labels = [
+      ...(decl?.produces ?? []),
+      ...Object.values(policy.servers ?? {}).flatMap((s) => s.tools?.[source]?.produces ?? []),
+    ];
+    if (!labels.length || warned.has(source)) continue;
+    warned.add(source);
+    out.push(
+      issueAtPath(
+        origin.source,
+        [...origin.path, ...at],
+        `\`from\` source \`${source}\` produces labels (${[...new Set(labels)].join(", ")}): none of its values is trusted`,
+        {
+          help: "a value in a labelled output never vouches for an argument; label its untrusted parts with `fields` instead",
+        },
+      ),
+    );
+  }
+  return out;
+}

@@ -20,6 +20,8 @@ export interface ConditionNeeds {
   findings: boolean;
   /** Tools whose outputs serve as trusted value sets (`from`, `unless: ["tool:x"]`). */
   valueSets: Set<string>;
+  /** Told of every `from` source where it is named (the compiler warns about labelled sources). */
+  onFrom?: (source: string, at: PathSegment[]) => void;
 }
 
 const WHEN_KEYS = [
@@ -471,12 +473,17 @@ function compileValueTest(
         continue;
       }
       if (op === "from") {
-        const sources = stringList(operand, [...at, op], report);
-        if (!sources) continue;
-        for (const source of sources) needs.valueSets.add(source);
+        const spec = fromSpec(operand, [...at, op], report);
+        if (!spec) continue;
+        for (const source of spec.sources) {
+          needs.valueSets.add(source);
+          needs.onFrom?.(source, [...at, op]);
+        }
+        // Whole-value mode reads the sets of whole values (`=source`); word mode also takes words and lines.
+        const keys = spec.match === "value" ? spec.sources.map((source) => `=${source}`) : spec.sources;
         // A list (recipients) holds only when every element is a trusted value.
         const trusted = (ctx: EvalContext, value: unknown): boolean =>
-          (typeof value === "string" || typeof value === "number") && ctx.fromValues(String(value), sources);
+          (typeof value === "string" || typeof value === "number") && ctx.fromValues(String(value), keys);
         flowTest = and(flowTest, (ctx) =>
           matchAt(root(ctx), path, 0, (value) =>
             Array.isArray(value) ? value.every((item) => trusted(ctx, item)) : trusted(ctx, value),
@@ -500,6 +507,42 @@ function compileValueTest(
 }
 
 const hasOwn = Object.prototype.hasOwnProperty;
+
+/** How `from` compares: `word` (a whole value, a line or a word of one), `value` (a whole value only). */
+export type FromMatch = "word" | "value";
+
+/**
+ * `from: [source, ...]` or `from: { tools: [source, ...], match: value | word }`. A source is a
+ * tool (its outputs' unlabelled values), an input label (`user`: what the user typed) or
+ * `args:<tool>.<path>` (values passed to allowed earlier calls of that tool).
+ */
+export function fromSpec(
+  spec: unknown,
+  at: PathSegment[],
+  report: Report,
+): { sources: string[]; match: FromMatch } | undefined {
+  let sources: string[] | undefined;
+  let match: FromMatch = "word";
+  if (spec !== null && typeof spec === "object" && !Array.isArray(spec)) {
+    const { tools, match: m, ...rest } = spec as Record<string, unknown>;
+    for (const extra of Object.keys(rest))
+      report([...at, extra], `unknown key \`${extra}\` in \`from\``, "expected `tools` and `match`", true);
+    sources = stringList(tools, [...at, "tools"], report);
+    if (m !== undefined) {
+      if (m === "value" || m === "word") match = m;
+      else report([...at, "match"], `\`match\` is \`value\` or \`word\`, not \`${String(m)}\``);
+    }
+  } else sources = stringList(spec, at, report);
+  if (!sources) return undefined;
+  for (const [i, source] of sources.entries()) {
+    if (source.startsWith("args:") && !/^args:[^.]+\.[^.]/.test(source)) {
+      const where = Array.isArray(spec) ? [...at, i] : typeof spec === "string" ? at : [...at, "tools", i];
+      report(where, `\`${source}\`: an earlier call's values are named \`args:<tool>.<path>\``);
+      return undefined;
+    }
+  }
+  return { sources, match };
+}
 
 /** A value test as a condition; one-segment paths (the common `args.amount`) skip the general walk. */
 function valueCondition(root: Getter, path: string[], predicate: ValuePredicate): Condition {

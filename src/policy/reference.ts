@@ -26,7 +26,10 @@ export interface ReferenceSession {
   flows?: readonly FlowHit[];
   /** True when the whole `text` occurs in content labelled with one of `labels`. */
   endorsed?(text: string, labels: readonly string[]): boolean;
-  /** True when `text` is a value from one of `sources` (a tool's outputs, or input with that label), for `from`. */
+  /**
+   * True when `text` is a value from one of `sources` (a tool's outputs, input with that label, or
+   * `args:<tool>.<path>`), for `from`; a source named `=<source>` holds its whole values only.
+   */
   fromValues?(text: string, sources: readonly string[]): boolean;
   /** The session as CEL sees it; by default `{ id: call.session ?? "" }`. */
   view?: Record<string, unknown>;
@@ -411,8 +414,11 @@ function valueHolds(root: unknown, path: string[], spec: unknown, ctx: Context):
   }
   if (from !== undefined) {
     // `from: [source]`: the value at the path is one the source gave (a trusted value set); a
-    // list (recipients) only when every element is.
-    const sources = strings(from);
+    // list (recipients) only when every element is. `{tools, match: value}` reads the sets of
+    // whole values, named `=<source>`.
+    const long = from !== null && typeof from === "object" && !Array.isArray(from);
+    const spec = long ? (from as { tools: unknown; match?: string }) : { tools: from };
+    const sources = strings(spec.tools).map((source) => (spec.match === "value" ? `=${source}` : source));
     const trusted = (value: unknown) =>
       (typeof value === "string" || typeof value === "number") && ctx.fromValues(String(value), sources);
     if (!valuesAt(root, path).some((value) => (Array.isArray(value) ? value.every(trusted) : trusted(value))))

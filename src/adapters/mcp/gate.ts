@@ -80,7 +80,12 @@ export class ToolGate {
       this.recordText(call, context.session, (error as Error)?.message ?? String(error));
       throw error;
     }
-    this.recordText(call, context.session, outputText(result));
+    // Structured content is recorded as the value it is, so `fields` label its parts; the text
+    // parts are recorded too (a JSON or YAML rendering is split by the same fields).
+    if (result.structuredContent !== undefined)
+      this.recordText(call, context.session, result.structuredContent);
+    const text = outputText(result, false);
+    if (text || result.structuredContent === undefined) this.recordText(call, context.session, text);
     return result;
   }
 
@@ -209,7 +214,7 @@ export class ToolGate {
   }
 
   /** Labels the output: the policy's `tools.<name>.produces`, `servers.<id>.produces` and `servers.<id>.tools.<name>.produces`. */
-  private recordText(call: Call, session: Session, text: string): void {
+  private recordText(call: Call, session: Session, text: unknown): void {
     const perTool =
       this.warden.policy.loaded.policy.servers?.[call.server as string]?.tools?.[call.tool]?.produces;
     if (!perTool?.length) {
@@ -217,8 +222,11 @@ export class ToolGate {
       return;
     }
     const policy = this.warden.policy;
+    const decl = policy.tools.get(call.tool);
+    // The whole output, with every label its fields declare (they are not split here).
     const labels = new Set([
-      ...(policy.tools.get(call.tool)?.produces ?? []),
+      ...(decl?.produces ?? []),
+      ...(decl?.fields.flatMap((field) => field.labels) ?? []),
       ...(policy.serverLabels[call.server as string] ?? []),
       ...perTool,
     ]);
@@ -266,8 +274,8 @@ function requestOutputText(result: unknown): string {
   return JSON.stringify(messages ?? []);
 }
 
-/** The text a model reads from a tool result: text parts, embedded resource text, links, structured content. */
-export function outputText(result: CallToolResult): string {
+/** The text a model reads from a tool result: text parts, embedded resource text, links, and (unless `structured` is false) structured content. */
+export function outputText(result: CallToolResult, structured = true): string {
   const parts: string[] = [];
   for (const item of result.content ?? []) {
     if (item.type === "text") parts.push(item.text);
@@ -276,6 +284,7 @@ export function outputText(result: CallToolResult): string {
     else if (item.type === "resource_link")
       parts.push([item.uri, item.name, item.description].filter(Boolean).join(" "));
   }
-  if (result.structuredContent !== undefined) parts.push(JSON.stringify(result.structuredContent));
+  if (structured && result.structuredContent !== undefined)
+    parts.push(JSON.stringify(result.structuredContent));
   return parts.join("\n");
 }
