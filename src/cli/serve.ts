@@ -58,6 +58,10 @@ export const serve: Command = {
       sessions: {
         ttlMs: ttlText === undefined ? undefined : Number(ttlText) * 1000,
         maxPerAgent: perAgentText === undefined ? undefined : Number(perAgentText),
+        // How many sessions one process keeps rebuilt in memory (the store holds them all).
+        cached: /^[1-9]\d{0,8}$/.test(env.TOOLWARDEN_SESSION_CACHE ?? "")
+          ? Number(env.TOOLWARDEN_SESSION_CACHE)
+          : undefined,
       },
       auditPg: values["audit-pg"] ?? env.TOOLWARDEN_AUDIT_PG,
       // The flag outranks the environment; without either the key is `audit.key` in the data dir.

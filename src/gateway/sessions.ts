@@ -34,6 +34,10 @@ interface Held {
   chain: Promise<unknown>;
   /** Report counters on their way to the store. */
   notes: Promise<unknown>;
+  /** When this process last used it (its `now`). */
+  used: number;
+  /** The agent of the latest caller: the owner if the session must be opened anew. */
+  opener?: Agent;
 }
 
 const DEFAULTS = { ttlMs: 24 * 60 * 60_000, maxSessions: 100_000, maxPerAgent: 1_000, cached: 10_000 };
@@ -82,6 +86,7 @@ export class SessionManager {
       // Most recently used last, so eviction takes the least recently used.
       this.held.delete(options.id);
       this.held.set(options.id, held);
+      held.used = this.now();
       return held.session;
     }
     // A copy the host still holds after eviction is taken back as it is (the store has the rest).
@@ -90,7 +95,14 @@ export class SessionManager {
         ? existing
         : this.make({ id: options.id, agent: options.agent, task: options.task });
     session.writer = (target, entries) => this.write(target, entries);
-    held = { session, opened: false, unsent: [], chain: Promise.resolve(), notes: Promise.resolve() };
+    held = {
+      session,
+      opened: false,
+      unsent: [],
+      chain: Promise.resolve(),
+      notes: Promise.resolve(),
+      used: this.now(),
+    };
     this.held.set(options.id, held);
     this.evict();
     return session;
@@ -113,6 +125,8 @@ export class SessionManager {
   ): Session | Promise<Session> {
     const session = this.local(options, existing);
     const held = this.held.get(options.id)!;
+    // Who opens it if it must be opened (anew after an expiry): the caller, not an earlier one.
+    if (options.agent) held.opener = options.agent;
     if (this.immediate) {
       this.syncImmediate(held, this.immediate);
       return session;
@@ -237,7 +251,9 @@ export class SessionManager {
     if (meta.task !== undefined && session.task === undefined) session.task = meta.task;
   }
 
-  private request(session: Session): { owner?: string; meta: string } {
+  private request(held: Held): { owner?: string; meta: string } {
+    const { session } = held;
+    if (Object.keys(session.agent).length === 0 && held.opener) session.agent = held.opener;
     const owner = typeof session.agent.id === "string" ? session.agent.id : undefined;
     return { owner, meta: JSON.stringify({ agent: session.agent, task: session.task }) };
   }
@@ -245,7 +261,7 @@ export class SessionManager {
   private syncImmediate(held: Held, store: MemorySessions): void {
     const now = this.now();
     const { session } = held;
-    if (!held.opened) this.open(held, store.open(session.id, this.request(session), this.limits, now));
+    if (!held.opened) this.open(held, store.open(session.id, this.request(held), this.limits, now));
     for (let attempt = 0; ; attempt++) {
       while (held.unsent.length) {
         if (store.append(session.id, held.unsent[0], this.limits, now) === undefined) break;
@@ -259,7 +275,7 @@ export class SessionManager {
       // Expired (or ended elsewhere) since this process last used it: start afresh.
       if (attempt > 0) throw new SessionRefusedError(`session \`${session.id}\` could not be reopened`);
       this.restart(held);
-      this.open(held, store.open(session.id, this.request(session), this.limits, now));
+      this.open(held, store.open(session.id, this.request(held), this.limits, now));
     }
   }
 
@@ -280,7 +296,7 @@ export class SessionManager {
 
   private async openNow(held: Held): Promise<void> {
     const { session } = held;
-    this.open(held, await this.store.openSession(session.id, this.request(session), this.limits, this.now()));
+    this.open(held, await this.store.openSession(session.id, this.request(held), this.limits, this.now()));
   }
 
   /** Sends unsent writes in order; one that finds the session gone reopens it (an expired session starts afresh). */
@@ -307,16 +323,22 @@ export class SessionManager {
   private restart(held: Held): void {
     held.session.reset();
     held.opened = false;
+    if (held.opener) held.session.agent = held.opener;
   }
 
   private applyRead(session: Session, entries: string[]): void {
     for (const text of entries) session.apply(JSON.parse(text) as SessionEntry, session.seq + 1);
   }
 
+  /**
+   * Returns memory: drops the least recently used copies past `cached`, and copies idle past the
+   * TTL (the store has forgotten those sessions too). Oldest first, so it stops at the first
+   * copy that stays.
+   */
   private evict(): void {
-    if (this.held.size <= this.cached) return;
+    const idleBefore = this.now() - this.limits.ttlMs;
     for (const [id, held] of this.held) {
-      if (this.held.size <= this.cached) break;
+      if (this.held.size <= this.cached && held.used > idleBefore) break;
       if (held.unsent.length) continue;
       this.held.delete(id);
     }

@@ -186,6 +186,11 @@ export class Warden {
     return this.sessions.ready({ id: options.id, agent: options.agent, task: options.task });
   }
 
+  /** Live sessions in the store (every replica's), or of one agent. */
+  liveSessions(agent?: string): Promise<number> {
+    return this.store.countSessions(this.now(), agent);
+  }
+
   /** Waits until every output and input recorded on the session is durable in the store; throws if it is not. */
   async flush(sessionId: string): Promise<void> {
     await this.sessions.flush(sessionId);
@@ -638,7 +643,9 @@ export class Warden {
       labels: [],
       argsHash,
       policy: this.compiled.hash,
-      data: { incomplete: `the full record could not be written: ${String((error as Error)?.message ?? error).slice(0, 512)}` },
+      data: {
+        incomplete: `the full record could not be written: ${String((error as Error)?.message ?? error).slice(0, 512)}`,
+      },
     };
   }
 
