@@ -22,6 +22,7 @@ import type { Plan, PlanOptions, PlanStep } from "../plans/plan.js";
 import type { ScopeSpec } from "../plans/scope.js";
 import { amend, BUILTIN_RULES, contribute } from "./combine.js";
 import { evaluateCall, internalError } from "./evaluate.js";
+import { runLabelled } from "./output.js";
 import { observes, observeStage } from "./observe.js";
 import { valueAt } from "./inspect.js";
 import { Session } from "./session.js";
@@ -863,16 +864,11 @@ export class Warden {
       const fast = this.decideFast(call);
       const decision = fast instanceof Promise ? await fast : fast;
       if (!mayRun(decision)) await this.refuseOrWait(call, decision);
-      let output: Awaited<R>;
-      try {
-        output = await fn(...params_);
-      } catch (error) {
-        this.recordOutput(call, error instanceof Error ? error.message : error, session);
-        throw error;
-      }
-      if (isAsyncIterable(output)) return this.labelStream(call, output, session) as Awaited<R>;
-      this.recordOutput(call, output, session);
-      return output;
+      const output = await runLabelled(
+        () => fn(...params_),
+        (output) => this.recordOutput(call, output, session),
+      );
+      return output as Awaited<R>;
     };
   }
 
@@ -917,18 +913,6 @@ export class Warden {
     const out: Record<string, unknown> = {};
     for (const [name, fn] of Object.entries(tools)) out[name] = this.wrap(name, fn, options);
     return out as never;
-  }
-
-  private async *labelStream(call: Call, stream: AsyncIterable<unknown>, session: Session | undefined) {
-    const chunks: unknown[] = [];
-    try {
-      for await (const chunk of stream) {
-        chunks.push(chunk);
-        yield chunk;
-      }
-    } finally {
-      this.recordOutput(call, chunks.every((c) => typeof c === "string") ? chunks.join("") : chunks, session);
-    }
   }
 
   /** The session's report as this process saw it (decisions by verdict and tool, spend, labels, flows blocked). */
@@ -1051,10 +1035,6 @@ export function parameterNames(fn: (...args: never[]) => unknown): string[] | un
     names.push(name[1]);
   }
   return names;
-}
-
-function isAsyncIterable(value: unknown): value is AsyncIterable<unknown> {
-  return value !== null && typeof value === "object" && Symbol.asyncIterator in value;
 }
 
 function tripped(

@@ -1,5 +1,10 @@
-import type { Agent, Call, Finding } from "../core/index.js";
-import type { CompiledTool } from "./compile.js";
+import type { Agent, Call, Finding, RiskLevel } from "../core/index.js";
+
+/** What conditions read of the called tool's declaration (the compiled `tools.<name>`). */
+export interface ToolFacts {
+  readonly sink?: string;
+  readonly risk?: RiskLevel;
+}
 
 /** A label that reached an argument: which label, in which argument leaf, from which earlier output. */
 export interface FlowHit {
@@ -18,7 +23,7 @@ export interface EvalContext {
   args: Record<string, unknown>;
   agent: Agent;
   server: string | undefined;
-  decl: CompiledTool | undefined;
+  decl: ToolFacts | undefined;
   findings: Finding[];
   /** Labels the session has received so far. */
   seen: ReadonlySet<string>;

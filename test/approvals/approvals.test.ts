@@ -10,7 +10,7 @@ import { ToolCatalog } from "../../src/adapters/mcp/catalog.js";
 import { ToolGate } from "../../src/adapters/mcp/gate.js";
 import { PinLedger } from "../../src/adapters/mcp/pins.js";
 import { connectUpstream } from "../../src/adapters/mcp/upstream.js";
-import { ToolGuard } from "../../src/adapters/protect.js";
+import { ToolGuard } from "../../src/adapters/guard.js";
 import { PolicyDeniedError } from "../../src/core/index.js";
 import type { Call } from "../../src/core/index.js";
 import { Warden } from "../../src/gateway/index.js";

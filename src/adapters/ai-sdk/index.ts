@@ -6,9 +6,9 @@
  * Structural types only: `ai` is an optional peer and is never loaded here.
  */
 import type { Warden } from "../../gateway/warden.js";
-import { type ApprovalAnswer, type GuardOptions, refusalError, ToolGuard } from "../protect.js";
+import { type ApprovalAnswer, type GuardOptions, refusalError, ToolGuard } from "../guard.js";
 
-export type { GuardOptions } from "../protect.js";
+export type { GuardOptions } from "../guard.js";
 
 /** What the AI SDK passes to `execute` and `needsApproval` (the parts used here). */
 export interface ToolCallOptions {

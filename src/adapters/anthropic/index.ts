@@ -7,9 +7,9 @@
 import type { Call, Decision } from "../../core/index.js";
 import type { Session } from "../../gateway/session.js";
 import type { Warden } from "../../gateway/warden.js";
-import { type GuardOptions, outputText, refusalError, ToolGuard } from "../protect.js";
+import { type GuardOptions, outputText, refusalError, ToolGuard } from "../guard.js";
 
-export type { GuardOptions } from "../protect.js";
+export type { GuardOptions } from "../guard.js";
 
 /** A content block of an assistant message; only `tool_use` blocks are acted on. */
 export type ContentBlock = { type: "tool_use"; id: string; name: string; input: unknown } | { type: string };

@@ -8,9 +8,9 @@
  */
 import type { Decision } from "../../core/index.js";
 import type { Warden } from "../../gateway/warden.js";
-import { type ApprovalAnswer, type GuardOptions, refusalError, ToolGuard } from "../protect.js";
+import { type ApprovalAnswer, type GuardOptions, refusalError, ToolGuard } from "../guard.js";
 
-export type { GuardOptions } from "../protect.js";
+export type { GuardOptions } from "../guard.js";
 
 /** A LangChain tool: a name and `invoke`; every `invoke` ends in the tool's (protected) `_call`. */
 export interface LangChainToolLike {

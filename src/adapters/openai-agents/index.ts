@@ -7,9 +7,9 @@
  * Structural types only: `@openai/agents` is an optional peer and is never loaded here.
  */
 import type { Warden } from "../../gateway/warden.js";
-import { type ApprovalAnswer, type GuardOptions, parseArgs, ToolGuard } from "../protect.js";
+import { type ApprovalAnswer, type GuardOptions, parseArgs, ToolGuard } from "../guard.js";
 
-export type { GuardOptions } from "../protect.js";
+export type { GuardOptions } from "../guard.js";
 
 /** The SDK's per-run context (the parts used here): one object for one run, approvals included. */
 export interface RunContextLike {

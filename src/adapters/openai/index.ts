@@ -9,9 +9,9 @@ import type { Call, Decision } from "../../core/index.js";
 import { mayRun } from "../../core/index.js";
 import type { Session } from "../../gateway/session.js";
 import type { Warden } from "../../gateway/warden.js";
-import { type GuardOptions, outputText, parseArgs, ToolGuard } from "../protect.js";
+import { type GuardOptions, outputText, parseArgs, ToolGuard } from "../guard.js";
 
-export type { GuardOptions } from "../protect.js";
+export type { GuardOptions } from "../guard.js";
 
 /** A tool call of a Chat Completions assistant message (function or custom tool). */
 export type ChatToolCall =
