@@ -228,3 +228,50 @@ describe("the rule index", () => {
     expect([...set.byArg.keys()]).toEqual(["a"]);
   });
 });
+
+describe("provenance warnings (issue 18)", () => {
+  const warningsOf = (text: string) =>
+    compilePolicyText(text, "policy.yaml").warnings.map((w) => `${w.line}:${w.col}: ${w.message}`);
+
+  it("warns about `fields` without `produces`, and a `from` source that produces labels", () => {
+    expect(
+      warningsOf(`version: 1
+tools:
+  get_email: { fields: { body: [untrusted] } }
+  contacts: { produces: [private] }
+rules:
+  - name: known
+    when: { args.to: { from: [contacts] } }
+    verdict: flag
+  - name: also-known
+    when: { args.cc: { from: { tools: [contacts], match: value } } }
+    verdict: flag
+`),
+    ).toEqual([
+      "3:16: tool `get_email` has `fields` and no `produces`",
+      "7:30: `from` source `contacts` produces labels (private): none of its values is trusted",
+    ]);
+  });
+
+  it("is quiet when the policy says what it means", () => {
+    expect(
+      warningsOf(`version: 1
+tools:
+  get_email: { produces: [], fields: { body: [untrusted] } }
+  contacts: {}
+rules:
+  - { name: known, when: { args.to: { from: [contacts, user, "args:send.to"] } }, verdict: flag }
+`),
+    ).toEqual([]);
+  });
+
+  it.each([
+    ["{ from: { tools: [a], match: exact } }", "`match` is `value` or `word`, not `exact`"],
+    ["{ from: { tools: [a], mode: value } }", "unknown key `mode` in `from`"],
+    ['{ from: ["args:send"] }', "`args:send`: an earlier call's values are named `args:<tool>.<path>`"],
+  ])("refuses %s", (spec, message) => {
+    expect(
+      errorsOf(`version: 1\nrules:\n  - { name: r, when: { args.to: ${spec} }, verdict: flag }\n`).join("\n"),
+    ).toContain(message);
+  });
+});
