@@ -1,8 +1,10 @@
-import type { Decision } from "../core/index.js";
+import type { Call, Decision } from "../core/index.js";
 import { Warden } from "../gateway/index.js";
 import { compilePolicyFileAsync } from "../policy/index.js";
 import type { CompiledPolicy, RawTest } from "../policy/index.js";
 import { issueAtPath } from "../policy/source.js";
+import { formatCoverage, mergeCoverage, policyCoverage } from "./coverage.js";
+import type { FileCoverage } from "./coverage.js";
 import { replayStep } from "./replay.js";
 import { CliError, isPolicyError, parseFlags, printPolicyError } from "./util.js";
 import type { Command } from "./util.js";
@@ -14,6 +16,8 @@ export interface TestOutcome {
   ok: boolean;
   expected: string;
   got: Decision;
+  /** The call the test decided (with its session). */
+  call: Call;
 }
 
 /** Runs a policy's `tests:`; each test gets a fresh state (store, sessions). */
@@ -24,7 +28,8 @@ export async function runPolicyTests(policy: CompiledPolicy): Promise<TestOutcom
     const sessions = new Set<string>();
     const sessionId = test.call.session ?? `test-${i}`;
     for (const step of test.steps ?? []) await replayStep(warden, { ...step, session: sessionId }, sessions);
-    const got = await warden.decide({ ...test.call, session: sessionId });
+    const call = { ...test.call, session: sessionId };
+    const got = await warden.decide(call);
     const where = issueAtPath(origin.source, origin.path, "");
     outcomes.push({
       name:
@@ -34,6 +39,7 @@ export async function runPolicyTests(policy: CompiledPolicy): Promise<TestOutcom
       ok: matches(test.expect, got),
       expected: describe(test.expect),
       got,
+      call,
     });
     await warden.close();
   }
@@ -60,15 +66,25 @@ function describe(expect: RawTest["expect"]): string {
 }
 
 export const test: Command = {
-  summary: "run the policies' tests: exit 1 on a failure",
-  usage: "toolwarden test POLICY... [--json]",
+  summary: "run the policies' tests: exit 1 on a failure (or, with --min-coverage, too little coverage)",
+  usage: "toolwarden test POLICY... [--json] [--coverage] [--min-coverage N]",
   async run(argv) {
-    const { values, positionals } = parseFlags(argv, { json: { type: "boolean" } }, this.usage);
+    const { values, positionals } = parseFlags(
+      argv,
+      { json: { type: "boolean" }, coverage: { type: "boolean" }, "min-coverage": { type: "string" } },
+      this.usage,
+    );
     if (values.help) return help(this);
     if (!positionals.length) throw new CliError(`no policy given\nusage: ${this.usage}`);
+    const minText = values["min-coverage"];
+    const min = minText === undefined ? undefined : Number(minText);
+    if (min !== undefined && (!/^\d+(\.\d+)?$/.test(minText ?? "") || min > 100))
+      throw new CliError(`--min-coverage takes a percentage from 0 to 100, not \`${minText}\``);
+    const withCoverage = values.coverage || min !== undefined;
     let passed = 0;
     let failed = 0;
     const all: Array<TestOutcome & { policy: string }> = [];
+    const coverage: FileCoverage[] = [];
     for (const file of positionals) {
       let policy: CompiledPolicy;
       try {
@@ -79,7 +95,16 @@ export const test: Command = {
         failed++;
         continue;
       }
-      for (const outcome of await runPolicyTests(policy)) {
+      const outcomes = await runPolicyTests(policy);
+      if (withCoverage) {
+        // A file a second policy also extends is reported once, with what either policy's tests exercised.
+        for (const file of policyCoverage(policy, outcomes)) {
+          const seen = coverage.find((c) => c.file === file.file);
+          if (!seen) coverage.push(file);
+          else mergeCoverage(seen, file);
+        }
+      }
+      for (const outcome of outcomes) {
         all.push({ ...outcome, policy: file });
         if (outcome.ok) passed++;
         else failed++;
@@ -93,8 +118,19 @@ export const test: Command = {
         }
       }
     }
-    if (values.json) process.stdout.write(`${JSON.stringify({ passed, failed, tests: all }, null, 2)}\n`);
-    else process.stdout.write(`${passed} passed, ${failed} failed\n`);
-    return failed ? 1 : 0;
+    const short = min === undefined ? [] : coverage.filter((file) => file.percent < min);
+    if (values.json) {
+      const out: Record<string, unknown> = { passed, failed, tests: all };
+      if (withCoverage) out.coverage = coverage;
+      process.stdout.write(`${JSON.stringify(out, null, 2)}\n`);
+    } else {
+      process.stdout.write(`${passed} passed, ${failed} failed\n`);
+      if (withCoverage) process.stdout.write(`${formatCoverage(coverage)}\n`);
+      for (const file of short)
+        process.stdout.write(
+          `coverage of ${file.file} is ${file.percent.toFixed(1)}%, under --min-coverage ${min}\n`,
+        );
+    }
+    return failed || short.length ? 1 : 0;
   },
 };
