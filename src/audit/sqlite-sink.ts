@@ -155,6 +155,46 @@ export class SqliteAuditSink implements AuditSink {
     }
   }
 
+  /** The chain's last `limit` records as stored (seq and record JSON), oldest first. */
+  recentRecords(limit: number): Array<{ seq: number; record: string }> {
+    const rows = this.#db
+      .prepare("SELECT seq, record FROM audit_records WHERE chain = ? ORDER BY seq DESC LIMIT ?")
+      .all(this.chain, limit) as Array<{ seq: number; record: string }>;
+    return rows.reverse();
+  }
+
+  /**
+   * Removes the chain's records after `seq` (0: all of them) and makes the record at `seq` the
+   * head again; returns how many were removed. For levelling the copy with the log of record
+   * before it takes new records (see `levelSqliteWithJsonl`).
+   */
+  truncateAfter(seq: number): number {
+    const db = this.#db;
+    const chain = this.chain;
+    return db
+      .transaction(() => {
+        db.prepare("DELETE FROM audit_violations WHERE chain = ? AND seq > ?").run(chain, seq);
+        db.prepare("DELETE FROM audit_approvals WHERE chain = ? AND seq > ?").run(chain, seq);
+        const removed = db
+          .prepare("DELETE FROM audit_records WHERE chain = ? AND seq > ?")
+          .run(chain, seq).changes;
+        const row = db
+          .prepare("SELECT seq, hash FROM audit_records WHERE chain = ? AND seq = ?")
+          .get(chain, seq) as ChainHead | undefined;
+        if (row) {
+          db.prepare("UPDATE audit_chains SET seq = ?, hash = ? WHERE chain = ?").run(
+            row.seq,
+            row.hash,
+            chain,
+          );
+        } else {
+          db.prepare("DELETE FROM audit_chains WHERE chain = ?").run(chain);
+        }
+        return removed;
+      })
+      .immediate();
+  }
+
   /** Verifies this sink's chain (or another chain in the same database) from the rows and the chain head. */
   async verify(key: Buffer | string | undefined = this.#key, chain = this.chain): Promise<AuditVerifyResult> {
     return verifySqlite(this.#db, key, chain);

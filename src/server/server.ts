@@ -121,6 +121,16 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
       // crash, and after a power loss `audit verify` on the JSONL log still holds every record).
       const sqlite = new SqliteAuditSink({ path: paths.auditDb, key: boot.auditKey, durability: "write" });
       sinks.push({ name: "sqlite", sink: sqlite });
+      // After a crash the copy may lack the log's last records or hold unacknowledged ones.
+      const { levelSqliteWithJsonl } = await import("../audit/reconcile.js");
+      await (sinks[0].sink as JsonlAuditSink).flush();
+      const level = await levelSqliteWithJsonl({ jsonl: paths.auditLog, sqlite, spoolDir: paths.spoolDir });
+      if (level.skipped)
+        log(`audit: the SQLite copy was not levelled with ${paths.auditLog}: ${level.skipped}`);
+      else if (level.removed || level.copied)
+        log(
+          `audit: the SQLite copy was levelled with ${paths.auditLog} (the record of truth): ${level.removed} records it alone held removed, ${level.copied} copied${level.rebuilt ? " (rebuilt from the whole log)" : ""}`,
+        );
     }
     cleanup.push(() => sinks[1].sink.close());
     const fanout = await FanoutAuditSink.open({ sinks, spoolDir: paths.spoolDir, key: boot.auditKey });
