@@ -1,5 +1,5 @@
 import { parseArgs } from "node:util";
-import { isVerdict, type Verdict } from "../core/index.js";
+import { canonicalJson, isVerdict, type Verdict } from "../core/index.js";
 import {
   type AuditFilter,
   type AuditRecord,
@@ -212,7 +212,8 @@ function count(text: string, flag: string): number {
 }
 
 function printer(io: AuditIo, json: boolean | undefined): (record: AuditRecord) => void {
-  if (json) return (record) => io.stdout.write(`${JSON.stringify(record)}\n`);
+  // canonicalJson, not JSON.stringify: iterative, so a record nested thousands deep still prints.
+  if (json) return (record) => io.stdout.write(`${canonicalJson(record)}\n`);
   return (record) => io.stdout.write(`${summary(record)}\n`);
 }
 
@@ -228,12 +229,14 @@ function summary(record: AuditRecord): string {
   if (record.agent !== undefined) parts.push(`agent=${clean(record.agent)}`);
   if (record.session !== undefined) parts.push(`session=${clean(record.session)}`);
   if (record.rule) parts.push(`rule=${clean(record.rule)}`);
-  if (!decision && record.verdict !== undefined) parts.push(`${clean(record.kind)}-verdict=${clean(record.verdict)}`);
+  if (!decision && record.verdict !== undefined)
+    parts.push(`${clean(record.kind)}-verdict=${clean(record.verdict)}`);
   if (record.findings?.length) parts.push(`findings=${record.findings.map((f) => clean(f.code)).join(",")}`);
   if (record.approval) {
     parts.push(`approval=${clean(record.approval.id)}:${clean(record.approval.status)}`);
     if (record.approval.by !== undefined) parts.push(`by=${clean(record.approval.by)}`);
-    if (record.approval.reason !== undefined) parts.push(`reason=${JSON.stringify(clean(record.approval.reason))}`);
+    if (record.approval.reason !== undefined)
+      parts.push(`reason=${JSON.stringify(clean(record.approval.reason))}`);
   }
   return parts.join(" ");
 }

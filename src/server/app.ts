@@ -7,6 +7,7 @@ import { secureHeaders } from "hono/secure-headers";
 import { streamSSE } from "hono/streaming";
 import type { z } from "zod";
 import { hashValue } from "../audit/chain.js";
+import { canonicalJson } from "../core/canonical.js";
 import type { Call, Decision } from "../core/index.js";
 import { PolicyLoadError, ToolwardenError } from "../core/index.js";
 import { answered } from "../approvals/approvals.js";
@@ -378,13 +379,13 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
     async (c) => {
       const query = parseQuery(c, AuditQuerySchema);
       if (query instanceof Response) return query;
-      return c.json(
-        await ctx.reader.query({
-          ...query,
-          since: query.since && new Date(query.since).toISOString(),
-          until: query.until && new Date(query.until).toISOString(),
-        }),
-      );
+      const page = await ctx.reader.query({
+        ...query,
+        since: query.since && new Date(query.since).toISOString(),
+        until: query.until && new Date(query.until).toISOString(),
+      });
+      // Written iteratively: a stored record nested thousands deep must not fail the page.
+      return c.body(canonicalJson(page), 200, { "Content-Type": "application/json" });
     },
   );
 
@@ -826,7 +827,7 @@ function streamEvents(c: Context<Env>, ctx: ServerContext): Response {
           continue;
         }
         const event = queue.shift() as ServerEvent;
-        await stream.writeSSE({ event: event.type, data: JSON.stringify(event) });
+        await stream.writeSSE({ event: event.type, data: canonicalJson(event) });
       }
     } finally {
       unsubscribe();

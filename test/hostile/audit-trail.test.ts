@@ -115,12 +115,15 @@ describe("a log written before the bounds (a record 5,000 arrays deep) stays rea
     await sink.close();
     const verify = cli(["audit", "verify", join(dataDir, "audit.jsonl"), "--key-file", keyFile]);
     expect([verify.status, verify.stderr]).toEqual([0, ""]);
-    const tail = cli(["audit", "tail", join(dataDir, "audit.jsonl"), "-n", "1"]);
-    expect([tail.status, tail.stderr]).toEqual([0, ""]);
+    for (const json of [[], ["--json"]]) {
+      const tail = cli(["audit", "tail", join(dataDir, "audit.jsonl"), "-n", "1", ...json]);
+      expect([tail.status, tail.stderr]).toEqual([0, ""]);
+    }
     const again = await startServe({ policy: join(tmp.dir, "policy.yaml"), dataDir });
     expect((await again.request("GET", "/health")).status).toBe(200);
     const listed = await again.request("GET", "/v1/audit?limit=5", { key: again.adminKey });
     expect(listed.status).toBe(200);
+    expect(listed.body.records.map((r: { reason?: string }) => r.reason)).toContain("old");
     expect(await again.stop()).toBe(0);
   }, 120_000);
 });
