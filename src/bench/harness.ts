@@ -52,12 +52,21 @@ export async function measureAsync(
   return summarize(name, perOp);
 }
 
+let onResult: ((result: BenchResult) => void) | undefined;
+
+/** Calls `listener` with each scenario's result as it is measured (the CLI shows progress with it). */
+export function onBenchResult(listener: ((result: BenchResult) => void) | undefined): void {
+  onResult = listener;
+}
+
 /** Builds a result from per-operation timings measured some other way (e.g. one timing per request). */
 export function summarize(name: string, perOp: number[], note?: string): BenchResult {
   const sorted = [...perOp].sort((a, b) => a - b);
   const median = sorted[Math.floor(sorted.length / 2)];
   const p99 = sorted[Math.min(sorted.length - 1, Math.floor(sorted.length * 0.99))];
-  return { name, medianNs: median, p99Ns: p99, opsPerSec: median > 0 ? 1e9 / median : 0, note };
+  const result = { name, medianNs: median, p99Ns: p99, opsPerSec: median > 0 ? 1e9 / median : 0, note };
+  onResult?.(result);
+  return result;
 }
 
 let kept: unknown;

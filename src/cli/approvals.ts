@@ -1,7 +1,7 @@
 import { readFileSync } from "node:fs";
 import { userInfo } from "node:os";
 import type { Approval, ApprovalStatus } from "../stores/types.js";
-import { CliError, parseFlags, table } from "./util.js";
+import { AUDIT_KEY_OPTION, CliError, parseFlags, STORE_OPTION, table } from "./util.js";
 import type { Command } from "./util.js";
 import { help } from "./validate.js";
 
@@ -21,6 +21,18 @@ interface ApprovalsBackend {
 export const approvals: Command = {
   summary: "list, approve or deny pending calls (against a state store or a server)",
   usage: USAGE,
+  options: [
+    "list | approve ID | deny ID   what to do; ID is the approval id or a unique prefix of it",
+    STORE_OPTION,
+    "--server URL            a running `toolwarden serve` (TOOLWARDEN_SERVER), e.g. http://127.0.0.1:8080",
+    "--key-file FILE         with --server: a file holding an approver or admin API key (or TOOLWARDEN_API_KEY)",
+    "--reason TEXT           why; recorded in the audit trail with the approver",
+    "--by NAME               the approver's name with --store (default: the OS user)",
+    "--status S              list: pending (default), approved, denied, expired, used or all",
+    "--json                  print JSON",
+    "--audit LOG             with --store: the audit log that records the decision (required to decide)",
+    AUDIT_KEY_OPTION,
+  ],
   async run(argv) {
     const { values, positionals } = parseFlags(
       argv,

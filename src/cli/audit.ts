@@ -12,6 +12,7 @@ import {
   tailAudit,
   verifyAuditLog,
 } from "../audit/index.js";
+import { plural } from "./util.js";
 
 const USAGE = `usage:
   toolwarden audit verify LOG... [--audit-key-file F | --key-file F] [--unsigned]
@@ -99,13 +100,13 @@ async function verify(argv: string[], io: AuditIo): Promise<number> {
     const e = result.firstError;
     const seq = e.seq === undefined ? "" : ` record ${e.seq}:`;
     io.stderr.write(
-      `${e.file}:${e.line}:${seq} ${e.problem}: ${oneLine(e.message)} (${result.records} records verified before it)\n`,
+      `${e.file}:${e.line}:${seq} ${e.problem}: ${oneLine(e.message)} (${plural(result.records, "record")} verified before it)\n`,
     );
     return 1;
   }
   const signed = result.hmacChecked ? "hash chain and hmac" : "hash chain only, hmac not checked";
   io.stdout.write(
-    `ok: ${result.records} records in ${files.length} file${files.length === 1 ? "" : "s"} (${signed}); last seq ${result.last.seq}, hash ${result.last.hash}\n`,
+    `ok: ${plural(result.records, "record")} in ${plural(files.length, "file")} (${signed}); last seq ${result.last.seq}, hash ${result.last.hash}\n`,
   );
   return 0;
 }

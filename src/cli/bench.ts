@@ -1,4 +1,4 @@
-import { formatNs } from "../bench/harness.js";
+import { formatNs, onBenchResult } from "../bench/harness.js";
 import type { BenchResult } from "../bench/harness.js";
 import { coreScenarios } from "../bench/scenarios.js";
 import { CliError, parseFlags, table } from "./util.js";
@@ -20,6 +20,10 @@ export function withRatios(results: BenchResult[]): Array<BenchResult & { overhe
 export const bench: Command = {
   summary: "measure decision cost against a raw function call in the same run",
   usage: "toolwarden bench [--json] [--only core|analyzers|taint|audit|cedar]",
+  options: [
+    "--json                  results as JSON (with node version, platform, cores)",
+    "--only SET              run one scenario set: core, analyzers, taint, audit or cedar",
+  ],
   async run(argv) {
     const { values } = parseFlags(argv, { json: { type: "boolean" }, only: { type: "string" } }, this.usage);
     if (values.help) return help(this);
@@ -35,10 +39,20 @@ export const bench: Command = {
       throw new CliError(
         `--only \`${values.only}\` is not a scenario set; sets: ${sets.map(([name]) => name).join(", ")}`,
       );
-    for (const [name, run] of sets) {
-      if (values.only && values.only !== name) continue;
-      process.stderr.write(`bench: ${name}…\n`);
-      results.push(...(await run()));
+    // Progress on stderr: each set as it starts, each scenario as it is measured.
+    const chosen = sets.filter(([name]) => !values.only || values.only === name);
+    let done = 0;
+    onBenchResult((result) => {
+      done++;
+      process.stderr.write(`bench:   ${result.name}: ${formatNs(result.medianNs)} (${done} measured)\n`);
+    });
+    try {
+      for (const [i, [name, run]] of chosen.entries()) {
+        process.stderr.write(`bench: ${name} (set ${i + 1} of ${chosen.length})…\n`);
+        results.push(...(await run()));
+      }
+    } finally {
+      onBenchResult(undefined);
     }
     const rows = withRatios(results);
     const meta = {

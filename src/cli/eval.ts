@@ -132,6 +132,14 @@ function countCases(dir: string): number {
 export const evalCommand: Command = {
   summary: "run the adversarial suite: precision, recall, F1 and false-positive rate per analyzer",
   usage: "toolwarden eval [DIR] [--json] [--misses] | eval --traces [DIR] [--learned] [--outputs objects|json|yaml] [--json] [--misses]",
+  options: [
+    "DIR                     the suite: folders with policy.yaml and cases.jsonl (default: the shipped eval/); with --traces, examples/",
+    "--json                  the scores as JSON",
+    "--misses                list every misclassified case",
+    "--traces                replay agent sessions (benign/ and attacks/ traces): utility and attack success per example",
+    "--learned               with --traces: use the policy `suggest` learns from each example's benign traces",
+    "--outputs FORM          with --traces: tool outputs as objects, or as JSON or YAML text (as MCP servers send them)",
+  ],
   async run(argv) {
     const flags = {
       json: { type: "boolean" },

@@ -112,6 +112,10 @@ function named(
 export const explain: Command = {
   summary: "what a policy does (`explain POLICY`), or what changed between two (`explain diff A B`)",
   usage: "toolwarden explain POLICY | explain diff A B  (also: toolwarden diff A B)",
+  options: [
+    "POLICY                  the policy to describe: defaults, tools and their constraints, rules, limits, budget",
+    "diff A B                what changed from A to B (see `toolwarden diff --help`)",
+  ],
   async run(argv) {
     const { values, positionals } = parseFlags(argv, {}, this.usage);
     if (values.help) return help(this);
@@ -126,6 +130,10 @@ export const diff: Command = {
   summary:
     "what changed between two policies, including decisions on their test calls; exit 0 the same, 1 they differ, 2 an error (as diff(1))",
   usage: "toolwarden diff A B  (also: toolwarden explain diff A B)",
+  options: [
+    "A B                     two policy files; changed keys, declarations, rules, limits, and decisions on their test calls",
+    "exit status             0 the same, 1 they differ, 2 an error",
+  ],
   errorExitCode: 2,
   async run(argv) {
     const { values, positionals } = parseFlags(argv, {}, this.usage);

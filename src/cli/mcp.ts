@@ -2,7 +2,7 @@ import { writeFileSync } from "node:fs";
 import { resolve } from "node:path";
 import type { Warden, WardenOptions } from "../gateway/index.js";
 import { Warden as WardenClass } from "../gateway/index.js";
-import { CliError, parseFlags } from "./util.js";
+import { AUDIT_KEY_OPTION, CliError, parseFlags, STORE_OPTION } from "./util.js";
 import type { Command } from "./util.js";
 import { help } from "./validate.js";
 
@@ -25,6 +25,46 @@ const USAGE = {
   gateway: "toolwarden mcp gateway -c GATEWAY.yaml",
   pins: "toolwarden mcp pins list [--server ID] [--json] | approve --server-id ID [--tool NAME...] (-- COMMAND... | --url URL | -c GATEWAY.yaml) | revoke --server-id ID [--tool NAME...]   [--pins FILE] [--audit-key-file FILE]",
   scan: "toolwarden mcp scan [CONFIG...] [--json] [--write-policy FILE] [--write-pins] [--pins FILE] [--timeout SECONDS]",
+};
+
+const PINS_OPTION = "--pins FILE             the pin ledger (TOOLWARDEN_PINS; default .toolwarden/pins.jsonl)";
+
+/** `--help` lines per subcommand: what each flag takes. */
+const OPTIONS: Record<keyof typeof USAGE, string[]> = {
+  proxy: [
+    "-p, --policy FILE       the policy",
+    "--server-id ID          the server's id in the policy (`server:` conditions, `servers.<id>`) and in pins",
+    "--agent ID              the agent id calls are decided for",
+    "--audit LOG             the JSONL audit log (it needs the audit key)",
+    AUDIT_KEY_OPTION,
+    PINS_OPTION,
+    STORE_OPTION,
+    "--approval-wait SECONDS how long a call that needs approval waits for a human (default 0: refuse at once)",
+    "--max-line BYTES        longest JSON-RPC line accepted from either side (e.g. 4MiB)",
+    "--observe               decide and audit, but let every call run",
+    "-- COMMAND [ARGS...]    the stdio server to start, or",
+    "--url URL               a Streamable HTTP server to connect to",
+  ],
+  gateway: ["-c, --config FILE       the gateway config (YAML): listen, policy, audit, audit_key_file, store, pins, servers, tokens"],
+  pins: [
+    "list | approve | revoke what to do",
+    "--server ID, --server-id ID  the server whose pins to list, approve or revoke",
+    "--tool NAME             one tool (repeatable; default: all the server's tools)",
+    "--json                  list as JSON",
+    "-- COMMAND..., --url URL, -c GATEWAY.yaml  approve: where to read the server's current tools",
+    "--reason TEXT, --by NAME  recorded in the ledger",
+    PINS_OPTION,
+    AUDIT_KEY_OPTION,
+  ],
+  scan: [
+    "CONFIG...               client config files (default: the known locations of Claude Desktop, Claude Code, Cursor, VS Code, ...)",
+    "--json                  the report as JSON",
+    "--write-policy FILE     write a starting policy for the servers found",
+    "--write-pins            pin the tools listed now",
+    PINS_OPTION,
+    AUDIT_KEY_OPTION,
+    "--timeout SECONDS       how long to wait for each server to list its tools",
+  ],
 };
 
 export const mcp: Command = {
@@ -142,6 +182,7 @@ async function proxy(argv: string[]): Promise<number> {
     return help({
       summary: "an MCP server over stdio in front of one real server; every tools/call is decided",
       usage: USAGE.proxy,
+      options: OPTIONS.proxy,
     });
   if (!positionals.length && !values.url)
     throw new CliError(
@@ -199,6 +240,7 @@ async function gateway(argv: string[]): Promise<number> {
     return help({
       summary: "one Streamable HTTP endpoint in front of several MCP servers, with bearer tokens",
       usage: USAGE.gateway,
+      options: OPTIONS.gateway,
     });
   if (!values.config) throw new CliError(`no gateway config given\nusage: ${USAGE.gateway}`);
   const { loadGatewayConfig, McpGateway } = await import("../adapters/mcp/index.js");
@@ -233,8 +275,12 @@ async function pins(argv: string[]): Promise<number> {
     },
     USAGE.pins,
   );
-  if (values.help || !action)
-    return help({ summary: "list, approve or revoke pinned MCP tool fingerprints", usage: USAGE.pins });
+  if (values.help || !action || action === "--help" || action === "-h")
+    return help({
+      summary: "list, approve or revoke pinned MCP tool fingerprints",
+      usage: USAGE.pins,
+      options: OPTIONS.pins,
+    });
   const ledger = await openLedger(values, action === "list");
   const serverId = values["server-id"] ?? values.server;
   const by = values.by ?? process.env.USER ?? "cli";
@@ -320,6 +366,7 @@ async function scan(argv: string[]): Promise<number> {
     return help({
       summary: "read MCP client configs, start each server, flag risky tools",
       usage: USAGE.scan,
+      options: OPTIONS.scan,
     });
   const { existingConfigLocations, readClientConfig, scanServers, starterPolicy } = await import(
     "../adapters/mcp/index.js"

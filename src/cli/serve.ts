@@ -1,5 +1,5 @@
 import { relative } from "node:path";
-import { CliError, parseFlags } from "./util.js";
+import { AUDIT_KEY_OPTION, CliError, parseFlags, STORE_OPTION } from "./util.js";
 import type { Command } from "./util.js";
 import { help } from "./validate.js";
 
@@ -10,6 +10,21 @@ const USAGE =
 export const serve: Command = {
   summary: "run the HTTP decision API and the approvals/audit dashboard",
   usage: USAGE,
+  options: [
+    "-p, --policy FILE       the policy to serve (TOOLWARDEN_POLICY); watched and reloaded unless --no-watch",
+    "--port N                the port (TOOLWARDEN_PORT; default 8080; 0: any free port)",
+    "--host ADDR             the address to listen on (TOOLWARDEN_HOST; default 127.0.0.1)",
+    "--data DIR              keys, state and audit trail (TOOLWARDEN_DATA; default .toolwarden)",
+    STORE_OPTION,
+    "--store-timeout MS      deadline of each state store operation (TOOLWARDEN_STORE_TIMEOUT_MS)",
+    "--session-ttl SECONDS   how long an idle session is kept",
+    "--max-sessions-per-agent N  most open sessions one agent may hold",
+    "--audit-pg URL          keep the audit trail in PostgreSQL (`postgres://user@host/db`) besides the JSONL log",
+    AUDIT_KEY_OPTION,
+    "--cors ORIGIN           allow browser calls from this origin (repeatable)",
+    "--no-watch              do not reload the policy when its file changes",
+    "--observe               decide and audit, but let every call run (mode: observe)",
+  ],
   async run(argv) {
     const { values } = parseFlags(
       argv,

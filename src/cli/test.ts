@@ -68,6 +68,12 @@ function describe(expect: RawTest["expect"]): string {
 export const test: Command = {
   summary: "run the policies' tests: exit 1 on a failure (or, with --min-coverage, too little coverage)",
   usage: "toolwarden test POLICY... [--json] [--coverage] [--min-coverage N]",
+  options: [
+    "POLICY...               policy files whose `tests:` to run",
+    "--json                  one JSON report instead of text",
+    "--coverage              which rules, constraints and limits the tests exercise",
+    "--min-coverage N        exit 1 when coverage is below N percent",
+  ],
   async run(argv) {
     const { values, positionals } = parseFlags(
       argv,

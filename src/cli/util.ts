@@ -24,6 +24,16 @@ export interface Command {
   run(argv: string[]): Promise<number>;
 }
 
+/** `1 record`, `2 records`. */
+export function plural(n: number, word: string, many = `${word}s`): string {
+  return `${n} ${n === 1 ? word : many}`;
+}
+
+/** The `--help` line for `--store URL`, the same everywhere. */
+export const STORE_OPTION = "--store URL             shared state: `memory:`, `sqlite:/path/state.db` or `redis://host:6379/0` (TOOLWARDEN_STORE)";
+/** The `--help` line for the audit key, the same everywhere. */
+export const AUDIT_KEY_OPTION = "--audit-key-file FILE   the audit HMAC key (or TOOLWARDEN_AUDIT_KEY / TOOLWARDEN_AUDIT_KEY_FILE)";
+
 /** `parseArgs` with strict checking, turning its errors into a usage error. */
 export function parseFlags<T extends NonNullable<ParseArgsConfig["options"]>>(
   argv: string[],

@@ -1,10 +1,14 @@
 import { compilePolicyFile } from "../policy/index.js";
-import { CliError, isPolicyError, parseFlags, printPolicyError } from "./util.js";
+import { CliError, isPolicyError, parseFlags, plural, printPolicyError } from "./util.js";
 import type { Command } from "./util.js";
 
 export const validate: Command = {
   summary: "check policies; errors as file:line:col",
-  usage: "toolwarden validate POLICY...",
+  usage: "toolwarden validate POLICY... [--quiet]",
+  options: [
+    "POLICY...               policy files (YAML or JSON); every error of each is reported, as file:line:col",
+    "-q, --quiet             print only errors",
+  ],
   async run(argv) {
     const { values, positionals } = parseFlags(argv, { quiet: { type: "boolean", short: "q" } }, this.usage);
     if (values.help) return help(this);
@@ -23,7 +27,7 @@ export const validate: Command = {
         if (!values.quiet) {
           const rules = policy.loaded.policy.rules?.length ?? 0;
           process.stdout.write(
-            `${file}: valid (${policy.tools.size} tools, ${rules} rules, ${policy.limits.length} limits)\n`,
+            `${file}: valid (${plural(policy.tools.size, "tool")}, ${plural(rules, "rule")}, ${plural(policy.limits.length, "limit")})\n`,
           );
         }
       } catch (error) {
