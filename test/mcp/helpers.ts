@@ -311,3 +311,41 @@ export async function stdioClient(
     stderr: () => stderr,
   };
 }
+
+/** Connects a real SDK client of the given generation to a Streamable HTTP endpoint with a bearer token. */
+export async function httpClient(sdk: "v1" | "v2", url: string, token: string): Promise<AnyClient> {
+  const headers = { Authorization: `Bearer ${token}` };
+  if (sdk === "v1") {
+    const { StreamableHTTPClientTransport } = await import(
+      "@modelcontextprotocol/sdk/client/streamableHttp.js"
+    );
+    const client = new Client({ name: "interop-http-v1", version: "1.0.0" }, { capabilities: {} });
+    await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }));
+    return {
+      sdk,
+      era: () => "legacy",
+      callTool: (p, options) => client.callTool(p, undefined, options) as Promise<CallToolResult>,
+      readResource: (uri) => client.readResource({ uri }) as never,
+      getPrompt: (name, a) => client.getPrompt({ name, arguments: a }) as never,
+      listTools: async () => (await client.listTools()).tools.map((t) => t.name),
+      close: () => client.close(),
+    };
+  }
+  const { Client: Client2, StreamableHTTPClientTransport: Transport2 } = await import(
+    "@modelcontextprotocol/client"
+  );
+  const client = new Client2(
+    { name: "interop-http-v2", version: "2.0.0" },
+    { capabilities: {}, versionNegotiation: { mode: "auto" } },
+  );
+  await client.connect(new Transport2(new URL(url), { requestInit: { headers } }));
+  return {
+    sdk,
+    era: () => client.getProtocolEra() ?? "none",
+    callTool: (p, options) => client.callTool(p, options) as Promise<CallToolResult>,
+    readResource: (uri) => client.readResource({ uri }) as never,
+    getPrompt: (name, a) => client.getPrompt({ name, arguments: a }) as never,
+    listTools: async () => (await client.listTools()).tools.map((t) => t.name),
+    close: () => client.close(),
+  };
+}

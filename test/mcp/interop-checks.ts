@@ -82,13 +82,13 @@ export function interopChecks(
   });
 
   it("reads resources and prompts under the policy", async () => {
-    const { client } = connect();
+    const { client, tool } = connect();
     const read = await client().readResource("notes://readme");
     expect(read.contents[0]).toMatchObject({ uri: "notes://readme", text: "Read me first." });
     await expect(client().readResource("notes://secret")).rejects.toThrow(
       /toolwarden denied `resources\/read`: Secret notes stay closed/,
     );
-    const prompt = await client().getPrompt("greet", { name: "Ada" });
+    const prompt = await client().getPrompt(tool("greet"), { name: "Ada" });
     expect(JSON.stringify(prompt.messages)).toContain("Say hello to Ada.");
   });
 }

@@ -2,26 +2,33 @@ import { randomUUID } from "node:crypto";
 import { createServer } from "node:http";
 import type { IncomingMessage, Server as HttpServer, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { Readable } from "node:stream";
+import type { ReadableStream as WebReadableStream } from "node:stream/web";
 import type { Client } from "@modelcontextprotocol/client";
-import { Server } from "@modelcontextprotocol/sdk/server/index.js";
-import { StreamableHTTPServerTransport } from "@modelcontextprotocol/sdk/server/streamableHttp.js";
 import {
-  CallToolRequestSchema,
+  createMcpHandler,
   isInitializeRequest,
-  ListToolsRequestSchema,
-} from "@modelcontextprotocol/sdk/types.js";
+  isLegacyRequest,
+  ProtocolError,
+  ProtocolErrorCode,
+  Server,
+  UriTemplate,
+  WebStandardStreamableHTTPServerTransport,
+} from "@modelcontextprotocol/server";
+import type { AuthInfo, McpHttpHandler } from "@modelcontextprotocol/server";
 import type { Agent } from "../../core/index.js";
 import { Warden } from "../../gateway/index.js";
-import type { WardenOptions } from "../../gateway/index.js";
+import type { Session, WardenOptions } from "../../gateway/index.js";
 import { TokenTable } from "./auth.js";
 import { ToolCatalog } from "./catalog.js";
 import { refusal, ToolGate } from "./gate.js";
 import type { GateOptions } from "./gate.js";
 import type { GatewayConfig } from "./gateway-config.js";
 import { PinLedger } from "./pins.js";
+import { promptArgs, resourceArgs } from "./proxy.js";
 import { NotificationPump } from "./pump.js";
 import { relay, relayedParams } from "./relay.js";
-import { connectUpstream, describeUpstream } from "./upstream.js";
+import { connectUpstream, describeUpstream, isHttpUpstream } from "./upstream.js";
 import type { UpstreamSpec } from "./upstream.js";
 
 /** Joins a server id and a tool name into the name clients see: `github__create_issue`. */
@@ -46,33 +53,57 @@ export interface GatewayOptions {
 
 interface Upstream {
   id: string;
+  spec: UpstreamSpec;
+  /** The connection every client shares (listing, and calls to a stateless server). */
   client: Client;
   catalog: ToolCatalog;
+  /** The server keeps state per connection (a 2025 Streamable HTTP server that issued a session id): each client session gets its own. */
+  stateful: boolean;
+  /** Templates of its resources, to route a `resources/read` of a URI it did not list. */
+  templates: UriTemplate[];
 }
 
 interface ClientSession {
-  transport: StreamableHTTPServerTransport;
+  transport: WebStandardStreamableHTTPServerTransport;
   server: Server;
   token: number;
   agent: Agent;
   lastSeen: number;
+  /** Own upstream connections to stateful servers, by server id. */
+  upstreams: Map<string, Promise<Client>>;
+}
+
+/** Who is asking, for the handlers of one SDK server instance. */
+interface Caller {
+  agent: Agent;
+  /** The toolwarden session: one per 2025 MCP session; per token for 2026 requests (that protocol has no sessions). */
+  session: () => Session;
+  /** The connection to use for a server (own for a stateful server in a 2025 session). */
+  client: (upstream: Upstream) => Promise<Client>;
+  pump: NotificationPump;
 }
 
 const MAX_BODY = 4 * 1024 * 1024;
 
 /**
  * One Streamable HTTP endpoint in front of several MCP servers. Clients authenticate with a bearer
- * token that names their agent; each client connection is one MCP session (and one toolwarden
- * session: its labels, counters and approvals), bound to the token that opened it. Tools are
- * namespaced `<server>__<tool>`; the policy sees the plain tool name with `server: <id>`.
- * Upstreams are shared by all sessions; their `tools/list_changed` is re-checked against the pins
- * and passed on to every session.
+ * token that names their agent. Both protocol generations (v2 SDK): a 2025 client opens an MCP
+ * session with `initialize` (one toolwarden session: its labels, counters and approvals, bound to
+ * the token that opened it); a 2026-07-28 client's requests are served one by one (`server/discover`
+ * included) in one toolwarden session per token. Tools and prompts are namespaced
+ * `<server>__<name>`; resources keep their URIs and are routed to the server that lists them (or
+ * whose template matches). The policy sees the plain tool name with `server: <id>`;
+ * `resources/read` and `prompts/get` are decided as calls of those names. Upstreams are shared by
+ * all sessions, except a stateful one (a 2025 HTTP server with sessions): each client session gets
+ * its own connection to it. `tools/list_changed` is re-checked against the pins and passed on.
  */
 export class McpGateway {
   private readonly upstreams = new Map<string, Upstream>();
   private readonly sessions = new Map<string, ClientSession>();
   private readonly tokens: TokenTable;
   private readonly gate: ToolGate;
+  private readonly resourceOwners = new Map<string, string>();
+  private modern: McpHttpHandler | undefined;
   private http: HttpServer | undefined;
   private sweeper: NodeJS.Timeout | undefined;
   private onClose: (() => Promise<void>) | undefined;
@@ -143,13 +174,24 @@ export class McpGateway {
       Object.entries(this.options.servers).map(async ([id, spec]) => {
         let client: Client;
         try {
-          client = await connectUpstream(spec, { info: { name: "toolwarden-gateway", version: "0.1.0" } });
+          client = await this.connect(id, spec);
         } catch (error) {
           throw new Error(
             `cannot start server \`${id}\` (${describeUpstream(spec)}): ${(error as Error).message}`,
           );
         }
-        const upstream: Upstream = { id, client, catalog: new ToolCatalog(client, id, warden, ledger) };
+        const stateful =
+          isHttpUpstream(spec) &&
+          client.getProtocolEra() === "legacy" &&
+          client.transport?.sessionId !== undefined;
+        const upstream: Upstream = {
+          id,
+          spec,
+          client,
+          catalog: new ToolCatalog(client, id, warden, ledger),
+          stateful,
+          templates: [],
+        };
         this.upstreams.set(id, upstream);
         client.setNotificationHandler("notifications/tools/list_changed", async () => {
           await upstream.catalog
@@ -159,14 +201,35 @@ export class McpGateway {
             );
           for (const session of this.sessions.values())
             await session.server.sendToolListChanged().catch(() => {});
+          this.modern?.notify.toolsChanged();
         });
         client.onclose = () => this.log(`server \`${id}\` closed its connection`);
+        if (client.getProtocolEra() === "modern" && client.getServerCapabilities()?.tools?.listChanged)
+          await client.listen({ toolsListChanged: true }).catch(() => {});
         await upstream.catalog.refresh();
       }),
     );
   }
 
+  private connect(id: string, spec: UpstreamSpec): Promise<Client> {
+    return connectUpstream(spec, { info: { name: "toolwarden-gateway", version: "0.1.0" }, name: id });
+  }
+
   private async listenHttp(): Promise<void> {
+    this.modern = createMcpHandler(
+      (ctx) => {
+        const extra = (ctx.authInfo?.extra ?? {}) as { index?: number; agent?: Agent };
+        const agent = extra.agent ?? { id: "unknown" };
+        const id = `mcp-gateway:token-${extra.index ?? "none"}`;
+        return this.buildServer({
+          agent,
+          session: () => this.options.warden.session({ id, agent }),
+          client: async (upstream) => upstream.client,
+          pump: new NotificationPump(),
+        });
+      },
+      { legacy: "reject", maxRequestBodySize: MAX_BODY, onerror: () => {} },
+    );
     const http = createServer((req, res) => {
       this.handle(req, res).catch((error) => {
         this.log(`request failed: ${(error as Error).message}`);
@@ -201,96 +264,215 @@ export class McpGateway {
       if (session.token !== caller.index)
         return reply(res, 403, "this session belongs to another token", -32001);
       session.lastSeen = Date.now();
-      return session.transport.handleRequest(req, res);
+      const { request, body } = await webRequest(req);
+      return send(res, await session.transport.handleRequest(request, { parsedBody: body }));
     }
     if (req.method !== "POST") return reply(res, 400, "no session: send initialize first");
-    let body: unknown;
+    let parsed: { request: Request; body: unknown };
     try {
-      body = JSON.parse(await readBody(req));
+      parsed = await webRequest(req);
     } catch (error) {
       return reply(res, 400, `parse error: ${(error as Error).message}`, -32700);
+    }
+    const { request, body } = parsed;
+    if (!(await isLegacyRequest(request, body))) {
+      const authInfo: AuthInfo = {
+        token: "bearer",
+        clientId: String(caller.agent.id),
+        scopes: [],
+        extra: { index: caller.index, agent: caller.agent },
+      };
+      return send(res, await (this.modern as McpHttpHandler).fetch(request, { parsedBody: body, authInfo }));
     }
     const initializing = Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body);
     if (!initializing) return reply(res, 400, "no session: send initialize first");
     const session = await this.openSession(caller.index, caller.agent);
-    await session.transport.handleRequest(req, res, body);
+    await send(res, await session.transport.handleRequest(request, { parsedBody: body }));
   }
 
   private async openSession(token: number, agent: Agent): Promise<ClientSession> {
     const { warden } = this.options;
-    const transport = new StreamableHTTPServerTransport({
+    const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
         this.sessions.set(id, session);
         warden.session({ id, agent });
       },
     });
-    const server = new Server(
-      { name: "toolwarden-gateway", version: "0.1.0" },
-      { capabilities: { tools: { listChanged: true } } },
-    );
-    const session: ClientSession = { transport, server, token, agent, lastSeen: Date.now() };
-    const timeout = this.options.requestTimeout ?? 10 * 60_000;
-    const pump = new NotificationPump();
-
-    server.setRequestHandler(ListToolsRequestSchema, async () => {
-      const lists = await Promise.all(
-        [...this.upstreams.values()].map(async (upstream) => {
-          await upstream.catalog.refresh();
-          return upstream.catalog
-            .visible()
-            .map((tool) => ({ ...tool, name: `${upstream.id}${TOOL_SEPARATOR}${tool.name}` }));
-        }),
-      );
-      return { tools: lists.flat() as never };
+    const upstreams = new Map<string, Promise<Client>>();
+    const server = this.buildServer({
+      agent,
+      session: () => warden.session({ id: transport.sessionId ?? randomUUID(), agent }),
+      client: (upstream) => {
+        if (!upstream.stateful) return Promise.resolve(upstream.client);
+        let own = upstreams.get(upstream.id);
+        if (!own) {
+          own = this.connect(upstream.id, upstream.spec);
+          own.catch(() => upstreams.delete(upstream.id));
+          upstreams.set(upstream.id, own);
+        }
+        return own;
+      },
+      pump: new NotificationPump(),
     });
-    server.setRequestHandler(CallToolRequestSchema, async (request, extra) => {
-      const name = request.params.name;
-      const cut = name.indexOf(TOOL_SEPARATOR);
-      const upstream = cut > 0 ? this.upstreams.get(name.slice(0, cut)) : undefined;
-      if (!upstream) {
-        return refusal({
-          verdict: "deny",
-          rule: "gateway.unknown_tool",
-          reason: `no server offers \`${name}\` (tools are named <server>${TOOL_SEPARATOR}<tool>)`,
-          findings: [],
-          labels: [],
-          tool: name,
-        });
-      }
-      const tool = name.slice(cut + TOOL_SEPARATOR.length);
-      const wardenSession = warden.session({
-        id: extra.sessionId ?? transport.sessionId ?? randomUUID(),
-        agent,
-      });
-      return this.gate.call(
-        upstream.catalog,
-        { server: upstream.id, session: wardenSession, agent },
-        tool,
-        request.params.arguments,
-        () =>
-          relay(
-            request.params,
-            { signal: extra.signal, notify: extra.sendNotification },
-            timeout,
-            pump,
-            (options) =>
-              upstream.client.request(
-                { method: "tools/call", params: { ...relayedParams(request.params), name: tool } },
-                options,
-              ) as never,
-          ),
-      );
-    });
+    const session: ClientSession = { transport, server, token, agent, lastSeen: Date.now(), upstreams };
     transport.onclose = () => {
       const id = transport.sessionId;
       if (id && this.sessions.get(id) === session) {
         this.sessions.delete(id);
         warden.endSession(id);
       }
+      for (const own of upstreams.values()) void own.then((client) => client.close()).catch(() => {});
     };
     await server.connect(transport);
     return session;
+  }
+
+  /** One SDK server instance with the gateway's handlers, for a 2025 session or one 2026 request. */
+  private buildServer(caller: Caller): Server {
+    const server = new Server(
+      { name: "toolwarden-gateway", version: "0.1.0" },
+      {
+        capabilities: {
+          tools: { listChanged: true },
+          resources: { listChanged: true },
+          prompts: { listChanged: true },
+        },
+      },
+    );
+    const timeout = this.options.requestTimeout ?? 10 * 60_000;
+    const forward = async (upstream: Upstream, method: string, params: unknown, ctx: Ctx) => {
+      const client = await caller.client(upstream);
+      return relay(params, ctx.mcpReq, timeout, caller.pump, (options) =>
+        client.request({ method, params: relayedParams(params) } as never, options),
+      );
+    };
+    const context = (upstream: Upstream) => ({
+      server: upstream.id,
+      session: caller.session(),
+      agent: caller.agent,
+    });
+
+    server.setRequestHandler("tools/list", (async () => {
+      const lists = await Promise.all(
+        this.offering("tools").map(async (upstream) => {
+          await upstream.catalog.refresh();
+          return upstream.catalog
+            .visible()
+            .map((tool) => ({ ...tool, name: namespaced(upstream.id, tool.name) }));
+        }),
+      );
+      return { tools: lists.flat() };
+    }) as never);
+    server.setRequestHandler("tools/call", (async (request: Req, ctx: Ctx) => {
+      const params = request.params as { name: string; arguments?: Record<string, unknown> };
+      const [upstream, tool] = this.route(params.name);
+      if (!upstream) {
+        return refusal({
+          verdict: "deny",
+          rule: "gateway.unknown_tool",
+          reason: `no server offers \`${params.name}\` (tools are named <server>${TOOL_SEPARATOR}<tool>)`,
+          findings: [],
+          labels: [],
+          tool: params.name,
+        });
+      }
+      return this.gate.call(
+        upstream.catalog,
+        context(upstream),
+        tool,
+        params.arguments,
+        () => forward(upstream, "tools/call", { ...params, name: tool }, ctx) as never,
+      );
+    }) as never);
+    server.setRequestHandler("prompts/list", (async () => {
+      const lists = await Promise.all(
+        this.offering("prompts").map(async (upstream) =>
+          (await upstream.client.listPrompts()).prompts.map((prompt) => ({
+            ...prompt,
+            name: namespaced(upstream.id, prompt.name),
+          })),
+        ),
+      );
+      return { prompts: lists.flat() };
+    }) as never);
+    server.setRequestHandler("prompts/get", (async (request: Req, ctx: Ctx) => {
+      const params = request.params as { name: string; arguments?: Record<string, string> };
+      const [upstream, name] = this.route(params.name);
+      if (!upstream)
+        throw new ProtocolError(
+          ProtocolErrorCode.InvalidParams,
+          `no server offers prompt \`${params.name}\``,
+        );
+      return this.gate.request(context(upstream), "prompts/get", promptArgs({ ...params, name }), () =>
+        forward(upstream, "prompts/get", { ...params, name }, ctx),
+      );
+    }) as never);
+    server.setRequestHandler("resources/list", (async () => {
+      const lists = await Promise.all(
+        this.offering("resources").map(async (upstream) => {
+          const { resources } = await upstream.client.listResources();
+          for (const resource of resources) this.resourceOwners.set(resource.uri, upstream.id);
+          return resources;
+        }),
+      );
+      return { resources: lists.flat() };
+    }) as never);
+    server.setRequestHandler("resources/templates/list", (async () => {
+      const lists = await Promise.all(
+        this.offering("resources").map(async (upstream) => {
+          const { resourceTemplates } = await upstream.client.listResourceTemplates();
+          upstream.templates = resourceTemplates.map((t) => new UriTemplate(t.uriTemplate));
+          return resourceTemplates;
+        }),
+      );
+      return { resourceTemplates: lists.flat() };
+    }) as never);
+    server.setRequestHandler("resources/read", (async (request: Req, ctx: Ctx) => {
+      const uri = String((request.params as { uri?: unknown }).uri ?? "");
+      const upstream = await this.resourceOwner(uri);
+      if (!upstream)
+        throw new ProtocolError(ProtocolErrorCode.InvalidParams, `no server offers resource \`${uri}\``);
+      return this.gate.request(context(upstream), "resources/read", resourceArgs(request.params), () =>
+        forward(upstream, "resources/read", request.params, ctx),
+      );
+    }) as never);
+    return server;
+  }
+
+  /** Upstreams whose capabilities include `capability`. */
+  private offering(capability: "tools" | "prompts" | "resources"): Upstream[] {
+    return [...this.upstreams.values()].filter((u) => u.client.getServerCapabilities()?.[capability]);
+  }
+
+  /** `<server>__<name>` -> the upstream and the plain name. */
+  private route(name: string): [Upstream | undefined, string] {
+    const cut = name.indexOf(TOOL_SEPARATOR);
+    if (cut <= 0) return [undefined, name];
+    return [this.upstreams.get(name.slice(0, cut)), name.slice(cut + TOOL_SEPARATOR.length)];
+  }
+
+  /** The server a resource URI belongs to: the one that listed it, else one whose template matches, else the only one with resources. */
+  private async resourceOwner(uri: string): Promise<Upstream | undefined> {
+    const offering = this.offering("resources");
+    const listed = this.resourceOwners.get(uri);
+    if (listed) return this.upstreams.get(listed);
+    for (const upstream of offering) {
+      if (!upstream.templates.length) {
+        const { resourceTemplates } = await upstream.client
+          .listResourceTemplates()
+          .catch(() => ({ resourceTemplates: [] }));
+        upstream.templates = resourceTemplates.map((t) => new UriTemplate(t.uriTemplate));
+      }
+      if (upstream.templates.some((template) => template.match(uri))) return upstream;
+    }
+    for (const upstream of offering) {
+      const { resources } = await upstream.client.listResources().catch(() => ({ resources: [] }));
+      for (const resource of resources) this.resourceOwners.set(resource.uri, upstream.id);
+    }
+    const owner = this.resourceOwners.get(uri);
+    if (owner) return this.upstreams.get(owner);
+    return offering.length === 1 ? offering[0] : undefined;
   }
 
   private sweep(idle: number): void {
@@ -312,6 +494,7 @@ export class McpGateway {
   async close(): Promise<void> {
     if (this.sweeper) clearInterval(this.sweeper);
     await Promise.allSettled([...this.sessions.values()].map((session) => session.transport.close()));
+    await this.modern?.close().catch(() => {});
     if (this.http) {
       const http = this.http;
       http.closeAllConnections();
@@ -322,10 +505,46 @@ export class McpGateway {
   }
 }
 
+type Req = { method: string; params?: Record<string, unknown> };
+type Ctx = { mcpReq: { signal: AbortSignal; notify: (notification: never) => Promise<void> } };
+
+function namespaced(server: string, name: string): string {
+  return `${server}${TOOL_SEPARATOR}${name}`;
+}
+
 function reply(res: ServerResponse, status: number, message: string, code = -32000): void {
   res.statusCode = status;
   res.setHeader("Content-Type", "application/json");
   res.end(JSON.stringify({ jsonrpc: "2.0", error: { code, message }, id: null }));
+}
+
+/** A web `Request` for the SDK from a Node request, with its JSON body read (bounded) and parsed. */
+async function webRequest(req: IncomingMessage): Promise<{ request: Request; body: unknown }> {
+  const headers = new Headers();
+  for (const [key, value] of Object.entries(req.headers)) {
+    if (Array.isArray(value)) for (const v of value) headers.append(key, v);
+    else if (value !== undefined) headers.set(key, value);
+  }
+  const url = new URL(req.url ?? "/", `http://${req.headers.host ?? "gateway"}`);
+  if (req.method !== "POST")
+    return { request: new Request(url, { method: req.method, headers }), body: undefined };
+  const text = await readBody(req);
+  const body = JSON.parse(text) as unknown;
+  return { request: new Request(url, { method: "POST", headers, body: text }), body };
+}
+
+/** Writes the SDK's web `Response` (JSON or an SSE stream) to the Node response. */
+async function send(res: ServerResponse, response: Response): Promise<void> {
+  res.statusCode = response.status;
+  for (const [key, value] of response.headers) res.setHeader(key, value);
+  if (!response.body) {
+    res.end();
+    return;
+  }
+  const body = Readable.fromWeb(response.body as unknown as WebReadableStream);
+  res.once("close", () => body.destroy());
+  body.on("error", () => res.destroy());
+  body.pipe(res);
 }
 
 async function readBody(req: IncomingMessage): Promise<string> {

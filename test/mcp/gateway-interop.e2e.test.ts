@@ -1,0 +1,75 @@
+import { spawn } from "node:child_process";
+import type { ChildProcess } from "node:child_process";
+import { writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AUDIT_KEY, CLI, httpClient, INTEROP, readJsonl, tempDir, until } from "./helpers.js";
+import type { AnyClient } from "./helpers.js";
+import { INTEROP_POLICY, interopChecks, MATRIX } from "./interop-checks.js";
+
+const TOKEN = "interop-token-5d1e9a7c3b20f4e8";
+
+describe.each(MATRIX)("through the gateway: $client client, $server server (legacy: $legacy)", (cell) => {
+  const dir = tempDir();
+  const log = join(dir, "fixture.log");
+  let gateway: ChildProcess;
+  let client: AnyClient;
+  let stderr = "";
+
+  beforeAll(async () => {
+    writeFileSync(join(dir, "policy.yaml"), INTEROP_POLICY);
+    const env = { SDK: cell.server, LEGACY: cell.legacy, FIXTURE_LOG: log };
+    writeFileSync(
+      join(dir, "gateway.yaml"),
+      `listen: { port: 0 }
+policy: policy.yaml
+audit: audit.jsonl
+pins: pins.jsonl
+servers:
+  interop: { command: ${JSON.stringify(process.execPath)}, args: ${JSON.stringify(INTEROP)}, env: ${JSON.stringify(env)} }
+tokens:
+  - { token: ${TOKEN}, agent: { id: tester } }
+`,
+    );
+    gateway = spawn(process.execPath, [...CLI, "mcp", "gateway", "-c", join(dir, "gateway.yaml")], {
+      env: { ...(process.env as Record<string, string>), TOOLWARDEN_AUDIT_KEY: AUDIT_KEY },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    gateway.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8");
+    });
+    await until(() => /listening on (\S+)/.test(stderr), `the gateway to listen:\n${stderr}`, 30_000);
+    const url = (/listening on (\S+)/.exec(stderr) as RegExpExecArray)[1];
+    client = await httpClient(cell.client, url, TOKEN);
+  });
+
+  afterAll(async () => {
+    await client?.close().catch(() => {});
+    if (gateway && gateway.exitCode === null) {
+      const exited = new Promise((resolve) => gateway.once("exit", resolve));
+      gateway.kill("SIGTERM");
+      await exited;
+    }
+  });
+
+  interopChecks(() => ({ client: () => client, tool: (name) => `interop__${name}`, log }), cell.era);
+
+  it("audits the decisions with the agent, resource reads and prompts included", async () => {
+    await until(
+      () => readJsonl(join(dir, "audit.jsonl")).some((r) => r.tool === "prompts/get"),
+      "the audit records",
+    );
+    const rows = readJsonl(join(dir, "audit.jsonl"))
+      .filter((r) => r.kind === "decision")
+      .map((r) => [r.agent, r.tool, r.server, r.verdict]);
+    expect(rows).toEqual(
+      expect.arrayContaining([
+        ["tester", "echo", "interop", "allow"],
+        ["tester", "huge", "interop", "deny"],
+        ["tester", "resources/read", "interop", "allow"],
+        ["tester", "resources/read", "interop", "deny"],
+        ["tester", "prompts/get", "interop", "allow"],
+      ]),
+    );
+  });
+});
