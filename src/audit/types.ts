@@ -14,6 +14,8 @@ export interface AuditEvent {
   enforced?: false;
   /** Rules or limits with `enforce: false` that matched but did not decide. */
   observed?: string[];
+  /** Every rule, limit or check that contributed, most severe first (the Decision's `matched`). */
+  matched?: string[];
   rule?: string | null;
   reason?: string;
   findings?: Finding[];

@@ -17,8 +17,9 @@ import { plural } from "./util.js";
 const USAGE = `usage:
   toolwarden audit verify LOG... [--audit-key-file F | --key-file F] [--unsigned]
   toolwarden audit tail LOG [-n N] [--follow] [--json]
-  toolwarden audit query LOG... [--agent A] [--tool T] [--verdict V] [--since ISO] [--until ISO] [--session S] [--kind K] [--json]
+  toolwarden audit query LOG... [--agent A] [--tool T] [--verdict V] [--since ISO] [--until ISO] [--session S] [--kind K] [--observed] [--json]
   toolwarden audit receipt LOG --seq N
+  toolwarden audit stats LOG... [--rules] [-p POLICY] [--since ISO] [--until ISO] [--json]
 
 A LOG that has rotated siblings (audit.1.jsonl, audit.2.jsonl, ...) stands for all of them, in order.
 The key comes from --audit-key-file (or --key-file), TOOLWARDEN_AUDIT_KEY or TOOLWARDEN_AUDIT_KEY_FILE.`;
@@ -50,6 +51,8 @@ export async function run(argv: string[], io: AuditIo = process): Promise<number
         return await query(rest, io);
       case "receipt":
         return await receipt(rest, io);
+      case "stats":
+        return await stats(rest, io);
       case undefined:
       case "help":
       case "--help":
@@ -151,6 +154,7 @@ async function query(argv: string[], io: AuditIo): Promise<number> {
       until: { type: "string" },
       session: { type: "string" },
       kind: { type: "string" },
+      observed: { type: "boolean" },
       json: { type: "boolean" },
     },
     allowPositionals: true,
@@ -175,7 +179,99 @@ async function query(argv: string[], io: AuditIo): Promise<number> {
     filter[name] = value;
   }
   const print = printer(io, values.json);
-  for await (const record of queryAudit(await expand(positionals), filter)) print(record);
+  for await (const record of queryAudit(await expand(positionals), filter)) {
+    // --observed: only the verdicts that were observed, not enforced (the would-be denials and asks).
+    if (values.observed && record.enforced !== false) continue;
+    print(record);
+  }
+  return 0;
+}
+
+/**
+ * `audit stats`: decisions by verdict over a period, observed (unenforced) ones apart; with
+ * `--rules`, how often each rule decided and contributed, and with `-p POLICY`, the policy's rules,
+ * shorthand entries and limits that never fired.
+ */
+async function stats(argv: string[], io: AuditIo): Promise<number> {
+  const { values, positionals } = parseArgs({
+    args: argv,
+    options: {
+      rules: { type: "boolean" },
+      policy: { type: "string", short: "p" },
+      since: { type: "string" },
+      until: { type: "string" },
+      json: { type: "boolean" },
+    },
+    allowPositionals: true,
+    strict: true,
+  });
+  if (positionals.length === 0) throw new UsageError("no LOG given");
+  const filter: AuditFilter = { kind: "decision" };
+  for (const name of ["since", "until"] as const) {
+    const value = values[name];
+    if (value === undefined) continue;
+    if (Number.isNaN(Date.parse(value))) throw new UsageError(`--${name} \`${value}\` is not an ISO time`);
+    filter[name] = value;
+  }
+  let names: string[] = [];
+  if (values.policy) {
+    const { compilePolicyFile } = await import("../policy/index.js");
+    const raw = compilePolicyFile(values.policy).loaded.policy;
+    names = [
+      ...(["allow", "flag", "ask", "deny"] as const).flatMap((v) =>
+        (raw[v] ?? []).map((glob) => `${v}:${glob}`),
+      ),
+      ...(raw.rules ?? []).map((rule) => rule.name),
+      ...(raw.limits ?? []).map((limit) => limit.name),
+    ];
+  }
+  const verdicts: Record<string, { enforced: number; observed: number }> = {};
+  const records: AuditRecord[] = [];
+  for await (const record of queryAudit(await expand(positionals), filter)) {
+    records.push(record);
+    const v = (verdicts[String(record.verdict)] ??= { enforced: 0, observed: 0 });
+    if (record.enforced === false) v.observed++;
+    else v.enforced++;
+  }
+  const { ruleStats } = await import("../audit/rule-stats.js");
+  const result = await ruleStats(records, names);
+  if (values.json) {
+    io.stdout.write(
+      `${JSON.stringify({ verdicts, ...(values.rules || values.policy ? result : { decisions: result.decisions }) }, null, 2)}\n`,
+    );
+    return 0;
+  }
+  const out: string[] = [`${result.decisions} decisions`];
+  for (const verdict of ["allow", "flag", "ask", "deny"]) {
+    const v = verdicts[verdict];
+    if (!v) continue;
+    out.push(
+      `  ${verdict.padEnd(5)} ${v.enforced}${v.observed ? ` (+${v.observed} observed, not enforced)` : ""}`,
+    );
+  }
+  if (values.rules || values.policy) {
+    out.push(
+      "",
+      "rule                                      decided  observed  matched  allow  flag  ask  deny",
+    );
+    for (const r of result.rules) {
+      const b = r.byVerdict;
+      out.push(
+        `${clean(r.rule).padEnd(40).slice(0, 40)}  ${String(r.decided).padStart(7)}  ${String(r.observed).padStart(8)}  ${String(r.matched).padStart(7)}  ${String(b.allow).padStart(5)}  ${String(b.flag).padStart(4)}  ${String(b.ask).padStart(3)}  ${String(b.deny).padStart(4)}`,
+      );
+    }
+    if (result.byDefault) out.push(`(default)${" ".repeat(33)}${String(result.byDefault).padStart(7)}`);
+    if (values.policy) {
+      out.push(
+        "",
+        result.never.length
+          ? `never fired (${result.never.length}):`
+          : "every rule of the policy fired at least once",
+      );
+      for (const name of result.never) out.push(`  ${name}`);
+    }
+  }
+  io.stdout.write(`${out.join("\n")}\n`);
   return 0;
 }
 
@@ -225,6 +321,8 @@ function summary(record: AuditRecord): string {
   const decision = record.kind === undefined || record.kind === "decision";
   const head = decision ? (record.verdict ?? "decision") : record.kind;
   const parts = [`#${record.seq}`, clean(record.time), clean(head).padEnd(5)];
+  // A verdict the policy only observed (the call ran) reads apart from one it enforced.
+  if (decision && record.enforced === false) parts.push("(observed)");
   if (record.tool !== undefined) parts.push(clean(record.tool));
   if (!decision && record.server !== undefined) parts.push(`server=${clean(record.server)}`);
   if (record.agent !== undefined) parts.push(`agent=${clean(record.agent)}`);

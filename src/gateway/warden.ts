@@ -666,6 +666,7 @@ export class Warden {
       verdict: decision.verdict,
       ...(decision.enforced === false ? { enforced: false as const } : {}),
       ...(decision.observed?.length ? { observed: decision.observed } : {}),
+      ...(decision.matched?.length ? { matched: decision.matched } : {}),
       rule: decision.rule,
       reason: decision.reason,
       findings: decision.findings,
