@@ -21,7 +21,7 @@ const WARDEN_FLAGS = {
 
 const USAGE = {
   proxy:
-    "toolwarden mcp proxy -p POLICY [--server-id ID] [--agent ID] [--audit LOG] [--audit-key-file FILE] [--pins FILE] [--store URL] [--approval-wait SECONDS] [--max-line BYTES] [--observe] (-- COMMAND [ARGS...] | --url URL)",
+    "toolwarden mcp proxy -p POLICY [--server-id ID] [--agent ID] [--session ID] [--audit LOG] [--audit-key-file FILE] [--pins FILE] [--store URL] [--approval-wait SECONDS] [--max-line BYTES] [--observe] (-- COMMAND [ARGS...] | --url URL)",
   gateway: "toolwarden mcp gateway -c GATEWAY.yaml",
   pins: "toolwarden mcp pins list [--server ID] [--json] | approve --server-id ID [--tool NAME...] (-- COMMAND... | --url URL | -c GATEWAY.yaml) | revoke --server-id ID [--tool NAME...]   [--pins FILE] [--audit-key-file FILE]",
   scan: "toolwarden mcp scan [CONFIG...] [--json] [--write-policy FILE] [--write-pins] [--pins FILE] [--timeout SECONDS]",
@@ -172,6 +172,7 @@ async function proxy(argv: string[]): Promise<number> {
       ...WARDEN_FLAGS,
       "server-id": { type: "string" },
       agent: { type: "string" },
+      session: { type: "string" },
       url: { type: "string" },
       "max-line": { type: "string" },
       observe: { type: "boolean" },
@@ -213,6 +214,7 @@ async function proxy(argv: string[]): Promise<number> {
       upstream,
       ledger,
       agent: values.agent ? { id: values.agent } : undefined,
+      session: values.session,
       gate: { approvals: { wait: approvalWait } },
       maxLine,
       log,

@@ -9,7 +9,8 @@ import { help } from "./validate.js";
 
 export const replay: Command = {
   summary: "replay a trace: one session per id; allowed results label later calls; one Decision a line",
-  usage: "toolwarden replay -p POLICY TRACE.jsonl [--report] [--audit LOG [--audit-key-file FILE]]",
+  usage:
+    "toolwarden replay -p POLICY TRACE.jsonl [--report] [--audit LOG [--audit-key-file FILE]] [--store URL]",
   options: [
     "TRACE.jsonl             steps `{session?, tool, args, result?}` or inputs `{session?, input, labels}` (`-`: stdin)",
     "--report                print each session's report (verdicts, spend, labels, flows blocked) on stderr",

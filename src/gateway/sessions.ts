@@ -141,6 +141,14 @@ export class SessionManager {
     await this.enqueue(held, () => this.drain(held));
   }
 
+  /** Waits for every pending write and report counter of every session (before closing the store). */
+  async flushAll(): Promise<void> {
+    await Promise.allSettled([...this.held.values()].flatMap((held) => [held.chain, held.notes]));
+    await Promise.allSettled(
+      [...this.held.values()].filter((held) => held.unsent.length).map((held) => this.flush(held.session.id)),
+    );
+  }
+
   /** Counts a decision for the session's report (in the store; not awaited by the decision). */
   note(
     session: Session,

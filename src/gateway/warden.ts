@@ -927,6 +927,7 @@ export class Warden {
   }
 
   async close(): Promise<void> {
+    await this.sessions.flushAll();
     if (this.unaudited.size) await this.auditApprovalDecisions(true).catch(() => {});
     if (this.auditTimer) clearInterval(this.auditTimer);
     this.auditTimer = undefined;

@@ -39,6 +39,12 @@ export interface ProxyOptions {
   ledger?: PinLedger;
   /** The agent behind this client, for `agent.<attr>` conditions and per-agent limits. */
   agent?: Agent;
+  /**
+   * The session the client's calls belong to. Default: a new one per proxy process, ended when
+   * it exits. Given (with a shared store), a restarted proxy continues the same session, which
+   * outlives it until its idle expiry.
+   */
+  session?: string;
   gate?: GateOptions;
   /** Longest wait for one upstream request (ms), reset by progress. Default 10 minutes. */
   requestTimeout?: number;
@@ -109,7 +115,7 @@ export class McpProxy {
     private readonly options: ProxyOptions,
   ) {
     const { warden } = options;
-    this.session = warden.session({ id: randomUUID(), agent: options.agent });
+    this.session = warden.session({ id: options.session ?? randomUUID(), agent: options.agent });
     this.catalog = new ToolCatalog(client, options.server, warden, options.ledger);
     this.gate = new ToolGate(warden, options.gate);
     this.pump = new NotificationPump(options.notifications);
@@ -345,7 +351,7 @@ export class McpProxy {
       this.log(
         `the client did not keep up with server \`${this.options.server}\`: ${dropped} notifications dropped, ${coalesced} coalesced`,
       );
-    this.options.warden.endSession(this.session.id);
+    if (this.options.session === undefined) this.options.warden.endSession(this.session.id);
     await Promise.allSettled([this.client.close(), this.handle?.close()]);
   }
 
