@@ -61,7 +61,10 @@ export function refusalText(decision: Decision, call: Pick<Call, "tool">): strin
     const pending = decision.approval ? `; approval ${decision.approval} is pending` : "";
     return `toolwarden held \`${tool}\` for human approval${rule}: ${sentence(`${clause(decision.reason)}${pending}`)} The call was not run.`;
   }
-  return `toolwarden denied \`${tool}\`${rule}: ${sentence(decision.reason)} The call was not run.`;
+  // A withheld output: the call ran, the model does not see what it returned.
+  const ran =
+    decision.rule === "detect.output" ? "The call ran; its output is withheld." : "The call was not run.";
+  return `toolwarden denied \`${tool}\`${rule}: ${sentence(decision.reason)} ${ran}`;
 }
 
 /** The error a guarded tool throws where its SDK turns thrown errors into messages for the model. */
@@ -220,7 +223,18 @@ export class ToolGuard {
     if (!mayRun(decision)) {
       return { allowed: false, decision, message: this.refusal(decision, call) };
     }
-    const output = await runLabelled(run, (output) => this.warden.recordOutput(call, output, session));
+    // Output detectors: the model gets the masked copy, or the refusal when the output is withheld.
+    let withheld: Decision | undefined;
+    const output = await runLabelled(
+      run,
+      (output) => this.warden.recordOutput(call, output, session),
+      async (output) => {
+        const guarded = await this.warden.guardOutput(call, output, session);
+        withheld = guarded.withheld;
+        return guarded.output;
+      },
+    );
+    if (withheld) return { allowed: false, decision: withheld, message: this.refusal(withheld, call) };
     return { allowed: true, decision, output };
   }
 }

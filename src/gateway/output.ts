@@ -1,9 +1,15 @@
 /**
  * Runs a tool and hands what it gave to `record` (which labels it on the session): its output,
  * the message of what it threw (rethrown), or a stream's chunks once the stream ends (joined when
- * they are all text). The one path by which `wrap` and every adapter label outputs.
+ * they are all text). The one path by which `wrap` and every adapter label outputs. With `guard`,
+ * a (non-stream) output goes to it instead, and what it returns is handed on: the output
+ * detectors (`Warden.guardOutput`) label, mask or withhold it. Streams are not scanned.
  */
-export async function runLabelled(run: () => unknown, record: (output: unknown) => void): Promise<unknown> {
+export async function runLabelled(
+  run: () => unknown,
+  record: (output: unknown) => void,
+  guard?: (output: unknown) => Promise<unknown>,
+): Promise<unknown> {
   let output: unknown;
   try {
     output = await run();
@@ -12,6 +18,7 @@ export async function runLabelled(run: () => unknown, record: (output: unknown) 
     throw error;
   }
   if (isAsyncIterable(output)) return labelStream(output, record);
+  if (guard) return guard(output);
   record(output);
   return output;
 }

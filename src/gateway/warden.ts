@@ -25,10 +25,30 @@ import { evaluateCall, internalError } from "./evaluate.js";
 import { runLabelled } from "./output.js";
 import { observes, observeStage } from "./observe.js";
 import { valueAt } from "./inspect.js";
+import { outputDetectors, scanOutput } from "./output-detect.js";
+import type { OutputAction } from "../policy/index.js";
 import { Session } from "./session.js";
 import type { SessionOptions, SessionReport } from "./session.js";
 import { SessionManager, SessionRefusedError } from "./sessions.js";
 import type { SessionBounds } from "./sessions.js";
+
+/** The label `detect: { <detector>: { outputs: label } }` gives an output holding a hit. */
+export const SECRET_LABEL = "secret";
+
+const OUTPUT_DONE: Record<OutputAction, string> = { label: "labelled", mask: "masked", deny: "withheld" };
+
+/** A tool output after the output detectors (`Warden.guardOutput`). */
+export interface GuardedOutput {
+  /** What the model may see: the output or a masked copy; undefined when withheld. */
+  output: unknown;
+  /** Labels the output got on the session. */
+  labels: string[];
+  /** What the detectors did, when they found something. */
+  action?: OutputAction;
+  findings: Finding[];
+  /** Set when the output is withheld (`outputs: deny`): the refusal to report instead. */
+  withheld?: Decision;
+}
 
 export interface WardenOptions {
   /** Limits, budgets and approvals; in-memory by default. Share a Redis store across replicas. */
@@ -782,7 +802,7 @@ export class Warden {
    * (`fields`) label parts of object outputs; `propagates` adds the labels that flowed into the
    * call; `declassifies` removes labels (audited). Returns the labels the output got.
    */
-  recordOutput(call: Call, output: unknown, session?: Session): string[] {
+  recordOutput(call: Call, output: unknown, session?: Session, extraLabels?: readonly string[]): string[] {
     const policy = this.compiled;
     const target = session ?? this.sessionFor(call);
     if (!target) return [];
@@ -791,6 +811,7 @@ export class Warden {
     const base = new Set([
       ...(decl?.produces ?? []),
       ...((call.server && policy.serverLabels[call.server]) || []),
+      ...(extraLabels ?? []),
     ]);
     if (decl?.propagates && target.hasLabelledContent) {
       for (const hit of target.flowsInto(call.args ?? {})) base.add(hit.label);
@@ -833,6 +854,50 @@ export class Warden {
     (session ?? this.sessionFor(call))?.recordArgs(call.tool, call.args, paths);
   }
 
+  /**
+   * Applies the output detectors of the policy (`detect: { secrets: { outputs: label | mask |
+   * deny } }`) to a tool's output, then records it on the session as `recordOutput` does: `label`
+   * adds the `secret` label (so flows of it into sinks can be refused), `mask` replaces each hit
+   * in a copy, which is what is recorded and what the caller hands to the model, and `deny`
+   * withholds the output (`withheld` is the refusal). What was found and done is audited (an
+   * `output` event; the secrets themselves are never written).
+   */
+  async guardOutput(
+    call: Call,
+    output: unknown,
+    session?: Session,
+    /** Records the output in place of `recordOutput` (an adapter that labels a text rendering). */
+    record: (output: unknown, extraLabels: string[]) => string[] = (value, extra) =>
+      this.recordOutput(call, value, session, extra),
+  ): Promise<GuardedOutput> {
+    const uses = outputDetectors(this.compiled, call.tool);
+    const scan = uses.length ? scanOutput(uses, output) : undefined;
+    if (scan?.action === undefined) return { output, labels: record(output, []), findings: [] };
+    const { action, findings } = scan;
+    const labels = action === "deny" ? [] : record(scan.output, action === "label" ? [SECRET_LABEL] : []);
+    const codes = [...new Set(findings.map((f) => f.code))];
+    if (this.audit) {
+      const target = session ?? this.sessionFor(call);
+      await this.appendAudit({
+        kind: "output",
+        session: target?.id,
+        tool: call.tool,
+        labels,
+        data: { detected: codes, action: OUTPUT_DONE[action] },
+      });
+    }
+    if (action !== "deny") return { output: scan.output, labels, action, findings };
+    const withheld: Decision = {
+      verdict: "deny",
+      rule: "detect.output",
+      reason: `the output of \`${call.tool}\` was withheld: it holds ${codes.join(", ")}`,
+      findings,
+      labels: [],
+      tool: call.tool,
+    };
+    return { output: undefined, labels, action, findings, withheld };
+  }
+
   /** Guards a function: every call is decided first; outputs are labelled. The wrapper is always async. */
   wrap<A extends unknown[], R>(
     name: string,
@@ -868,6 +933,11 @@ export class Warden {
       const output = await runLabelled(
         () => fn(...params_),
         (output) => this.recordOutput(call, output, session),
+        async (output) => {
+          const guarded = await this.guardOutput(call, output, session);
+          if (guarded.withheld) throw new PolicyDeniedError(guarded.withheld);
+          return guarded.output;
+        },
       );
       return output as Awaited<R>;
     };

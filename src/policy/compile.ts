@@ -265,7 +265,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
             report(["detect", det, ...path], message, help),
           ),
         )
-      : policyDetectors.filter((use) => use.verdict !== "allow");
+      : policyDetectors.filter((use) => use.verdict !== "allow" || use.outputs !== undefined);
     tools.set(name, {
       name,
       produces: decl.produces ?? [],

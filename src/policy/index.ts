@@ -8,6 +8,7 @@ export type {
   RuleSet,
   CompiledTool,
   DetectorUse,
+  OutputAction,
   LimitScope,
 } from "./compile.js";
 export type { EvalContext, FlowHit } from "./context.js";

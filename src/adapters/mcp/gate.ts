@@ -80,13 +80,21 @@ export class ToolGate {
       this.recordText(call, context.session, (error as Error)?.message ?? String(error));
       throw error;
     }
+    // Output detectors (`detect: { secrets: { outputs: ... } }`): the client gets the masked result.
     // Structured content is recorded as the value it is, so `fields` label its parts; the text
     // parts are recorded too (a JSON or YAML rendering is split by the same fields).
-    if (result.structuredContent !== undefined)
-      this.recordText(call, context.session, result.structuredContent);
-    const text = outputText(result, false);
-    if (text || result.structuredContent === undefined) this.recordText(call, context.session, text);
-    return result;
+    const guarded = await this.warden.guardOutput(call, result, context.session, (output, extra) => {
+      const shown = output as CallToolResult;
+      const labels: string[] = [];
+      if (shown.structuredContent !== undefined)
+        labels.push(...this.recordText(call, context.session, shown.structuredContent, extra));
+      const text = outputText(shown, false);
+      if (text || shown.structuredContent === undefined)
+        labels.push(...this.recordText(call, context.session, text, extra));
+      return [...new Set(labels)];
+    });
+    if (guarded.withheld) return refusal({ ...guarded.withheld, tool: name });
+    return guarded.output as CallToolResult;
   }
 
   /**
@@ -214,13 +222,10 @@ export class ToolGate {
   }
 
   /** Labels the output: the policy's `tools.<name>.produces`, `servers.<id>.produces` and `servers.<id>.tools.<name>.produces`. */
-  private recordText(call: Call, session: Session, text: unknown): void {
+  private recordText(call: Call, session: Session, text: unknown, extraLabels: string[] = []): string[] {
     const perTool =
       this.warden.policy.loaded.policy.servers?.[call.server as string]?.tools?.[call.tool]?.produces;
-    if (!perTool?.length) {
-      this.warden.recordOutput(call, text, session);
-      return;
-    }
+    if (!perTool?.length) return this.warden.recordOutput(call, text, session, extraLabels);
     const policy = this.warden.policy;
     const decl = policy.tools.get(call.tool);
     // The whole output, with every label its fields declare (they are not split here).
@@ -229,8 +234,10 @@ export class ToolGate {
       ...(decl?.fields.flatMap((field) => field.labels) ?? []),
       ...(policy.serverLabels[call.server as string] ?? []),
       ...perTool,
+      ...extraLabels,
     ]);
     session.recordOutput(call.tool, text, [...labels]);
+    return [...labels];
   }
 }
 

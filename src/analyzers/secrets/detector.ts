@@ -113,13 +113,13 @@ function recordSpan(type: SecretType, at: number): void {
   }
   const text = scanText;
   let end = at;
-  if (type === "private_key" || type === "gcp_service_account") {
+  if (text.startsWith("PuTTY", at)) {
+    const mac = text.indexOf("Private-MAC:", at);
+    end = mac < 0 ? text.length : Math.min(text.length, lineEndAt(text, mac));
+  } else if (type === "private_key" || type === "gcp_service_account") {
     const close = text.indexOf("-----END", at);
     const marker = close < 0 ? -1 : text.indexOf("-----", close + 8);
     end = marker < 0 ? text.length : marker + 5;
-  } else if (text.startsWith("PuTTY", at)) {
-    const mac = text.indexOf("Private-MAC:", at);
-    end = mac < 0 ? text.length : Math.min(text.length, lineEndAt(text, mac));
   } else {
     while (end < text.length && end - at < 4096 && !isMaskStop(text.charCodeAt(end))) end++;
   }
