@@ -59,6 +59,12 @@ export class JsonlAuditSink implements AuditSink {
     head: ChainHead,
     nextRotation: number,
   ) {
+    // `new JsonlAuditSink(...)` from user code would make a sink with no open file that refuses
+    // every record (and every call with it, under `fail: closed`): say how to make one instead.
+    if (!handle || typeof (handle as Partial<FileHandle>).write !== "function")
+      throw new TypeError(
+        "a JsonlAuditSink is opened, not constructed: use `await JsonlAuditSink.open({ path })`",
+      );
     this.path = options.path;
     this.#key = key;
     this.#durability = options.durability ?? "fsync";
