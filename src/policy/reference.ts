@@ -665,3 +665,81 @@ function plainValueAt(value: unknown, path: readonly string[]): unknown {
   }
   return value;
 }
+
+/**
+ * The labels `fields` give each leaf of a structured tool output (a direct reading of the
+ * `fields` semantics, written apart from the engine's split): a leaf (a string, a number, or an
+ * object key under its parent's path) carries the labels of the deepest node on its path that
+ * some field names, else `produces`; at one node the longest pattern wins, then the one with
+ * fewer `*`, then the first in the file. A pattern segment is a key, `*` (any key or index) or an
+ * index; through an array, a named segment passes any index. Without `fields`, every leaf
+ * carries `produces`; with them, a scalar output carries `produces` and every label they declare. `declassifies` removes labels everywhere. Returns each leaf and key in
+ * document order: its dotted path (a key as `<path>.{key}`), its text and its labels (sorted).
+ */
+export function referenceFieldLabels(
+  decl: { produces?: string[]; fields?: Record<string, string[]>; declassifies?: string[] },
+  output: unknown,
+): Array<{ path: string; text: string; labels: string[] }> {
+  const patterns = Object.entries(decl.fields ?? {}).map(([path, labels], order) => ({
+    path: path.split("."),
+    labels,
+    order,
+  }));
+  const drop = new Set(decl.declassifies ?? []);
+  const clean = (labels: readonly string[]) => [...new Set(labels)].filter((l) => !drop.has(l)).sort();
+  const named = (steps: Array<{ key: string; index: boolean }>) => {
+    const hits = patterns.filter((p) => patternNames(p.path, steps));
+    hits.sort(
+      (a, b) =>
+        b.path.length - a.path.length ||
+        a.path.filter((s) => s === "*").length - b.path.filter((s) => s === "*").length ||
+        a.order - b.order,
+    );
+    return hits[0];
+  };
+  const labelsAt = (steps: Array<{ key: string; index: boolean }>) => {
+    for (let d = steps.length; d >= 1; d--) {
+      const hit = named(steps.slice(0, d));
+      if (hit) return clean(hit.labels);
+    }
+    return clean(decl.produces ?? []);
+  };
+  const out: Array<{ path: string; text: string; labels: string[] }> = [];
+  if (patterns.length && (output === null || typeof output !== "object")) {
+    // Fields cannot be applied to a scalar: it carries `produces` and every label they declare.
+    const all = clean([...(decl.produces ?? []), ...patterns.flatMap((p) => p.labels)]);
+    return typeof output === "string" || typeof output === "number"
+      ? [{ path: "", text: String(output), labels: all }]
+      : [];
+  }
+  const visit = (value: unknown, steps: Array<{ key: string; index: boolean }>) => {
+    const dotted = steps.map((s) => s.key).join(".");
+    if (typeof value === "string" || typeof value === "number")
+      out.push({ path: dotted, text: String(value), labels: labelsAt(steps) });
+    else if (Array.isArray(value))
+      for (const [i, item] of value.entries()) visit(item, [...steps, { key: String(i), index: true }]);
+    else if (value !== null && typeof value === "object")
+      for (const [key, item] of Object.entries(value)) {
+        out.push({ path: `${dotted}.{${key}}`, text: key, labels: labelsAt(steps) });
+        visit(item, [...steps, { key, index: false }]);
+      }
+  };
+  visit(output, []);
+  return out;
+}
+
+/** Whether a field pattern names exactly the node at `steps` (arrays pass a named segment through). */
+function patternNames(
+  pattern: readonly string[],
+  steps: ReadonlyArray<{ key: string; index: boolean }>,
+): boolean {
+  if (steps.length === 0) return pattern.length === 0;
+  if (pattern.length === 0) return false;
+  const [step, ...rest] = steps;
+  const [segment, ...more] = pattern;
+  if (step.index) {
+    if ((segment === "*" || segment === step.key) && patternNames(more, rest)) return true;
+    return segment !== "*" && !/^\d+$/.test(segment) && patternNames(pattern, rest);
+  }
+  return (segment === "*" || segment === step.key) && patternNames(more, rest);
+}

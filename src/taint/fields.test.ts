@@ -9,13 +9,16 @@ const TRANSACTIONS = [
 ];
 const subjects = [field("*.subject", ["untrusted"])];
 
-/** The labels each leaf ends up with, as `leaf -> labels`. */
+/** Keys of the outputs below: walked-through objects give their keys a part of their own. */
+const KEY_NAMES = new Set(["id", "sender", "amount", "subject", "from", "body", "items", "next", "other"]);
+
+/** The labels each leaf (not a key name) ends up with, as `leaf -> labels`. */
 function labelsOf(output: unknown, fields: FieldLabels[], base: string[] = []): Record<string, string[]> {
   const out: Record<string, string[]> = {};
   const visit = (value: unknown, labels: string[]) => {
     if (value !== null && typeof value === "object")
       for (const item of Object.values(value)) visit(item, labels);
-    else out[String(value)] = [...labels].sort();
+    else if (!KEY_NAMES.has(String(value))) out[String(value)] = [...labels].sort();
   };
   for (const part of splitOutput(output, fields, base).parts) visit(part.value, part.labels);
   return out;

@@ -187,6 +187,8 @@ function splitByFields(
     ) {
       if (depth >= MAX_DEPTH) return put(keep([...here, ...fields.flatMap((f) => f.labels)]), value);
       const index = Array.isArray(value);
+      // The keys of an object walked through are text of the object itself: they keep its labels.
+      if (!index && Object.keys(value).length) put(here, Object.keys(value));
       for (const [key, item] of Object.entries(value))
         walk(item, [...steps, { key, index }], depth + 1, here);
       return;
