@@ -27,7 +27,8 @@ const USAGE = {
   scan: "toolwarden mcp scan [CONFIG...] [--json] [--write-policy FILE] [--write-pins] [--pins FILE] [--timeout SECONDS]",
 };
 
-const PINS_OPTION = "--pins FILE             the pin ledger (TOOLWARDEN_PINS; default .toolwarden/pins.jsonl)";
+const PINS_OPTION =
+  "--pins FILE             the pin ledger (TOOLWARDEN_PINS; default .toolwarden/pins.jsonl)";
 
 /** `--help` lines per subcommand: what each flag takes. */
 const OPTIONS: Record<keyof typeof USAGE, string[]> = {
@@ -45,7 +46,9 @@ const OPTIONS: Record<keyof typeof USAGE, string[]> = {
     "-- COMMAND [ARGS...]    the stdio server to start, or",
     "--url URL               a Streamable HTTP server to connect to",
   ],
-  gateway: ["-c, --config FILE       the gateway config (YAML): listen, policy, audit, audit_key_file, store, pins, servers, tokens"],
+  gateway: [
+    "-c, --config FILE       the gateway config (YAML): listen, policy, audit, audit_key_file, store, pins, servers, tokens",
+  ],
   pins: [
     "list | approve | revoke what to do",
     "--server ID, --server-id ID  the server whose pins to list, approve or revoke",
@@ -428,12 +431,13 @@ async function scan(argv: string[]): Promise<number> {
   } else {
     const rows = results.flatMap((server) =>
       server.status !== "ok"
-        ? [[server.id, "-", server.status, "-", server.error ?? ""]]
+        ? [[server.id, "-", server.status, "-", "-", server.error ?? ""]]
         : server.tools.map((tool) => [
             server.id,
             tool.name,
             tool.level,
             tool.capabilities.join(",") || "-",
+            hints(tool.annotations),
             tool.findings
               .filter((f) => !f.code.startsWith("capability."))
               .map((f) => f.message)
@@ -442,7 +446,7 @@ async function scan(argv: string[]): Promise<number> {
     );
     process.stdout.write(
       `${textTable(
-        ["server", "tool", "risk", "can", "findings"],
+        ["server", "tool", "risk", "can", "hints", "findings"],
         rows.map((row) => row.map((cell) => truncate(String(cell), 90))),
       )}\n`,
     );
@@ -464,4 +468,19 @@ function textTable(header: string[], rows: string[][]): string {
   const line = (row: string[]) =>
     row.map((cell, i) => (i === row.length - 1 ? cell : cell.padEnd(widths[i]))).join("  ");
   return [line(header), widths.map((w) => "-".repeat(w)).join("  "), ...rows.map(line)].join("\n");
+}
+
+/** A tool's MCP annotations in the risk table: `ro` read-only, `destructive`, `open-world`, `idempotent`. */
+function hints(
+  annotations:
+    | { readOnlyHint?: boolean; destructiveHint?: boolean; openWorldHint?: boolean; idempotentHint?: boolean }
+    | undefined,
+): string {
+  if (!annotations) return "-";
+  const out: string[] = [];
+  if (annotations.readOnlyHint === true) out.push("read-only");
+  if (annotations.destructiveHint === true) out.push("destructive");
+  if (annotations.openWorldHint === true) out.push("open-world");
+  if (annotations.idempotentHint === true) out.push("idempotent");
+  return out.join(",") || "-";
 }

@@ -25,6 +25,8 @@ export interface ToolFingerprint {
   schemaHash: string;
   /** Hex SHA-256 of the description (and title, which the model reads too). */
   descriptionHash: string;
+  /** Hex SHA-256 of the tool's annotations (read-only, destructive, open-world, idempotent hints). */
+  annotationsHash: string;
 }
 
 /** One line of the ledger: a pin or a revocation, chained and signed like the audit log. */
@@ -37,6 +39,9 @@ export interface PinEntry {
   tool: string;
   schemaHash?: string;
   descriptionHash?: string;
+  /** Absent on pins written before annotations were pinned: they are then not compared. */
+  annotationsHash?: string;
+  annotations?: unknown;
   /** The pinned text, kept so a change can be shown and the approved version served. */
   description?: string;
   title?: string;
@@ -64,17 +69,24 @@ export function fingerprintTool(server: string, tool: ListedTool): ToolFingerpri
     descriptionHash: sha256Hex(
       canonicalJson({ description: tool.description ?? "", title: tool.title ?? "" }),
     ),
+    annotationsHash: sha256Hex(canonicalJson(tool.annotations ?? null)),
   };
 }
 
-/** What differs between a pin and a fingerprint: `description`, `schema`, or both; empty when equal. */
+/**
+ * What differs between a pin and a fingerprint: `description`, `input schema`, `annotations`;
+ * empty when equal. A server that turns a tool's `destructiveHint` off or its `readOnlyHint` on
+ * changes what a client shows and allows: that is a pin change like any other.
+ */
 export function fingerprintChanges(
-  pin: Pick<PinEntry, "schemaHash" | "descriptionHash">,
+  pin: Pick<PinEntry, "schemaHash" | "descriptionHash" | "annotationsHash">,
   now: ToolFingerprint,
 ): string[] {
   const changes: string[] = [];
   if (pin.descriptionHash !== now.descriptionHash) changes.push("description");
   if (pin.schemaHash !== now.schemaHash) changes.push("input schema");
+  if (pin.annotationsHash !== undefined && pin.annotationsHash !== now.annotationsHash)
+    changes.push("annotations");
   return changes;
 }
 
@@ -121,9 +133,7 @@ export class PinLedger {
       throw new PinLedgerError((error as Error).message);
     }
     if (!key && options.allowUnsigned === false) {
-      throw new PinLedgerError(
-        `no key to sign pins: ${AUDIT_KEY_WAYS}`,
-      );
+      throw new PinLedgerError(`no key to sign pins: ${AUDIT_KEY_WAYS}`);
     }
     const ledger = new PinLedger(path, key, options.now ?? Date.now);
     ledger.readOnly = options.readOnly === true && !key;
@@ -202,9 +212,7 @@ export class PinLedger {
     } else if (hmac && this.readOnly) {
       this.unverified = true;
     } else if (hmac) {
-      throw new PinLedgerError(
-        `${where} is signed; to verify it, ${AUDIT_KEY_WAYS}`,
-      );
+      throw new PinLedgerError(`${where} is signed; to verify it, ${AUDIT_KEY_WAYS}`);
     }
     return entry;
   }
@@ -248,6 +256,8 @@ export class PinLedger {
           tool: tool.name,
           schemaHash: fp.schemaHash,
           descriptionHash: fp.descriptionHash,
+          annotationsHash: fp.annotationsHash,
+          ...(tool.annotations !== undefined ? { annotations: tool.annotations } : {}),
           description: tool.description,
           title: tool.title,
           inputSchema: tool.inputSchema,

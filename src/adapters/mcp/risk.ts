@@ -23,6 +23,31 @@ export interface ToolRisk {
   capabilities: Capability[];
   findings: RiskFinding[];
   level: "high" | "medium" | "low" | "none";
+  /** The hints the server publishes (`readOnlyHint`, `destructiveHint`, `openWorldHint`, `idempotentHint`). */
+  annotations?: ToolAnnotations;
+}
+
+/** MCP tool annotations: hints from the server, untrusted like everything else it says. */
+export interface ToolAnnotations {
+  title?: string;
+  readOnlyHint?: boolean;
+  destructiveHint?: boolean;
+  idempotentHint?: boolean;
+  openWorldHint?: boolean;
+}
+
+/** A tool's annotations, if it lists any well-formed ones. */
+export function annotationsOf(tool: ListedTool): ToolAnnotations | undefined {
+  const raw = tool.annotations;
+  if (raw === null || typeof raw !== "object" || Array.isArray(raw)) return undefined;
+  const out: ToolAnnotations = {};
+  for (const key of ["readOnlyHint", "destructiveHint", "idempotentHint", "openWorldHint"] as const) {
+    const value = (raw as Record<string, unknown>)[key];
+    if (typeof value === "boolean") out[key] = value;
+  }
+  const title = (raw as Record<string, unknown>).title;
+  if (typeof title === "string") out.title = title;
+  return Object.keys(out).length ? out : undefined;
 }
 
 /**
@@ -144,6 +169,37 @@ export function assessTool(tool: ListedTool): ToolRisk {
     });
   }
   const capabilities = capabilitiesOf(tool.name, plain);
+  // Annotations only ever add risk: a server's hint that a tool is harmless is not believed over
+  // its name and description (the spec says as much), but a hint that it is dangerous is taken.
+  const annotations = annotationsOf(tool);
+  if (annotations?.destructiveHint === true && !capabilities.includes("write")) capabilities.push("write");
+  if (annotations?.openWorldHint === true && !capabilities.includes("network")) capabilities.push("network");
+  if (
+    annotations?.readOnlyHint === false &&
+    annotations.destructiveHint !== false &&
+    !capabilities.includes("write")
+  )
+    capabilities.push("write");
+  if (
+    annotations?.readOnlyHint === true &&
+    capabilities.some((c) => c === "write" || c === "exec" || c === "send")
+  ) {
+    findings.push({
+      code: "annotation.contradicts",
+      message: `annotated read-only, but its name or description says it ${capabilities
+        .filter((c) => c === "write" || c === "exec" || c === "send")
+        .map((c) => CAPABILITY_VERB[c])
+        .join(" and ")}`,
+      severity: "medium",
+    });
+  }
+  if (annotations?.destructiveHint === true)
+    findings.push({
+      code: "annotation.destructive",
+      message: "annotated destructive (destructiveHint)",
+      severity: "medium",
+    });
+  capabilities.sort((a, b) => CAPABILITY_ORDER.indexOf(a) - CAPABILITY_ORDER.indexOf(b));
   for (const capability of capabilities) {
     findings.push({
       code: `capability.${capability}`,
@@ -158,8 +214,16 @@ export function assessTool(tool: ListedTool): ToolRisk {
       : findings.length
         ? "low"
         : "none";
-  return { capabilities, findings, level };
+  return annotations ? { capabilities, findings, level, annotations } : { capabilities, findings, level };
 }
+
+const CAPABILITY_ORDER: readonly Capability[] = ["exec", "write", "network", "send"];
+const CAPABILITY_VERB: Record<Capability, string> = {
+  exec: "runs commands",
+  write: "writes",
+  network: "reaches the network",
+  send: "sends",
+};
 
 const CAPABILITY_TEXT: Record<Capability, string> = {
   exec: "can execute commands or code",

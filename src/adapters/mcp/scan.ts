@@ -7,7 +7,7 @@ import type { ConfiguredServer } from "./client-configs.js";
 import { fingerprintChanges, fingerprintTool } from "./pins.js";
 import type { PinLedger } from "./pins.js";
 import { assessTool } from "./risk.js";
-import type { Capability, ListedTool, RiskFinding } from "./risk.js";
+import type { Capability, ListedTool, RiskFinding, ToolAnnotations } from "./risk.js";
 import { ChildProcessTransport } from "./stdio.js";
 import { connectUpstream, upstreamTransport } from "./upstream.js";
 
@@ -17,6 +17,8 @@ export interface ScannedTool {
   capabilities: Capability[];
   findings: RiskFinding[];
   level: "high" | "medium" | "low" | "none";
+  /** The server's annotations for the tool, when it publishes any. */
+  annotations?: ToolAnnotations;
   /** Against the pin ledger, when one was given: `pinned` (same), `changed`, or `new`. */
   pin?: "pinned" | "changed" | "new";
   /** The tool as listed (for pinning). */
@@ -206,6 +208,7 @@ function scannedTool(tool: ListedTool): ScannedTool {
     capabilities: risk.capabilities,
     findings: [...risk.findings],
     level: risk.level,
+    ...(risk.annotations ? { annotations: risk.annotations } : {}),
     listed: tool,
   };
 }
@@ -285,6 +288,9 @@ export function starterPolicy(results: readonly ScannedServer[], now = new Date(
       else groups.allow.push(tool.name);
       if (tool.capabilities.includes("send") && tool.level !== "high")
         tools[tool.name] = { sink: "external" };
+      // The server says it destroys data: the gateway treats it as high risk (a hint of danger is believed).
+      if (tool.annotations?.destructiveHint === true && tool.level !== "high")
+        tools[tool.name] = { ...(tools[tool.name] as object), risk: "high" };
       if (tool.capabilities.includes("network") && !tool.capabilities.includes("send"))
         untrusted[tool.name] = { produces: ["untrusted"] };
     }
