@@ -68,7 +68,11 @@ export const approvals: Command = {
         else process.stdout.write(`${renderTable(list)}\n`);
         return 0;
       }
-      const decided = await backend.decide(id, action === "approve" ? "approved" : "denied", values.reason);
+      const decided = await backend.decide(
+        await fullId(backend, id),
+        action === "approve" ? "approved" : "denied",
+        values.reason,
+      );
       if (values.json) process.stdout.write(`${JSON.stringify(decided, null, 2)}\n`);
       else
         process.stdout.write(
@@ -80,6 +84,24 @@ export const approvals: Command = {
     }
   },
 };
+
+/** The approval an id names: itself, or the one approval whose id starts with it. */
+async function fullId(backend: ApprovalsBackend, id: string): Promise<string> {
+  const all = await backend.list("all");
+  if (all.some((approval) => approval.id === id)) return id;
+  const matches = all.filter((approval) => approval.id.startsWith(id));
+  if (matches.length === 1) return matches[0].id;
+  if (!matches.length) throw new CliError(`no approval \`${id}\` (nor one whose id starts with it)`, 1);
+  const pending = matches.filter((approval) => approval.status === "pending");
+  if (pending.length === 1) return pending[0].id;
+  throw new CliError(
+    `\`${id}\` is the start of ${matches.length} approval ids: ${matches
+      .slice(0, 10)
+      .map((approval) => `${approval.id} (${approval.status})`)
+      .join(", ")}; give more of it`,
+    1,
+  );
+}
 
 function renderTable(list: Approval[]): string {
   const rows = list
