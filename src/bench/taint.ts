@@ -32,7 +32,7 @@ const SYLLABLES =
  * Deterministic English-like text: frequent function words mixed with a few thousand rarer made-up
  * words, punctuation and capitals, so k-gram frequencies are realistic without shipping a corpus.
  */
-function prose(seed: number, bytes: number): string {
+export function prose(seed: number, bytes: number): string {
   let x = seed >>> 0 || 1;
   const next = () => {
     x ^= x << 13;

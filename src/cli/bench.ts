@@ -19,10 +19,10 @@ export function withRatios(results: BenchResult[]): Array<BenchResult & { overhe
 
 export const bench: Command = {
   summary: "measure decision cost against a raw function call in the same run",
-  usage: "toolwarden bench [--json] [--only core|analyzers|taint|audit|cedar]",
+  usage: "toolwarden bench [--json] [--only core|analyzers|taint|audit|sessions|cedar]",
   options: [
     "--json                  results as JSON (with node version, platform, cores)",
-    "--only SET              run one scenario set: core, analyzers, taint, audit or cedar",
+    "--only SET              run one scenario set: core, analyzers, taint, audit, sessions or cedar",
   ],
   async run(argv) {
     const { values } = parseFlags(argv, { json: { type: "boolean" }, only: { type: "string" } }, this.usage);
@@ -33,6 +33,7 @@ export const bench: Command = {
       ["analyzers", async () => (await import("../bench/analyzers.js")).analyzerScenarios()],
       ["taint", async () => (await import("../bench/taint.js")).flowScenarios()],
       ["audit", async () => (await import("../bench/audit.js")).auditScenarios()],
+      ["sessions", async () => (await import("../bench/sessions.js")).sessionScenarios()],
       ["cedar", async () => (await import("../cedar/bench.js")).cedarScenarios()],
     ];
     if (values.only && !sets.some(([name]) => name === values.only))
