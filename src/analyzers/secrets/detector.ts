@@ -228,11 +228,12 @@ export function scanSecrets(text: string, arg: string, out: Finding[]): void {
 /** Decoding stops after this many layers (base64 of base64 of a URL-encoded token is 3). */
 const MAX_LAYERS = 3;
 /** Characters decoded per scanned string, over all layers; the cost bound. */
-const DECODE_BUDGET = 65_536;
+const DECODE_BUDGET = 32_768;
 /** Decoded views scanned per string, over all layers. */
-const MAX_DECODES = 64;
+const MAX_DECODES = 32;
 let decodeBudget = 0;
 let decodeCount = 0;
+const remainingBudget = (): number => (decodeCount >= MAX_DECODES ? 0 : decodeBudget);
 
 /** Scans each decoded view of `text` (see layers.ts), and their decoded views, within the bounds. */
 function scanDecoded(text: string, layer: number): void {
@@ -260,7 +261,7 @@ function scanDecoded(text: string, layer: number): void {
       }
       return true;
     },
-    decodeBudget,
+    remainingBudget,
   );
 }
 
@@ -1072,7 +1073,7 @@ function configured(passwords: boolean): Detector {
  * private keys, JWTs, passwords in URLs and in `password=`-style assignments, Authorization
  * headers, values under secret-named keys at any depth, `.netrc` and PuTTY files), also when
  * wrapped in base64, hex, percent-encoding, `\u` escapes or fullwidth characters (up to 3 layers,
- * 64 KiB decoded per string), used as an object key, or split across adjacent array elements.
+ * 32 KiB and 32 decoded views per string), used as an object key, or split across adjacent array elements.
  * Telegram bot tokens are reported without a keyword: the shape is specific and a leaked bot
  * token is a full credential.
  * Deliberately not reported, to keep false positives down: values containing placeholder words
