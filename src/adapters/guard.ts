@@ -53,13 +53,17 @@ export type GuardOutcome =
   | { allowed: true; decision: Decision; output: unknown }
   | { allowed: false; decision: Decision; message: string };
 
-/** The text a model reads for a refused call: who refused, which rule and why; the call did not run. */
+/**
+ * The text a model reads for a refused call, from every adapter and the MCP gate: who refused,
+ * which rule and why; the call did not run (and, for a pending approval, that it may be retried).
+ */
 export function refusalText(decision: Decision, call: Pick<Call, "tool">): string {
   const tool = decision.tool ?? call.tool;
   const rule = decision.rule ? ` (rule \`${decision.rule}\`)` : "";
   if (decision.verdict === "ask") {
     const pending = decision.approval ? `; approval ${decision.approval} is pending` : "";
-    return `toolwarden held \`${tool}\` for human approval${rule}: ${sentence(`${clause(decision.reason)}${pending}`)} The call was not run.`;
+    const retry = decision.approval ? "; once a human approves it, the same call may be retried" : "";
+    return `toolwarden held \`${tool}\` for human approval${rule}: ${sentence(`${clause(decision.reason)}${pending}`)} The call was not run${retry}.`;
   }
   // A withheld output: the call ran, the model does not see what it returned.
   const ran =

@@ -179,7 +179,7 @@ describe("refusal text and arguments", () => {
     expect(
       refusalText({ ...base, verdict: "ask", rule: "r2", approval: "ap-1", tool: "u" }, { tool: "t" }),
     ).toBe(
-      "toolwarden held `u` for human approval (rule `r2`): because; approval ap-1 is pending. The call was not run.",
+      "toolwarden held `u` for human approval (rule `r2`): because; approval ap-1 is pending. The call was not run; once a human approves it, the same call may be retried.",
     );
   });
 

@@ -26,7 +26,16 @@ describe("the refusal text a model reads has one full stop per sentence", () => 
   it("ask with a pending approval", () => {
     const text = refusalText({ ...base, verdict: "ask", approval: "ap-1" }, { tool: "send_email" });
     expect(text).not.toMatch(/\.\.|\.;/);
-    expect(text).toContain("external sink; approval ap-1 is pending. The call was not run.");
+    expect(text).toContain(
+      "external sink; approval ap-1 is pending. The call was not run; once a human approves it, the same call may be retried.",
+    );
+  });
+
+  it("the MCP gate tells the model what the SDK adapters tell it", () => {
+    for (const decision of [base, { ...base, verdict: "ask" as const, approval: "ap-3" }]) {
+      const [result] = refusal(decision).content as Array<{ text: string }>;
+      expect(result.text).toBe(refusalText(decision, { tool: "send_email" }));
+    }
   });
 
   it("MCP tool results too", () => {

@@ -67,7 +67,7 @@ describe("mcp proxy: taint, approvals and cancellation with a fixture server", (
     });
     expect(exfiltration.isError).toBe(true);
     expect(text(exfiltration)).toBe(
-      "toolwarden denied `send_email`: Untrusted content may not reach an external sink.",
+      "toolwarden denied `send_email` (rule `no-untrusted-into-external-sinks`): Untrusted content may not reach an external sink. The call was not run.",
     );
     expect(exfiltration._meta?.["toolwarden/decision"]).toMatchObject({
       verdict: "deny",
@@ -100,7 +100,7 @@ describe("mcp proxy: taint, approvals and cancellation with a fixture server", (
     expect(pending.isError).toBe(true);
     const decision = pending._meta?.["toolwarden/decision"] as { verdict: string; approval: string };
     expect(decision.verdict).toBe("ask");
-    expect(text(pending)).toContain(`Approval ${decision.approval} is pending`);
+    expect(text(pending)).toContain(`approval ${decision.approval} is pending`);
 
     const store = new SqliteStateStore({ path: join(dir, "state.db") });
     try {

@@ -184,7 +184,9 @@ tokens:
     expect(text(await alice.callTool(mail))).toBe("sent to team@corp.example");
     const denied = await bob.callTool(mail);
     expect(denied.isError).toBe(true);
-    expect(text(denied)).toBe("toolwarden denied `send_email`: Interns may not send email.");
+    expect(text(denied)).toBe(
+      "toolwarden denied `send_email` (rule `interns-do-not-email`): Interns may not send email. The call was not run.",
+    );
   });
 
   it("keeps one session per connection: taint in one does not leak into another", async () => {

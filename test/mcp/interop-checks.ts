@@ -46,7 +46,9 @@ export function interopChecks(
     const { client, tool } = connect();
     const denied = await client().callTool({ name: tool("huge"), arguments: { bytes: 10 } });
     expect(denied.isError).toBe(true);
-    expect(text(denied)).toBe("toolwarden denied `huge`: `huge` is on the deny list");
+    expect(text(denied)).toBe(
+      "toolwarden denied `huge` (rule `deny:huge`): `huge` is on the deny list. The call was not run.",
+    );
     expect(denied._meta?.["toolwarden/decision"]).toMatchObject({ verdict: "deny", rule: "deny:huge" });
     expect(text(await client().callTool({ name: tool("echo"), arguments: { message: "again" } }))).toBe(
       "echo: again",
@@ -86,7 +88,7 @@ export function interopChecks(
     const read = await client().readResource("notes://readme");
     expect(read.contents[0]).toMatchObject({ uri: "notes://readme", text: "Read me first." });
     await expect(client().readResource("notes://secret")).rejects.toThrow(
-      /toolwarden denied `resources\/read`: Secret notes stay closed/,
+      /toolwarden denied `resources\/read` \(rule `no-secret-notes`\): Secret notes stay closed\. The call was not run\./,
     );
     const prompt = await client().getPrompt(tool("greet"), { name: "Ada" });
     expect(JSON.stringify(prompt.messages)).toContain("Say hello to Ada.");

@@ -47,7 +47,7 @@ describe("tool pinning through the proxy", () => {
       const denied = await proxy.client.callTool({ name: "get_weather", arguments: { city: "Oslo" } });
       expect(denied.isError).toBe(true);
       expect(text(denied)).toBe(
-        "toolwarden denied `get_weather`: tool `get_weather` on server `weather` changed its description since it was pinned (possible rug pull)",
+        "toolwarden denied `get_weather` (rule `pin.changed`): tool `get_weather` on server `weather` changed its description since it was pinned (possible rug pull). The call was not run.",
       );
     } finally {
       await proxy.close();
@@ -77,7 +77,7 @@ describe("tool pinning through the proxy", () => {
       expect(asked.isError).toBe(true);
       expect(asked._meta?.["toolwarden/decision"]).toMatchObject({ verdict: "ask", rule: "pin.changed" });
       expect(text(asked)).toMatch(
-        /needs approval: .*changed its description.*Approval [0-9a-f-]{36} is pending/,
+        /held `get_weather` for human approval \(rule `pin.changed`\): .*changed its description.*approval [0-9a-f-]{36} is pending\. The call was not run; once a human approves it, the same call may be retried\./,
       );
 
       const approve = cli(

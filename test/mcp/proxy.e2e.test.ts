@@ -40,7 +40,9 @@ describe("mcp proxy in front of the reference `everything` server", () => {
   it("returns a denied call as an error result with the reason, and keeps serving", async () => {
     const result = await proxy.client.callTool({ name: "get-env", arguments: {} });
     expect(result.isError).toBe(true);
-    expect(text(result)).toBe("toolwarden denied `get-env`: `get-env` is on the deny list");
+    expect(text(result)).toBe(
+      "toolwarden denied `get-env` (rule `deny:get-env`): `get-env` is on the deny list. The call was not run.",
+    );
     expect(result._meta?.["toolwarden/decision"]).toMatchObject({ verdict: "deny", rule: "deny:get-env" });
     expect(text(await proxy.client.callTool({ name: "echo", arguments: { message: "still here" } }))).toBe(
       "Echo: still here",
@@ -122,7 +124,9 @@ rules:
       arguments: { path: join(root, "notes.txt"), content: "overwritten" },
     });
     expect(denied.isError).toBe(true);
-    expect(text(denied)).toBe("toolwarden denied `write_file`: Files may only be written under out/.");
+    expect(text(denied)).toBe(
+      "toolwarden denied `write_file` (rule `writes-only-under-out`): Files may only be written under out/. The call was not run.",
+    );
     expect(readFileSync(join(root, "notes.txt"), "utf8")).toBe("meeting at noon\n");
   });
 });

@@ -3,9 +3,10 @@ import type { CallToolResult } from "@modelcontextprotocol/server";
 import { sha256Hex } from "../../audit/chain.js";
 import { answered } from "../../approvals/approvals.js";
 import type { ApprovalSettings } from "../../approvals/approvals.js";
-import { ApprovalRequiredError, PolicyDeniedError, sentence } from "../../core/index.js";
+import { ApprovalRequiredError, PolicyDeniedError } from "../../core/index.js";
 import type { Agent, Call, Decision } from "../../core/index.js";
 import { hashCall } from "../../gateway/index.js";
+import { refusalText } from "../guard.js";
 import type { Session, Warden } from "../../gateway/index.js";
 import { auditPin } from "./catalog.js";
 import type { ToolCatalog } from "./catalog.js";
@@ -88,7 +89,7 @@ export class ToolGate {
       const labels: string[] = [];
       if (shown.structuredContent !== undefined)
         labels.push(...this.recordText(call, context.session, shown.structuredContent, extra));
-      const text = outputText(shown, false);
+      const text = toolResultText(shown, false);
       if (text || shown.structuredContent === undefined)
         labels.push(...this.recordText(call, context.session, text, extra));
       return [...new Set(labels)];
@@ -115,7 +116,7 @@ export class ToolGate {
       await this.warden.enforce(call);
     } catch (error) {
       if (error instanceof PolicyDeniedError || error instanceof ApprovalRequiredError)
-        throw refusalError({ ...error.decision, tool: method });
+        throw refusalProtocolError({ ...error.decision, tool: method });
       throw error;
     }
     let result: T;
@@ -247,16 +248,13 @@ function deny(tool: string, rule: string, reason: string, finding?: Decision["fi
 
 /** The tool result a refused call returns. */
 export function refusal(decision: Decision): CallToolResult {
-  const { text, meta } = refusalText(decision);
+  const { text, meta } = refused(decision);
   return { content: [{ type: "text", text }], isError: true, _meta: meta };
 }
 
-function refusalText(decision: Decision): { text: string; meta: Record<string, unknown> } {
-  const tool = decision.tool ?? "call";
-  const text =
-    decision.verdict === "ask"
-      ? `toolwarden: \`${tool}\` needs approval: ${sentence(decision.reason)} Approval ${decision.approval ?? "(none)"} is pending; a human must approve it, then retry the same call.`
-      : `toolwarden denied \`${tool}\`: ${decision.reason}`;
+/** The text every adapter shows the model (`refusalText`), and the Decision for the client under `_meta`. */
+function refused(decision: Decision): { text: string; meta: Record<string, unknown> } {
+  const text = refusalText(decision, { tool: decision.tool ?? "call" });
   const { verdict, rule, reason, findings, labels, approval, flows } = decision;
   return {
     text,
@@ -265,8 +263,8 @@ function refusalText(decision: Decision): { text: string; meta: Record<string, u
 }
 
 /** A refused `resources/read` or `prompts/get`: a JSON-RPC error with the reason and the Decision. */
-export function refusalError(decision: Decision): ProtocolError {
-  const { text, meta } = refusalText(decision);
+export function refusalProtocolError(decision: Decision): ProtocolError {
+  const { text, meta } = refused(decision);
   return new ProtocolError(ProtocolErrorCode.InvalidRequest, text, meta);
 }
 
@@ -282,7 +280,7 @@ function requestOutputText(result: unknown): string {
 }
 
 /** The text a model reads from a tool result: text parts, embedded resource text, links, and (unless `structured` is false) structured content. */
-export function outputText(result: CallToolResult, structured = true): string {
+export function toolResultText(result: CallToolResult, structured = true): string {
   const parts: string[] = [];
   for (const item of result.content ?? []) {
     if (item.type === "text") parts.push(item.text);
