@@ -1,10 +1,9 @@
 import { isAbsolute, relative } from "node:path";
-import type { Call } from "../core/index.js";
+import type { Call, Decision } from "../core/index.js";
 import { evaluateCall } from "../gateway/index.js";
 import type { CompiledLimit, CompiledPolicy, Origin } from "../policy/index.js";
 import { issueAtPath } from "../policy/source.js";
 import type { PathSegment } from "../policy/source.js";
-import type { TestOutcome } from "./test.js";
 
 /** One part of a policy a test can exercise: a rule (or shorthand entry), a tool constraint, a limit. */
 export interface CoverageItem {
@@ -33,7 +32,10 @@ export interface FileCoverage {
  * `matched` or `observed`); a constraint when a test called its tool with that argument (so the
  * analyzer ran); a limit when a test's call counts in it. Steps before a test's call do not count.
  */
-export function policyCoverage(policy: CompiledPolicy, outcomes: readonly TestOutcome[]): FileCoverage[] {
+export function policyCoverage(
+  policy: CompiledPolicy,
+  outcomes: ReadonlyArray<{ call: Call; got: Decision }>,
+): FileCoverage[] {
   const rules = new Set<string>();
   const constraints = new Set<string>();
   const limits = new Set<string>();
