@@ -45,7 +45,7 @@ describe("mcp proxy: a server's structuredContent with an injected field", () =>
     });
     expect(paid.isError).toBe(true);
     expect(text(paid)).toBe(
-      "toolwarden denied `send_money`: The payee IBAN was taken from a transfer subject.",
+      "toolwarden denied `send_money` (rule `payee-from-untrusted-text`): The payee IBAN was taken from a transfer subject. The call was not run.",
     );
     expect(paid._meta?.["toolwarden/decision"]).toMatchObject({
       verdict: "deny",
