@@ -1,5 +1,5 @@
 import { createHash } from "node:crypto";
-import { readFileSync } from "node:fs";
+import { closeSync, constants, fstatSync, openSync, readSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import { PolicyLoadError } from "../core/index.js";
 import type { PolicyIssue } from "../core/index.js";
@@ -50,6 +50,53 @@ export interface LoadedPolicy {
 export interface LoadOptions {
   /** Keep going past invalid parts and return their problems in `issues` (the compiler does). */
   collect?: boolean;
+  /**
+   * Finds what an `extends` entry names: its file name (as errors show it, and for cycle checks)
+   * and text. Throw an `Error` to refuse it; its message becomes the issue at the entry. Default:
+   * a path relative to the extending file, read with {@link readPolicyFile}. A server gives
+   * uploads one that finds only the policies it has stored.
+   */
+  resolveExtends?: (ref: string, from: string) => { file: string; text: string };
+}
+
+/** Largest policy file read (8 MiB). */
+export const MAX_POLICY_BYTES = 8 * 1024 * 1024;
+
+/**
+ * Reads a policy file: only a regular file (never a device, FIFO or directory, which could block
+ * or never end), at most {@link MAX_POLICY_BYTES}. Throws an `Error` saying why not.
+ */
+export function readPolicyFile(file: string): string {
+  // Non-blocking open: opening a FIFO for reading would otherwise wait for a writer.
+  const fd = openSync(file, constants.O_RDONLY | constants.O_NONBLOCK);
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new Error("not a regular file");
+    if (stat.size > MAX_POLICY_BYTES) throw new Error(`larger than ${MAX_POLICY_BYTES} bytes`);
+    const buffer = Buffer.alloc(stat.size + 1);
+    let length = 0;
+    for (;;) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+      if (length > stat.size) throw new Error(`larger than ${MAX_POLICY_BYTES} bytes`);
+    }
+    return buffer.toString("utf8", 0, length);
+  } finally {
+    closeSync(fd);
+  }
+}
+
+/** How `extends` resolves by default: a path relative to the extending file, read with {@link readPolicyFile}. */
+export function defaultExtends(ref: string, from: string): { file: string; text: string } {
+  const file = resolve(folderOf(from), ref);
+  try {
+    return { file, text: readPolicyFile(file) };
+  } catch (error) {
+    const reason =
+      (error as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : (error as Error).message;
+    throw new Error(`cannot read \`${file}\`: ${reason}`);
+  }
 }
 
 /** Reads and validates a policy file and everything it extends. Throws `PolicyLoadError`. */
@@ -66,7 +113,11 @@ export function loadPolicyText(text: string, file?: string, options: LoadOptions
 }
 
 /** Validates a policy given as an object (no source positions beyond line 1). */
-export function loadPolicyObject(policy: unknown, file = "<object>", options: LoadOptions = {}): LoadedPolicy {
+export function loadPolicyObject(
+  policy: unknown,
+  file = "<object>",
+  options: LoadOptions = {},
+): LoadedPolicy {
   return loadPolicyText(JSON.stringify(policy, null, 1), file, options);
 }
 
@@ -123,7 +174,7 @@ class Loader {
     }
     if (text === undefined) {
       try {
-        text = readFileSync(file, "utf8");
+        text = readPolicyFile(file);
       } catch (error) {
         const reason =
           (error as NodeJS.ErrnoException).code === "ENOENT" ? "file not found" : (error as Error).message;
@@ -140,11 +191,20 @@ class Loader {
     this.stack.push(file);
     try {
       const bases = (typeof policy.extends === "string" ? [policy.extends] : (policy.extends ?? [])).map(
-        (ref, i) =>
-          this.loadOne(resolve(folderOf(file), ref), undefined, {
+        (ref, i) => {
+          const at: Origin = {
             source,
             path: typeof policy.extends === "string" ? ["extends"] : ["extends", i],
-          }),
+          };
+          let found: { file: string; text: string };
+          try {
+            found = (this.options.resolveExtends ?? defaultExtends)(ref, file);
+          } catch (error) {
+            if (error instanceof PolicyLoadError) throw error;
+            throw new PolicyLoadError([issueAtPath(source, at.path, (error as Error).message)]);
+          }
+          return this.loadOne(found.file, found.text, at);
+        },
       );
       return merge(source, policy, bases, this.issues);
     } finally {
@@ -207,7 +267,8 @@ function repair(root: unknown, problem: { code: string; path: PropertyKey[]; key
   const path = problem.path.filter((p): p is string | number => typeof p !== "symbol");
   const at = (depth: number) => {
     let node = root as Record<string | number, unknown> | undefined;
-    for (const segment of path.slice(0, depth)) node = node?.[segment] as Record<string | number, unknown> | undefined;
+    for (const segment of path.slice(0, depth))
+      node = node?.[segment] as Record<string | number, unknown> | undefined;
     return node !== null && typeof node === "object" ? node : undefined;
   };
   if (problem.code === "unrecognized_keys") {

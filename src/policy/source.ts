@@ -16,6 +16,16 @@ export interface PolicySource {
 /** Parses YAML (JSON is YAML too); syntax errors become issues with positions. */
 export function parseSource(file: string, text: string): { source: PolicySource; issues: PolicyIssue[] } {
   const lines = new LineCounter();
+  // Bounded before parsing: the parser and everything after it recurse per level.
+  const tooDeep = nestingPast(text, MAX_POLICY_DEPTH);
+  if (tooDeep !== undefined) {
+    const source = { file, text, doc: parseDocument(""), lines };
+    for (let i = text.indexOf("\n"); i >= 0; i = text.indexOf("\n", i + 1)) lines.addNewLine(i + 1);
+    return {
+      source,
+      issues: [issueAt(source, tooDeep, `the policy is nested deeper than ${MAX_POLICY_DEPTH} levels`)],
+    };
+  }
   let doc: Document.Parsed;
   try {
     doc = parseDocument(text, { lineCounter: lines, prettyErrors: false, uniqueKeys: true });
@@ -32,6 +42,72 @@ export function parseSource(file: string, text: string): { source: PolicySource;
     issueAt(source, error.pos[0], `invalid YAML: ${firstLine(error.message)}`),
   );
   return { source, issues };
+}
+
+/** Deepest nesting a policy document may have (block indentation, `- ` entries and flow brackets together). */
+export const MAX_POLICY_DEPTH = 64;
+
+/**
+ * The offset where `text` nests deeper than `max`, or undefined: one linear pass that counts
+ * block levels by indentation, compact `- ` entries, and `[`/`{` outside quotes and comments. It
+ * over-counts rather than under-counts (a bracket in a block scalar counts), never parses.
+ */
+export function nestingPast(text: string, max: number): number | undefined {
+  const indents: number[] = [];
+  let flow = 0;
+  let quote: '"' | "'" | undefined;
+  let i = 0;
+  while (i < text.length) {
+    let end = text.indexOf("\n", i);
+    if (end < 0) end = text.length;
+    let j = i;
+    if (quote === undefined && flow === 0) {
+      while (j < end && text.charCodeAt(j) === 32) j++;
+      const first = text[j];
+      if (j < end && first !== "#" && first !== "\r") {
+        const indent = j - i;
+        while (indents.length && indent <= indents[indents.length - 1]!) indents.pop();
+        indents.push(indent);
+        // `- - - x` nests a sequence per dash on one line.
+        while ((text[j] === "-" || text[j] === "?") && (text[j + 1] === " " || text[j + 1] === "\t")) {
+          indents.push(j - i + 1);
+          j += 2;
+          while (j < end && text.charCodeAt(j) === 32) j++;
+        }
+        if (indents.length > max) return j;
+      }
+    }
+    for (; j < end; j++) {
+      const c = text[j];
+      if (quote === '"') {
+        if (c === "\\") j++;
+        else if (c === '"') quote = undefined;
+      } else if (quote === "'") {
+        if (c === "'") quote = undefined;
+      } else if ((c === '"' || c === "'") && startsScalar(text, i, j)) {
+        quote = c;
+      } else if (c === "#" && (j === i || text[j - 1] === " " || text[j - 1] === "\t")) {
+        break;
+      } else if (c === "[" || c === "{") {
+        if (++flow + indents.length > max) return j;
+      } else if ((c === "]" || c === "}") && flow > 0) {
+        flow--;
+      }
+    }
+    i = end + 1;
+  }
+  return undefined;
+}
+
+/** Whether a quote at `j` opens a quoted scalar (after `: `, `- `, `[`, `{`, `,`, `? ` or at the line's start), not an apostrophe inside plain text. */
+function startsScalar(text: string, lineStart: number, j: number): boolean {
+  let k = j - 1;
+  while (k >= lineStart && (text[k] === " " || text[k] === "\t")) k--;
+  if (k < lineStart) return true;
+  const before = text[k];
+  return (
+    before === ":" || before === "-" || before === "[" || before === "{" || before === "," || before === "?"
+  );
 }
 
 function firstLine(message: string): string {

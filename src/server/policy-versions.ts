@@ -4,7 +4,8 @@ import type { AuditEvent } from "../audit/types.js";
 import { PolicyLoadError, ToolwardenError } from "../core/index.js";
 import type { PolicyIssue } from "../core/index.js";
 import type { Warden } from "../gateway/index.js";
-import { compilePolicyFile, compilePolicyText } from "../policy/index.js";
+import { compilePolicy, compilePolicyFile, compilePolicyText, loadPolicyText } from "../policy/index.js";
+import { defaultExtends } from "../policy/load.js";
 import type { CompiledPolicy } from "../policy/index.js";
 import type { EventBus } from "./events.js";
 
@@ -94,7 +95,12 @@ export class PolicyManager {
   compileUpload(source: string): CompiledPolicy {
     const fake = join(dirname(this.file), "upload.yaml");
     try {
-      return compilePolicyText(source, fake);
+      return compilePolicy(
+        loadPolicyText(source, fake, {
+          collect: true,
+          resolveExtends: (ref, from) => this.#resolveExtends(ref, from, fake),
+        }),
+      );
     } catch (error) {
       if (error instanceof PolicyLoadError) {
         throw new PolicyLoadError(
@@ -103,6 +109,34 @@ export class PolicyManager {
       }
       throw error;
     }
+  }
+
+  /**
+   * What `extends` may name in a policy that came over HTTP: only policies stored on the server,
+   * by hash (or a unique prefix of at least 8 hex digits) or by name (the newest version with it),
+   * never a path. A stored version of the server's own file is read as that file, so what it
+   * extends (files the operator chose) resolves as it did when it was stored.
+   */
+  #resolveExtends(ref: string, from: string, fake: string): { file: string; text: string } {
+    if (from !== fake && !from.startsWith("policy:")) return defaultExtends(ref, from);
+    const versions = this.#manifest.versions;
+    let version: PolicyVersion | undefined;
+    if (/^[0-9a-f]{8,64}$/.test(ref)) {
+      const matches = versions.filter((v) => v.hash.startsWith(ref));
+      if (matches.length > 1)
+        throw new Error(
+          `\`extends\`: \`${ref}\` is the start of ${matches.length} stored policies; give more of the hash`,
+        );
+      version = matches[0];
+    }
+    version ??= versions.findLast((v) => v.name === ref);
+    if (!version) {
+      throw new Error(
+        `\`extends\` in an uploaded policy names stored policies only (by hash or name): no stored policy \`${ref}\`${/[/\\.]/.test(ref) ? " (paths are not read)" : ""}`,
+      );
+    }
+    const text = readFileSync(this.#textFile(version.hash), "utf8");
+    return version.origin === "file" ? { file: this.file, text } : { file: `policy:${version.hash}`, text };
   }
 
   /** Records the policy the server started with (the file) and audits the start. */
