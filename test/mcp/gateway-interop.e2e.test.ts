@@ -52,7 +52,11 @@ tokens:
     }
   });
 
-  interopChecks(() => ({ client: () => client, tool: (name) => `interop__${name}`, log }), cell.era);
+  interopChecks(
+    () => ({ client: () => client, tool: (name) => `interop__${name}`, log }),
+    cell.era,
+    cell.elicits,
+  );
 
   it("audits the decisions with the agent, resource reads and prompts included", async () => {
     await until(

@@ -5,6 +5,7 @@ import { dirname, join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
+import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
@@ -278,7 +279,14 @@ export async function stdioClient(
   if (sdk === "v1") {
     const transport = new StdioClientTransport(params);
     transport.stderr?.on("data", collect);
-    const client = new Client({ name: "interop-client-v1", version: "1.0.0" }, { capabilities: {} });
+    const client = new Client(
+      { name: "interop-client-v1", version: "1.0.0" },
+      { capabilities: { elicitation: {} } },
+    );
+    client.setRequestHandler(ElicitRequestSchema, async () => ({
+      action: "accept",
+      content: { confirm: true },
+    }));
     await client.connect(transport);
     return {
       sdk,
@@ -297,8 +305,12 @@ export async function stdioClient(
   (transport.stderr as NodeJS.ReadableStream | null)?.on("data", collect);
   const client = new Client2(
     { name: "interop-client-v2", version: "2.0.0" },
-    { capabilities: {}, versionNegotiation: { mode: "auto" } },
+    { capabilities: { elicitation: {} }, versionNegotiation: { mode: "auto" } },
   );
+  client.setRequestHandler("elicitation/create", async () => ({
+    action: "accept",
+    content: { confirm: true },
+  }));
   await client.connect(transport);
   return {
     sdk,
@@ -319,7 +331,14 @@ export async function httpClient(sdk: "v1" | "v2", url: string, token: string): 
     const { StreamableHTTPClientTransport } = await import(
       "@modelcontextprotocol/sdk/client/streamableHttp.js"
     );
-    const client = new Client({ name: "interop-http-v1", version: "1.0.0" }, { capabilities: {} });
+    const client = new Client(
+      { name: "interop-http-v1", version: "1.0.0" },
+      { capabilities: { elicitation: {} } },
+    );
+    client.setRequestHandler(ElicitRequestSchema, async () => ({
+      action: "accept",
+      content: { confirm: true },
+    }));
     await client.connect(new StreamableHTTPClientTransport(new URL(url), { requestInit: { headers } }));
     return {
       sdk,
@@ -336,8 +355,12 @@ export async function httpClient(sdk: "v1" | "v2", url: string, token: string): 
   );
   const client = new Client2(
     { name: "interop-http-v2", version: "2.0.0" },
-    { capabilities: {}, versionNegotiation: { mode: "auto" } },
+    { capabilities: { elicitation: {} }, versionNegotiation: { mode: "auto" } },
   );
+  client.setRequestHandler("elicitation/create", async () => ({
+    action: "accept",
+    content: { confirm: true },
+  }));
   await client.connect(new Transport2(new URL(url), { requestInit: { headers } }));
   return {
     sdk,

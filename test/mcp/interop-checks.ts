@@ -18,15 +18,17 @@ rules:
 
 /** The matrix: which client generation talks to which server generation, through toolwarden. */
 export const MATRIX = [
-  { client: "v1", server: "v2", legacy: "serve", era: "legacy" },
-  { client: "v2", server: "v1", legacy: "serve", era: "modern" },
-  { client: "v2", server: "v2", legacy: "reject", era: "modern" },
+  { client: "v1", server: "v2", legacy: "serve", era: "legacy", elicits: "asked:deploy" },
+  // A 2025 server asks with a server-to-client request, which a 2026 client has no channel for.
+  { client: "v2", server: "v1", legacy: "serve", era: "modern", elicits: null },
+  { client: "v2", server: "v2", legacy: "reject", era: "modern", elicits: "asked:deploy" },
 ] as const;
 
 /** The checks every cell of the matrix passes, through the proxy and through the gateway. */
 export function interopChecks(
   connect: () => { client: () => AnyClient; tool: (name: string) => string; log: string },
   era: string,
+  elicits: string | null,
 ) {
   it("negotiates the client's newest protocol", () => {
     expect(connect().client().era()).toBe(era);
@@ -81,6 +83,18 @@ export function interopChecks(
     );
     await expect(call).rejects.toThrow();
     await until(() => readLog(log).includes("cancelled"), "the server to see the cancellation");
+  });
+
+  it("passes the server's question to the user through (2026 input_required, or a 2025 request)", async () => {
+    const { client, tool } = connect();
+    const call = client().callTool({ name: tool("confirm"), arguments: { action: "deploy" } });
+    if (elicits) {
+      expect(text(await call)).toBe(`confirmed deploy (${elicits})`);
+    } else {
+      // Not relayed: the call still ends (an error, or the server's answer to a declined question).
+      const outcome = await call.then(text, (error: Error) => error.message);
+      expect(outcome).not.toMatch(/^confirmed/);
+    }
   });
 
   it("reads resources and prompts under the policy", async () => {

@@ -35,7 +35,7 @@ describe.each(MATRIX)("through the proxy: $client client, $server server (legacy
   });
   afterAll(() => client?.close());
 
-  interopChecks(() => ({ client: () => client, tool: (name) => name, log }), cell.era);
+  interopChecks(() => ({ client: () => client, tool: (name) => name, log }), cell.era, cell.elicits);
 
   it("audits the decisions, resource reads included", async () => {
     await until(

@@ -27,7 +27,8 @@ import type { GatewayConfig } from "./gateway-config.js";
 import { PinLedger } from "./pins.js";
 import { promptArgs, resourceArgs } from "./proxy.js";
 import { NotificationPump } from "./pump.js";
-import { relay, relayedParams } from "./relay.js";
+import { relay, relayedParams, roundTripOptions, withRoundTrip } from "./relay.js";
+import type { RelayContext } from "./relay.js";
 import { connectUpstream, describeUpstream, isHttpUpstream } from "./upstream.js";
 import type { UpstreamSpec } from "./upstream.js";
 
@@ -203,6 +204,8 @@ export class McpGateway {
             await session.server.sendToolListChanged().catch(() => {});
           this.modern?.notify.toolsChanged();
         });
+        // A 2025 server's own question cannot be routed to one of the clients sharing this connection: decline it.
+        client.setRequestHandler("elicitation/create", async () => ({ action: "decline" }));
         client.onclose = () => this.log(`server \`${id}\` closed its connection`);
         if (client.getProtocolEra() === "modern" && client.getServerCapabilities()?.tools?.listChanged)
           await client.listen({ toolsListChanged: true }).catch(() => {});
@@ -212,7 +215,13 @@ export class McpGateway {
   }
 
   private connect(id: string, spec: UpstreamSpec): Promise<Client> {
-    return connectUpstream(spec, { info: { name: "toolwarden-gateway", version: "0.1.0" }, name: id });
+    // Elicitation is declared so a 2026 server may ask the user (input_required); the client's own
+    // capabilities decide whether it can answer.
+    return connectUpstream(spec, {
+      info: { name: "toolwarden-gateway", version: "0.1.0" },
+      capabilities: { elicitation: { form: {} } },
+      name: id,
+    });
   }
 
   private async listenHttp(): Promise<void> {
@@ -344,7 +353,10 @@ export class McpGateway {
     const forward = async (upstream: Upstream, method: string, params: unknown, ctx: Ctx) => {
       const client = await caller.client(upstream);
       return relay(params, ctx.mcpReq, timeout, caller.pump, (options) =>
-        client.request({ method, params: relayedParams(params) } as never, options),
+        client.request(
+          { method, params: withRoundTrip(method, relayedParams(params), ctx.mcpReq) } as never,
+          { ...roundTripOptions(method), ...options },
+        ),
       );
     };
     const context = (upstream: Upstream) => ({
@@ -506,7 +518,7 @@ export class McpGateway {
 }
 
 type Req = { method: string; params?: Record<string, unknown> };
-type Ctx = { mcpReq: { signal: AbortSignal; notify: (notification: never) => Promise<void> } };
+type Ctx = { mcpReq: RelayContext };
 
 function namespaced(server: string, name: string): string {
   return `${server}${TOOL_SEPARATOR}${name}`;

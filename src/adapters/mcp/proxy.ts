@@ -26,7 +26,8 @@ import { HeldTransport } from "./held-transport.js";
 import type { PinLedger } from "./pins.js";
 import { NotificationPump, notificationKey } from "./pump.js";
 import type { PumpOptions, PumpStats } from "./pump.js";
-import { relay, relayedParams } from "./relay.js";
+import type { RelayContext } from "./relay.js";
+import { relay, relayedParams, roundTripOptions, withRoundTrip } from "./relay.js";
 import { connectUpstream, describeUpstream, upstreamTransport } from "./upstream.js";
 import type { UpstreamSpec } from "./upstream.js";
 
@@ -206,7 +207,10 @@ export class McpProxy {
     const forward = (method: string, params: unknown, ctx: Ctx) =>
       this.track(
         relay(params, ctx.mcpReq, timeout, this.pump, (requestOptions) =>
-          client.request({ method, params: relayedParams(params) } as never, requestOptions),
+          client.request(
+            { method, params: withRoundTrip(method, relayedParams(params), ctx.mcpReq) } as never,
+            { ...roundTripOptions(method), ...requestOptions },
+          ),
         ),
       );
     const context = { server: options.server, session: this.session, agent: options.agent };
@@ -366,7 +370,7 @@ export class McpProxy {
 }
 
 type Req = { method: string; params?: Record<string, unknown> };
-type Ctx = { mcpReq: { signal: AbortSignal; notify: (notification: never) => Promise<void> } };
+type Ctx = { mcpReq: RelayContext };
 
 /** The client's capabilities and name, from its `initialize` or from the envelope of a 2026 request. */
 function clientIdentity(first: JSONRPCMessage): { capabilities: ClientCapabilities; info: Implementation } {
@@ -382,6 +386,9 @@ function clientIdentity(first: JSONRPCMessage): { capabilities: ClientCapabiliti
     if (meta?.[CLIENT_INFO_META_KEY]) info = meta[CLIENT_INFO_META_KEY] as Implementation;
   }
   const { tasks: _tasks, ...rest } = capabilities as ClientCapabilities & { tasks?: unknown };
+  // In 2025 an empty elicitation capability meant form mode; a 2026 server wants it said.
+  const elicitation = rest.elicitation as Record<string, unknown> | undefined;
+  if (elicitation && !Object.keys(elicitation).length) rest.elicitation = { form: {} } as never;
   return { capabilities: rest, info };
 }
 

@@ -6,6 +6,37 @@ import type { NotificationPump } from "./pump.js";
 export interface RelayContext {
   signal: AbortSignal;
   notify: (notification: never) => Promise<void>;
+  /** A 2026-07-28 retry's answers to the server's input requests (the SDK lifts them out of params). */
+  inputResponses?: Record<string, unknown>;
+  /** A 2026-07-28 retry's echoed server state. */
+  requestState?: () => unknown;
+}
+
+/** Methods whose 2026-07-28 result may be `input_required` (multi-round-trip). */
+const MULTI_ROUND = new Set(["tools/call", "prompts/get", "resources/read"]);
+
+/**
+ * The params of a request to send on, plus what a 2026-07-28 retry carried (its input responses
+ * and the server's state), so a multi-round-trip exchange passes through end to end.
+ */
+export function withRoundTrip(
+  method: string,
+  params: Record<string, unknown> | undefined,
+  ctx: RelayContext,
+): Record<string, unknown> | undefined {
+  if (!MULTI_ROUND.has(method)) return params;
+  const state = ctx.requestState?.();
+  if (ctx.inputResponses === undefined && state === undefined) return params;
+  return {
+    ...params,
+    ...(ctx.inputResponses !== undefined ? { inputResponses: ctx.inputResponses } : {}),
+    ...(typeof state === "string" ? { requestState: state } : {}),
+  };
+}
+
+/** Request options that hand a 2026-07-28 `input_required` result back (to pass it to the client) instead of failing. */
+export function roundTripOptions(method: string): RequestOptions {
+  return MULTI_ROUND.has(method) ? { allowInputRequired: true } : {};
 }
 
 /** `_meta` keys the v2 SDK owns (the per-request envelope): each side's SDK sets its own. */
