@@ -11,7 +11,11 @@ const state = {
   identity: null,
   stream: null,
   auditNext: undefined,
+  /** Audit pages shown: the tab follows the live stream only while it shows the first. */
+  auditPages: 0,
   pendingIds: new Set(),
+  /** Decisions shown in Live, so history loaded after the stream starts is not shown twice. */
+  liveKeys: new Set(),
 };
 
 const $ = (id) => document.getElementById(id);
@@ -40,6 +44,20 @@ function svg(tag, attrs = {}, ...children) {
     el.append(child instanceof Node ? child : String(child));
   }
   return el;
+}
+
+/** A reason as text with its `code` spans as <code> (reasons quote names in backticks). */
+function reasonNodes(text) {
+  return String(text ?? "")
+    .split(/`([^`]*)`/)
+    .map((part, i) => (i % 2 ? h("code", {}, part) : part))
+    .filter((part) => part !== "");
+}
+
+/** A session id that opens the session view. */
+function sessionLink(id) {
+  if (!id) return "";
+  return h("button", { type: "button", class: "link mono", onclick: () => showSession(id) }, id);
 }
 
 function verdictBadge(verdict) {
@@ -113,7 +131,7 @@ async function signIn(key) {
   $("who").textContent = `${identity.name} · ${identity.role}`;
   $("admin-policy").hidden = identity.role !== "admin";
   connect();
-  await Promise.all([loadApprovals(), loadPolicy(), searchAudit()]);
+  await Promise.all([loadLiveHistory(), loadApprovals(), loadPolicy(), searchAudit()]);
 }
 
 function signOut(message = "") {
@@ -122,6 +140,8 @@ function signOut(message = "") {
   state.identity = null;
   state.stream?.abort();
   state.stream = null;
+  state.liveKeys.clear();
+  $("live-rows").replaceChildren();
   $("app").hidden = true;
   $("signin").hidden = false;
   $("sign-out").hidden = true;
@@ -252,6 +272,7 @@ function onEvent(type, payload) {
   if (type === "audit") {
     const event = payload.event;
     if (event.kind === "decision") addLiveRow(event);
+    followAudit();
     if (event.kind === "approval" || (event.kind === "decision" && event.verdict === "ask")) loadApprovals();
     if (visible("panel-charts")) {
       clearTimeout(chartTimer);
@@ -268,23 +289,117 @@ function onEvent(type, payload) {
   }
 }
 
-function addLiveRow(event) {
+function liveKey(event) {
+  return [event.time, event.session, event.tool, event.verdict, event.rule].join("\u0000");
+}
+
+/** A decision in Live: a streamed one on top; one from history (`older`) below what is shown. */
+function addLiveRow(event, older = false) {
+  const key = liveKey(event);
+  if (state.liveKeys.has(key)) return;
+  state.liveKeys.add(key);
   const tbody = $("live-rows");
   const row = h(
     "tr",
-    { class: "fresh" },
+    older ? {} : { class: "fresh" },
     h("td", {}, h("time", { datetime: event.time }, time(event.time))),
-    h("td", {}, event.agent ?? ""),
-    h("td", { class: "mono" }, event.session ?? ""),
-    h("td", { class: "mono" }, event.tool ?? ""),
     h("td", {}, verdictBadge(event.verdict)),
+    h("td", { class: "mono" }, event.tool ?? ""),
+    h("td", {}, event.agent ?? ""),
+    h("td", {}, sessionLink(event.session)),
     h("td", { class: "mono" }, event.rule ?? "default"),
-    h("td", { class: "reason" }, event.reason ?? ""),
+    h("td", { class: "reason" }, ...reasonNodes(event.reason)),
   );
-  tbody.prepend(row);
+  if (older) tbody.append(row);
+  else tbody.prepend(row);
   while (tbody.rows.length > MAX_LIVE_ROWS) tbody.deleteRow(-1);
   $("live-empty").hidden = true;
 }
+
+/** The latest decisions from the audit trail, so Live is not empty after a reload. */
+async function loadLiveHistory() {
+  try {
+    const { records } = await api("/v1/audit?kind=decision&limit=50");
+    for (const record of records) addLiveRow(record, true);
+  } catch {
+    // Live still streams; history is a convenience.
+  }
+}
+
+let auditTimer;
+/** Refreshes the Audit tab as records arrive, while it shows its first page. */
+function followAudit() {
+  if (state.auditPages > 1) {
+    $("audit-status").textContent = "New records arrived; search again to see them.";
+    return;
+  }
+  clearTimeout(auditTimer);
+  auditTimer = setTimeout(() => searchAudit(), 300);
+}
+
+// ---- session view ---------------------------------------------------------------------------
+
+async function showSession(id) {
+  const dialog = $("session-view");
+  $("session-title").textContent = `Session ${id}`;
+  const body = $("session-body");
+  body.replaceChildren(h("p", {}, "Loading…"));
+  if (!dialog.open) dialog.showModal();
+  try {
+    const report = await api(`/v1/sessions/${encodeURIComponent(id)}`);
+    const verdicts = VERDICTS.map((v) => `${report.verdicts?.[v] ?? 0} ${v}`).join(", ");
+    body.replaceChildren(
+      h(
+        "dl",
+        { class: "meta" },
+        h("dt", {}, "Agent"),
+        h("dd", {}, report.agent ?? "none"),
+        h("dt", {}, "Calls"),
+        h("dd", {}, `${report.calls} calls: ${verdicts}`),
+        h("dt", {}, "Labels seen"),
+        h("dd", {}, report.labelsSeen?.length ? report.labelsSeen.join(", ") : "none"),
+        h("dt", {}, "Spend"),
+        h("dd", {}, report.budget ? `${report.spend} of ${report.budget.max}` : String(report.spend ?? 0)),
+      ),
+      h("h3", {}, "Flows blocked"),
+      report.flowsBlocked?.length
+        ? h(
+            "ul",
+            {},
+            ...report.flowsBlocked.map((flow) =>
+              h(
+                "li",
+                {},
+                h("span", { class: "mono" }, flow.tool),
+                ` by ${flow.rule ?? "default"} (${flow.labels.join(", ")})`,
+              ),
+            ),
+          )
+        : h("p", {}, "None."),
+      h("h3", {}, "Calls by tool"),
+      h(
+        "div",
+        { class: "table-wrap" },
+        h(
+          "table",
+          { class: "data" },
+          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Tool"), ...VERDICTS.map((v) => h("th", { scope: "col" }, v)))),
+          h(
+            "tbody",
+            {},
+            ...Object.entries(report.tools ?? {}).map(([tool, counts]) =>
+              h("tr", {}, h("td", { class: "mono" }, tool), ...VERDICTS.map((v) => h("td", {}, String(counts[v] ?? 0)))),
+            ),
+          ),
+        ),
+      ),
+    );
+  } catch (error) {
+    body.replaceChildren(h("p", { class: "error" }, `Could not load the session: ${error.message}`));
+  }
+}
+
+$("session-close").addEventListener("click", () => $("session-view").close());
 
 // ---- approvals -----------------------------------------------------------------------------
 
@@ -354,11 +469,11 @@ function approvalCard(approval) {
       "dl",
       {},
       h("dt", {}, "Why"),
-      h("dd", {}, approval.reason),
+      h("dd", {}, ...reasonNodes(approval.reason)),
       h("dt", {}, "Rule"),
       h("dd", { class: "mono" }, approval.rule ?? "default"),
       h("dt", {}, "Session"),
-      h("dd", { class: "mono" }, approval.session ?? "none"),
+      h("dd", {}, approval.session ? sessionLink(approval.session) : "none"),
       approval.server ? [h("dt", {}, "Server"), h("dd", { class: "mono" }, approval.server)] : null,
       h("dt", {}, "Requested"),
       h("dd", {}, dateTime(approval.createdAt)),
@@ -404,6 +519,7 @@ async function searchAudit(more = false) {
     const tbody = $("audit-rows");
     if (!more) tbody.replaceChildren();
     for (const record of page.records) tbody.append(...auditRows(record));
+    state.auditPages = more ? state.auditPages + 1 : 1;
     state.auditNext = page.next;
     $("audit-more").hidden = page.next === undefined;
     status.textContent = `${tbody.querySelectorAll("tr.record").length} records shown${page.next ? "; more are older" : ""}.`;
@@ -417,7 +533,7 @@ function auditRows(record) {
   const details = h(
     "tr",
     { id: detailsId, hidden: true },
-    h("td", { colspan: 9, class: "details" }, h("pre", {}, JSON.stringify(record, null, 2))),
+    h("td", { colspan: 8, class: "details" }, h("pre", {}, JSON.stringify(record, null, 2))),
   );
   const toggle = h(
     "button",
@@ -444,12 +560,11 @@ function auditRows(record) {
       { class: "record" },
       h("td", { class: "mono" }, record.seq),
       h("td", {}, h("time", { datetime: record.time }, dateTime(record.time))),
-      h("td", {}, record.kind),
-      h("td", {}, record.agent ?? ""),
+      h("td", {}, record.kind === "decision" ? verdictBadge(record.verdict) : record.kind),
       h("td", { class: "mono" }, record.tool ?? ""),
-      h("td", {}, verdictBadge(record.verdict)),
+      h("td", {}, record.agent ?? ""),
       h("td", { class: "mono" }, [record.rule ?? "", approval].filter(Boolean).join(" · ")),
-      h("td", { class: "reason" }, record.reason ?? ""),
+      h("td", { class: "reason" }, ...reasonNodes(record.reason)),
       h("td", {}, toggle),
     ),
     details,
@@ -673,6 +788,8 @@ async function loadPolicy() {
       ),
     );
     const admin = state.identity?.role === "admin";
+    // Rolling back needs a version before the active one.
+    $("rollback").hidden = versions.length < 2;
     $("version-rows").replaceChildren(
       ...versions.map((v) =>
         h(
