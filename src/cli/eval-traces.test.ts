@@ -224,3 +224,20 @@ describe("the shipped agent examples", () => {
     for (const s of report.examples) expect(s.utility, `${s.example}\n${detail}`).toBeGreaterThanOrEqual(0.8);
   });
 });
+
+describe("--learned: the policy suggest writes from the benign traces alone", () => {
+  it("admits every benign trace it learned from, reports held-out utility, and is scored on the attacks", async () => {
+    const root = mkdtempSync(join(tmpdir(), "tw-learned-"));
+    const { cpSync } = await import("node:fs");
+    cpSync(join(packageRoot(), "examples/travel"), join(root, "travel"), { recursive: true });
+    const report = await evaluateTraces(root, { learned: true });
+    const [travel] = report.examples;
+    expect(travel.useful).toBe(travel.benign);
+    expect(travel.tests.failed).toEqual([]);
+    expect(travel.heldOut?.benign).toBe(travel.benign);
+    // Learned from benign traces only, it still stops most attacks (by refusing what it never saw).
+    expect(travel.succeeded).toBeLessThan(travel.attacks);
+    expect(formatTraces(report, false)).toMatch(/held-out utility/);
+    rmSync(root, { recursive: true, force: true });
+  }, 60_000);
+});

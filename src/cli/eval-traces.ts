@@ -49,6 +49,11 @@ export interface ExampleScore {
   /** The policy's own `tests:`. */
   tests: { passed: number; failed: string[] };
   traces: TraceOutcome[];
+  /**
+   * `--learned` only: each benign trace replayed through the policy learned from the other benign
+   * traces (leave one out), so utility is measured on behaviour the policy did not learn from.
+   */
+  heldOut?: { benign: number; useful: number; utility: number };
 }
 
 /**
@@ -109,10 +114,16 @@ export interface TracesOptions {
 export async function evaluateTraces(root: string, options: TracesOptions = {}): Promise<TracesReport> {
   const outputs = options.outputs ?? "objects";
   const examples: ExampleScore[] = [];
-  for (const name of traceExamples(root))
-    examples.push(
-      await scoreExample(root, name, options.learned ? await learnedPolicy(root, name) : undefined, outputs),
+  for (const name of traceExamples(root)) {
+    const score = await scoreExample(
+      root,
+      name,
+      options.learned ? await learnedPolicy(root, name) : undefined,
+      outputs,
     );
+    if (options.learned) score.heldOut = await heldOutUtility(root, name, outputs);
+    examples.push(score);
+  }
   const sum = (pick: (s: ExampleScore) => number) => examples.reduce((n, s) => n + pick(s), 0);
   const benign = sum((s) => s.benign);
   const useful = sum((s) => s.useful);
@@ -146,6 +157,32 @@ export async function learnedPolicy(root: string, name: string, leaveOut?: strin
     addTrace(observations, readFileSync(join(at, file), "utf8"), relative(root, join(at, file)));
   }
   return (await suggestPolicy(observations, { name: `${name}-learned` })).compiled;
+}
+
+/** Leave-one-out utility of the learned policy: each benign trace against the policy learned from the others. */
+async function heldOutUtility(
+  root: string,
+  name: string,
+  outputs: OutputForm,
+): Promise<ExampleScore["heldOut"]> {
+  const at = join(root, name, "benign");
+  if (!existsSync(at)) return { benign: 0, useful: 0, utility: 0 };
+  const files = readdirSync(at)
+    .filter((f) => f.endsWith(".jsonl"))
+    .sort();
+  let useful = 0;
+  for (const file of files) {
+    const policy = await learnedPolicy(root, name, file);
+    const outcome = await replayTrace(
+      policy,
+      join(at, file),
+      relative(root, join(at, file)),
+      "benign",
+      outputs,
+    );
+    if (outcome.ok) useful++;
+  }
+  return { benign: files.length, useful, utility: ratio(useful, files.length) };
 }
 
 /** Scores one example: its policy is compiled once; every trace gets its own Warden (fresh sessions, counters, approvals). */
@@ -280,9 +317,21 @@ export function formatTraces(report: TracesReport, misses: boolean): string {
     pct(o.attackSuccess),
     "",
   ]);
-  const out = [
-    table(["example", "benign ok", "utility", "attacks won", "attack success", "policy tests"], rows),
-  ];
+  const heldOut = report.examples.some((s) => s.heldOut);
+  if (heldOut) {
+    rows.forEach((row, i) => {
+      const h = report.examples[i]?.heldOut;
+      row.splice(3, 0, h ? `${h.useful}/${h.benign} ${pct(h.utility)}` : "");
+    });
+    const all = report.examples.reduce(
+      (n, s) => ({ u: n.u + (s.heldOut?.useful ?? 0), b: n.b + (s.heldOut?.benign ?? 0) }),
+      { u: 0, b: 0 },
+    );
+    rows[rows.length - 1][3] = `${all.u}/${all.b} ${pct(ratio(all.u, all.b))}`;
+  }
+  const header = ["example", "benign ok", "utility", "attacks won", "attack success", "policy tests"];
+  if (heldOut) header.splice(3, 0, "held-out utility");
+  const out = [table(header, rows)];
   const failedTests = report.examples.flatMap((s) =>
     s.tests.failed.map((t) => `  [${s.example}] policy test failed: ${t}`),
   );
