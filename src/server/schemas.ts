@@ -58,6 +58,16 @@ export const DecisionSchema = z.object({
   flows: z.array(z.object({ label: z.string(), arg: z.string(), source: z.string() })).optional(),
   tool: z.string().optional(),
   approval: z.string().optional().describe("The pending approval's id when the verdict is `ask`."),
+  enforced: z
+    .literal(false)
+    .optional()
+    .describe(
+      "Present (false) when the verdict is observed, not enforced (`mode: observe`, `enforce: false`, `serve --observe`): the call may run.",
+    ),
+  observed: z
+    .array(z.string())
+    .optional()
+    .describe("Rules or limits with `enforce: false` that matched but did not decide."),
 });
 components.add(DecisionSchema, { id: "Decision" });
 

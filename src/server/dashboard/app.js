@@ -60,8 +60,15 @@ function sessionLink(id) {
   return h("button", { type: "button", class: "link mono", onclick: () => showSession(id) }, id);
 }
 
-function verdictBadge(verdict) {
+function verdictBadge(verdict, enforced) {
   if (!verdict) return "";
+  // A verdict the policy only observed (mode: observe, enforce: false): the call ran; shown apart.
+  if (enforced === false)
+    return h(
+      "span",
+      { class: `verdict v-${verdict} observed`, title: "observed, not enforced: the call ran" },
+      `${verdict} (observed)`,
+    );
   return h("span", { class: `verdict v-${verdict}` }, verdict);
 }
 
@@ -303,7 +310,7 @@ function addLiveRow(event, older = false) {
     "tr",
     older ? {} : { class: "fresh" },
     h("td", {}, h("time", { datetime: event.time }, time(event.time))),
-    h("td", {}, verdictBadge(event.verdict)),
+    h("td", {}, verdictBadge(event.verdict, event.enforced)),
     h("td", { class: "mono" }, event.tool ?? ""),
     h("td", {}, event.agent ?? ""),
     h("td", {}, sessionLink(event.session)),
@@ -560,7 +567,7 @@ function auditRows(record) {
       { class: "record" },
       h("td", { class: "mono" }, record.seq),
       h("td", {}, h("time", { datetime: record.time }, dateTime(record.time))),
-      h("td", {}, record.kind === "decision" ? verdictBadge(record.verdict) : record.kind),
+      h("td", {}, record.kind === "decision" ? verdictBadge(record.verdict, record.enforced) : record.kind),
       h("td", { class: "mono" }, record.tool ?? ""),
       h("td", {}, record.agent ?? ""),
       h("td", { class: "mono" }, [record.rule ?? "", approval].filter(Boolean).join(" · ")),
