@@ -31,14 +31,10 @@ export function explainPolicy(policy: CompiledPolicy): string {
     for (const [arg, spec] of Object.entries(raw.tools?.[tool.name]?.args ?? {})) {
       out.push(`    ${arg}: ${JSON.stringify(spec)} -> ${tool.onViolation} on violation`);
     }
-    if (tool.detectors.length)
-      out.push(`    detect: ${tool.detectors.map((d) => `${d.detector.name} -> ${d.verdict}`).join(", ")}`);
+    if (tool.detectors.length) out.push(`    detect: ${tool.detectors.map(describeDetector).join(", ")}`);
   }
   if (policy.detectors.length)
-    out.push(
-      "",
-      `detect in every argument: ${policy.detectors.map((d) => `${d.detector.name} -> ${d.verdict}`).join(", ")}`,
-    );
+    out.push("", `detect in every argument: ${policy.detectors.map(describeDetector).join(", ")}`);
   if (raw.rules?.length) out.push("", "rules:");
   for (const rule of raw.rules ?? []) {
     out.push(
@@ -146,3 +142,8 @@ export const diff: Command = {
 };
 
 export type { RawPolicy };
+
+/** `secrets -> deny`, and what it does to outputs when it scans them: `secrets -> deny, outputs: mask`. */
+function describeDetector(use: { detector: { name: string }; verdict: string; outputs?: string }): string {
+  return `${use.detector.name} -> ${use.verdict}${use.outputs ? `, outputs: ${use.outputs}` : ""}`;
+}
