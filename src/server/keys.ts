@@ -1,6 +1,7 @@
 import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { ToolwardenError } from "../core/index.js";
+import { argsProblem } from "../core/limits.js";
 
 /** What a key may do: `agent` decides for its own agent id, `approver` decides approvals, `admin` everything. */
 export type Role = "agent" | "approver" | "admin";
@@ -71,7 +72,7 @@ export class ApiKeyStore {
     return this.#byId.size;
   }
 
-  /** Creates a key; the returned `key` is shown once and never stored. */
+  /** Creates a key; the returned `key` is shown once and never stored. Throws `ToolwardenError` (`key_attrs`) for attributes past the bounds. */
   create(options: { role: Role; name: string; agent?: string; attrs?: Record<string, unknown> }): {
     key: string;
     identity: ApiKeyIdentity;
@@ -79,6 +80,8 @@ export class ApiKeyStore {
     if (options.role === "agent" && !options.agent) {
       throw new ToolwardenError("key_agent", "an `agent` key needs the agent id it is bound to");
     }
+    const problem = options.attrs === undefined ? undefined : attrsProblem(options.attrs);
+    if (problem) throw new ToolwardenError("key_attrs", `\`attrs\` ${problem}`);
     const id = randomBytes(6).toString("hex");
     const key = `${PREFIX}_${id}_${randomBytes(32).toString("base64url")}`;
     const hash = sha256(key);
@@ -92,8 +95,9 @@ export class ApiKeyStore {
       hash: hash.toString("hex"),
       createdAt: new Date().toISOString(),
     };
+    // Written first: a key that cannot be saved is never in use.
+    this.#save([...this.#records(), record]);
     this.#byId.set(id, { ...record, digest: hash });
-    this.#save();
     return { key, identity: identityOf(record) };
   }
 
@@ -116,13 +120,37 @@ export class ApiKeyStore {
     return removed;
   }
 
-  #save(): void {
+  #records(): ApiKeyRecord[] {
+    return [...this.#byId.values()].map(({ digest: _digest, ...record }) => record);
+  }
+
+  #save(keys: ApiKeyRecord[] = this.#records()): void {
     if (!this.#file) return;
-    const keys = [...this.#byId.values()].map(({ digest: _digest, ...record }) => record);
     const tmp = `${this.#file}.tmp`;
     writeFileSync(tmp, `${JSON.stringify({ keys }, null, 2)}\n`, { mode: 0o600 });
     renameSync(tmp, this.#file);
   }
+}
+
+/** Bounds on an agent key's attributes: what rules read as `agent.<attr>`, kept small and flat. */
+export const ATTR_LIMITS = { depth: 8, jsonChars: 16 * 1024 } as const;
+
+/** Why `attrs` cannot be a key's attributes (not plain JSON data, too deep, too large), or undefined. */
+export function attrsProblem(attrs: unknown): string | undefined {
+  if (attrs === null || typeof attrs !== "object" || Array.isArray(attrs)) return "must be an object";
+  const problem = argsProblem(attrs);
+  if (problem) return problem.replace(/^arguments?/, "attributes");
+  // Depth first with an explicit stack, so the size is measured only on a shallow value.
+  const stack: Array<[unknown, number]> = [[attrs, 0]];
+  while (stack.length) {
+    const [value, depth] = stack.pop()!;
+    if (value === null || typeof value !== "object") continue;
+    if (depth >= ATTR_LIMITS.depth) return `are nested deeper than ${ATTR_LIMITS.depth} levels`;
+    for (const item of Object.values(value)) stack.push([item, depth + 1]);
+  }
+  if (JSON.stringify(attrs).length > ATTR_LIMITS.jsonChars)
+    return `are larger than ${ATTR_LIMITS.jsonChars} characters of JSON`;
+  return undefined;
 }
 
 function identityOf(record: ApiKeyRecord): ApiKeyIdentity {

@@ -1,3 +1,4 @@
+import { attrsProblem } from "./keys.js";
 import { z } from "zod";
 
 /**
@@ -170,6 +171,10 @@ export const CreateKeySchema = z
   .refine((body) => body.role !== "agent" || body.agent !== undefined, {
     message: "an `agent` key needs `agent`, the agent id it is bound to",
     path: ["agent"],
+  })
+  .superRefine((body, ctx) => {
+    const problem = body.attrs === undefined ? undefined : attrsProblem(body.attrs);
+    if (problem) ctx.addIssue({ code: "custom", message: `\`attrs\` ${problem}`, path: ["attrs"] });
   });
 components.add(CreateKeySchema, { id: "CreateKey" });
 
