@@ -10,21 +10,23 @@ import type { CompiledLimit, CompiledPolicy } from "../policy/index.js";
 import { MemoryStateStore } from "../stores/memory/index.js";
 import { withStoreDeadlines } from "../stores/deadline.js";
 import { splitOutput } from "../taint/index.js";
-import type { LimitBucket, StateStore } from "../stores/types.js";
-import { canonicalJson, hashValue, sha256Hex } from "../core/canonical.js";
+import type { StateStore } from "../stores/types.js";
+import { hashValue } from "../core/canonical.js";
 import { auditArgs } from "../core/redact.js";
-import { applyJudgement, needsJudge } from "../judge/apply.js";
 import type { JudgedDecision } from "../judge/apply.js";
 import { Judge } from "../judge/judge.js";
+import type { JudgeSpec } from "../judge/schema.js";
 import { Authority, withAuthorityFinding } from "../plans/authority.js";
 import type { AuthorityCheck } from "../plans/authority.js";
 import type { Plan, PlanOptions, PlanStep } from "../plans/plan.js";
 import type { ScopeSpec } from "../plans/scope.js";
-import { amend, BUILTIN_RULES, contribute } from "./combine.js";
+import { BUILTIN_RULES, contribute } from "./combine.js";
 import { evaluateCall, internalError } from "./evaluate.js";
 import { runLabelled } from "./output.js";
-import { observes, observeStage } from "./observe.js";
-import { valueAt } from "./inspect.js";
+import { observeStage } from "./observe.js";
+import type { DecideContext } from "./stages/context.js";
+import { needsState } from "./stages/context.js";
+import { runStages } from "./stages/pipeline.js";
 import { outputDetectors, scanOutput } from "./output-detect.js";
 import type { OutputAction } from "../policy/index.js";
 import { Session } from "./session.js";
@@ -424,17 +426,31 @@ export class Warden {
     guard: AuthorityCheck | undefined,
   ): Decision | Promise<Decision> {
     if (guard?.finding) decision = withAuthorityFinding(decision, guard.finding);
-    const stateless =
-      limits.length === 0 &&
-      (!policy.budget || costOf(policy, call) === 0) &&
-      !policy.tools.get(call.tool)?.asyncChecks.length;
-    if (stateless && !this.audit && decision.verdict !== "ask") {
+    const decl = policy.tools.get(call.tool);
+    const ctx: DecideContext = {
+      policy,
+      call,
+      session,
+      decl,
+      cost: call.cost ?? decl?.cost ?? 0,
+      limits,
+      store: this.store,
+      approvals: this.approvals,
+      now: this.now,
+      observeAll: this.options.observe,
+      judge: (spec) => this.judgeFor(spec),
+      scopeTask: () => this.authority.scopeTask(),
+      opened: (id) => {
+        if (this.audit) this.watchApproval(id);
+      },
+    };
+    if (!needsState(ctx) && !this.audit && decision.verdict !== "ask") {
       decision = observeStage(policy, call, decision, this.options.observe);
       if (session) this.noteDecision(session, decision);
       guard?.settle(decision);
       return decision;
     }
-    const finished = this.finishDecision(policy, call, decision, limits, session);
+    const finished = this.finishDecision(ctx, decision);
     if (!guard) return finished;
     return finished.then((final) => {
       guard.settle(final);
@@ -442,23 +458,21 @@ export class Warden {
     });
   }
 
-  private async finishDecision(
-    policy: CompiledPolicy,
-    call: Call,
-    decision: Decision,
-    limits: CompiledLimit[],
-    session: Session | undefined,
-  ): Promise<Decision> {
+  /** The stages after `evaluate` (`DECIDE_STAGES`), then the session's report and the audit record. */
+  private async finishDecision(ctx: DecideContext, decision: Decision): Promise<Decision> {
     try {
-      decision = await this.runAsyncChecks(policy, call, decision);
-      if (needsJudge(policy, decision)) decision = await this.runJudge(policy, call, decision, session);
-      decision = await this.applyState(policy, call, decision, limits, session);
-      decision = observeStage(policy, call, decision, this.options.observe);
+      decision = await runStages(ctx, decision);
     } catch (error) {
-      decision = internalError(policy, call, error);
+      decision = internalError(ctx.policy, ctx.call, error);
     }
-    if (session) this.noteDecision(session, decision);
-    return this.record(call, decision);
+    if (ctx.session) this.noteDecision(ctx.session, decision);
+    return this.record(ctx.call, decision);
+  }
+
+  /** The reviewer for the policy's `judge:`; its cache lives as long as the spec does. */
+  private judgeFor(spec: JudgeSpec): Judge {
+    if (this.judge?.spec !== spec) this.judge = new Judge(spec);
+    return this.judge as Judge;
   }
 
   /** Counts a decision for the session's report, here and in the store. */
@@ -470,140 +484,6 @@ export class Warden {
         ? { tool, rule: decision.rule, labels: decision.labels }
         : undefined;
     this.sessions.note(session, tool, decision.verdict, blocked);
-  }
-
-  /** Asks the policy's judge about a call whose deciding rule is a judge rule; the answer (or its fallback) replaces that `ask`. */
-  private async runJudge(
-    policy: CompiledPolicy,
-    call: Call,
-    decision: Decision,
-    session: Session | undefined,
-  ): Promise<JudgedDecision> {
-    const spec = policy.judge!;
-    if (this.judge?.spec !== spec) this.judge = new Judge(spec);
-    const decl = policy.tools.get(call.tool);
-    const judgement = await this.judge.review({
-      task: this.authority.scopeTask() ?? session?.task,
-      call,
-      risk: decl?.risk,
-      sink: decl?.sink,
-      labels: decision.labels,
-      seen: session ? [...session.seen] : [],
-    });
-    return applyJudgement(policy, decision, judgement);
-  }
-
-  /** The I/O halves of constraints (`url.resolve`, `path.realpath`), for calls not already denied. */
-  private async runAsyncChecks(policy: CompiledPolicy, call: Call, decision: Decision): Promise<Decision> {
-    const decl = policy.tools.get(call.tool);
-    if (!decl?.asyncChecks.length || decision.verdict === "deny") return decision;
-    const findings: Finding[] = [];
-    await Promise.all(
-      decl.asyncChecks.map(async (check) => {
-        const value = valueAt(call.args ?? {}, check.path);
-        if (value === undefined) return;
-        const before = findings.length;
-        await check.check(value, check.arg, findings);
-        for (let i = before; i < findings.length; i++) findings[i].verdict = decl.onViolation;
-      }),
-    );
-    for (const finding of findings) {
-      decision = contribute(
-        decision,
-        { verdict: finding.verdict ?? "deny", rule: finding.code, reason: finding.message },
-        finding,
-      );
-    }
-    return decision;
-  }
-
-  private async applyState(
-    policy: CompiledPolicy,
-    call: Call,
-    decision: Decision,
-    limits: CompiledLimit[],
-    session: Session | undefined,
-  ): Promise<Decision> {
-    if (
-      decision.verdict === "deny" ||
-      decision.rule === BUILTIN_RULES.malformedCall ||
-      decision.rule === BUILTIN_RULES.internalError
-    )
-      return decision;
-    const now = this.now();
-    const buckets = limits.map((limit) => bucketFor(limit, call));
-    const cost = costOf(policy, call);
-    const budgetKey = policy.budget && cost > 0 ? spendKey(policy.budget.per, call) : undefined;
-    if (policy.budget && budgetKey && policy.budget.askAbove !== undefined && cost > policy.budget.askAbove) {
-      decision = contribute(decision, {
-        verdict: "ask",
-        rule: BUILTIN_RULES.budgetAskAbove,
-        reason: `cost ${cost} is above the approval threshold ${policy.budget.askAbove}`,
-      });
-    }
-    // An observed ask proceeds: no approval is opened, and (as enforcing an ask would) nothing is counted.
-    if (decision.verdict === "ask" && observes(policy, call, decision, this.options.observe)) return decision;
-    if (decision.verdict === "ask") {
-      const trips = buckets.length ? await this.store.peek(buckets, now) : [];
-      if (trips.length) return tripped(decision, limits, buckets, trips);
-      return this.pendingOrApproved(call, decision, limits, buckets, budgetKey, cost, session);
-    }
-    return this.consume(decision, limits, buckets, budgetKey, cost, session, now);
-  }
-
-  /** Counts the call in its limits and spends its cost; a full bucket or an exhausted budget denies. */
-  private async consume(
-    decision: Decision,
-    limits: CompiledLimit[],
-    buckets: LimitBucket[],
-    budgetKey: string | undefined,
-    cost: number,
-    session: Session | undefined,
-    now: number,
-  ): Promise<Decision> {
-    if (buckets.length) {
-      const trips = await this.store.consume(buckets, now);
-      if (trips.length) return tripped(decision, limits, buckets, trips);
-    }
-    const budget = this.compiled.budget;
-    if (budget && budgetKey) {
-      const spent = await this.store.spend({ key: budgetKey, amount: cost, max: budget.max });
-      if (!spent.ok) {
-        return contribute(decision, {
-          verdict: "deny",
-          rule: BUILTIN_RULES.budget,
-          reason: `budget exhausted: cost ${cost} with ${fmt(spent.spent)} of ${fmt(budget.max)} spent per ${budget.per}`,
-        });
-      }
-      if (session && budget.per === "session") session.spend = spent.spent;
-    }
-    return decision;
-  }
-
-  private async pendingOrApproved(
-    call: Call,
-    decision: Decision,
-    limits: CompiledLimit[],
-    buckets: LimitBucket[],
-    budgetKey: string | undefined,
-    cost: number,
-    session: Session | undefined,
-  ): Promise<Decision> {
-    const callHash = hashCall(call);
-    const approved = await this.approvals.redeem(callHash);
-    if (approved) {
-      const allowed = answered(decision, approved, 0);
-      return this.consume(allowed, limits, buckets, budgetKey, cost, session, this.now());
-    }
-    const pending = await this.approvals.request({
-      call,
-      callHash,
-      rule: decision.rule,
-      reason: decision.reason,
-      findings: decision.findings,
-    });
-    if (this.audit) this.watchApproval(pending.id);
-    return amend(decision, { approval: pending.id });
   }
 
   /** Writes the audit record; if it cannot be kept, a call that would run is denied (unless `fail: open`). */
@@ -1109,74 +989,7 @@ export function parameterNames(fn: (...args: never[]) => unknown): string[] | un
   return names;
 }
 
-function tripped(
-  decision: Decision,
-  limits: CompiledLimit[],
-  buckets: LimitBucket[],
-  trips: Array<{ key: string; resetAt: number | null; count: number }>,
-): Decision {
-  for (const trip of trips) {
-    const i = buckets.findIndex((bucket) => bucket.key === trip.key);
-    const limit = limits[i];
-    if (!limit) continue;
-    const reset = trip.resetAt ? `; resets at ${new Date(trip.resetAt).toISOString()}` : "";
-    decision = contribute(decision, {
-      verdict: limit.verdict,
-      rule: limit.name,
-      reason: limit.message ?? `limit \`${limit.name}\` reached: ${limit.describe}${reset}`,
-    });
-  }
-  return decision;
-}
-
-/** The counter a call is counted in for one limit: `limit:<name>:<scope values>`. */
-function bucketFor(limit: CompiledLimit, call: Call): LimitBucket {
-  const parts = limit.per.map((scope) => {
-    switch (scope) {
-      case "agent":
-        return `agent=${String(call.agent?.id ?? "anonymous")}`;
-      case "session":
-        return `session=${call.session ?? "none"}`;
-      case "tool":
-        return `tool=${call.tool}`;
-      case "global":
-        return "global";
-      default: {
-        const value = valueAt(call.args ?? {}, scope.slice(5).split("."));
-        return `${scope}=${typeof value === "string" ? value : JSON.stringify(value)}`;
-      }
-    }
-  });
-  return { key: `limit:${limit.name}:${parts.join(":")}`, limit: limit.limit, windowMs: limit.windowMs };
-}
-
-function costOf(policy: CompiledPolicy, call: Call): number {
-  return call.cost ?? policy.tools.get(call.tool)?.cost ?? 0;
-}
-
-function spendKey(per: "session" | "agent" | "global", call: Call): string {
-  if (per === "session") return `spend:session=${call.session ?? "none"}`;
-  if (per === "agent") return `spend:agent=${String(call.agent?.id ?? "anonymous")}`;
-  return "spend:global";
-}
-
-function fmt(n: number): string {
-  return Number.isInteger(n) ? String(n) : n.toFixed(2);
-}
-
-/** Binds an approval to one exact call: tool, arguments, server, agent and session. */
-export function hashCall(call: Call): string {
-  return sha256Hex(
-    canonicalJson({
-      tool: call.tool,
-      args: call.args ?? {},
-      server: call.server ?? null,
-      agent: call.agent?.id ?? null,
-      session: call.session ?? null,
-    }),
-  );
-}
-
+export { hashCall } from "./hash-call.js";
 export type { Agent };
 
 /** The decision without the observe stage's marks, for a stage that must be enforced (the audit trail failing). */
