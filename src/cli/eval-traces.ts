@@ -106,6 +106,8 @@ export function traceExamples(root: string): string[] {
 /** How the policy of each example is chosen: its own `policy.yaml`, or one `suggest` learns from its benign traces. */
 export interface TracesOptions {
   learned?: boolean;
+  /** With `learned`: `suggest --generalize`. */
+  generalize?: boolean;
   /** How results reach the policy (default `objects`). */
   outputs?: OutputForm;
 }
@@ -118,10 +120,10 @@ export async function evaluateTraces(root: string, options: TracesOptions = {}):
     const score = await scoreExample(
       root,
       name,
-      options.learned ? await learnedPolicy(root, name) : undefined,
+      options.learned ? await learnedPolicy(root, name, undefined, options.generalize) : undefined,
       outputs,
     );
-    if (options.learned) score.heldOut = await heldOutUtility(root, name, outputs);
+    if (options.learned) score.heldOut = await heldOutUtility(root, name, outputs, options.generalize);
     examples.push(score);
   }
   const sum = (pick: (s: ExampleScore) => number) => examples.reduce((n, s) => n + pick(s), 0);
@@ -147,7 +149,12 @@ export async function evaluateTraces(root: string, options: TracesOptions = {}):
  * The policy `suggest` writes from an example's benign traces alone (attack traces are never read),
  * or from the benign traces but `leaveOut` (to score it on a trace it did not learn from).
  */
-export async function learnedPolicy(root: string, name: string, leaveOut?: string): Promise<CompiledPolicy> {
+export async function learnedPolicy(
+  root: string,
+  name: string,
+  leaveOut?: string,
+  generalize?: boolean,
+): Promise<CompiledPolicy> {
   const at = join(root, name, "benign");
   const observations = emptyObservations();
   for (const file of readdirSync(at)
@@ -156,7 +163,7 @@ export async function learnedPolicy(root: string, name: string, leaveOut?: strin
     if (file === leaveOut) continue;
     addTrace(observations, readFileSync(join(at, file), "utf8"), relative(root, join(at, file)));
   }
-  return (await suggestPolicy(observations, { name: `${name}-learned` })).compiled;
+  return (await suggestPolicy(observations, { name: `${name}-learned`, generalize })).compiled;
 }
 
 /** Leave-one-out utility of the learned policy: each benign trace against the policy learned from the others. */
@@ -164,6 +171,7 @@ async function heldOutUtility(
   root: string,
   name: string,
   outputs: OutputForm,
+  generalize?: boolean,
 ): Promise<ExampleScore["heldOut"]> {
   const at = join(root, name, "benign");
   if (!existsSync(at)) return { benign: 0, useful: 0, utility: 0 };
@@ -172,7 +180,7 @@ async function heldOutUtility(
     .sort();
   let useful = 0;
   for (const file of files) {
-    const policy = await learnedPolicy(root, name, file);
+    const policy = await learnedPolicy(root, name, file, generalize);
     const outcome = await replayTrace(
       policy,
       join(at, file),
@@ -369,13 +377,17 @@ export function formatTraces(report: TracesReport, misses: boolean): string {
 /** `toolwarden eval --traces [DIR]`: prints the report (or JSON); exit 1 when a policy test fails. */
 export async function runTraces(
   root: string,
-  options: { json?: boolean; misses?: boolean; learned?: boolean; outputs?: string },
+  options: { json?: boolean; misses?: boolean; learned?: boolean; generalize?: boolean; outputs?: string },
   write: (text: string) => void,
 ): Promise<number> {
   const outputs = (options.outputs ?? "objects") as OutputForm;
   if (!OUTPUT_FORMS.includes(outputs))
     throw new CliError(`\`--outputs\` is one of ${OUTPUT_FORMS.join(", ")}, not \`${options.outputs}\``);
-  const report = await evaluateTraces(root, { learned: options.learned, outputs });
+  const report = await evaluateTraces(root, {
+    learned: options.learned,
+    generalize: options.generalize,
+    outputs,
+  });
   if (report.examples.length === 0)
     throw new CliError(`no example under \`${root}\` has a policy.yaml with benign/ or attacks/ traces`);
   write(

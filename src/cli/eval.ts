@@ -131,7 +131,8 @@ function countCases(dir: string): number {
 
 export const evalCommand: Command = {
   summary: "run the adversarial suite: precision, recall, F1 and false-positive rate per analyzer",
-  usage: "toolwarden eval [DIR] [--json] [--misses] | eval --traces [DIR] [--learned] [--outputs objects|json|yaml] [--json] [--misses]",
+  usage:
+    "toolwarden eval [DIR] [--json] [--misses] | eval --traces [DIR] [--learned [--generalize]] [--outputs objects|json|yaml] [--json] [--misses]",
   options: [
     "DIR                     the suite: folders with policy.yaml and cases.jsonl (default: the shipped eval/); with --traces, examples/",
     "--json                  the scores as JSON",
@@ -146,6 +147,7 @@ export const evalCommand: Command = {
       misses: { type: "boolean" },
       traces: { type: "boolean" },
       learned: { type: "boolean" },
+      generalize: { type: "boolean" },
       outputs: { type: "string" },
     } as const;
     const { values, positionals } = parseFlags(argv, flags, this.usage);

@@ -14,7 +14,7 @@ import { help } from "./validate.js";
 export const suggest: Command = {
   summary: "write a least-privilege policy from traces or audit logs",
   usage:
-    "toolwarden suggest TRACE_OR_LOG... [-o FILE] [--against POLICY] [--name NAME] [--include-denied] [--tools TOOLS.json] [--schema S] [--chain C]",
+    "toolwarden suggest TRACE_OR_LOG... [-o FILE] [--against POLICY] [--name NAME] [--include-denied] [--generalize] [--tools TOOLS.json] [--schema S] [--chain C]",
   async run(argv) {
     const { values, positionals } = parseFlags(
       argv,
@@ -23,6 +23,7 @@ export const suggest: Command = {
         against: { type: "string" },
         name: { type: "string" },
         "include-denied": { type: "boolean" },
+        generalize: { type: "boolean" },
         tools: { type: "string" },
         schema: { type: "string" },
         chain: { type: "string" },
@@ -38,6 +39,7 @@ export const suggest: Command = {
     const suggestion = await suggestPolicy(observations, {
       name: values.name,
       includeDenied: values["include-denied"],
+      generalize: values.generalize,
       annotations: values.tools ? readAnnotations(values.tools) : undefined,
     });
     if (values.output) writeFileSync(values.output, suggestion.yaml);

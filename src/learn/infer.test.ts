@@ -88,3 +88,28 @@ describe("learnConstraint", () => {
     expect(shapeRegex(["a b"])).toBeUndefined();
   });
 });
+
+describe("learnConstraint with generalize", () => {
+  it("widens to values like those seen and says so", () => {
+    const amount = learnConstraint("amount", [240, 87.4, 1020], 3, { generalize: true });
+    expect(amount.constraint).toEqual({ range: { min: 0, max: 10000 } });
+    expect(amount.note).toMatch(/widened to 0\.\.10000/);
+    expect(learnConstraint("date", ["2024-03-22"], 1, { generalize: true }).constraint).toEqual({
+      regex: "^[0-9]{4}-[0-9]{2}-[0-9]{2}$",
+    });
+    const names = learnConstraint("hotel", ["Le Marais Boutique", "Cozy Stay Camden"], 2, {
+      generalize: true,
+    });
+    expect(names.constraint).toBeUndefined();
+    expect(names.note).toMatch(/left free/);
+    // A repeated vocabulary stays an enum; URLs stay exact.
+    expect(
+      learnConstraint("channel", ["general", "random", "general"], 3, { generalize: true }).constraint,
+    ).toEqual({
+      enum: ["general", "random"],
+    });
+    expect(learnConstraint("url", ["https://a.example/"], 1, { generalize: true }).constraint).toMatchObject({
+      url: { hosts: ["a.example"] },
+    });
+  });
+});

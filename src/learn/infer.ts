@@ -55,8 +55,15 @@ const calls = (n: number) => `${n} call${n === 1 ? "" : "s"}`;
  * allowlist, and every learned constraint is checked against every observed value before it is
  * returned. `count` is the number of calls the values came from.
  */
-export function learnConstraint(name: string, values: readonly unknown[], count: number): LearnedConstraint {
-  const learned = guess(name, values, count);
+export function learnConstraint(
+  name: string,
+  values: readonly unknown[],
+  count: number,
+  options: LearnOptions = {},
+): LearnedConstraint {
+  const learned = options.generalize
+    ? (generalized(name, values, count) ?? guess(name, values, count))
+    : guess(name, values, count);
   if (!learned.constraint) return learned;
   const failures = refusals(learned.constraint, values);
   if (failures.length === 0) return learned;
@@ -74,6 +81,57 @@ export function learnConstraint(name: string, values: readonly unknown[], count:
   return {
     note: `${leaf(name)}: ${Object.keys(learned.constraint)[0]} not learned: an observed value is refused by the analyzer (${failures[0]})`,
   };
+}
+
+export interface LearnOptions {
+  /**
+   * Admit values like the ones seen, not only those: identifiers, dates and codes by their shape
+   * instead of an enum, names seen once each left free, numbers from 0 to the next power of ten.
+   * Every widening is said in the note. URLs, paths, SQL and shell stay exact.
+   */
+  generalize?: boolean;
+}
+
+/** The generalized constraint for scalars (strings with digits, names, numbers); undefined for the analyzers' kinds. */
+function generalized(key: string, values: readonly unknown[], count: number): LearnedConstraint | undefined {
+  if (values.length === 0) return undefined;
+  if (values.every((v) => typeof v === "number" && Number.isFinite(v))) {
+    const numbers = values as number[];
+    const min = Math.min(...numbers);
+    const max = Math.max(...numbers);
+    if (min < 0) return undefined;
+    const bound = 10 ** Math.ceil(Math.log10(Math.max(max, 1) + 1e-9));
+    const integer = numbers.every(Number.isInteger);
+    return {
+      constraint: { range: integer ? { min: 0, max: bound, integer: true } : { min: 0, max: bound } },
+      note: `${key}: ${min}..${max} seen in ${calls(count)}; widened to 0..${bound} (the next power of ten)`,
+    };
+  }
+  if (!values.every((v) => typeof v === "string")) return undefined;
+  const strings = values as string[];
+  if (
+    learnUrl(key, strings, count) ||
+    learnSql(key, strings, count) ||
+    learnShell(key, strings, count) ||
+    learnPath(key, strings, count)
+  )
+    return undefined;
+  const distinct = [...new Set(strings)].sort();
+  if (distinct.some(isFreeText)) return undefined;
+  if (strings.every((v) => /[0-9]/.test(v))) {
+    const shape = shapeRegex(distinct);
+    if (shape)
+      return {
+        constraint: { regex: shape },
+        note: `${key}: ${distinct.length} distinct values in ${calls(count)}; widened to their shape (any value like them)`,
+      };
+  }
+  // Names the agent meets once each (people, places) are not a vocabulary: only a repeated set is.
+  if (distinct.length === count && count > 0)
+    return {
+      note: `${key}: ${distinct.length} different values in ${calls(count)}, none repeated: left free (generalize)`,
+    };
+  return undefined;
 }
 
 function guess(name: string, values: readonly unknown[], count: number): LearnedConstraint {

@@ -27,6 +27,8 @@ export interface SuggestOptions {
   annotations?: Readonly<Record<string, ToolAnnotations>>;
   /** Most `tests:` written (distinct calls); default 400. */
   maxTests?: number;
+  /** Admit values like those seen, not only those (see `LearnOptions.generalize`); every widening is noted. */
+  generalize?: boolean;
 }
 
 /** A learned policy: the document, the notes written beside its parts, and the calls it was not learned from. */
@@ -95,7 +97,7 @@ export async function suggestPolicy(
         note(["tools", name], `${path}: seen both as a value and as an object: no constraint learned`);
         continue;
       }
-      const result = learnConstraint(path, values, count);
+      const result = learnConstraint(path, values, count, { generalize: options.generalize });
       if (result.constraint) {
         args[path] = result.constraint;
         if ("url" in result.constraint) hasUrl = true;
