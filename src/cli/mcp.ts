@@ -28,7 +28,7 @@ const USAGE = {
 };
 
 const PINS_OPTION =
-  "--pins FILE             the pin ledger (TOOLWARDEN_PINS; default .toolwarden/pins.jsonl)";
+  "--pins FILE             the pin ledger (TOOLWARDEN_PINS; default ~/.local/state/toolwarden/pins.jsonl)";
 
 /** `--help` lines per subcommand: what each flag takes. */
 const OPTIONS: Record<keyof typeof USAGE, string[]> = {
@@ -128,8 +128,8 @@ async function openMcpWarden(values: {
 }
 
 async function openLedger(values: { pins?: string; "audit-key-file"?: string }, readOnly = false) {
-  const { PinLedger, DEFAULT_PINS_PATH } = await import("../adapters/mcp/index.js");
-  const path = resolve(values.pins ?? process.env.TOOLWARDEN_PINS ?? DEFAULT_PINS_PATH);
+  const { PinLedger, defaultPinsPath } = await import("../adapters/mcp/index.js");
+  const path = resolve(values.pins || defaultPinsPath());
   return PinLedger.open(path, { keyFile: values["audit-key-file"], readOnly });
 }
 
@@ -203,9 +203,13 @@ async function proxy(argv: string[]): Promise<number> {
     : { command: positionals[0], args: positionals.slice(1), env: inheritedEnv() };
   const serverId =
     values["server-id"] ?? (values.url ? new URL(values.url).hostname : serverIdFor(positionals));
+  const log = (line: string) => process.stderr.write(`${line}\n`);
+  if (!values.audit)
+    log(
+      "toolwarden mcp proxy: no --audit LOG: decisions are not audited (pass --audit LOG and the audit key to keep a signed trail)",
+    );
   const ledger = await openLedger(values);
   const { warden, approvalWait } = await openMcpWarden(values);
-  const log = (line: string) => process.stderr.write(`${line}\n`);
   try {
     const downstream = new LineTransport(process.stdin, process.stdout, {
       maxLine,

@@ -85,11 +85,7 @@ describe.skipIf(missing && process.env.CI !== "true")(
       await rows.first().waitFor();
       const before = await rows.count();
       for (let i = 0; i < 3; i++) await decide("search_docs", { q: `q${i}` });
-      await page.waitForFunction(
-        (n) => document.querySelectorAll("#audit-rows tr.record").length >= n + 3,
-        before,
-        { timeout: 15_000 },
-      );
+      await rows.nth(before + 2).waitFor({ timeout: 15_000 });
     });
 
     it("reasons show code, not markdown backticks", async () => {

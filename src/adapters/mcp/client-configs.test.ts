@@ -98,6 +98,8 @@ describe("defaultConfigLocations", () => {
     );
     expect(linux).toEqual([
       "claude-desktop /h/.config/Claude/claude_desktop_config.json",
+      "claude-code /h/.claude.json",
+      "claude-code /p/.mcp.json",
       "cursor /h/.cursor/mcp.json",
       "cursor /p/.cursor/mcp.json",
       "vscode /h/.config/Code/User/mcp.json",

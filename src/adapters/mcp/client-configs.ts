@@ -9,7 +9,7 @@ import type { UpstreamSpec } from "./upstream.js";
 export interface ConfiguredServer {
   /** The name the config gives it (the key under `mcpServers` / `servers`). */
   id: string;
-  /** `claude-desktop`, `cursor`, `vscode`, `windsurf`, or `file` for an explicit path. */
+  /** `claude-desktop`, `claude-code`, `cursor`, `vscode`, `windsurf`, or `file` for an explicit path. */
   client: string;
   file: string;
   /** How to reach it; undefined when it cannot be started (see `problem`). */
@@ -46,6 +46,9 @@ export function defaultConfigLocations(
       : (env.XDG_CONFIG_HOME ?? join(home, ".config"));
   return [
     { client: "claude-desktop", file: join(appData, "Claude", "claude_desktop_config.json") },
+    // Claude Code: user and per-project servers in ~/.claude.json, shared project servers in .mcp.json.
+    { client: "claude-code", file: join(home, ".claude.json") },
+    { client: "claude-code", file: join(cwd, ".mcp.json") },
     { client: "cursor", file: join(home, ".cursor", "mcp.json") },
     { client: "cursor", file: join(cwd, ".cursor", "mcp.json") },
     { client: "vscode", file: join(appData, "Code", "User", "mcp.json") },
@@ -74,6 +77,7 @@ export function readClientConfig(
   file: string,
   client = "file",
   env: Record<string, string | undefined> = process.env,
+  options: { cwd?: string } = {},
 ): ConfiguredServer[] {
   let text: string;
   try {
@@ -91,12 +95,24 @@ export function readClientConfig(
     throw new ClientConfigError(`\`${file}\`:${line}: ${printParseErrorCode(first.error)}`);
   }
   const root = isRecord(value) ? value : {};
-  const servers =
-    pick(root.mcpServers) ??
-    pick(root.servers) ??
-    pick(isRecord(root.mcp) ? root.mcp.servers : undefined) ??
-    {};
+  const servers = {
+    // Claude Code's ~/.claude.json: servers of the project in `cwd` (local scope) under `projects`.
+    ...projectServers(root, resolve(options.cwd ?? process.cwd())),
+    ...(pick(root.mcpServers) ??
+      pick(root.servers) ??
+      pick(isRecord(root.mcp) ? root.mcp.servers : undefined) ??
+      {}),
+  };
   return Object.entries(servers).map(([id, raw]) => toServer(id, raw, client, resolve(file), env));
+}
+
+/** `projects["<dir>"].mcpServers` of ~/.claude.json for the project directory `cwd`. */
+function projectServers(root: Record<string, unknown>, cwd: string): Record<string, unknown> {
+  if (!isRecord(root.projects)) return {};
+  for (const [dir, project] of Object.entries(root.projects)) {
+    if (resolve(dir) === cwd && isRecord(project)) return pick(project.mcpServers) ?? {};
+  }
+  return {};
 }
 
 function toServer(

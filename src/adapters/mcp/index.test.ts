@@ -25,6 +25,7 @@ describe("toolwarden/mcp public surface", () => {
         "assessTool",
         "connectUpstream",
         "defaultConfigLocations",
+        "defaultPinsPath",
         "existingConfigLocations",
         "fingerprintChanges",
         "fingerprintTool",

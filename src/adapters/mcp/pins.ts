@@ -1,6 +1,6 @@
-import { hostname } from "node:os";
+import { homedir, hostname } from "node:os";
 import { mkdir, open, readFile, stat, unlink } from "node:fs/promises";
-import { dirname } from "node:path";
+import { dirname, join } from "node:path";
 import {
   AUDIT_KEY_WAYS,
   canonicalJson,
@@ -16,6 +16,24 @@ import type { ListedTool } from "./risk.js";
 
 /** Where pins live unless told otherwise (relative to the working directory). */
 export const DEFAULT_PINS_PATH = ".toolwarden/pins.jsonl";
+
+/**
+ * Where the proxy and the pin commands keep pins unless told (`--pins`, `TOOLWARDEN_PINS`): one
+ * file per user, `$XDG_STATE_HOME/toolwarden/pins.jsonl` (`~/.local/state/...`; `%LOCALAPPDATA%`
+ * on Windows), the same whichever directory a client starts the proxy in. (`DEFAULT_PINS_PATH`
+ * stays the gateway's, relative to its config file.)
+ */
+export function defaultPinsPath(
+  env: Record<string, string | undefined> = process.env,
+  home: string = homedir(),
+): string {
+  if (env.TOOLWARDEN_PINS) return env.TOOLWARDEN_PINS;
+  const state =
+    process.platform === "win32"
+      ? env.LOCALAPPDATA || join(home, "AppData", "Local")
+      : env.XDG_STATE_HOME || join(home, ".local", "state");
+  return join(state, "toolwarden", "pins.jsonl");
+}
 
 /** What identifies one version of one tool: its server, its name and hashes of what the model reads. */
 export interface ToolFingerprint {

@@ -1,4 +1,5 @@
 import type { Client } from "@modelcontextprotocol/client";
+import { isAbsolute } from "node:path";
 import { stringify } from "yaml";
 import { compileShadowCheck } from "../../analyzers/identity/index.js";
 import { compilePolicyText } from "../../policy/index.js";
@@ -34,6 +35,8 @@ export interface ScannedServer {
   error?: string;
   tools: ScannedTool[];
   ms: number;
+  /** Directories the server was started with (absolute paths among its arguments): where its file tools may reach. */
+  roots?: string[];
 }
 
 export type ScanProgress =
@@ -75,6 +78,8 @@ export async function scanServers(
         tools: [],
       };
       const first = entries[0];
+      const roots = rootsOf(first.spec);
+      if (roots.length) Object.assign(base, { roots });
       if (!first.spec || first.disabled) {
         results[i] = {
           ...base,
@@ -272,6 +277,24 @@ const GLOB = /[*?[\]{}!]/;
  * things asked, senders marked as external sinks and asked, fetchers labelled `untrusted`, flagged
  * tools denied, and untrusted content kept out of external sinks. Checked by compiling it.
  */
+/** Absolute directory paths among a stdio server's arguments (`server-filesystem /srv/docs`). */
+function rootsOf(spec: ConfiguredServer["spec"]): string[] {
+  if (!spec || !("command" in spec) || !spec.args) return [];
+  return spec.args.filter((arg) => isAbsolute(arg) && !/\.(m?js|cjs|py|ts)$/.test(arg));
+}
+
+/** String arguments of a tool that name a file or directory, by their schema property names. */
+function pathArguments(tool: ScannedTool): string[] {
+  const schema = tool.listed.inputSchema as { properties?: Record<string, { type?: unknown }> } | undefined;
+  return Object.entries(schema?.properties ?? {})
+    .filter(
+      ([name, spec]) =>
+        spec?.type === "string" &&
+        /^(path|file|filename|file_?path|source|destination|dir|directory|root|cwd)$/i.test(name),
+    )
+    .map(([name]) => name);
+}
+
 export function starterPolicy(results: readonly ScannedServer[], now = new Date()): string {
   const servers: Record<string, unknown> = {};
   const tools: Record<string, unknown> = {};
@@ -282,6 +305,12 @@ export function starterPolicy(results: readonly ScannedServer[], now = new Date(
     const untrusted: Record<string, unknown> = {};
     for (const tool of server.tools) {
       if (GLOB.test(tool.name)) continue;
+      // A file tool reaches only the directories the server was configured with.
+      const pathArgs = server.roots?.length ? pathArguments(tool) : [];
+      if (pathArgs.length) {
+        const args = Object.fromEntries(pathArgs.map((arg) => [arg, { path: { within: server.roots } }]));
+        tools[tool.name] = { ...(tools[tool.name] as object), args };
+      }
       if (tool.level === "high") groups.deny.push(tool.name);
       else if (tool.capabilities.some((c) => c === "exec" || c === "write" || c === "send"))
         groups.ask.push(tool.name);
