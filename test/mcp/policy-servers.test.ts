@@ -29,7 +29,7 @@ describe("policy `servers.<id>` keys for the MCP gateway", () => {
     expect(
       issues("version: 1\nservers:\n  web:\n    pins: allow\n    tools:\n      fetch: { produce: [x] }\n"),
     ).toEqual([
-      expect.stringMatching(/p\.yaml:4:11: `servers\.web\.pins`: .*"deny".*"ask"/),
+      expect.stringMatching(/p\.yaml:4:11: `servers\.web\.pins`: `allow` is not one of `deny`, `ask`/),
       expect.stringMatching(/p\.yaml:6:16: unknown key `produce`/),
     ]);
   });

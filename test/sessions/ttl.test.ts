@@ -89,12 +89,14 @@ describe.each(stores)("session TTL: %s", (_name, make) => {
 describe("memory is given back", () => {
   it("expired sessions leave the store and this process's cache", async () => {
     const store = new MemoryStateStore();
-    const warden = Warden.fromObject(POLICY, { store, sessions: { ttlMs: 300 } });
+    // The injected clock, not real time: on a loaded machine 500 sessions can take longer than a TTL.
+    let clock = 1_000_000;
+    const warden = Warden.fromObject(POLICY, { store, sessions: { ttlMs: 300 }, now: () => clock });
     for (let i = 0; i < 500; i++) {
       warden.recordOutput({ tool: "web_fetch", session: `s${i}`, agent: { id: "bot" } }, `${PAGE} ${i}`);
     }
     expect(await warden.liveSessions()).toBe(500);
-    await new Promise((resolve) => setTimeout(resolve, 400));
+    clock += 400;
     await warden.decide({ tool: "post_public", session: "fresh", agent: { id: "bot" } });
     expect(await warden.liveSessions()).toBe(1);
     expect((warden as unknown as { sessions: { size: number } }).sessions.size).toBe(1);
