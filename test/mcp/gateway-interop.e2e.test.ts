@@ -3,7 +3,7 @@ import type { ChildProcess } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { AUDIT_KEY, CLI, httpClient, INTEROP, readJsonl, tempDir, until } from "./helpers.js";
+import { AUDIT_KEY, CLI, FIXTURE, httpClient, INTEROP, readJsonl, tempDir, text, until } from "./helpers.js";
 import type { AnyClient } from "./helpers.js";
 import { INTEROP_POLICY, interopChecks, MATRIX } from "./interop-checks.js";
 
@@ -75,5 +75,69 @@ tokens:
         ["tester", "prompts/get", "interop", "allow"],
       ]),
     );
+  });
+});
+
+describe("the gateway in front of a stateful 2025 HTTP server", () => {
+  const dir = tempDir();
+  const children: ChildProcess[] = [];
+  const clients: AnyClient[] = [];
+  let url = "";
+
+  beforeAll(async () => {
+    const server = spawn(process.execPath, FIXTURE("stateful-http-server.ts"), {
+      stdio: ["ignore", "pipe", "inherit"],
+    });
+    children.push(server);
+    let out = "";
+    server.stdout?.on("data", (chunk: Buffer) => {
+      out += chunk.toString("utf8");
+    });
+    await until(() => /listening (\S+)/.test(out), "the stateful server to listen");
+    const upstream = (/listening (\S+)/.exec(out) as RegExpExecArray)[1];
+    writeFileSync(join(dir, "policy.yaml"), "version: 1\ndefault: allow\n");
+    writeFileSync(
+      join(dir, "gateway.yaml"),
+      `listen: { port: 0 }
+policy: policy.yaml
+pins: pins.jsonl
+servers:
+  counter: { url: ${JSON.stringify(upstream)} }
+tokens:
+  - { token: ${TOKEN}, agent: { id: tester } }
+`,
+    );
+    const gateway = spawn(process.execPath, [...CLI, "mcp", "gateway", "-c", join(dir, "gateway.yaml")], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    children.push(gateway);
+    let stderr = "";
+    gateway.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8");
+    });
+    await until(() => /listening on (\S+)/.test(stderr), `the gateway to listen:\n${stderr}`, 30_000);
+    url = (/listening on (\S+)/.exec(stderr) as RegExpExecArray)[1];
+  });
+
+  afterAll(async () => {
+    await Promise.allSettled(clients.map((client) => client.close()));
+    for (const child of children) {
+      if (child.exitCode === null) {
+        const exited = new Promise((resolve) => child.once("exit", resolve));
+        child.kill("SIGTERM");
+        await exited;
+      }
+    }
+  });
+
+  it("gives each client session its own upstream session", async () => {
+    const first = await httpClient("v1", url, TOKEN);
+    const second = await httpClient("v1", url, TOKEN);
+    clients.push(first, second);
+    const count = async (client: AnyClient) => text(await client.callTool({ name: "counter__count" }));
+    expect(await count(first)).toBe("1");
+    expect(await count(first)).toBe("2");
+    expect(await count(second)).toBe("1");
+    expect(await count(first)).toBe("3");
   });
 });
