@@ -16,7 +16,8 @@ function cli(args: string[], extraEnv: Record<string, string> = {}) {
   return { code: run.status, stdout: run.stdout, stderr: run.stderr };
 }
 
-describe("tool pinning through the proxy", () => {
+// Each case starts the proxy and the CLI several times (each a TypeScript start-up): slow on a busy machine.
+describe("tool pinning through the proxy", { timeout: 120_000 }, () => {
   const dir = tempDir();
   const ledger = join(dir, "pins.jsonl");
 
