@@ -14,7 +14,7 @@ import { help } from "./validate.js";
 export const suggest: Command = {
   summary: "write a least-privilege policy from traces or audit logs",
   usage:
-    "toolwarden suggest TRACE_OR_LOG... [-o FILE] [--against POLICY] [--name NAME] [--include-denied] [--generalize] [--tools TOOLS.json] [--schema S] [--chain C]",
+    "toolwarden suggest TRACE_OR_LOG... [-o FILE] [--against POLICY] [--name NAME] [--include-denied] [--generalize] [--tools TOOLS.json] [--pins PINS.jsonl] [--schema S] [--chain C]",
   async run(argv) {
     const { values, positionals } = parseFlags(
       argv,
@@ -25,6 +25,7 @@ export const suggest: Command = {
         "include-denied": { type: "boolean" },
         generalize: { type: "boolean" },
         tools: { type: "string" },
+        pins: { type: "string" },
         schema: { type: "string" },
         chain: { type: "string" },
       },
@@ -40,7 +41,10 @@ export const suggest: Command = {
       name: values.name,
       includeDenied: values["include-denied"],
       generalize: values.generalize,
-      annotations: values.tools ? readAnnotations(values.tools) : undefined,
+      annotations: {
+        ...(values.pins ? await pinnedAnnotations(values.pins) : {}),
+        ...(values.tools ? readAnnotations(values.tools) : {}),
+      },
     });
     if (values.output) writeFileSync(values.output, suggestion.yaml);
     else process.stdout.write(suggestion.yaml);
@@ -135,6 +139,18 @@ async function readAll(reader: {
     before = page.next;
   }
   return out.reverse();
+}
+
+/** `--pins`: the annotations the gateway pinned for each tool (the MCP servers the audited calls went to). */
+async function pinnedAnnotations(file: string): Promise<Record<string, ToolAnnotations>> {
+  const { PinLedger } = await import("../adapters/mcp/pins.js");
+  const ledger = await PinLedger.open(file, { readOnly: true });
+  const out: Record<string, ToolAnnotations> = {};
+  for (const pin of ledger.list()) {
+    if (pin.annotations && typeof pin.annotations === "object")
+      out[pin.tool] = pin.annotations as ToolAnnotations;
+  }
+  return out;
 }
 
 /** `--tools`: an MCP `tools/list` result (`{tools: [...]}`) or a list of tools, each with `annotations`. */

@@ -41,11 +41,11 @@ function observingPolicy(dir: string, mode: boolean): string {
   return file;
 }
 
-function suggestCli(dir: string, logs: string[]): { policy: string; stdout: string } {
+function suggestCli(dir: string, logs: string[], extra: string[] = []): { policy: string; stdout: string } {
   const policy = join(dir, "learned.yaml");
   const stdout = execFileSync(
     process.execPath,
-    [...CLI, "suggest", ...logs, "-o", policy, "--name", "support-learned"],
+    [...CLI, "suggest", ...logs, "-o", policy, "--name", "support-learned", ...extra],
     {
       encoding: "utf8",
     },
@@ -200,7 +200,11 @@ describe("observe -> suggest through `mcp proxy --observe`", () => {
   });
 
   it("suggest on the proxy's audit writes a policy that passes its tests and refuses the unseen", async () => {
-    const { policy } = suggestCli(dir, logs);
-    await checkLearned(policy);
+    // The gateway pinned each tool with the annotations the server published: suggest reads them.
+    const { policy } = suggestCli(dir, logs, ["--pins", join(dir, "s1", "pins.jsonl")]);
+    const learned = await checkLearned(policy);
+    expect(learned.tools.get("web_fetch")?.produces).toEqual(["untrusted"]);
+    expect(learned.tools.get("send_email")?.sink).toBe("external");
+    expect(readFileSync(policy, "utf8")).toMatch(/the server marks it open-world \(openWorldHint\)/);
   });
 });
