@@ -101,6 +101,8 @@ export const serverSchema = z
     produces: labelList.optional(),
     pins: z.enum(["deny", "ask"]).optional(),
     first_use: z.enum(["pin", "approve"]).optional(),
+    /** Leave tools the policy denies outright out of `tools/list` (default: yes in the gateway, no in the proxy). */
+    hide_denied: z.boolean().optional(),
     tools: z.record(z.string(), z.object({ produces: labelList.optional() }).strict()).optional(),
   })
   .passthrough();

@@ -25,6 +25,22 @@ export function auditPin(
  * tool checked against the pin ledger. A tool that fails its pin is hidden (verdict deny) or shown
  * as it was pinned (verdict ask: the model reads the approved description, not the new one).
  */
+/**
+ * Whether every call of `tool` on `server` is denied whatever its arguments and session: a
+ * `deny:` list entry matches it, or nothing but deny rules can match it under `default: deny`
+ * (and no engine or judge could decide otherwise, and the policy enforces).
+ */
+export function deniedOutright(warden: Warden, server: string, tool: string): boolean {
+  const policy = warden.policy;
+  if (policy.engines?.length || policy.judge?.undecided) return false;
+  const decision = warden.evaluate({ tool, server, args: {} });
+  if (decision.verdict !== "deny" || (decision as { enforced?: boolean }).enforced === false) return false;
+  const { always, byArg } = policy.rulesFor(tool);
+  const rules = [...always, ...[...byArg.values()].flat()];
+  if (rules.some((rule) => rule.verdict === "deny" && rule.name.startsWith("deny:"))) return true;
+  return policy.defaultVerdict === "deny" && rules.every((rule) => rule.verdict === "deny");
+}
+
 export class ToolCatalog {
   private tools: ListedTool[] = [];
   private statuses = new Map<string, PinStatus>();
@@ -38,6 +54,8 @@ export class ToolCatalog {
     readonly server: string,
     private readonly warden: Warden,
     private readonly ledger: PinLedger | undefined,
+    /** Hide tools the policy denies outright unless `servers.<id>.hide_denied` says otherwise (the gateway: true). */
+    private readonly hideDeniedByDefault = false,
   ) {}
 
   /** Lists the server's tools again and re-checks every pin (on `tools/list_changed`, or a client's `tools/list`). */
@@ -90,7 +108,11 @@ export class ToolCatalog {
   /** The tools to show a client. */
   visible(): ListedTool[] {
     const out: ListedTool[] = [];
+    const spec = this.warden.policy.loaded.policy.servers?.[this.server];
+    const hideDenied = spec?.hide_denied ?? this.hideDeniedByDefault;
     for (const tool of this.tools) {
+      // The model never sees a tool it could never call (and so never tries it).
+      if (hideDenied && deniedOutright(this.warden, this.server, tool.name)) continue;
       const status = this.statuses.get(tool.name);
       if (!this.ledger || status?.ok) out.push(tool);
       else if (status?.verdict === "ask" && status.pin) {

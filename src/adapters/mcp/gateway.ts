@@ -189,7 +189,7 @@ export class McpGateway {
           id,
           spec,
           client,
-          catalog: new ToolCatalog(client, id, warden, ledger),
+          catalog: new ToolCatalog(client, id, warden, ledger, true),
           stateful,
           templates: [],
         };
