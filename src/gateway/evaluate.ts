@@ -177,9 +177,7 @@ function decide(
   if (policy.engines?.length) for (const engine of policy.engines) engine(ctx, contribute);
 
   if (limitsOut) {
-    for (const limit of policy.limits) {
-      if ((!limit.toolMatch || limit.toolMatch(tool)) && limit.when(ctx)) limitsOut.push(limit);
-    }
+    for (const limit of policy.limitsFor(tool)) if (limit.when(ctx)) limitsOut.push(limit);
   }
 
   const flowHits = session?.hasLabelledContent || call.labels ? ctx.flows() : undefined;

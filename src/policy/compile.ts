@@ -123,6 +123,8 @@ export interface CompiledPolicy {
   /** Rules that can match this tool name (cached per name). */
   rulesFor(tool: string): RuleSet;
   limits: readonly CompiledLimit[];
+  /** The limits a call of `tool` can match (its `tool:` globs), indexed and cached like `rulesFor`. */
+  limitsFor(tool: string): readonly CompiledLimit[];
   budget?: CompiledBudget;
   /** A `tool.shadowing`/`tool.hidden_characters` finding for look-alikes of declared tools, or null. */
   shadowCheck(tool: string): Finding | null;
@@ -234,7 +236,11 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
                 report(
                   [...at, ...sub, key],
                   `unknown \`${kind}\` option \`${key}\``,
-                  guess ? `did you mean \`${guess}\`?` : known.length ? `options: ${known.join(", ")}` : undefined,
+                  guess
+                    ? `did you mean \`${guess}\`?`
+                    : known.length
+                      ? `options: ${known.join(", ")}`
+                      : undefined,
                   true,
                 );
               }
@@ -393,6 +399,14 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     if (cache.size < RULE_CACHE_LIMIT) cache.set(tool, found);
     return found;
   };
+  const limitCache = new Map<string, readonly CompiledLimit[]>();
+  const limitsFor = (tool: string): readonly CompiledLimit[] => {
+    let found = limitCache.get(tool);
+    if (found) return found;
+    found = limits.filter((limit) => !limit.toolMatch || limit.toolMatch(tool));
+    if (limitCache.size < RULE_CACHE_LIMIT) limitCache.set(tool, found);
+    return found;
+  };
   const shadowCache = new Map<string, Finding | null>();
   const cachedShadowCheck = (tool: string): Finding | null => {
     let found = shadowCache.get(tool);
@@ -420,6 +434,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     detectors: policyDetectors.filter((use) => use.verdict !== "allow" || use.outputs !== undefined),
     rulesFor,
     limits,
+    limitsFor,
     budget: policy.budget && {
       max: policy.budget.max,
       askAbove: policy.budget.ask_above,

@@ -487,7 +487,7 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
       const body = await parseBody(c, PolicySourceSchema);
       if (body instanceof Response) return body;
       try {
-        const policy = ctx.policies.compileUpload(body.source);
+        const policy = await ctx.policies.validateUpload(body.source);
         return c.json({ valid: true, name: policy.name, hash: policy.hash });
       } catch (error) {
         return policyErrors(c, error);
@@ -536,11 +536,12 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
       const body = await parseBody(c, DryRunRequestSchema);
       if (body instanceof Response) return body;
       try {
-        let candidate = body.source !== undefined ? ctx.policies.compileUpload(body.source) : undefined;
+        let candidate =
+          body.source !== undefined ? await ctx.policies.compileUploadAsync(body.source) : undefined;
         if (!candidate) {
           const stored = ctx.policies.get(body.hash as string);
           if (!stored) return fail(c, 404, "not_found", `no policy version \`${body.hash}\``);
-          candidate = ctx.policies.compileUpload(stored.source);
+          candidate = await ctx.policies.compileUploadAsync(stored.source);
         }
         return c.json(
           await dryRun(ctx.policies.active, candidate, ctx.recent, ctx.reader, body.limit ?? 500),

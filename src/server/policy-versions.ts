@@ -5,7 +5,9 @@ import { PolicyLoadError, ToolwardenError } from "../core/index.js";
 import type { PolicyIssue } from "../core/index.js";
 import type { Warden } from "../gateway/index.js";
 import { compilePolicy, compilePolicyFile, compilePolicyText, loadPolicyText } from "../policy/index.js";
-import { defaultExtends } from "../policy/load.js";
+import { fromTransfer } from "../policy/transfer.js";
+import { UploadCompiler } from "./upload-compiler.js";
+import { uploadExtends } from "./upload-extends.js";
 import type { CompiledPolicy } from "../policy/index.js";
 import type { EventBus } from "./events.js";
 
@@ -55,6 +57,7 @@ export class PolicyManager {
   readonly #manifest: Manifest;
   readonly #manifestFile: string;
   #queue: Promise<unknown> = Promise.resolve();
+  readonly #compiler = new UploadCompiler();
 
   constructor(options: PolicyManagerOptions) {
     this.#options = options;
@@ -98,7 +101,12 @@ export class PolicyManager {
       return compilePolicy(
         loadPolicyText(source, fake, {
           collect: true,
-          resolveExtends: (ref, from) => this.#resolveExtends(ref, from, fake),
+          resolveExtends: uploadExtends({
+            upload: fake,
+            file: this.file,
+            dir: this.#options.dir,
+            versions: this.#manifest.versions,
+          }),
         }),
       );
     } catch (error) {
@@ -112,31 +120,45 @@ export class PolicyManager {
   }
 
   /**
-   * What `extends` may name in a policy that came over HTTP: only policies stored on the server,
-   * by hash (or a unique prefix of at least 8 hex digits) or by name (the newest version with it),
-   * never a path. A stored version of the server's own file is read as that file, so what it
-   * extends (files the operator chose) resolves as it did when it was stored.
+   * `compileUpload` with the parsing and validation (nine tenths of the work for a large policy)
+   * on a worker thread, so an upload never stalls the decisions of other requests; the main
+   * thread compiles the validated result without parsing it again. Uploads are compiled one at a
+   * time. Without the built worker (running from source) it compiles here.
    */
-  #resolveExtends(ref: string, from: string, fake: string): { file: string; text: string } {
-    if (from !== fake && !from.startsWith("policy:")) return defaultExtends(ref, from);
-    const versions = this.#manifest.versions;
-    let version: PolicyVersion | undefined;
-    if (/^[0-9a-f]{8,64}$/.test(ref)) {
-      const matches = versions.filter((v) => v.hash.startsWith(ref));
-      if (matches.length > 1)
-        throw new Error(
-          `\`extends\`: \`${ref}\` is the start of ${matches.length} stored policies; give more of the hash`,
+  async compileUploadAsync(source: string): Promise<CompiledPolicy> {
+    const answer = await this.#compileOffThread(source);
+    if (!answer) return this.compileUpload(source);
+    const policy = compilePolicy(fromTransfer(answer.transfer));
+    if (policy.hash !== answer.hash) return this.compileUpload(source);
+    return policy;
+  }
+
+  /** Validates an upload entirely on the worker thread: its name and hash, or `PolicyLoadError`. */
+  async validateUpload(source: string): Promise<{ name: string; hash: string }> {
+    const answer = await this.#compileOffThread(source);
+    if (!answer) return this.compileUpload(source);
+    return { name: answer.name, hash: answer.hash };
+  }
+
+  async #compileOffThread(source: string) {
+    const fake = join(dirname(this.file), "upload.yaml");
+    const answer = await this.#compiler.compile({
+      source,
+      upload: fake,
+      file: this.file,
+      dir: this.#options.dir,
+      versions: this.#manifest.versions.map(({ hash, name, origin }) => ({ hash, name, origin })),
+    });
+    if (!answer) return undefined;
+    if (!answer.ok) {
+      if (answer.issues) {
+        throw new PolicyLoadError(
+          answer.issues.map((issue) => (issue.file === fake ? { ...issue, file: "upload" } : issue)),
         );
-      version = matches[0];
+      }
+      throw new ToolwardenError("policy_compile", answer.error ?? "the policy could not be compiled");
     }
-    version ??= versions.findLast((v) => v.name === ref);
-    if (!version) {
-      throw new Error(
-        `\`extends\` in an uploaded policy names stored policies only (by hash or name): no stored policy \`${ref}\`${/[/\\.]/.test(ref) ? " (paths are not read)" : ""}`,
-      );
-    }
-    const text = readFileSync(this.#textFile(version.hash), "utf8");
-    return version.origin === "file" ? { file: this.file, text } : { file: `policy:${version.hash}`, text };
+    return answer;
   }
 
   /** Records the policy the server started with (the file) and audits the start. */
@@ -154,12 +176,12 @@ export class PolicyManager {
   }
 
   /** Validates and stores an uploaded version; throws `PolicyLoadError`. Activates it when asked. */
-  upload(
+  async upload(
     source: string,
     by: string,
     activate = false,
   ): Promise<{ version: PolicyVersion; change?: PolicyChange }> {
-    const policy = this.compileUpload(source);
+    const policy = await this.compileUploadAsync(source);
     return this.#serial(async () => {
       const version = this.#store(policy, "upload", by);
       this.#save();
