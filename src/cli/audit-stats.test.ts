@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { JsonlAuditSink } from "../audit/jsonl-sink.js";
+import { SqliteAuditSink } from "../audit/sqlite-sink.js";
 import { replayStep } from "./replay.js";
 import { Warden } from "../gateway/index.js";
 import { run } from "./audit.js";
@@ -66,5 +67,22 @@ describe("audit stats --rules and query --observed", () => {
     const lines = out.trim().split("\n");
     expect(lines).toHaveLength(10); // 7 denials and 3 asks (send_email twice, the big refund)
     for (const line of lines) expect(line).toMatch(/ (deny|ask)\s+\(observed\) /);
+  });
+});
+
+describe("audit stats on the SQLite audit a server writes", () => {
+  it("reads the database sink like a log", async () => {
+    const db = join(mkdtempSync(join(tmpdir(), "tw-stats-db-")), "audit.db");
+    const audit = new SqliteAuditSink({ path: db, key: KEY, durability: "write" });
+    const warden = Warden.fromFile(join(EXAMPLE, "policy.yaml"), { audit, observe: true });
+    await warden.ready();
+    await warden.decide({ tool: "delete_customer", args: { id: 1 }, session: "a" });
+    await warden.decide({ tool: "search_docs", args: { query: "x" }, session: "a" });
+    await warden.close();
+    const { code, out } = await cli(["stats", db, "--rules", "-p", join(EXAMPLE, "policy.yaml")]);
+    expect(code).toBe(0);
+    expect(out).toMatch(/^2 decisions/);
+    expect(out).toMatch(/^deny:delete_\*\s+1\s+1/m);
+    expect(out).toContain("  lethal-trifecta");
   });
 });

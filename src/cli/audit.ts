@@ -19,7 +19,7 @@ const USAGE = `usage:
   toolwarden audit tail LOG [-n N] [--follow] [--json]
   toolwarden audit query LOG... [--agent A] [--tool T] [--verdict V] [--since ISO] [--until ISO] [--session S] [--kind K] [--observed] [--json]
   toolwarden audit receipt LOG --seq N
-  toolwarden audit stats LOG... [--rules] [-p POLICY] [--since ISO] [--until ISO] [--json]
+  toolwarden audit stats LOG|DB... [--rules] [-p POLICY] [--since ISO] [--until ISO] [--json]
 
 A LOG that has rotated siblings (audit.1.jsonl, audit.2.jsonl, ...) stands for all of them, in order.
 The key comes from --audit-key-file (or --key-file), TOOLWARDEN_AUDIT_KEY or TOOLWARDEN_AUDIT_KEY_FILE.`;
@@ -227,7 +227,13 @@ async function stats(argv: string[], io: AuditIo): Promise<number> {
   }
   const verdicts: Record<string, { enforced: number; observed: number }> = {};
   const records: AuditRecord[] = [];
-  for await (const record of queryAudit(await expand(positionals), filter)) {
+  const databases = positionals.filter((p) => /^postgres(ql)?:\/\//.test(p) || /\.(db|sqlite3?)$/.test(p));
+  const logs = positionals.filter((p) => !databases.includes(p));
+  const all: AuditRecord[] = [];
+  for (const db of databases)
+    all.push(...(await readDatabase(db, { since: values.since, until: values.until })));
+  if (logs.length) for await (const record of queryAudit(await expand(logs), filter)) all.push(record);
+  for (const record of all) {
     records.push(record);
     const v = (verdicts[String(record.verdict)] ??= { enforced: 0, observed: 0 });
     if (record.enforced === false) v.observed++;
@@ -292,6 +298,23 @@ async function receipt(argv: string[], io: AuditIo): Promise<number> {
     }
   }
   throw new Failure(`no record with seq ${seq} in \`${positionals[0]}\``);
+}
+
+/** The decision records of a SQLite file or PostgreSQL URL a database sink wrote (the `serve` audit). */
+async function readDatabase(
+  input: string,
+  range: { since?: string; until?: string },
+): Promise<AuditRecord[]> {
+  const { PostgresAuditReader, SqliteAuditReader } = await import("../server/audit-reader.js");
+  const { readAll } = await import("./suggest.js");
+  const reader = /^postgres/.test(input)
+    ? await PostgresAuditReader.open(input)
+    : await SqliteAuditReader.open(input);
+  try {
+    return await readAll(reader, range);
+  } finally {
+    await reader.close();
+  }
 }
 
 /** Each LOG with its rotated siblings before it, in chain order, each file once. */

@@ -122,18 +122,23 @@ async function addInput(
   } else addTrace(into, text, input);
 }
 
-/** Every decision record of a database sink, oldest first. */
-async function readAll(reader: {
-  query(filter: {
-    kind?: string;
-    before?: number;
-    limit?: number;
-  }): Promise<{ records: AuditRecord[]; next?: number }>;
-}): Promise<AuditRecord[]> {
+/** Every decision record of a database sink (in a period), oldest first. */
+export async function readAll(
+  reader: {
+    query(filter: {
+      kind?: string;
+      before?: number;
+      limit?: number;
+      since?: string;
+      until?: string;
+    }): Promise<{ records: AuditRecord[]; next?: number }>;
+  },
+  range: { since?: string; until?: string } = {},
+): Promise<AuditRecord[]> {
   const out: AuditRecord[] = [];
   let before: number | undefined;
   for (;;) {
-    const page = await reader.query({ kind: "decision", before, limit: 1000 });
+    const page = await reader.query({ kind: "decision", before, limit: 1000, ...range });
     out.push(...page.records);
     if (page.next === undefined) break;
     before = page.next;
