@@ -1,6 +1,6 @@
 import { AsyncLocalStorage } from "node:async_hooks";
 import { randomUUID } from "node:crypto";
-import { answered, Approvals, maskFlagged } from "../approvals/approvals.js";
+import { answered, Approvals } from "../approvals/approvals.js";
 import type { ApprovalSettings } from "../approvals/approvals.js";
 import type { AuditEvent, AuditSink } from "../audit/types.js";
 import { ApprovalRequiredError, mayRun, PolicyDeniedError } from "../core/index.js";
@@ -11,22 +11,19 @@ import { MemoryStateStore } from "../stores/memory/index.js";
 import { withStoreDeadlines } from "../stores/deadline.js";
 import { splitOutput } from "../taint/index.js";
 import type { StateStore } from "../stores/types.js";
-import { hashValue } from "../core/canonical.js";
-import { auditArgs } from "../core/redact.js";
-import type { JudgedDecision } from "../judge/apply.js";
 import { Judge } from "../judge/judge.js";
 import type { JudgeSpec } from "../judge/schema.js";
 import { Authority, withAuthorityFinding } from "../plans/authority.js";
 import type { AuthorityCheck } from "../plans/authority.js";
 import type { Plan, PlanOptions, PlanStep } from "../plans/plan.js";
 import type { ScopeSpec } from "../plans/scope.js";
-import { BUILTIN_RULES, contribute } from "./combine.js";
 import { evaluateCall, internalError } from "./evaluate.js";
 import { runLabelled } from "./output.js";
 import { observeStage } from "./observe.js";
 import type { DecideContext } from "./stages/context.js";
 import { needsState } from "./stages/context.js";
 import { runStages } from "./stages/pipeline.js";
+import { DecisionTrail } from "./trail.js";
 import { outputDetectors, scanOutput } from "./output-detect.js";
 import type { OutputAction } from "../policy/index.js";
 import { Session } from "./session.js";
@@ -120,8 +117,8 @@ export class Warden {
   private judge: Judge | undefined;
   /** Per tool, the argument names the policy checks (for naming `wrap`'s positional values). */
   /** Approvals this Warden asked for whose decision it has not audited yet (it audits each once). */
-  private readonly unaudited = new Set<string>();
-  private auditTimer: ReturnType<typeof setInterval> | undefined;
+  /** The audit trail of decisions and approvals, when there is an audit sink. */
+  private readonly trail: DecisionTrail | undefined;
   private readonly declaredCache = new Map<string, { policy: CompiledPolicy; args: string[] }>();
 
   constructor(policy: CompiledPolicy, options: WardenOptions = {}) {
@@ -131,6 +128,15 @@ export class Warden {
       timeoutMs: options.storeTimeoutMs,
     });
     this.audit = options.audit;
+    this.trail = options.audit
+      ? new DecisionTrail(
+          options.audit,
+          this.store,
+          () => this.now(),
+          () => this.compiled,
+          options.approvals?.auditPoll,
+        )
+      : undefined;
     this.now = options.now ?? Date.now;
     this.sessions = new SessionManager(
       this.store,
@@ -441,7 +447,7 @@ export class Warden {
       judge: (spec) => this.judgeFor(spec),
       scopeTask: () => this.authority.scopeTask(),
       opened: (id) => {
-        if (this.audit) this.watchApproval(id);
+        this.trail?.watchApproval(id);
       },
     };
     if (!needsState(ctx) && !this.audit && decision.verdict !== "ask") {
@@ -487,166 +493,21 @@ export class Warden {
   }
 
   /** Writes the audit record; if it cannot be kept, a call that would run is denied (unless `fail: open`). */
-  private async record(call: Call, decision: Decision): Promise<Decision> {
-    if (!this.audit) return decision;
-    const backlog = (this.audit as { overBound?: boolean }).overBound === true;
-    // A call that will run (observed ones too) is not run unrecorded under `fail: closed`.
-    if (backlog && !this.compiled.failOpen && mayRun(decision)) {
-      decision = contribute(enforcedAgain(decision), {
-        verdict: "deny",
-        rule: BUILTIN_RULES.auditBacklog,
-        reason: "an audit sink is down and its spool is over its bound; fail: closed denies until it drains",
-      });
-    }
-    try {
-      await this.appendDecision(call, decision);
-      return decision;
-    } catch (error) {
-      if (this.compiled.failOpen || !mayRun(decision)) return decision;
-      return contribute(enforcedAgain(decision), {
-        verdict: "deny",
-        rule: BUILTIN_RULES.auditUnavailable,
-        reason: `the audit trail cannot record this call (${(error as Error).message}); fail: closed denies`,
-      });
-    }
-  }
-
-  /**
-   * Appends the decision's record. If the full record cannot be built or written, a minimal one
-   * (tool, verdict, rule, reason, the arguments' hash when it can be computed) is tried, so a
-   * call the record cannot describe in full is still on the trail.
-   */
-  private async appendDecision(call: Call, decision: Decision): Promise<void> {
-    try {
-      await this.audit!.append(this.auditEvent(call, decision));
-    } catch (error) {
-      await this.audit!.append(this.minimalAuditEvent(call, decision, error));
-    }
-  }
-
-  private minimalAuditEvent(call: Call, decision: Decision, error: unknown): AuditEvent {
-    let argsHash: string | undefined;
-    try {
-      argsHash = hashValue(call?.args ?? {});
-    } catch {
-      // arguments that cannot even be hashed: the record says so below
-    }
-    return {
-      kind: "decision",
-      time: new Date(this.now()).toISOString(),
-      session: typeof call?.session === "string" ? call.session : undefined,
-      agent: typeof call?.agent?.id === "string" ? call.agent.id : undefined,
-      tool: typeof call?.tool === "string" ? call.tool : undefined,
-      verdict: decision.verdict,
-      rule: decision.rule,
-      reason: String(decision.reason).slice(0, 4096),
-      findings: [],
-      labels: [],
-      argsHash,
-      policy: this.compiled.hash,
-      data: {
-        incomplete: `the full record could not be written: ${String((error as Error)?.message ?? error).slice(0, 512)}`,
-      },
-    };
-  }
-
-  private auditEvent(call: Call, decision: Decision): AuditEvent {
-    const { argsHash, args } = auditArgs(
-      call.args ?? {},
-      this.compiled.auditArgs,
-      maskFlagged(call.args, decision.findings),
-    );
-    return {
-      kind: "decision",
-      time: new Date(this.now()).toISOString(),
-      session: call.session,
-      agent: typeof call.agent?.id === "string" ? call.agent.id : undefined,
-      tool: typeof call.tool === "string" ? call.tool : undefined,
-      server: call.server,
-      verdict: decision.verdict,
-      ...(decision.enforced === false ? { enforced: false as const } : {}),
-      ...(decision.observed?.length ? { observed: decision.observed } : {}),
-      ...(decision.matched?.length ? { matched: decision.matched } : {}),
-      rule: decision.rule,
-      reason: decision.reason,
-      findings: decision.findings,
-      labels: decision.labels,
-      flows: decision.flows,
-      argsHash,
-      args,
-      policy: this.compiled.hash,
-      data: (decision as JudgedDecision).judge ? { judge: (decision as JudgedDecision).judge } : undefined,
-      approval: decision.approval
-        ? { id: decision.approval, status: decision.verdict === "ask" ? "pending" : "used" }
-        : undefined,
-    };
+  private record(call: Call, decision: Decision): Promise<Decision> {
+    return this.trail ? this.trail.record(call, decision) : Promise.resolve(decision);
   }
 
   /** Audits an event that is not a decision (an approval, a policy change, a pin). */
   async appendAudit(event: Omit<AuditEvent, "time"> & { time?: string }): Promise<void> {
-    await this.audit?.append({ time: new Date(this.now()).toISOString(), ...event });
-    // An approval decision audited here (server, SDK adapter) is not audited again by the store watch.
-    if (event.kind === "approval" && event.approval?.id && event.approval.status !== "pending")
-      this.unaudited.delete(event.approval.id);
-  }
-
-  /** Remembers an approval this Warden asked for, so its decision is audited whoever makes it. */
-  private watchApproval(id: string): void {
-    this.unaudited.add(id);
-    if (this.auditTimer) return;
-    this.auditTimer = setInterval(() => {
-      this.auditApprovalDecisions().catch((error) =>
-        process.emitWarning(`toolwarden: cannot audit approval decisions: ${(error as Error).message}`),
-      );
-    }, this.options.approvals?.auditPoll ?? 2000);
-    this.auditTimer.unref();
+    await this.trail?.append(event);
   }
 
   /**
    * Audits, once each, the decisions made in the store on approvals this Warden asked for, by
-   * whoever made them (`toolwarden approvals --store`, another replica, a dashboard): an
-   * `approval` record with the approver and the reason. Runs on a timer while approvals are
-   * open and on `close`. A decision younger than a second is left for the next round unless
-   * `all`: a server or adapter in this process audits its own decisions just after making them.
+   * whoever made them (`toolwarden approvals --store`, another replica, a dashboard).
    */
   async auditApprovalDecisions(all = false): Promise<void> {
-    for (const id of [...this.unaudited]) {
-      const approval = await this.store.getApproval(id);
-      if (!approval || approval.status === "pending") {
-        if (!approval) this.unaudited.delete(id);
-        continue;
-      }
-      if (!all && approval.decidedAt !== undefined && this.now() - approval.decidedAt < 1000) continue;
-      if (!this.unaudited.delete(id)) continue;
-      if (!approval.decidedBy) continue; // expired without a decision: the expiry is audited where it is noticed
-      const status = approval.status === "denied" ? "denied" : "approved";
-      await this.audit
-        ?.append({
-          kind: "approval",
-          time: new Date(approval.decidedAt ?? this.now()).toISOString(),
-          tool: approval.tool,
-          server: approval.server,
-          agent: approval.agent,
-          session: approval.session,
-          rule: approval.rule,
-          reason: approval.reason,
-          approval: {
-            id,
-            status,
-            by: approval.decidedBy,
-            ...(approval.decisionReason ? { reason: approval.decisionReason } : {}),
-          },
-          data: { via: "store", callHash: approval.callHash },
-        })
-        .catch((error) => {
-          this.unaudited.add(id);
-          throw error;
-        });
-    }
-    if (!this.unaudited.size && this.auditTimer) {
-      clearInterval(this.auditTimer);
-      this.auditTimer = undefined;
-    }
+    await this.trail?.auditApprovalDecisions(all);
   }
 
   /**
@@ -878,10 +739,7 @@ export class Warden {
 
   async close(): Promise<void> {
     await this.sessions.flushAll();
-    if (this.unaudited.size) await this.auditApprovalDecisions(true).catch(() => {});
-    if (this.auditTimer) clearInterval(this.auditTimer);
-    this.auditTimer = undefined;
-    await this.audit?.close();
+    await this.trail?.close();
     await this.store.close();
   }
 }
@@ -991,10 +849,3 @@ export function parameterNames(fn: (...args: never[]) => unknown): string[] | un
 
 export { hashCall } from "./hash-call.js";
 export type { Agent };
-
-/** The decision without the observe stage's marks, for a stage that must be enforced (the audit trail failing). */
-function enforcedAgain(decision: Decision): Decision {
-  if (decision.enforced !== false && !decision.observed) return decision;
-  const { enforced: _enforced, observed: _observed, ...rest } = decision;
-  return rest;
-}
