@@ -9,7 +9,7 @@ describe("the shipped eval suite", () => {
   const categories = evalCategories(ROOT);
 
   it("covers every analyzer with at least 300 cases in all", async () => {
-    expect(categories).toEqual(["identity", "path", "secrets", "shell", "sql", "url"]);
+    expect(categories).toEqual(["identity", "outputs", "path", "secrets", "shell", "sql", "url"]);
   });
 
   it.each(categories)("%s: every case decided as labelled, both polarities present", async (category) => {

@@ -11,6 +11,11 @@ import { help } from "./validate.js";
 export interface EvalCase {
   tool: string;
   args?: Record<string, unknown>;
+  /**
+   * A tool output instead of a call: scored by the output detectors (`detect: { <d>: { outputs
+   * } }`); caught when they label, mask or withhold it.
+   */
+  output?: unknown;
   expect: "deny" | "allow";
   why?: string;
 }
@@ -84,7 +89,10 @@ export async function scoreCategory(
   for (const line of jsonLines(readFileSync(join(dir, "cases.jsonl"), "utf8"))) {
     if (line.error) throw new CliError(`${join(dir, "cases.jsonl")}:${line.line}: ${line.error}`);
     const testCase = line.value as EvalCase;
-    const decision = warden.evaluate({ tool: testCase.tool, args: testCase.args } as Call);
+    const decision =
+      "output" in testCase
+        ? await outputDecision(warden, testCase)
+        : warden.evaluate({ tool: testCase.tool, args: testCase.args } as Call);
     const caught = decision.verdict === "deny" || decision.verdict === "ask";
     const attack = testCase.expect === "deny";
     score.cases++;
@@ -112,6 +120,18 @@ export async function scoreCategory(
   score.unparsableShare = score.tp + score.fp ? score.unparsableBlocks / (score.tp + score.fp) : 0;
   await warden.close();
   return score;
+}
+
+/** An output case as a Decision: deny when the output detectors acted on it, naming the action. */
+async function outputDecision(warden: Warden, testCase: EvalCase) {
+  const call = { tool: testCase.tool, args: testCase.args ?? {} } as Call;
+  const guarded = await warden.guardOutput(call, testCase.output);
+  return {
+    verdict: guarded.action === undefined ? "allow" : "deny",
+    rule: guarded.action === undefined ? null : `outputs: ${guarded.action}`,
+    reason: guarded.findings.map((f) => f.message).join("; "),
+    findings: guarded.findings,
+  };
 }
 
 /**

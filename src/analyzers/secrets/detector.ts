@@ -516,7 +516,7 @@ function namedValue(name: string, start: number, end: number, text: string, v: n
     return;
   }
   const kind = keywordKind(name, start, end);
-  if (kind === undefined || isPlaceholder(text, v, e)) return;
+  if (kind === undefined || isPlaceholder(text, v, e) || isCall(text, v, e)) return;
   if (!looksRandom(text, v, e) && !(kind === "password" && weakPasswords && weakPassword(text, v, e))) return;
   for (let j = 0; j < specificCount; j++) {
     if (specificAt[j]! >= v && specificAt[j]! < e) return;
@@ -816,6 +816,13 @@ function containsWord(text: string, start: number, end: number, word: string): b
 function endsWithWord(text: string, end: number, word: string): boolean {
   const start = end - word.length;
   return start >= 0 && containsWord(text, start, end, word);
+}
+
+/** `config.get(` (a call whose quoted argument cut the value short): code, not a value. */
+const CALL = /^[A-Za-z_$][\w$]*(?:\.[A-Za-z_$][\w$]*)*\($/;
+
+function isCall(text: string, v: number, e: number): boolean {
+  return text.charCodeAt(e - 1) === 40 /* ( */ && CALL.test(text.slice(v, e));
 }
 
 /** Shortest value under a password-named key reported without looking random. */
