@@ -1,4 +1,4 @@
-import { createHash } from "node:crypto";
+import { hash } from "node:crypto";
 
 /**
  * Canonical JSON: object keys sorted by UTF-16 code units (as RFC 8785), no whitespace.
@@ -10,6 +10,69 @@ import { createHash } from "node:crypto";
  * Hand-written because libraries either throw on these values or do not sort keys.
  */
 export function canonicalJson(value: unknown): string {
+  // Most values (audit events, call arguments) are shallow: a recursive writer is several times
+  // faster. Past SHALLOW levels it gives up and the iterative writer below starts over.
+  const shallow = writeShallow(value, 0, []);
+  if (shallow !== TOO_DEEP) return shallow ?? "null";
+  return canonicalJsonDeep(value);
+}
+
+const SHALLOW = 32;
+const TOO_DEEP = Symbol("too deep");
+
+/** The same output as `canonicalJsonDeep`, written recursively up to SHALLOW levels. */
+function writeShallow(value: unknown, depth: number, path: object[]): string | undefined | typeof TOO_DEEP {
+  switch (typeof value) {
+    case "string":
+      return JSON.stringify(value);
+    case "number":
+      return Number.isFinite(value) ? JSON.stringify(value) : "null";
+    case "boolean":
+      return value ? "true" : "false";
+    case "bigint":
+      return `"${value.toString()}"`;
+    case "undefined":
+    case "function":
+    case "symbol":
+      return undefined;
+  }
+  if (value === null) return "null";
+  let obj = value as { toJSON?: () => unknown };
+  if (typeof obj.toJSON === "function") {
+    const replaced = obj.toJSON();
+    if (replaced === null || typeof replaced !== "object") return writeShallow(replaced, depth, path);
+    obj = replaced as typeof obj;
+  }
+  if (path.includes(obj)) return '"[circular]"';
+  if (depth === SHALLOW) return TOO_DEEP;
+  path.push(obj);
+  let out: string;
+  if (Array.isArray(obj)) {
+    out = "[";
+    for (let i = 0; i < obj.length; i++) {
+      const item = writeShallow(obj[i], depth + 1, path);
+      if (item === TOO_DEEP) return TOO_DEEP;
+      out += `${i > 0 ? "," : ""}${item ?? "null"}`;
+    }
+    out += "]";
+  } else {
+    const keys = Object.keys(obj).sort();
+    out = "{";
+    let written = 0;
+    for (const key of keys) {
+      const item = writeShallow((obj as Record<string, unknown>)[key], depth + 1, path);
+      if (item === TOO_DEEP) return TOO_DEEP;
+      if (item === undefined) continue;
+      out += `${written++ > 0 ? "," : ""}${JSON.stringify(key)}:${item}`;
+    }
+    out += "}";
+  }
+  path.pop();
+  return out;
+}
+
+/** Canonical JSON of a value of any depth (exported for the test that holds the two writers equal). */
+export function canonicalJsonDeep(value: unknown): string {
   // Iterative, never recursive, and written front to back into one list of pieces: a value nested
   // 100,000 deep (an agent's arguments, a record read back from a log) costs time linear in its
   // size and no stack.
@@ -85,7 +148,8 @@ function enter(value: unknown, onPath: Set<object>): string | undefined | Frame 
 
 /** Hex SHA-256 of a UTF-8 string. */
 export function sha256Hex(text: string): string {
-  return createHash("sha256").update(text, "utf8").digest("hex");
+  // The one-shot form: about twice as fast as createHash() for record-sized inputs.
+  return hash("sha256", text, "hex");
 }
 
 /** Hex SHA-256 of the canonical JSON of a value (e.g. `argsHash`). */

@@ -1,0 +1,38 @@
+import fc from "fast-check";
+import { describe, expect, it } from "vitest";
+import { canonicalJson, canonicalJsonDeep } from "./canonical.js";
+
+/** Wraps a value `depth` levels deep in alternating objects and arrays. */
+function nest(value: unknown, depth: number): unknown {
+  let out = value;
+  for (let i = 0; i < depth; i++) out = i % 2 ? [out, undefined, 1] : { b: out, a: undefined, c: [] };
+  return out;
+}
+
+describe("canonicalJson: the shallow (recursive) and deep (iterative) writers agree", () => {
+  it("on any JSON-like value, at every depth around where the shallow writer hands over", () => {
+    const odd = fc.constantFrom(undefined, Number.NaN, -0, 10n, new Date(0), () => 1, Symbol("s"));
+    const leaf = fc.oneof(fc.jsonValue(), odd, fc.array(odd), fc.dictionary(fc.string(), odd));
+    fc.assert(
+      fc.property(leaf, fc.integer({ min: 0, max: 40 }), (value, depth) => {
+        const nested = nest(value, depth);
+        expect(canonicalJson(nested)).toBe(canonicalJsonDeep(nested));
+      }),
+      { numRuns: 500 },
+    );
+  });
+
+  it("on cycles and shared objects at any depth", () => {
+    for (const depth of [0, 1, 31, 32, 33, 100]) {
+      const shared = { k: 1 };
+      const cyclic: Record<string, unknown> = { x: [shared, shared] };
+      cyclic.self = nest(cyclic, depth);
+      expect(canonicalJson(cyclic), `depth ${depth}`).toBe(canonicalJsonDeep(cyclic));
+    }
+  });
+
+  it("writes a value nested 100,000 deep without a stack", () => {
+    const deep = nest("x", 100_000);
+    expect(canonicalJson(deep)).toBe(canonicalJsonDeep(deep));
+  });
+});
