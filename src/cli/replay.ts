@@ -43,8 +43,9 @@ export const replay: Command = {
 };
 
 /**
- * One trace line: `{session?, input, labels}` records labelled input; `{session?, tool, args, result?}`
- * is decided, and an allowed step's result becomes that tool's output.
+ * One trace line: `{session?, input, labels}` records labelled input; `{session?, task}` sets what
+ * the user asked for (`session.task` in `expr`); `{session?, tool, args, result?}` is decided, and
+ * an allowed step's result becomes that tool's output.
  */
 export async function replayStep(
   warden: Warden,
@@ -62,6 +63,11 @@ export async function replayStep(
       return lineError("an input line needs `labels`: a list of strings");
     }
     session.input(input, { labels });
+    return { recorded: true };
+  }
+  if ("task" in call && !("tool" in call)) {
+    if (typeof call.task !== "string") return lineError("`task` must be a string");
+    session.task = call.task;
     return { recorded: true };
   }
   const full = { ...call, session: sessionId, labels: labels as Call["labels"] } as Call;

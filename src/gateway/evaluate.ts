@@ -15,6 +15,8 @@ export interface SessionState {
   readonly hasLabelledContent: boolean;
   endorsed(text: string, labels: readonly string[]): boolean;
   inValueSet(text: string, source: string): boolean;
+  /** Labelled input recorded on the session (the user's request), for `user_asked`. */
+  readonly inputs?: ReadonlyArray<{ text: string; labels: readonly string[] }>;
   view(): Record<string, unknown>;
 }
 
@@ -253,6 +255,10 @@ class CallContext implements EvalContext {
 
   sessionView(): Record<string, unknown> {
     return this.session?.view() ?? { id: this.call.session ?? "" };
+  }
+
+  userInputs(): ReadonlyArray<{ text: string; labels: readonly string[] }> {
+    return this.session?.inputs ?? [];
   }
 }
 const EMPTY_LABELS: string[] = [];

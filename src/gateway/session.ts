@@ -71,6 +71,8 @@ export class Session implements SessionState {
   /** Normalised values (leaves and their tokens) from the outputs of trusted value-set tools. */
   private valueSets = new Map<string, Set<string>>();
   private valueCount = 0;
+  /** What was recorded as input (the user's request, uploads), for `user_asked` and CEL's `session.inputs`. */
+  private recordedInputs: Array<{ text: string; labels: string[] }> = [];
   spend = 0;
 
   constructor(options: SessionOptions) {
@@ -101,6 +103,7 @@ export class Session implements SessionState {
     this.blocked = [];
     this.valueSets = new Map();
     this.valueCount = 0;
+    this.recordedInputs = [];
     this.spend = 0;
   }
 
@@ -109,6 +112,8 @@ export class Session implements SessionState {
     this.seq = seq;
     if (entry.k === "c") {
       for (const label of entry.l) this.seenLabels.add(label);
+      if (entry.s === INPUT_SOURCE && this.recordedInputs.length < MAX_INPUTS)
+        this.recordedInputs.push({ text: entry.p.join("\n").slice(0, MAX_INPUT_TEXT), labels: [...entry.l] });
       const source = `${entry.s}#${seq}`;
       this.index.add(entry.p.length === 1 ? entry.p[0] : entry.p, entry.l, source);
       if (entry.x) this.index.markOverflowed();
@@ -147,7 +152,7 @@ export class Session implements SessionState {
   /** Records labelled input that is not a tool output: the user's request, an uploaded document. */
   input(value: unknown, options: { labels: readonly string[] }): void {
     const entries: SessionEntry[] = [];
-    const content = contentEntry("input", value, options.labels);
+    const content = contentEntry(INPUT_SOURCE, value, options.labels);
     if (content) entries.push(content);
     // What the user typed is also a value set per label (`from: [user]`): the values in it as
     // people write them (numbers, addresses, IBANs, names, quoted phrases, words of 3+ characters);
@@ -242,8 +247,19 @@ export class Session implements SessionState {
     );
   }
 
+  /** The labelled inputs recorded so far (each at most MAX_INPUT_TEXT characters, the first MAX_INPUTS). */
+  get inputs(): ReadonlyArray<{ text: string; labels: readonly string[] }> {
+    return this.recordedInputs;
+  }
+
   view(): Record<string, unknown> {
-    return { id: this.id, seen: [...this.seenLabels], calls: this.total(), task: this.task ?? "" };
+    return {
+      id: this.id,
+      seen: [...this.seenLabels],
+      calls: this.total(),
+      task: this.task ?? "",
+      inputs: this.recordedInputs.map((input) => ({ text: input.text, labels: [...input.labels] })),
+    };
   }
 
   /** Counts a decision for the report. */
@@ -324,6 +340,11 @@ function normalEntry(source: string, texts: readonly string[]): SessionEntry {
 }
 
 const MAX_VALUES = 200_000;
+/** The source name of recorded input in the session log. */
+const INPUT_SOURCE = "input";
+/** Inputs kept for `user_asked` and `session.inputs`, and the characters kept of each. */
+const MAX_INPUTS = 64;
+const MAX_INPUT_TEXT = 64 * 1024;
 /** Shorter words inside a tool output's value (an IBAN's 4-digit groups) are not values of their own. */
 const MIN_WORD = 8;
 /** Words of the user's own input count down to this length (names, short codes). */

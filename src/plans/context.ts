@@ -22,5 +22,6 @@ export function argsContext(call: Call): EvalContext {
     endorsed: () => false,
     fromValues: () => false,
     sessionView: () => ({ id: call.session ?? "" }),
+    userInputs: () => [],
   };
 }

@@ -33,6 +33,7 @@ const WHEN_KEYS = [
   "seen",
   "findings",
   "expr",
+  "user_asked",
   "any",
   "all",
   "not",
@@ -185,6 +186,8 @@ function compileKey(
     }
     case "expr":
       return compileExpr(spec, at, report);
+    case "user_asked":
+      return compileUserAsked(spec, at, report);
     case "any":
     case "all": {
       if (!Array.isArray(spec) || spec.length === 0) {
@@ -328,6 +331,79 @@ function leafUnder(root: unknown, path: readonly string[], leaf: string): boolea
     j++;
   }
   return true;
+}
+
+/** Phrases per `user_asked`, and words per phrase: the condition stays cheap and readable. */
+const MAX_PHRASES = 32;
+const MAX_PHRASE_WORDS = 8;
+/** Lower-cased NFKC words (runs of letters and digits); the session bounds each input's text. */
+export function askedWords(text: string): string[] {
+  return text
+    .normalize("NFKC")
+    .toLowerCase()
+    .split(/[^\p{L}\p{N}]+/u)
+    .filter((word) => word.length > 0);
+}
+
+/**
+ * `user_asked: [phrase, ...]` (any), `{any: [...]}` or `{all: [...]}`: the phrase occurs, as whole
+ * words in order, in input labelled `user` (what the user typed, not what a tool returned). A
+ * phrase word ending in `*` matches words that start with it (`delet*`: delete, deleting).
+ */
+function compileUserAsked(spec: unknown, at: PathSegment[], report: Report): Condition | undefined {
+  const set = labelSet(spec, at, report);
+  if (!set) return undefined;
+  if (set.labels.length > MAX_PHRASES) {
+    report(at, `\`user_asked\` takes at most ${MAX_PHRASES} phrases`);
+    return undefined;
+  }
+  const phrases: string[][] = [];
+  for (const phrase of set.labels) {
+    const words = phraseWords(phrase);
+    if (words.length === 0 || words.length > MAX_PHRASE_WORDS || words.some((w) => w === "*")) {
+      report(at, `\`user_asked\`: \`${phrase}\` is not a phrase of 1 to ${MAX_PHRASE_WORDS} words`);
+      return undefined;
+    }
+    phrases.push(words);
+  }
+  const occurs = (words: readonly string[], phrase: readonly string[]) => {
+    for (let i = 0; i + phrase.length <= words.length; i++) {
+      let j = 0;
+      while (j < phrase.length && wordMatches(phrase[j], words[i + j])) j++;
+      if (j === phrase.length) return true;
+    }
+    return false;
+  };
+  const typed = (ctx: EvalContext) =>
+    ctx
+      .userInputs()
+      .filter((input) => input.labels.includes("user"))
+      .map((input) => askedWords(input.text));
+  return set.all
+    ? (ctx) => {
+        const inputs = typed(ctx);
+        return phrases.every((phrase) => inputs.some((words) => occurs(words, phrase)));
+      }
+    : (ctx) => {
+        const inputs = typed(ctx);
+        return phrases.some((phrase) => inputs.some((words) => occurs(words, phrase)));
+      };
+}
+
+/** A phrase's words; one that ends in `*` keeps it (a prefix). */
+export function phraseWords(phrase: string): string[] {
+  return phrase
+    .split(/\s+/)
+    .flatMap((chunk) => {
+      const prefix = chunk.endsWith("*");
+      const words = askedWords(prefix ? chunk.slice(0, -1) : chunk);
+      if (prefix && words.length) words[words.length - 1] += "*";
+      return words;
+    });
+}
+
+function wordMatches(pattern: string, word: string): boolean {
+  return pattern.endsWith("*") ? word.startsWith(pattern.slice(0, -1)) : word === pattern;
 }
 
 function compileRisk(spec: unknown, at: PathSegment[], report: Report): Condition | undefined {

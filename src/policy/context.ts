@@ -33,6 +33,8 @@ export interface EvalContext {
   endorsed(text: string, labels: readonly string[]): boolean;
   /** True when `text` is a value from one of these sources: a tool's outputs or inputs with that label (`from`). */
   fromValues(text: string, sources: readonly string[]): boolean;
-  /** The session as CEL sees it (`session.id`, `session.seen`, `session.calls`). */
+  /** The session as CEL sees it (`session.id`, `session.seen`, `session.calls`, `session.task`, `session.inputs`). */
   sessionView(): Record<string, unknown>;
+  /** Labelled input recorded on the session (the user's request), for `user_asked`. */
+  userInputs(): ReadonlyArray<{ text: string; labels: readonly string[] }>;
 }

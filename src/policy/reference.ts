@@ -33,6 +33,8 @@ export interface ReferenceSession {
   fromValues?(text: string, sources: readonly string[]): boolean;
   /** The session as CEL sees it; by default `{ id: call.session ?? "" }`. */
   view?: Record<string, unknown>;
+  /** Labelled input recorded on the session (the user's request), for `user_asked`. */
+  inputs?: ReadonlyArray<{ text: string; labels: readonly string[] }>;
 }
 
 /** The reference's answer: what the engine must also say. */
@@ -81,6 +83,7 @@ interface Context {
   endorsed: (text: string, labels: readonly string[]) => boolean;
   fromValues: (text: string, sources: readonly string[]) => boolean;
   view: Record<string, unknown>;
+  inputs: ReadonlyArray<{ text: string; labels: readonly string[] }>;
 }
 
 /**
@@ -183,6 +186,7 @@ function decide(policy: RawPolicy, call: Call, session: ReferenceSession): Refer
     endorsed: session.endorsed ?? (() => false),
     fromValues: session.fromValues ?? (() => false),
     view: session.view ?? { id: call.session ?? "" },
+    inputs: session.inputs ?? [],
   };
 
   const contributions: Contribution[] = findings.map((f) => ({
@@ -324,6 +328,22 @@ function condition(key: string, spec: unknown, ctx: Context): boolean {
         session: ctx.view,
       });
       return value === true;
+    }
+    case "user_asked": {
+      // Each phrase as a pattern over the text: its words in order, apart from other letters and
+      // digits; a word written `word*` is a prefix.
+      const { labels: phrases, all } = labelSet(spec);
+      const asked = (phrase: string) => {
+        const words = [...phrase.normalize("NFKC").toLowerCase().matchAll(/[\p{L}\p{N}]+(\*(?=\s|$))?/gu)];
+        const body = words
+          .map((w) => (w[1] ? `${w[0].slice(0, -1)}[\\p{L}\\p{N}]*` : w[0]))
+          .join("[^\\p{L}\\p{N}]+");
+        const pattern = new RegExp(`(?:^|[^\\p{L}\\p{N}])${body}(?:$|[^\\p{L}\\p{N}])`, "u");
+        return ctx.inputs.some(
+          (input) => input.labels.includes("user") && pattern.test(input.text.normalize("NFKC").toLowerCase()),
+        );
+      };
+      return all ? phrases.every(asked) : phrases.some(asked);
     }
     case "any":
       return some((spec as Array<Record<string, unknown>>).map((when) => () => holds(when, ctx)));

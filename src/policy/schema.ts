@@ -143,6 +143,8 @@ export const testSchema = z
             .strict(),
           /** The user's own labelled input, as `session.input` records it. */
           z.object({ input: z.unknown(), labels: labelList }).strict(),
+          /** What the user asked for (`session.task` in `expr`). */
+          z.object({ task: z.string() }).strict(),
         ]),
       )
       .optional(),

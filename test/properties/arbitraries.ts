@@ -265,7 +265,30 @@ const operatorEntry = fc
   .chain((op) => operand(op).map((value) => [op, value] as const));
 
 /** `from`: the trusted tool `lookup`, or labels of the user's input (recorded as value sets too). */
-const fromSpec = fc.constantFrom(["lookup"], ["u"], ["lookup", "p"]);
+const fromSpec = fc.constantFrom<string[] | { tools: string[]; match: string }>(
+  ["lookup"],
+  ["u"],
+  ["lookup", "p"],
+  { tools: ["lookup"], match: "value" },
+  { tools: ["u", "lookup"], match: "value" },
+);
+/** `user_asked`: phrases of the flow texts (some only as prefixes), and one found nowhere. */
+const userAsked = fc.oneof(
+  fc.subarray(
+    [
+      "ignore previous",
+      "customer*",
+      "EMAIL",
+      "billing address",
+      "card 4111",
+      "nothing here",
+      "instruction",
+      "bill*",
+    ],
+    { minLength: 1, maxLength: 2 },
+  ),
+  fc.subarray(["customer", "new billing*", "ssn"], { minLength: 1 }).map((phrases) => ({ all: phrases })),
+);
 
 function valueSpec(withFlows: boolean): fc.Arbitrary<unknown> {
   const ops = fc
@@ -314,6 +337,7 @@ export function when(expressions: readonly string[] = EXPRESSIONS): fc.Arbitrary
       { weight: 1, arbitrary: flowsSpec.map((s) => ["flows", s] as const) },
       { weight: 1, arbitrary: fc.constantFrom(...FINDING_GLOBS).map((g) => ["findings", g] as const) },
       { weight: 1, arbitrary: fc.constantFrom(...expressions).map((e) => ["expr", e] as const) },
+      { weight: 1, arbitrary: userAsked.map((spec) => ["user_asked", spec] as const) },
       {
         weight: 1,
         arbitrary: fc
@@ -573,7 +597,7 @@ export const sessionPlan: fc.Arbitrary<SessionPlan | undefined> = fc.option(
     inputs: fc.array(
       fc.record({
         text: fc.constantFrom(...FLOW_TEXTS, "attacker@evil.example"),
-        labels: fc.subarray([...LABELS]),
+        labels: fc.subarray([...LABELS, "user"]),
       }),
       { maxLength: 1 },
     ),

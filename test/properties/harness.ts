@@ -91,6 +91,7 @@ export function referenceFor(
     endorsed: (text, labels) => session?.endorsed(text, labels) ?? false,
     fromValues: (text, sources) => sources.some((source) => session?.inValueSet(text, source) ?? false),
     view: session?.view(),
+    inputs: session?.inputs,
   });
 }
 

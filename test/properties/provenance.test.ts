@@ -6,7 +6,7 @@ import { Warden } from "../../src/gateway/index.js";
 import type { Session } from "../../src/gateway/index.js";
 import { referenceFieldLabels } from "../../src/policy/reference.js";
 import { splitOutput } from "../../src/taint/index.js";
-import { decideBoth } from "./harness.js";
+import { compileObject, decideBoth } from "./harness.js";
 
 /**
  * Issue 18: `fields` and `from` over object, JSON-text and YAML-text outputs. The engine's split
@@ -245,5 +245,60 @@ describe("fields and from over every output form (issue 18)", () => {
       expect(outcomes.get(rule) ?? 0, `${rule}: ${JSON.stringify([...outcomes])}`).toBeGreaterThan(
         SESSION_RUNS / 50,
       );
+  });
+
+  it(`the engine agrees with the reference on \`user_asked\` (${RUNS} cases)`, () => {
+    const VOCAB = [
+      "delete",
+      "deleted",
+      "undelete",
+      "Delete",
+      "DELETE",
+      "old",
+      "drafts",
+      "draft",
+      "the",
+      "É",
+      "é",
+      "ﬁle",
+      "file",
+    ];
+    const word = fc.constantFrom(...VOCAB);
+    const phrase = fc
+      .tuple(fc.array(word, { minLength: 1, maxLength: 3 }), fc.boolean())
+      .map(([words, prefix]) => `${words.join(" ")}${prefix ? "*" : ""}`);
+    const text = fc
+      .array(fc.tuple(word, fc.constantFrom(" ", "  ", ", ", "-", ".", "!\n", "")), { maxLength: 8 })
+      .map((parts) => parts.map(([w, sep]) => w + sep).join(""));
+    const counts = { held: 0, not: 0 };
+    fc.assert(
+      fc.property(
+        fc.array(phrase, { minLength: 1, maxLength: 3 }),
+        fc.boolean(),
+        fc.array(fc.tuple(text, fc.constantFrom(["user"], ["upload"], ["user", "x"])), { maxLength: 3 }),
+        (phrases, all, inputs) => {
+          const compiled = compileObject({
+            version: 1,
+            default: "allow",
+            rules: [
+              { name: "asked", when: { user_asked: all ? { all: phrases } : phrases }, verdict: "flag" },
+            ],
+          });
+          if (!compiled) expect.fail(`did not compile: ${JSON.stringify(phrases)}`);
+          const warden = new Warden(compiled);
+          const session = warden.session({ id: "s" });
+          for (const [value, labels] of inputs) session.input(value, { labels });
+          const call = { tool: "t", session: "s", args: {} };
+          const { engine, reference } = decideBoth(compiled, call, session);
+          if (!isDeepStrictEqual(engine, reference))
+            expect({ phrases, all, inputs, engine }).toEqual({ phrases, all, inputs, engine: reference });
+          if (engine.rule === "asked") counts.held++;
+          else counts.not++;
+        },
+      ),
+      { numRuns: RUNS },
+    );
+    expect(counts.held).toBeGreaterThan(RUNS / 10);
+    expect(counts.not).toBeGreaterThan(RUNS / 10);
   });
 });
