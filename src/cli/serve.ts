@@ -4,7 +4,7 @@ import type { Command } from "./util.js";
 import { help } from "./validate.js";
 
 const USAGE =
-  "toolwarden serve -p POLICY [--port 8080] [--host 127.0.0.1] [--data DIR] [--store URL] [--store-timeout MS] [--session-ttl SECONDS] [--max-sessions-per-agent N] [--audit-pg URL] [--audit-key-file FILE] [--cors ORIGIN]... [--no-watch] [--observe]";
+  "toolwarden serve -p POLICY [--port 8080] [--host 127.0.0.1] [--data DIR] [--store URL] [--store-timeout MS] [--session-ttl SECONDS] [--max-sessions-per-agent N] [--audit-pg URL] [--audit-durability fsync|write] [--audit-key-file FILE] [--cors ORIGIN]... [--no-watch] [--observe]";
 
 /** `toolwarden serve`: the HTTP API and dashboard. */
 export const serve: Command = {
@@ -20,6 +20,9 @@ export const serve: Command = {
     "--session-ttl SECONDS   how long an idle session is kept",
     "--max-sessions-per-agent N  most open sessions one agent may hold",
     "--audit-pg URL          keep the audit trail in PostgreSQL (`postgres://user@host/db`) besides the JSONL log",
+    "--audit-durability fsync|write  when a decision is answered: after its audit record is fdatasync'ed",
+    "                        (fsync, default: survives a power loss) or written to the OS (write: survives a",
+    "                        crash of toolwarden, not of the machine; fewer disk flushes, more decisions/s)",
     AUDIT_KEY_OPTION,
     "--cors ORIGIN           allow browser calls from this origin (repeatable)",
     "--no-watch              do not reload the policy when its file changes",
@@ -38,6 +41,7 @@ export const serve: Command = {
         "session-ttl": { type: "string" },
         "max-sessions-per-agent": { type: "string" },
         "audit-pg": { type: "string" },
+        "audit-durability": { type: "string" },
         "audit-key-file": { type: "string" },
         cors: { type: "string", multiple: true },
         "no-watch": { type: "boolean" },
@@ -62,6 +66,9 @@ export const serve: Command = {
     const perAgentText = values["max-sessions-per-agent"] ?? env.TOOLWARDEN_MAX_SESSIONS_PER_AGENT;
     if (perAgentText !== undefined && !/^[1-9]\d{0,8}$/.test(perAgentText))
       throw new CliError(`--max-sessions-per-agent must be a positive integer, not \`${perAgentText}\``);
+    const durability = values["audit-durability"] ?? env.TOOLWARDEN_AUDIT_DURABILITY ?? "fsync";
+    if (durability !== "fsync" && durability !== "write")
+      throw new CliError(`--audit-durability must be \`fsync\` or \`write\`, not \`${durability}\``);
     const { startServer } = await import("../server/index.js");
     const server = await startServer({
       policy,
@@ -79,6 +86,7 @@ export const serve: Command = {
           : undefined,
       },
       auditPg: values["audit-pg"] ?? env.TOOLWARDEN_AUDIT_PG,
+      auditDurability: durability,
       // The flag outranks the environment; without either the key is `audit.key` in the data dir.
       ...(values["audit-key-file"]
         ? {

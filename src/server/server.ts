@@ -35,6 +35,11 @@ export interface ServerOptions {
   /** PostgreSQL connection string: audit there (queried by the API) instead of SQLite. */
   auditPg?: string;
   auditPgSchema?: string;
+  /**
+   * When a decision's audit record counts as written: `fsync` (default) after the JSONL log is
+   * fdatasync'ed, `write` once it is handed to the OS (survives a process crash, not a power loss).
+   */
+  auditDurability?: "fsync" | "write";
   /** Default 8080; 0 picks a free port. */
   port?: number;
   /** Default 127.0.0.1. */
@@ -99,7 +104,14 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
     });
     cleanup.push(() => store.close());
     const sinks: Array<{ name: string; sink: AuditSink }> = [
-      { name: "jsonl", sink: await JsonlAuditSink.open({ path: paths.auditLog, key: boot.auditKey }) },
+      {
+        name: "jsonl",
+        sink: await JsonlAuditSink.open({
+          path: paths.auditLog,
+          key: boot.auditKey,
+          durability: options.auditDurability ?? "fsync",
+        }),
+      },
     ];
     cleanup.push(() => sinks[0].sink.close());
     if (options.auditPg) {
