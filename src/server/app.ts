@@ -789,14 +789,36 @@ async function settleAsk(
   return denied;
 }
 
+/** Bytes of events waiting for one event stream client past which it is dropped (it reconnects). */
+const MAX_QUEUED_EVENT_BYTES = 1 << 20;
+
+/**
+ * One event stream client. Each event is serialised once by the bus and queued here as its frame;
+ * the writer sends everything queued in one write and waits for it to be taken (backpressure). A
+ * client that lets more than MAX_QUEUED_EVENT_BYTES pile up is dropped (its connection closed) so
+ * it never holds up the decisions that produce the events.
+ */
 function streamEvents(c: Context<Env>, ctx: ServerContext): Response {
   return streamSSE(c, async (stream) => {
-    const queue: ServerEvent[] = [];
-    let overflow = false;
+    const frames: string[] = [];
+    let queued = 0;
+    let dropped = false;
     let wake: (() => void) | undefined;
-    const unsubscribe = ctx.bus.subscribe((event) => {
-      if (queue.length >= 1000) overflow = true;
-      else queue.push(event);
+    const drop = () => {
+      dropped = true;
+      unsubscribe();
+      ctx.bus.dropped++;
+      stream.abort();
+      // The client is not reading: end its connection rather than wait for it to drain.
+      (c.env as { outgoing?: { destroy(): void } } | undefined)?.outgoing?.destroy();
+      wake?.();
+    };
+    const unsubscribe = ctx.bus.subscribe((_event, frame) => {
+      if (dropped) return;
+      const text = frame();
+      queued += text.length;
+      if (queued > MAX_QUEUED_EVENT_BYTES) return drop();
+      frames.push(text);
       wake?.();
     });
     stream.onAbort(() => {
@@ -804,9 +826,9 @@ function streamEvents(c: Context<Env>, ctx: ServerContext): Response {
       wake?.();
     });
     try {
-      await stream.writeSSE({ event: "hello", data: JSON.stringify({ policy: ctx.policies.active.hash }) });
-      while (!stream.aborted) {
-        if (!queue.length) {
+      await stream.write(`event: hello\ndata: ${JSON.stringify({ policy: ctx.policies.active.hash })}\n\n`);
+      while (!stream.aborted && !dropped) {
+        if (!frames.length) {
           await new Promise<void>((resolve) => {
             const timer = setTimeout(done, 15_000);
             function done() {
@@ -817,18 +839,15 @@ function streamEvents(c: Context<Env>, ctx: ServerContext): Response {
             wake = done;
           });
         }
-        if (stream.aborted) break;
-        if (overflow) {
-          // A client that cannot keep up is told so and dropped; the dashboard reconnects and reloads.
-          await stream.writeSSE({ event: "overflow", data: "{}" });
-          break;
-        }
-        if (!queue.length) {
+        if (stream.aborted || dropped) break;
+        if (!frames.length) {
           await stream.write(": keep-alive\n\n");
           continue;
         }
-        const event = queue.shift() as ServerEvent;
-        await stream.writeSSE({ event: event.type, data: canonicalJson(event) });
+        const chunk = frames.length === 1 ? frames[0]! : frames.join("");
+        frames.length = 0;
+        await stream.write(chunk);
+        queued -= chunk.length;
       }
     } finally {
       unsubscribe();

@@ -1,4 +1,5 @@
 import type { AuditEvent, AuditSink } from "../audit/types.js";
+import { canonicalJson } from "../core/canonical.js";
 import type { Approval } from "../stores/types.js";
 
 /** What the live stream carries: audit events as they become durable, approval changes, policy swaps. */
@@ -7,11 +8,22 @@ export type ServerEvent =
   | { type: "approval"; approval: Approval }
   | { type: "policy"; action: string; from?: string; to?: string; errors?: string[] };
 
-type Listener = (event: ServerEvent) => void;
+/**
+ * Gets each event, and its server-sent-events frame: serialised once per event, however many
+ * listeners ask for it.
+ */
+type Listener = (event: ServerEvent, frame: () => string) => void;
+
+/** The SSE frame of an event: `event:` and one `data:` line (canonical JSON has no newline). */
+export function sseFrame(event: ServerEvent): string {
+  return `event: ${event.type}\ndata: ${canonicalJson(event)}\n\n`;
+}
 
 /** An in-process fan-out of server events to the SSE clients and waiting decide calls. */
 export class EventBus {
   readonly #listeners = new Set<Listener>();
+  /** Event stream clients dropped for falling behind. */
+  dropped = 0;
 
   get size(): number {
     return this.#listeners.size;
@@ -23,9 +35,14 @@ export class EventBus {
   }
 
   emit(event: ServerEvent): void {
+    let text: string | undefined;
+    const frame = () => {
+      text ??= sseFrame(event);
+      return text;
+    };
     for (const listener of this.#listeners) {
       try {
-        listener(event);
+        listener(event, frame);
       } catch {
         // A broken listener (a closed stream) must not stop the others.
       }

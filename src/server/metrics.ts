@@ -6,6 +6,8 @@ export interface MetricsSources {
   policy(): { name: string; hash: string };
   pendingApprovals(): Promise<number>;
   auditQueued(): number;
+  /** Event stream clients connected, and dropped so far for falling behind. */
+  eventClients?(): { connected: number; dropped: number };
 }
 
 /** Prometheus metrics of one server: its own registry, so several servers in one process do not mix. */
@@ -55,6 +57,25 @@ export class ServerMetrics {
         this.set(await sources.pendingApprovals());
       },
     });
+    if (sources.eventClients) {
+      const clients = sources.eventClients;
+      new Gauge({
+        name: "toolwarden_event_clients",
+        help: "Event stream (/v1/events) subscribers connected, including waiting decide calls.",
+        registers,
+        collect() {
+          this.set(clients().connected);
+        },
+      });
+      new Gauge({
+        name: "toolwarden_event_clients_dropped",
+        help: "Event stream clients dropped since start for letting over 1 MiB of events pile up.",
+        registers,
+        collect() {
+          this.set(clients().dropped);
+        },
+      });
+    }
     new Gauge({
       name: "toolwarden_audit_spooled_records",
       help: "Audit records queued on disk for a sink that is down.",

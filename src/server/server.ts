@@ -164,6 +164,7 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
       policy: () => warden.policy,
       pendingApprovals: async () => (await store.listApprovals({ status: "pending" })).length,
       auditQueued: () => fanout.queueDepth,
+      eventClients: () => ({ connected: bus.size, dropped: bus.dropped }),
     });
     const policies = new PolicyManager({
       warden,
