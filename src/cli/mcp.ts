@@ -36,6 +36,7 @@ const OPTIONS: Record<keyof typeof USAGE, string[]> = {
     "-p, --policy FILE       the policy",
     "--server-id ID          the server's id in the policy (`server:` conditions, `servers.<id>`) and in pins",
     "--agent ID              the agent id calls are decided for",
+    "--session ID            the session calls belong to (with --store, a restarted proxy continues it)",
     "--audit LOG             the JSONL audit log (it needs the audit key)",
     AUDIT_KEY_OPTION,
     PINS_OPTION,
