@@ -85,7 +85,8 @@ function eachString(
   if (typeof value === "string") visit(value, path);
   else if (depth > MAX_DEPTH || value === null || typeof value !== "object") return;
   else if (Array.isArray(value))
-    value.forEach((item, i) => eachString(item, path ? `${path}.${i}` : String(i), visit, depth + 1));
+    for (let i = 0; i < value.length; i++)
+      eachString(value[i], path ? `${path}.${i}` : String(i), visit, depth + 1);
   else
     for (const key of Object.keys(value))
       eachString((value as Record<string, unknown>)[key], path ? `${path}.${key}` : key, visit, depth + 1);
