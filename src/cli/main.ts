@@ -108,7 +108,8 @@ main(process.argv.slice(2)).then(
     process.exitCode = code;
     // A failed command exits at once: a store connection, a timer or a child process left open by
     // a start-up that failed half-way must not keep it running (a supervisor has to see the failure).
-    if (code !== 0) process.exit(code);
+    // Once what was written has drained (pipes are asynchronous on macOS).
+    if (code !== 0) process.stdout.write("", () => process.stderr.write("", () => process.exit(code)));
   },
   (error) => {
     process.stderr.write(`toolwarden: ${String(error)}\n`);
