@@ -405,7 +405,18 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
       const since = query.since
         ? new Date(query.since).toISOString()
         : new Date(Date.now() - 3_600_000).toISOString();
-      return c.json(await ctx.reader.stats(since, query.bucket ?? "minute"));
+      const stats = await ctx.reader.stats(since, query.bucket ?? "minute");
+      // The active policy's rules, shorthand entries and limits that decided nothing in the range.
+      const raw = ctx.policies.active.loaded.policy;
+      const fired = new Set(stats.rules.map((r) => r.name));
+      const neverFired = [
+        ...(["allow", "flag", "ask", "deny"] as const).flatMap((v) =>
+          (raw[v] ?? []).map((glob) => `${v}:${glob}`),
+        ),
+        ...(raw.rules ?? []).map((rule) => rule.name),
+        ...(raw.limits ?? []).map((limit) => limit.name),
+      ].filter((name) => !fired.has(name));
+      return c.json({ ...stats, neverFired });
     },
   );
 

@@ -38,6 +38,8 @@ export interface AuditStats {
   totals: VerdictCounts;
   topDeniedTools: Array<{ name: string; count: number }>;
   topDeniedRules: Array<{ name: string; count: number }>;
+  /** Every rule that decided in the range, with how often (any verdict): what `audit stats --rules` shows. */
+  rules: Array<{ name: string; count: number }>;
 }
 
 /** Reads the audit tables a database sink writes (SQLite or PostgreSQL; one schema, docs/audit-schema.md). */
@@ -101,7 +103,7 @@ abstract class SqlAuditReader implements AuditReader {
     const p2 = this.placeholder(2);
     const scope = `chain = ${p1} AND kind = 'decision' AND time >= ${p2}`;
     const params = [this.chain, since];
-    const [series, totals, tools, rules] = await Promise.all([
+    const [series, totals, tools, rules, decided] = await Promise.all([
       this.all(
         `SELECT substr(time, 1, ${width}) AS t, verdict, count(*) AS n FROM ${this.table} WHERE ${scope} GROUP BY substr(time, 1, ${width}), verdict ORDER BY t`,
         params,
@@ -113,6 +115,10 @@ abstract class SqlAuditReader implements AuditReader {
       ),
       this.all(
         `SELECT rule AS name, count(*) AS n FROM ${this.table} WHERE ${scope} AND verdict = 'deny' AND rule IS NOT NULL GROUP BY rule ORDER BY n DESC, name LIMIT 10`,
+        params,
+      ),
+      this.all(
+        `SELECT rule AS name, count(*) AS n FROM ${this.table} WHERE ${scope} AND rule IS NOT NULL GROUP BY rule ORDER BY n DESC, name LIMIT 1000`,
         params,
       ),
     ]);
@@ -133,6 +139,7 @@ abstract class SqlAuditReader implements AuditReader {
       totals: sum,
       topDeniedTools: top(tools),
       topDeniedRules: top(rules),
+      rules: top(decided),
     };
   }
 

@@ -21,4 +21,13 @@ describe("serve --observe", () => {
     const audit = await t.request("GET", "/v1/audit?tool=delete_user", { key: t.adminKey });
     expect(audit.body.records[0]).toMatchObject({ verdict: "deny", enforced: false });
   });
+
+  it("the stats behind the dashboard's charts: how often each rule decided, and which never fired", async () => {
+    await t.server.audit.flush();
+    const stats = await t.request("GET", "/v1/audit/stats", { key: t.adminKey });
+    expect(stats.status).toBe(200);
+    expect(stats.body.rules).toContainEqual({ name: "deny:delete_*", count: 1 });
+    expect(stats.body.neverFired).not.toContain("deny:delete_*");
+    expect(stats.body.neverFired.length).toBeGreaterThan(0);
+  });
 });

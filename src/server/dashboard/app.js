@@ -605,6 +605,14 @@ async function loadCharts() {
     $("chart-rules").replaceChildren(
       barChart(stats.topDeniedRules, "rules-title", "No denied rules in this range."),
     );
+    $("chart-rules-all").replaceChildren(
+      barChart(stats.rules ?? [], "rules-all-title", "No rule decided in this range.", "decided", "bar-allow"),
+    );
+    // Rules that never decided are the ones a reviewer should question.
+    const never = stats.neverFired ?? [];
+    $("never-fired").textContent = never.length
+      ? `Never fired in this range (${never.length}): ${never.join(", ")}`
+      : "Every rule of the active policy decided at least once in this range.";
   } catch (error) {
     $("chart-totals").textContent = `Could not load the charts: ${error.message}`;
   }
@@ -727,7 +735,7 @@ function timeChart(stats, since, bucket) {
   return h("div", {}, chart, legend, table);
 }
 
-function barChart(items, titleId, empty) {
+function barChart(items, titleId, empty, what = "denied", barClass = "bar-deny") {
   if (!items.length) return h("p", { class: "empty" }, empty);
   const W = 420;
   const rowH = 26;
@@ -748,10 +756,10 @@ function barChart(items, titleId, empty) {
       svg(
         "g",
         {},
-        svg("title", {}, `${item.name}: ${item.count} denied`),
+        svg("title", {}, `${item.name}: ${item.count} ${what}`),
         svg("text", { class: "label", x: labelW - 8, y: y + 16, "text-anchor": "end" }, name),
         svg("rect", {
-          class: "bar-deny",
+          class: barClass,
           x: labelW,
           y: y + 4,
           width: Math.max(2, width).toFixed(1),
