@@ -7,6 +7,7 @@ import {
   readFileSync,
   realpathSync,
   rmSync,
+  statSync,
   symlinkSync,
   writeFileSync,
 } from "node:fs";
@@ -32,6 +33,19 @@ function block(after: string, lang: string): string {
   return match![1];
 }
 
+/** Whether dist/ was built after the last change to a source file. */
+function builtFresh(): boolean {
+  const built = join(ROOT, "dist/src/index.js");
+  if (!existsSync(built)) return false;
+  const at = statSync(built).mtimeMs;
+  const newer = (folder: string): boolean =>
+    readdirSync(folder, { withFileTypes: true }).some((entry) => {
+      const path = join(folder, entry.name);
+      return entry.isDirectory() ? newer(path) : statSync(path).mtimeMs > at;
+    });
+  return !newer(join(ROOT, "src"));
+}
+
 describe("the README quick start, from the packed tarball", () => {
   let dir: string;
   let tarball: string;
@@ -40,7 +54,8 @@ describe("the README quick start, from the packed tarball", () => {
 
   beforeAll(() => {
     dir = mkdtempSync(join(tmpdir(), "tw-quickstart-"));
-    execFileSync("npm", ["run", "build"], { cwd: ROOT, stdio: "ignore", env: NPM_ENV });
+    // Build only when dist/ is missing or older than the sources (another suite may be packing it).
+    if (!builtFresh()) execFileSync("npm", ["run", "build"], { cwd: ROOT, stdio: "ignore", env: NPM_ENV });
     const name = execFileSync("npm", ["pack", "--pack-destination", dir], {
       cwd: ROOT,
       encoding: "utf8",
