@@ -6,6 +6,7 @@ import { test } from "./test.js";
 import { CliError, isPolicyError, printPolicyError } from "./util.js";
 import type { Command } from "./util.js";
 import { validate } from "./validate.js";
+import { toolwardenVersion } from "../core/version.js";
 
 /** Commands that load heavy dependencies are imported only when used. */
 const lazy = (load: () => Promise<Command>, summary: string, usage: string): Command => ({
@@ -75,7 +76,7 @@ async function main(argv: string[]): Promise<number> {
     return name ? 0 : 2;
   }
   if (name === "--version") {
-    process.stdout.write("toolwarden 0.1.0\n");
+    process.stdout.write(`toolwarden ${toolwardenVersion()}\n`);
     return 0;
   }
   const command = COMMANDS[name];

@@ -1,4 +1,3 @@
-import { readFileSync } from "node:fs";
 import type { Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
@@ -20,6 +19,7 @@ import { type PolicyWatcher, watchPolicy } from "./hot-reload.js";
 import type { ApiKeyStore } from "./keys.js";
 import { ServerMetrics } from "./metrics.js";
 import { PolicyManager } from "./policy-versions.js";
+import { toolwardenVersion } from "../core/version.js";
 
 export interface ServerOptions {
   /** The policy file; watched and reloaded on change unless `watch: false`. */
@@ -195,7 +195,7 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
         };
       },
       log,
-      version: packageVersion(),
+      version: toolwardenVersion(),
     });
 
     const watcher: PolicyWatcher | undefined =
@@ -279,16 +279,4 @@ async function expireApprovals(warden: Warden, bus: EventBus, log: (line: string
   } catch (error) {
     log(`cannot expire approvals: ${(error as Error).message}`);
   }
-}
-
-function packageVersion(): string {
-  for (const rel of ["../../package.json", "../../../package.json"]) {
-    try {
-      const pkg = JSON.parse(readFileSync(new URL(rel, import.meta.url), "utf8"));
-      if (pkg.name === "toolwarden") return String(pkg.version);
-    } catch {
-      // not at this level
-    }
-  }
-  return "0.0.0";
 }

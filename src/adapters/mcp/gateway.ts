@@ -31,6 +31,7 @@ import { relay, relayedParams, roundTripOptions, withRoundTrip } from "./relay.j
 import type { RelayContext } from "./relay.js";
 import { connectUpstream, describeUpstream, isHttpUpstream } from "./upstream.js";
 import type { UpstreamSpec } from "./upstream.js";
+import { toolwardenVersion } from "../../core/version.js";
 
 /** Joins a server id and a tool name into the name clients see: `github__create_issue`. */
 export const TOOL_SEPARATOR = "__";
@@ -218,7 +219,7 @@ export class McpGateway {
     // Elicitation is declared so a 2026 server may ask the user (input_required); the client's own
     // capabilities decide whether it can answer.
     return connectUpstream(spec, {
-      info: { name: "toolwarden-gateway", version: "0.1.0" },
+      info: { name: "toolwarden-gateway", version: toolwardenVersion() },
       capabilities: { elicitation: { form: {} } },
       name: id,
     });
@@ -340,7 +341,7 @@ export class McpGateway {
   /** One SDK server instance with the gateway's handlers, for a 2025 session or one 2026 request. */
   private buildServer(caller: Caller): Server {
     const server = new Server(
-      { name: "toolwarden-gateway", version: "0.1.0" },
+      { name: "toolwarden-gateway", version: toolwardenVersion() },
       {
         capabilities: {
           tools: { listChanged: true },

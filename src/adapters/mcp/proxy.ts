@@ -30,6 +30,7 @@ import type { RelayContext } from "./relay.js";
 import { relay, relayedParams, roundTripOptions, withRoundTrip } from "./relay.js";
 import { connectUpstream, describeUpstream, upstreamTransport } from "./upstream.js";
 import type { UpstreamSpec } from "./upstream.js";
+import { toolwardenVersion } from "../../core/version.js";
 
 export interface ProxyOptions {
   warden: Warden;
@@ -375,7 +376,7 @@ type Ctx = { mcpReq: RelayContext };
 /** The client's capabilities and name, from its `initialize` or from the envelope of a 2026 request. */
 function clientIdentity(first: JSONRPCMessage): { capabilities: ClientCapabilities; info: Implementation } {
   let capabilities: ClientCapabilities = {};
-  let info: Implementation = { name: "toolwarden-proxy", version: "0.1.0" };
+  let info: Implementation = { name: "toolwarden-proxy", version: toolwardenVersion() };
   if (isInitializeRequest(first)) {
     capabilities = first.params.capabilities;
     info = first.params.clientInfo;

@@ -11,6 +11,7 @@ import { assessTool } from "./risk.js";
 import type { Capability, ListedTool, RiskFinding, ToolAnnotations } from "./risk.js";
 import { ChildProcessTransport } from "./stdio.js";
 import { connectUpstream, upstreamTransport } from "./upstream.js";
+import { toolwardenVersion } from "../../core/version.js";
 
 export interface ScannedTool {
   name: string;
@@ -185,7 +186,7 @@ async function listServer(server: ConfiguredServer, timeout: number): Promise<Li
     return await Promise.race([
       (async () => {
         client = await connectUpstream(server.spec!, {
-          info: { name: "toolwarden-scan", version: "0.1.0" },
+          info: { name: "toolwarden-scan", version: toolwardenVersion() },
           transport,
           timeout,
         });

@@ -2,6 +2,7 @@ import { Client, StreamableHTTPClientTransport } from "@modelcontextprotocol/cli
 import type { ClientCapabilities, Implementation, Transport } from "@modelcontextprotocol/client";
 import { getDefaultEnvironment } from "@modelcontextprotocol/client/stdio";
 import { ChildProcessTransport } from "./stdio.js";
+import { toolwardenVersion } from "../../core/version.js";
 
 /** How to reach an upstream MCP server: a command over stdio, or a Streamable HTTP URL. */
 export type UpstreamSpec = StdioUpstream | HttpUpstream;
@@ -78,7 +79,7 @@ export async function connectUpstream(
     transport?: Transport;
   } = {},
 ): Promise<Client> {
-  const client = new Client(options.info ?? { name: "toolwarden", version: "0.1.0" }, {
+  const client = new Client(options.info ?? { name: "toolwarden", version: toolwardenVersion() }, {
     capabilities: options.capabilities ?? {},
     versionNegotiation: { mode: "auto", probe: { timeoutMs: Math.min(options.timeout ?? 30_000, 10_000) } },
   });
