@@ -26,8 +26,21 @@ export function explainPolicy(policy: CompiledPolicy): string {
       tool.sink ? `sink ${tool.sink}` : "",
       tool.risk ? `risk ${tool.risk}` : "",
       tool.cost !== undefined ? `cost ${tool.cost}` : "",
+      tool.propagates ? "propagates the labels that flow into it" : "",
+      tool.declassifies.length ? `declassifies ${tool.declassifies.join(", ")}` : "",
+      policy.valueSetTools.has(tool.name) ? "a trusted value set for `from` (its parts with no label)" : "",
     ].filter(Boolean);
     out.push(`  ${tool.name}${traits.length ? ` (${traits.join("; ")})` : ""}`);
+    if (tool.fields.length) {
+      const raw = Object.entries(policy.loaded.policy.tools?.[tool.name]?.fields ?? {});
+      out.push(`    fields: ${raw.map(([path, labels]) => `${path} -> ${labels.length ? labels.join(", ") : "no label"}`).join("; ")}`);
+      const all = [...new Set([...tool.produces, ...tool.fields.flatMap((f) => f.labels)])].filter(
+        (label) => !tool.declassifies.includes(label),
+      );
+      out.push(
+        `    on objects and their JSON or YAML text; other text carries ${all.length ? all.join(", ") : "no label"}`,
+      );
+    }
     for (const [arg, spec] of Object.entries(raw.tools?.[tool.name]?.args ?? {})) {
       out.push(`    ${arg}: ${JSON.stringify(spec)} -> ${tool.onViolation} on violation`);
     }
@@ -51,6 +64,7 @@ export function explainPolicy(policy: CompiledPolicy): string {
     );
   }
   if (policy.tests.length) out.push("", `tests: ${policy.tests.length} (run with \`toolwarden test\`)`);
+  if (policy.warnings.length) out.push("", "warnings:", ...policy.warnings.map((w) => `  ${w.line}:${w.col}: ${w.message}`));
   return out.join("\n");
 }
 

@@ -392,14 +392,12 @@ function compileUserAsked(spec: unknown, at: PathSegment[], report: Report): Con
 
 /** A phrase's words; one that ends in `*` keeps it (a prefix). */
 export function phraseWords(phrase: string): string[] {
-  return phrase
-    .split(/\s+/)
-    .flatMap((chunk) => {
-      const prefix = chunk.endsWith("*");
-      const words = askedWords(prefix ? chunk.slice(0, -1) : chunk);
-      if (prefix && words.length) words[words.length - 1] += "*";
-      return words;
-    });
+  return phrase.split(/\s+/).flatMap((chunk) => {
+    const prefix = chunk.endsWith("*");
+    const words = askedWords(prefix ? chunk.slice(0, -1) : chunk);
+    if (prefix && words.length) words[words.length - 1] += "*";
+    return words;
+  });
 }
 
 function wordMatches(pattern: string, word: string): boolean {
@@ -557,9 +555,20 @@ function compileValueTest(
         }
         // Whole-value mode reads the sets of whole values (`=source`); word mode also takes words and lines.
         const keys = spec.match === "value" ? spec.sources.map((source) => `=${source}`) : spec.sources;
-        // A list (recipients) holds only when every element is a trusted value.
-        const trusted = (ctx: EvalContext, value: unknown): boolean =>
-          (typeof value === "string" || typeof value === "number") && ctx.fromValues(String(value), keys);
+        // A list (recipients) holds only when every element is a trusted value; with `find`, every
+        // match of the pattern inside the value is (an IBAN inside a free-text body).
+        const find = spec.find;
+        const whole = (ctx: EvalContext, text: string) => ctx.fromValues(text, keys);
+        const trusted = (ctx: EvalContext, value: unknown): boolean => {
+          if (typeof value !== "string" && typeof value !== "number") return false;
+          if (!find) return whole(ctx, String(value));
+          const matcher = find.matcher(String(value));
+          let found = 0;
+          while (matcher.find()) {
+            if (++found > MAX_FIND_MATCHES || !whole(ctx, matcher.group() ?? "")) return false;
+          }
+          return true;
+        };
         flowTest = and(flowTest, (ctx) =>
           matchAt(root(ctx), path, 0, (value) =>
             Array.isArray(value) ? value.every((item) => trusted(ctx, item)) : trusted(ctx, value),
@@ -587,26 +596,53 @@ const hasOwn = Object.prototype.hasOwnProperty;
 /** How `from` compares: `word` (a whole value, a line or a word of one), `value` (a whole value only). */
 export type FromMatch = "word" | "value";
 
+/** Matches of a `find` pattern inside one value; past this many the value is not trusted. */
+const MAX_FIND_MATCHES = 1000;
+
 /**
- * `from: [source, ...]` or `from: { tools: [source, ...], match: value | word }`. A source is a
- * tool (its outputs' unlabelled values), an input label (`user`: what the user typed) or
- * `args:<tool>.<path>` (values passed to allowed earlier calls of that tool).
+ * `from: [source, ...]` or `from: { tools: [source, ...], match: value | word, find: regex }`. A
+ * source is a tool (its outputs' unlabelled values), an input label (`user`: what the user typed)
+ * or `args:<tool>.<path>` (values passed to allowed earlier calls of that tool). With `find` (RE2),
+ * the test is on every match of the pattern inside the value rather than on the whole value.
  */
 export function fromSpec(
   spec: unknown,
   at: PathSegment[],
   report: Report,
-): { sources: string[]; match: FromMatch } | undefined {
+): { sources: string[]; match: FromMatch; find?: RE2JS } | undefined {
   let sources: string[] | undefined;
   let match: FromMatch = "word";
+  let find: RE2JS | undefined;
   if (spec !== null && typeof spec === "object" && !Array.isArray(spec)) {
-    const { tools, match: m, ...rest } = spec as Record<string, unknown>;
+    const { tools, match: m, find: f, ...rest } = spec as Record<string, unknown>;
     for (const extra of Object.keys(rest))
-      report([...at, extra], `unknown key \`${extra}\` in \`from\``, "expected `tools` and `match`", true);
+      report(
+        [...at, extra],
+        `unknown key \`${extra}\` in \`from\``,
+        "expected `tools`, `match` and `find`",
+        true,
+      );
     sources = stringList(tools, [...at, "tools"], report);
     if (m !== undefined) {
       if (m === "value" || m === "word") match = m;
       else report([...at, "match"], `\`match\` is \`value\` or \`word\`, not \`${String(m)}\``);
+    }
+    if (f !== undefined) {
+      if (typeof f !== "string" || f.length === 0)
+        report([...at, "find"], "`find` takes a regex (RE2) string");
+      else {
+        try {
+          find = RE2JS.compile(f);
+          if (find.matcher("").find())
+            report(
+              [...at, "find"],
+              `\`find\`: /${f}/ matches empty text`,
+              "a pattern for the values to test, such as an IBAN",
+            );
+        } catch (error) {
+          report([...at, "find"], `bad regex /${f}/: ${(error as Error).message}`, "patterns use RE2 syntax");
+        }
+      }
     }
   } else sources = stringList(spec, at, report);
   if (!sources) return undefined;
@@ -617,7 +653,7 @@ export function fromSpec(
       return undefined;
     }
   }
-  return { sources, match };
+  return { sources, match, find };
 }
 
 /** A value test as a condition; one-segment paths (the common `args.amount`) skip the general walk. */

@@ -334,13 +334,19 @@ function condition(key: string, spec: unknown, ctx: Context): boolean {
       // digits; a word written `word*` is a prefix.
       const { labels: phrases, all } = labelSet(spec);
       const asked = (phrase: string) => {
-        const words = [...phrase.normalize("NFKC").toLowerCase().matchAll(/[\p{L}\p{N}]+(\*(?=\s|$))?/gu)];
+        const words = [
+          ...phrase
+            .normalize("NFKC")
+            .toLowerCase()
+            .matchAll(/[\p{L}\p{N}]+(\*(?=\s|$))?/gu),
+        ];
         const body = words
           .map((w) => (w[1] ? `${w[0].slice(0, -1)}[\\p{L}\\p{N}]*` : w[0]))
           .join("[^\\p{L}\\p{N}]+");
         const pattern = new RegExp(`(?:^|[^\\p{L}\\p{N}])${body}(?:$|[^\\p{L}\\p{N}])`, "u");
         return ctx.inputs.some(
-          (input) => input.labels.includes("user") && pattern.test(input.text.normalize("NFKC").toLowerCase()),
+          (input) =>
+            input.labels.includes("user") && pattern.test(input.text.normalize("NFKC").toLowerCase()),
         );
       };
       return all ? phrases.every(asked) : phrases.some(asked);
@@ -437,10 +443,19 @@ function valueHolds(root: unknown, path: string[], spec: unknown, ctx: Context):
     // list (recipients) only when every element is. `{tools, match: value}` reads the sets of
     // whole values, named `=<source>`.
     const long = from !== null && typeof from === "object" && !Array.isArray(from);
-    const spec = long ? (from as { tools: unknown; match?: string }) : { tools: from };
+    const spec = long ? (from as { tools: unknown; match?: string; find?: string }) : { tools: from };
     const sources = strings(spec.tools).map((source) => (spec.match === "value" ? `=${source}` : source));
+    // `find`: every match of the pattern inside the value is a trusted value (at most 1000 matches).
+    const pieces = (text: string): string[] | undefined => {
+      if (spec.find === undefined) return [text];
+      const out: string[] = [];
+      const m = RE2JS.compile(spec.find).matcher(text);
+      while (m.find()) if (out.push(m.group() ?? "") > 1000) return undefined;
+      return out;
+    };
     const trusted = (value: unknown) =>
-      (typeof value === "string" || typeof value === "number") && ctx.fromValues(String(value), sources);
+      (typeof value === "string" || typeof value === "number") &&
+      (pieces(String(value))?.every((piece) => ctx.fromValues(piece, sources)) ?? false);
     if (!valuesAt(root, path).some((value) => (Array.isArray(value) ? value.every(trusted) : trusted(value))))
       return false;
   }

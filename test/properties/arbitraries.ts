@@ -265,12 +265,14 @@ const operatorEntry = fc
   .chain((op) => operand(op).map((value) => [op, value] as const));
 
 /** `from`: the trusted tool `lookup`, or labels of the user's input (recorded as value sets too). */
-const fromSpec = fc.constantFrom<string[] | { tools: string[]; match: string }>(
+const fromSpec = fc.constantFrom<string[] | { tools: string[]; match: string; find?: string }>(
   ["lookup"],
   ["u"],
   ["lookup", "p"],
   { tools: ["lookup"], match: "value" },
   { tools: ["u", "lookup"], match: "value" },
+  { tools: ["lookup", "u"], match: "word", find: "[a-z]+" },
+  { tools: ["lookup"], match: "value", find: "[^ ]+@[^ ]+|[0-9]+" },
 );
 /** `user_asked`: phrases of the flow texts (some only as prefixes), and one found nowhere. */
 const userAsked = fc.oneof(
