@@ -23,6 +23,8 @@ export const BUILTIN_RULES = {
   auditBacklog: "audit-backlog",
   /** The audit record could not be written (fail: closed). */
   auditUnavailable: "audit-unavailable",
+  /** A wrapped function was called with positional values `wrap` cannot name (so cannot check). */
+  wrapUnnamedArgs: "wrap.unnamed_args",
 } as const;
 
 /** The rule id of an approver's answer: `approval:<id>`. */

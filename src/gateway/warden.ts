@@ -3,7 +3,7 @@ import { randomUUID } from "node:crypto";
 import { answered, Approvals } from "../approvals/approvals.js";
 import type { ApprovalSettings } from "../approvals/approvals.js";
 import type { AuditEvent, AuditSink } from "../audit/types.js";
-import { ApprovalRequiredError, mayRun, PolicyDeniedError } from "../core/index.js";
+import { ApprovalRequiredError, BUILTIN_RULES, mayRun, PolicyDeniedError } from "../core/index.js";
 import type { Agent, Call, Decision, Finding } from "../core/index.js";
 import { compilePolicyFile, compilePolicyObject, compilePolicyText } from "../policy/index.js";
 import type { CompiledLimit, CompiledPolicy } from "../policy/index.js";
@@ -660,7 +660,7 @@ export class Warden {
         throw new PolicyDeniedError(
           await this.record(call, {
             verdict: "deny",
-            rule: "wrap.unnamed_args",
+            rule: BUILTIN_RULES.wrapUnnamedArgs,
             reason: `\`${name}\` was called with positional arguments that cannot be named; wrap it with \`{ params: [...] }\` or call it with one object`,
             findings: [],
             labels: [],
