@@ -3,6 +3,9 @@ import { mkdtemp, open, rm } from "node:fs/promises";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { type AuditEvent, type AuditSink, type Durability, JsonlAuditSink } from "../audit/index.js";
+import { Warden } from "../gateway/index.js";
+import { compilePolicyObject } from "../policy/index.js";
+import { syntheticPolicy } from "./scenarios.js";
 
 /** Records per second that one audit sink sustained. */
 export interface AuditThroughput {
@@ -123,6 +126,39 @@ export async function measureAuditThroughput(
       const seconds = await drive(sink, records, concurrency);
       await sink.close();
       record(`sqlite fsync, ${concurrency} in flight`, "sqlite", "fsync", records, concurrency, seconds);
+    }
+    for (const durability of ["fsync", "write"] as const) {
+      // What a library user feels: warden.decide on a 100-rule policy with the JSONL audit,
+      // concurrently, each decision answered once its record is written (and synced).
+      const sink = await JsonlAuditSink.open({
+        path: join(dir, `decide-${durability}.jsonl`),
+        key: KEY,
+        durability,
+      });
+      const warden = new Warden(compilePolicyObject(syntheticPolicy(100)), { audit: sink });
+      const calls = ["refund policy", "shipping times", "warranty", "returns"].map((query, i) => ({
+        tool: "search_docs",
+        args: { query },
+        session: `bench-${i}`,
+      }));
+      let next = 0;
+      const start = process.hrtime.bigint();
+      await Promise.all(
+        Array.from({ length: concurrency }, async () => {
+          while (next < records) await warden.decide(calls[next++ & 3]);
+        }),
+      );
+      await sink.flush();
+      const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+      await sink.close();
+      record(
+        `decide + jsonl ${durability}, 100-rule policy`,
+        "jsonl",
+        durability,
+        records,
+        concurrency,
+        seconds,
+      );
     }
     if (options.postgres !== false)
       results.push(await measurePostgres(options.postgres ?? {}, records, concurrency));
