@@ -1,12 +1,20 @@
-import { readFileSync } from "node:fs";
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { runPolicyTests } from "../cli/test.js";
 import { Warden } from "../gateway/index.js";
 import { compilePolicyText } from "../policy/index.js";
-import { addTrace, emptyObservations } from "./observations.js";
+import { addAuditRecords, addTrace, emptyObservations } from "./observations.js";
 import { replayObservations, suggestPolicy } from "./suggest.js";
 
+const CLI = [
+  "--import",
+  pathToFileURL(join(import.meta.dirname, "../../node_modules/tsx/dist/loader.mjs")).href,
+  join(import.meta.dirname, "../cli/main.ts"),
+];
 const SESSION = join(import.meta.dirname, "../../examples/support-bot/session.jsonl");
 
 /** The bundled session's benign conversations (s1, s3), as a trace. */
@@ -89,5 +97,55 @@ describe("suggestPolicy from traces", () => {
     expect(suggestion.relaxed.join("\n")).toMatch(/detect: secrets/);
     expect(suggestion.policy.detect).toBeUndefined();
     expect((await runPolicyTests(suggestion.compiled)).every((o) => o.ok)).toBe(true);
+  });
+
+  it("from an audit that kept only hashes: the tools, and a note that arguments were not learned", async () => {
+    const observations = emptyObservations();
+    const record = (seq: number, tool: string, verdict: "allow" | "deny") =>
+      ({
+        seq,
+        kind: "decision",
+        time: "2026-12-06T00:00:00Z",
+        session: "a",
+        tool,
+        verdict,
+        rule: null,
+        argsHash: "x",
+        prev: "",
+        hash: "",
+        hmac: "",
+      }) as never;
+    addAuditRecords(observations, [record(1, "search", "allow"), record(2, "wipe", "deny")], "audit.jsonl");
+    const suggestion = await suggestPolicy(observations);
+    expect(suggestion.policy.allow).toEqual(["search"]);
+    expect(suggestion.notLearned.map((c) => c.tool)).toEqual(["wipe"]);
+    expect(suggestion.yaml).toMatch(/1 of 1 calls were audited without arguments/);
+    expect(suggestion.yaml).toMatch(/Not learned from \(the observing policy denied them\): 1/);
+  });
+
+  it("--against prints what would change and the observed calls the current policy refuses", () => {
+    const dir = mkdtempSync(join(tmpdir(), "tw-against-"));
+    const trace = join(dir, "trace.jsonl");
+    writeFileSync(trace, benignTrace());
+    const out = spawnSync(
+      process.execPath,
+      [
+        ...CLI,
+        "suggest",
+        trace,
+        "--against",
+        join(import.meta.dirname, "../../examples/support-bot/policy.yaml"),
+        "-o",
+        join(dir, "s.yaml"),
+      ],
+      {
+        encoding: "utf8",
+      },
+    );
+    expect(out.status).toBe(0);
+    expect(out.stdout).toMatch(/^what would change from .*policy\.yaml:/);
+    expect(out.stdout).toMatch(/^- rule lethal-trifecta$/m);
+    expect(out.stdout).toMatch(/observed calls .* does not allow: 2/);
+    expect(out.stdout).toMatch(/send_email: ask by ask:send_email/);
   });
 });

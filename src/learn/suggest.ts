@@ -477,7 +477,10 @@ function render(policy: Record<string, unknown>, notes: Map<string, string[]>, h
   for (const [key, lines] of notes) {
     const path = JSON.parse(key) as Path;
     const text = lines.map((line) => ` ${line}`).join("\n");
-    if (!commentAt(doc, path, text) && path.length > 1) commentAt(doc, path.slice(0, -1), text);
+    // Where the part was dropped (a tool with nothing to declare), the note goes on its nearest parent, else the allow list.
+    let at = path;
+    while (!commentAt(doc, at, text) && at.length > 0) at = at.length > 1 ? at.slice(0, -1) : [];
+    if (at.length === 0) commentAt(doc, ["allow"], text);
   }
   const flow = (node: unknown) => {
     if (isMap(node) || isSeq(node)) (node as { flow?: boolean }).flow = true;
