@@ -52,6 +52,11 @@ export class FanoutAuditSink implements AuditSink {
   #closed = false;
 
   private constructor(targets: Target[], bound: number) {
+    // `new FanoutAuditSink(options)` from user code would have no targets and refuse every record.
+    if (!Array.isArray(targets))
+      throw new TypeError(
+        "a FanoutAuditSink is opened, not constructed: use `await FanoutAuditSink.open({ sinks, spoolDir })`",
+      );
     this.#targets = targets;
     this.#bound = bound;
   }

@@ -166,5 +166,15 @@ describe("the README quick start, from the packed tarball", () => {
     );
     expect(run.status).not.toBe(0);
     expect(run.stderr).toContain("await JsonlAuditSink.open");
+    const fanout = spawnSync(
+      process.execPath,
+      [
+        "--input-type=module",
+        "-e",
+        'import { FanoutAuditSink } from "toolwarden/audit"; new FanoutAuditSink({ sinks: [] });',
+      ],
+      { cwd: project, encoding: "utf8" },
+    );
+    expect(fanout.stderr).toContain("await FanoutAuditSink.open");
   });
 });
