@@ -802,6 +802,8 @@ async function settleAsk(
 
 /** Bytes of events waiting for one event stream client past which it is dropped (it reconnects). */
 const MAX_QUEUED_EVENT_BYTES = 1 << 20;
+/** How long a client's writer lets events gather before one write (a dashboard does not notice). */
+const EVENT_COALESCE_MS = 25;
 
 /**
  * One event stream client. Each event is serialised once by the bus and queued here as its frame;
@@ -855,6 +857,9 @@ function streamEvents(c: Context<Env>, ctx: ServerContext): Response {
           await stream.write(": keep-alive\n\n");
           continue;
         }
+        // Coalesce: under load one write per client every EVENT_COALESCE_MS instead of one per event.
+        if (queued < 64 * 1024) await new Promise((resolve) => setTimeout(resolve, EVENT_COALESCE_MS));
+        if (stream.aborted || dropped) break;
         const chunk = frames.length === 1 ? frames[0]! : frames.join("");
         frames.length = 0;
         await stream.write(chunk);
