@@ -109,12 +109,14 @@ export class ToolCatalog {
   visible(): ListedTool[] {
     const out: ListedTool[] = [];
     const spec = this.warden.policy.loaded.policy.servers?.[this.server];
-    const hideDenied = spec?.hide_denied ?? this.hideDeniedByDefault;
+    // Observing stops nothing: every tool is listed as the server lists it; pin failures are audited at call time.
+    const observing = this.warden.observing;
+    const hideDenied = (spec?.hide_denied ?? this.hideDeniedByDefault) && !observing;
     for (const tool of this.tools) {
       // The model never sees a tool it could never call (and so never tries it).
       if (hideDenied && deniedOutright(this.warden, this.server, tool.name)) continue;
       const status = this.statuses.get(tool.name);
-      if (!this.ledger || status?.ok) out.push(tool);
+      if (!this.ledger || status?.ok || observing) out.push(tool);
       else if (status?.verdict === "ask" && status.pin) {
         const { pin } = status;
         out.push({
