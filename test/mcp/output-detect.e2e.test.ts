@@ -1,7 +1,7 @@
 import { writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { FILESYSTEM, proxied, tempDir, text } from "./helpers.js";
+import { FILESYSTEM, INTEROP, proxied, tempDir, text } from "./helpers.js";
 import type { Proxied } from "./helpers.js";
 
 // A made-up token in GitHub's format, in a file the reference filesystem server returns.
@@ -68,5 +68,32 @@ tools:
       }),
     ]);
     expect(JSON.stringify(audit)).not.toContain(TOKEN);
+  });
+});
+
+describe("mcp proxy: output detectors on resources/read", () => {
+  let proxy: Proxied;
+  beforeAll(async () => {
+    proxy = await proxied({
+      serverId: "interop",
+      server: INTEROP,
+      env: { SDK: "v1" },
+      policy: "version: 1\ndefault: allow\ndetect:\n  secrets: { outputs: mask }\n",
+    });
+  });
+  afterAll(() => proxy?.close());
+
+  it("a resource's contents reach the client masked, and the masking is audited", async () => {
+    // The fixture's file template answers `contents of <path>`: the path carries the token.
+    const read = await proxy.client.readResource({ uri: `file:///${TOKEN}` });
+    expect(read.contents[0]).toMatchObject({ text: "contents of /[REDACTED]" });
+    await proxy.close();
+    const outputs = proxy.audit().filter((r) => r.kind === "output");
+    expect(outputs).toEqual([
+      expect.objectContaining({
+        tool: "resources/read",
+        data: { detected: ["secret.github_token"], action: "masked" },
+      }),
+    ]);
   });
 });

@@ -126,8 +126,12 @@ export class ToolGate {
       this.recordText(call, context.session, (error as Error)?.message ?? String(error));
       throw error;
     }
-    this.recordText(call, context.session, requestOutputText(result));
-    return result;
+    // Output detectors apply to resources and prompts as to tool results.
+    const guarded = await this.warden.guardOutput(call, result, context.session, (output, extra) =>
+      this.recordText(call, context.session, requestOutputText(output), extra),
+    );
+    if (guarded.withheld) throw refusalProtocolError({ ...guarded.withheld, tool: method });
+    return guarded.output as T;
   }
 
   /** Null when the pin lets the call through; else the refusing Decision (audited). */
