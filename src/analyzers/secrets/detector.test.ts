@@ -345,6 +345,7 @@ describe("scanSecrets: formats and placement", () => {
     "machine example.com login anonymous password",
     "password: required",
     "password_hint=first pet",
+    // biome-ignore lint/suspicious/noTemplateCurlyInString: a shell reference, not a template
     "DB_PASSWORD=${DB_PASSWORD}",
     "password = self.password",
   ])("ignores %j", (text) => {
