@@ -4,6 +4,7 @@
  */
 export {
   ApprovalRequiredError,
+  ERROR_CODES,
   PolicyDeniedError,
   PolicyLoadError,
   SEVERITY,
@@ -18,6 +19,7 @@ export type {
   FlowEvidence,
   PolicyIssue,
   RiskLevel,
+  ToolwardenErrorCode,
   Verdict,
 } from "./core/index.js";
 export { evaluateCall, hashCall, Session, Warden } from "./gateway/index.js";

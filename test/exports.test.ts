@@ -16,20 +16,35 @@ function staticPackages(entry: string): Set<string> {
     const text = readFileSync(file, "utf8");
     for (const [, spec] of text.matchAll(/^(?:import|export)\s+(?!type\b)[^;]*?from\s+"([^"]+)"/gm)) {
       if (spec.startsWith(".")) visit(resolve(dirname(file), spec.replace(/\.js$/, ".ts")));
-      else if (!spec.startsWith("node:")) packages.add(spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]);
+      else if (!spec.startsWith("node:"))
+        packages.add(spec.startsWith("@") ? spec.split("/").slice(0, 2).join("/") : spec.split("/")[0]);
     }
   };
   visit(entry);
   return packages;
 }
 
-const HEAVY = ["pg", "ioredis", "better-sqlite3", "@modelcontextprotocol/sdk", "hono", "@hono/node-server", "openai", "@anthropic-ai/sdk", "ai", "@langchain/core", "@openai/agents", "playwright-core"];
+const HEAVY = [
+  "pg",
+  "ioredis",
+  "better-sqlite3",
+  "@modelcontextprotocol/sdk",
+  "hono",
+  "@hono/node-server",
+  "openai",
+  "@anthropic-ai/sdk",
+  "ai",
+  "@langchain/core",
+  "@openai/agents",
+  "playwright-core",
+];
 
 describe("the public surface", () => {
   it("pins the core entry point's exports", () => {
     expect(Object.keys(toolwarden).sort()).toMatchInlineSnapshot(`
       [
         "ApprovalRequiredError",
+        "ERROR_CODES",
         "MemoryStateStore",
         "PolicyDeniedError",
         "PolicyLoadError",
@@ -58,7 +73,9 @@ describe("the public surface", () => {
   });
 
   it("every subpath export points at a source module that exists", () => {
-    const subpaths = Object.entries(pkg.exports as Record<string, string | { default: string }>).filter(([key]) => key !== "./package.json");
+    const subpaths = Object.entries(pkg.exports as Record<string, string | { default: string }>).filter(
+      ([key]) => key !== "./package.json",
+    );
     expect(subpaths.length).toBeGreaterThan(5);
     for (const [key, target] of subpaths) {
       const built = typeof target === "string" ? target : target.default;

@@ -36,6 +36,8 @@ import {
   PolicySourceSchema,
   StatsQuerySchema,
 } from "./schemas.js";
+import { HttpError, STATUS_BY_CODE, statusOf } from "./http-errors.js";
+import type { ErrorStatus } from "./http-errors.js";
 
 /** Everything the routes work with; `startServer` builds it. */
 export interface ServerContext {
@@ -267,8 +269,8 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
         const plan = await ctx.warden.createPlan(body.steps, { session: body.session, ttlMs: body.ttlMs });
         return c.json(plan, 201);
       } catch (error) {
-        if (error instanceof ToolwardenError && error.code === "plan_invalid") {
-          return fail(c, 422, "plan_invalid", error.message);
+        if (error instanceof ToolwardenError && statusOf(error, 503) !== 503) {
+          return fail(c, statusOf(error), error.code, error.message);
         }
         return fail(c, 503, "store_unavailable", `the plan was not stored: ${(error as Error).message}`);
       }
@@ -670,6 +672,9 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
 
   app.notFound((c) => fail(c, 404, "not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`));
   app.onError((error, c) => {
+    if (error instanceof HttpError) return fail(c, error.status, error.code, error.message, error.issues);
+    if (error instanceof ToolwardenError && STATUS_BY_CODE[error.code])
+      return fail(c, statusOf(error), error.code, error.message);
     ctx.log(`internal error on ${c.req.method} ${new URL(c.req.url).pathname}: ${error.message}`);
     return fail(c, 500, "internal", "internal error");
   });
@@ -879,7 +884,7 @@ function param(c: Context, name: string): string {
 /** An error response: `{error: {code, message, issues?}}`. */
 function fail(
   c: Context,
-  status: 400 | 401 | 403 | 404 | 409 | 413 | 422 | 500 | 503,
+  status: ErrorStatus,
   code: string,
   message: string,
   issues?: Array<{ path: string; message: string }>,
@@ -949,8 +954,7 @@ function policyErrors(c: Context, error: unknown): Response {
     );
   }
   if (error instanceof ToolwardenError) {
-    const status = error.code === "version_unknown" ? 404 : 409;
-    return fail(c, status, error.code, error.message);
+    return fail(c, statusOf(error, 409), error.code, error.message);
   }
   throw error;
 }
