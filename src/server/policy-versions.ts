@@ -181,18 +181,26 @@ export class PolicyManager {
     by: string,
     activate = false,
   ): Promise<{ version: PolicyVersion; change?: PolicyChange }> {
+    if (!activate) {
+      // Stored without compiling on this thread; activation compiles it (off the thread too).
+      const { name, hash } = await this.validateUpload(source);
+      return this.#serial(async () => {
+        const version = this.#storeText(hash, name, source, "upload", by);
+        this.#save();
+        return { version };
+      });
+    }
     const policy = await this.compileUploadAsync(source);
     return this.#serial(async () => {
       const version = this.#store(policy, "upload", by);
       this.#save();
-      const change = activate ? await this.#activate(policy, "activate", by) : undefined;
-      return change ? { version, change } : { version };
+      return { version, change: await this.#activate(policy, "activate", by) };
     });
   }
 
   /** Activates a stored version; throws `ToolwardenError` (`version_unknown`, `version_changed`). */
   activate(hash: string, by: string): Promise<PolicyChange> {
-    return this.#serial(async () => this.#activate(this.#load(hash), "activate", by));
+    return this.#serial(async () => this.#activate(await this.#loadAsync(hash), "activate", by));
   }
 
   /** Goes back to the version active before the current one; throws `ToolwardenError` (`no_rollback`). */
@@ -207,7 +215,7 @@ export class PolicyManager {
         throw new ToolwardenError("no_rollback", "there is no earlier version to roll back to");
       }
       stack.pop();
-      return this.#activate(this.#load(previous), "rollback", by);
+      return this.#activate(await this.#loadAsync(previous), "rollback", by);
     });
   }
 
@@ -253,6 +261,23 @@ export class PolicyManager {
     return run;
   }
 
+  /** `#load`, compiling a stored upload off the event loop. */
+  async #loadAsync(hash: string): Promise<CompiledPolicy> {
+    const cached = this.#compiled.get(hash);
+    if (cached) return cached;
+    const stored = this.get(hash);
+    if (stored?.version.origin !== "upload") return this.#load(hash);
+    const policy = await this.compileUploadAsync(stored.source);
+    if (policy.hash !== hash) {
+      throw new ToolwardenError(
+        "version_changed",
+        `policy version \`${hash.slice(0, 12)}\` now compiles to \`${policy.hash.slice(0, 12)}\`: a policy it extends has changed`,
+      );
+    }
+    this.#compiled.set(hash, policy);
+    return policy;
+  }
+
   #load(hash: string): CompiledPolicy {
     const cached = this.#compiled.get(hash);
     if (cached) return cached;
@@ -274,12 +299,22 @@ export class PolicyManager {
 
   #store(policy: CompiledPolicy, origin: PolicyVersion["origin"], by: string): PolicyVersion {
     this.#compiled.set(policy.hash, policy);
-    const existing = this.#manifest.versions.find((v) => v.hash === policy.hash);
+    return this.#storeText(policy.hash, policy.name, policy.loaded.source.text, origin, by);
+  }
+
+  #storeText(
+    hash: string,
+    name: string,
+    text: string,
+    origin: PolicyVersion["origin"],
+    by: string,
+  ): PolicyVersion {
+    const existing = this.#manifest.versions.find((v) => v.hash === hash);
     if (existing) return existing;
-    writeFileSync(this.#textFile(policy.hash), policy.loaded.source.text, { mode: 0o600 });
+    writeFileSync(this.#textFile(hash), text, { mode: 0o600 });
     const version: PolicyVersion = {
-      hash: policy.hash,
-      name: policy.name,
+      hash,
+      name,
       origin,
       createdAt: new Date().toISOString(),
       createdBy: by,
