@@ -170,6 +170,7 @@ export class McpProxy {
     }
     const proxy = new McpProxy(client, upstream, options);
     proxy.wireUpstream();
+    proxy.passLogsThrough(held);
     proxy.handle = serveStdio(
       ({ era }) => {
         proxy.era = era;
@@ -301,6 +302,29 @@ export class McpProxy {
           server.request({ method: request.method, params: relayedParams(request.params) } as never, options),
       );
     }) as never;
+  }
+
+  /**
+   * Log messages (`notifications/message`, what a chatty or flooding server sends most) need nothing
+   * from the proxy: once the client is served they go from the upstream's transport to the client's
+   * as they are, through the pump, without being parsed and rebuilt by both SDK layers.
+   */
+  private passLogsThrough(downstream: Transport): void {
+    const upstream = this.upstream;
+    const protocol = upstream.onmessage;
+    if (!protocol) return;
+    upstream.onmessage = ((message: JSONRPCMessage, extra?: unknown) => {
+      if (
+        this.current &&
+        "method" in message &&
+        !("id" in message) &&
+        message.method === "notifications/message"
+      ) {
+        this.pump.push(() => downstream.send(message));
+        return;
+      }
+      protocol.call(upstream, message, extra as never);
+    }) as typeof upstream.onmessage;
   }
 
   /** A 2026 upstream announces changes only on a subscription: open one for what it offers. */
