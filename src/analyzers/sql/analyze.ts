@@ -27,6 +27,17 @@ export const WRITE_FUNCTIONS: Readonly<Record<string, string>> = {
   nextval: "advances a sequence",
 };
 
+/** SQL Server table hints that take update, exclusive or held locks (`WITH (UPDLOCK)`). */
+const LOCK_HINTS = new Set([
+  "updlock",
+  "xlock",
+  "tablock",
+  "tablockx",
+  "holdlock",
+  "serializable",
+  "repeatableread",
+]);
+
 /** The category a write inside a read (`FOR UPDATE`, `nextval`) needs. */
 export const WRITE_NEEDS = "update";
 
@@ -173,13 +184,19 @@ class Walk {
       if (depth > 0 && NESTED.has(type)) this.category(type, true);
       if (type === "function" || type === "aggr_func") this.func(value);
       else if (type === "update" || type === "delete") this.where(type, value.where);
-      else if (type === "select") {
+      else if (type === "column_ref" && typeof value.table === "string" && value.table !== "") {
+        // Oracle and Snowflake spell a sequence's next value `seq.NEXTVAL`.
+        if (typeof value.column === "string" && value.column.toLowerCase() === "nextval")
+          this.write(`\`${preview(value.table, 40)}.NEXTVAL\` advances a sequence`);
+      } else if (type === "select") {
         if (isNode(value.into)) this.selectInto(value.into);
         if (typeof value.locking_read === "string" && value.locking_read !== "") {
           this.write(`\`${value.locking_read.toUpperCase()}\` locks rows`);
         }
       }
     }
+    if (isNode(value.table_hint) && Array.isArray(value.table_hint.expr))
+      this.tableHints(value.table_hint.expr);
     if (typeof value.table === "string" && type !== "column_ref" && !("column" in value)) {
       this.tableRef(value);
     }
@@ -221,6 +238,14 @@ class Walk {
     if (why !== undefined) this.report("sql.dangerous_function", `\`${name}\` ${why}`);
     const write = WRITE_FUNCTIONS[name];
     if (write !== undefined) this.write(`\`${name}\` ${write}`);
+  }
+
+  private tableHints(hints: unknown[]) {
+    for (const hint of hints) {
+      const name = isNode(hint) && isNode(hint.expr) ? hint.expr.value : undefined;
+      if (typeof name === "string" && LOCK_HINTS.has(name.toLowerCase()))
+        this.write(`\`WITH (${name.toUpperCase()})\` locks rows`);
+    }
   }
 
   private write(what: string) {

@@ -46,10 +46,18 @@ describe("sql kind: writes inside reads, every dialect", () => {
     ["mysql", "SELECT id FROM t WHERE id = 1 FOR UPDATE"],
     ["mysql", "SELECT id FROM t LOCK IN SHARE MODE"],
     ["mysql", "SELECT nextval(s)"],
+    ["snowflake", "SELECT s.nextval"],
+    ["transactsql", "SELECT * FROM t WITH (UPDLOCK) WHERE id = 1"],
+    ["transactsql", "SELECT * FROM t WITH (ROWLOCK, XLOCK) WHERE id = 1"],
   ] as const)("%s: %s needs `update`", (dialect, query) => {
     expect(codes({ allow: ["select"], dialect }, query)).toEqual(["sql.not_allowed"]);
     expect(codes({ allow: ["select", "update"], dialect }, query)).toEqual([]);
   });
+});
+
+it("reads, not writes: SQL Server NOLOCK, a column merely named like a sequence function", () => {
+  expect(codes({ allow: ["select"], dialect: "transactsql" }, "SELECT * FROM t WITH (NOLOCK)")).toEqual([]);
+  expect(codes({ allow: ["select"], dialect: "mysql" }, "SELECT nextval_at FROM t")).toEqual([]);
 });
 
 describe("sql kind: node-sql-parser dialects read what their servers read", () => {
