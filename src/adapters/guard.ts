@@ -3,7 +3,7 @@
  * approvals), the refusal the model reads, and the labelling of outputs. Adapters import this
  * module; `protect.ts`, which knows every adapter, only detects the SDK and dispatches.
  */
-import { answered } from "../approvals/approvals.js";
+import { answered, approvalEvent } from "../approvals/approvals.js";
 import {
   ApprovalRequiredError,
   BUILTIN_RULES,
@@ -184,14 +184,7 @@ export class ToolGuard {
     const reason = answer.reason ?? `${status} through the SDK's own approval flow`;
     const decided = await this.warden.approvals.settle(decision.approval, status, answer.by, reason);
     if (!decided) return decision;
-    await this.warden.appendAudit({
-      kind: "approval",
-      session: call.session,
-      agent: typeof call.agent?.id === "string" ? call.agent.id : undefined,
-      tool: call.tool,
-      server: call.server,
-      approval: { id: decided.id, status, by: answer.by, reason },
-    });
+    await this.warden.appendAudit(approvalEvent(decided, status, answer.by, reason, { via: "sdk" }));
     if (answer.approved) return this.warden.decide(call);
     return answered(decision, decided, 0);
   }

@@ -6,6 +6,7 @@ import { auditArgs } from "../core/redact.js";
 import { overrule } from "../gateway/combine.js";
 import { valueAt } from "../gateway/inspect.js";
 import { isExpired } from "../stores/approval.js";
+import type { AuditEvent } from "../audit/types.js";
 import type { Approval, StateStore } from "../stores/types.js";
 
 /** How asks wait for a human; `WardenOptions.approvals`. */
@@ -240,4 +241,28 @@ export function answered(decision: Decision, approval: Approval | undefined, wai
     rule: BUILTIN_RULES.approvalTimeout,
     reason: `no approval within ${Math.round(waited / 1000)}s (was: ${decision.reason})`,
   });
+}
+
+/**
+ * The audit record of a human's answer to an approval, the same from every path that takes
+ * answers (the server, the CLI, an SDK's own approval flow, the Warden's watch on the store).
+ */
+export function approvalEvent(
+  approval: Approval,
+  status: "approved" | "denied",
+  by: string,
+  reason: string | undefined,
+  data: Record<string, unknown> = {},
+): Omit<AuditEvent, "time"> {
+  return {
+    kind: "approval",
+    tool: approval.tool,
+    server: approval.server,
+    agent: approval.agent,
+    session: approval.session,
+    rule: approval.rule,
+    reason: approval.reason,
+    approval: { id: approval.id, status, by, ...(reason ? { reason } : {}) },
+    data: { ...data, callHash: approval.callHash },
+  };
 }

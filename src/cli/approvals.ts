@@ -4,6 +4,7 @@ import type { Approval, ApprovalStatus } from "../stores/types.js";
 import { AUDIT_KEY_OPTION, CliError, parseFlags, STORE_OPTION, table } from "./util.js";
 import type { Command } from "./util.js";
 import { help } from "./validate.js";
+import { approvalEvent } from "../approvals/approvals.js";
 
 const USAGE =
   "toolwarden approvals list|approve ID|deny ID (--store URL | --server URL [--key-file FILE]) [--reason TEXT] [--by NAME] [--status S] [--json] [--audit LOG [--audit-key-file FILE]]";
@@ -240,16 +241,8 @@ async function storeBackend(
         );
       }
       await audit?.append({
-        kind: "approval",
         time: new Date().toISOString(),
-        tool: decided.tool,
-        server: decided.server,
-        agent: decided.agent,
-        session: decided.session,
-        rule: decided.rule,
-        reason: decided.reason,
-        approval: { id, status, by, ...(reason ? { reason } : {}) },
-        data: { via: "cli", callHash: decided.callHash },
+        ...approvalEvent(decided, status, by, reason, { via: "cli" }),
       });
       if (holder)
         process.stderr.write(

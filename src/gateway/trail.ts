@@ -1,5 +1,5 @@
 import type { AuditEvent, AuditSink } from "../audit/types.js";
-import { maskFlagged } from "../approvals/approvals.js";
+import { approvalEvent, maskFlagged } from "../approvals/approvals.js";
 import { hashValue } from "../core/canonical.js";
 import type { Call, Decision } from "../core/index.js";
 import { BUILTIN_RULES, mayRun } from "../core/index.js";
@@ -163,21 +163,8 @@ export class DecisionTrail {
       const status = approval.status === "denied" ? "denied" : "approved";
       await this.sink
         .append({
-          kind: "approval",
           time: new Date(approval.decidedAt ?? this.now()).toISOString(),
-          tool: approval.tool,
-          server: approval.server,
-          agent: approval.agent,
-          session: approval.session,
-          rule: approval.rule,
-          reason: approval.reason,
-          approval: {
-            id,
-            status,
-            by: approval.decidedBy,
-            ...(approval.decisionReason ? { reason: approval.decisionReason } : {}),
-          },
-          data: { via: "store", callHash: approval.callHash },
+          ...approvalEvent(approval, status, approval.decidedBy, approval.decisionReason, { via: "store" }),
         })
         .catch((error) => {
           this.unaudited.add(id);

@@ -10,7 +10,7 @@ import { hashValue } from "../audit/chain.js";
 import { canonicalJson } from "../core/canonical.js";
 import type { Call, Decision } from "../core/index.js";
 import { PolicyLoadError, ToolwardenError } from "../core/index.js";
-import { answered } from "../approvals/approvals.js";
+import { answered, approvalEvent } from "../approvals/approvals.js";
 import type { Warden } from "../gateway/index.js";
 import type { ApprovalStatus } from "../stores/types.js";
 import type { AuditReader } from "./audit-reader.js";
@@ -352,17 +352,9 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
             : fail(c, 404, "not_found", `no approval \`${id}\``);
         }
         ctx.bus.emit({ type: "approval", approval: decided });
-        await ctx.warden.appendAudit({
-          kind: "approval",
-          tool: decided.tool,
-          server: decided.server,
-          agent: decided.agent,
-          session: decided.session,
-          rule: decided.rule,
-          reason: decided.reason,
-          approval: { id, status, by: identity.name, ...(body.reason ? { reason: body.reason } : {}) },
-          data: { key: identity.id, callHash: decided.callHash },
-        });
+        await ctx.warden.appendAudit(
+          approvalEvent(decided, status, identity.name, body.reason, { key: identity.id }),
+        );
         return c.json(decided);
       },
     );
