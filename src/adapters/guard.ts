@@ -29,6 +29,11 @@ export interface GuardOptions {
   agent?: Agent;
   /** What the user asked for, kept on sessions the adapter opens. */
   task?: string;
+  /**
+   * The user's own request, recorded once on each session the adapter opens as input labelled
+   * `user` (for `user_asked`, `from: [user]` and `session.inputs`).
+   */
+  input?: string;
   /** The upstream the tools belong to (`servers.<name>` in the policy). */
   server?: string;
   /** The text the model reads instead of the output of a refused call. */
@@ -118,6 +123,9 @@ export class ToolGuard {
   private readonly byRun = new WeakMap<object, Session>();
   private fallback: Session | undefined;
 
+  /** Sessions this guard has recorded `input` on. */
+  private readonly inputRecorded = new Set<string>();
+
   constructor(warden: Warden, options: GuardOptions = {}) {
     this.warden = warden;
     this.options = options;
@@ -147,7 +155,12 @@ export class ToolGuard {
   }
 
   private open(id?: string): Session {
-    return this.warden.session({ id, agent: this.options.agent, task: this.options.task });
+    const session = this.warden.session({ id, agent: this.options.agent, task: this.options.task });
+    if (this.options.input !== undefined && !this.inputRecorded.has(session.id)) {
+      this.inputRecorded.add(session.id);
+      session.input(this.options.input, { labels: ["user"] });
+    }
+    return session;
   }
 
   /** The Call for one tool invocation in `session`. */
