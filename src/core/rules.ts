@@ -23,6 +23,10 @@ export const BUILTIN_RULES = {
   auditBacklog: "audit-backlog",
   /** The audit record could not be written (fail: closed). */
   auditUnavailable: "audit-unavailable",
+  /** A session cannot be opened (the store's caps, or another agent owns it). */
+  sessionLimit: "session-limit",
+  /** A tool's output was withheld: a detector under `detect: { <name>: { outputs: deny } }` found something in it. */
+  detectOutput: "detect.output",
   /** A wrapped function was called with positional values `wrap` cannot name (so cannot check). */
   wrapUnnamedArgs: "wrap.unnamed_args",
 } as const;

@@ -324,7 +324,7 @@ export class Warden {
       : `state store \`${this.store.kind}\` failed: ${message}`;
     const decision: Decision = {
       verdict: "deny",
-      rule: refused ? "session-limit" : "store-unavailable",
+      rule: refused ? BUILTIN_RULES.sessionLimit : BUILTIN_RULES.storeUnavailable,
       reason: refused ? message : `the session's state is unavailable: ${named}`,
       findings: [],
       labels: [],
@@ -630,7 +630,7 @@ export class Warden {
     if (action !== "deny") return { output: scan.output, labels, action, findings };
     const withheld: Decision = {
       verdict: "deny",
-      rule: "detect.output",
+      rule: BUILTIN_RULES.detectOutput,
       reason: `the output of \`${call.tool}\` was withheld: it holds ${codes.join(", ")}`,
       findings,
       labels: [],
