@@ -288,10 +288,16 @@ export class FlowIndex {
     let lastDoc = -1;
     let lastDiagonal = 0;
     let lastEnd = 0;
-    let roll = 0;
-    for (let j = 0; j < k; j++) roll = (Math.imul(roll, this.base) + data[j]) | 0;
-    scanning: for (let i = 0; ; i++) {
-      const hash = fmix32(roll);
+    // Only the argument's own winnowed k-grams are looked up: a shared stretch of at least t
+    // characters holds a whole window of w k-grams, identical on both sides, and both sides keep
+    // that window's leftmost minimum (the same rule, the same hashes). About 2/(w+1) of the
+    // positions, so a scan costs a fraction of the random table reads it would with every k-gram.
+    const selected = this.winnow(data, n);
+    const selectedHash = this.selectedHash;
+    const selectedPos = this.selectedPos;
+    scanning: for (let s = 0; s < selected; s++) {
+      const hash = selectedHash[s];
+      const i = selectedPos[s];
       const high = hash >>> 16;
       const left = i >= g ? tags[i - g] : 0;
       const right = i + k + g <= n ? tags[i + k] : 0;
@@ -346,8 +352,6 @@ export class FlowIndex {
           }
         }
       }
-      if (i + k >= n) break;
-      roll = (Math.imul(roll, this.base) + data[i + k] - Math.imul(data[i], this.baseK)) | 0;
     }
     if (this.isOverflowed || exhausted) {
       for (let id = 0; id < this.labelNames.length; id++) {
@@ -465,6 +469,10 @@ export class FlowIndex {
 
   private releaseScratch(): void {
     if (this.scratch.data.length > SCRATCH_KEEP) this.scratch = new CharBuffer(1024);
+    if (this.selectedPos.length > SCRATCH_KEEP) {
+      this.selectedHash = new Uint32Array(64);
+      this.selectedPos = new Uint32Array(64);
+    }
     if (this.scratchTags.length > SCRATCH_KEEP) this.scratchTags = new Uint8Array(1024);
   }
 

@@ -10,7 +10,8 @@ import { compileGenerated, compileObject, decideBoth, sessionFor } from "./harne
 /** Cases per property; CI runs the default, `TW_PROPERTY_RUNS=20000` digs deeper. */
 const RUNS = Number(process.env.TW_PROPERTY_RUNS ?? 2000);
 
-describe("the compiled engine agrees with the reference evaluator", () => {
+// Thousands of generated policies per property: give a loaded machine time.
+describe("the compiled engine agrees with the reference evaluator", { timeout: 180_000 }, () => {
   it(`on verdict, deciding rule, matched set, finding codes and labels (${RUNS} policies, 1-4 calls each)`, () => {
     const seen = { cases: 0, calls: 0, byOutcome: new Map<string, number>() };
     fc.assert(

@@ -94,7 +94,8 @@ function splitAcrossFiles(p: GenPolicy, cut: number): CompiledPolicy {
   return compilePolicyFile(join(dir, "root.yaml"));
 }
 
-describe("laws of the semantics", () => {
+// Thousands of generated policies per law: give a loaded machine time (alone, each takes seconds).
+describe("laws of the semantics", { timeout: 180_000 }, () => {
   it(`order in the file, and the order of files, never changes a decision (${RUNS} cases)`, () => {
     fc.assert(
       fc.property(policy(), calls, sessionPlan, fc.nat(), fc.nat(6), (p, cs, plan, seed, cut) => {
