@@ -6,7 +6,8 @@
 import { describe, expect, it } from "vitest";
 import type { z } from "zod";
 import type { Call, Decision, Finding } from "../../src/core/index.js";
-import { CallSchema, DecisionSchema, FindingSchema } from "../../src/server/schemas.js";
+import type { CallSchema, FindingSchema } from "../../src/server/schemas.js";
+import { DecisionSchema } from "../../src/server/schemas.js";
 
 type WireDecision = z.infer<typeof DecisionSchema>;
 type WireFinding = z.infer<typeof FindingSchema>;
