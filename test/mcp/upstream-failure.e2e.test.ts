@@ -11,7 +11,9 @@ describe.each(["v1", "v2"])("mcp proxy when the upstream (%s SDK) fails", (sdk) 
     expect(answer.error).toMatchObject({ message: expect.stringMatching(/`fixture`.*exited with code 3/) });
     const { code } = await proxy.exited;
     expect(code).not.toBe(0);
-    expect(proxy.stderr()).toMatch(/server `fixture`.*exited with code 3/);
+    expect(proxy.stderr()).toMatch(
+      /server `fixture` exited with code 3; answering 1 pending request with an error/,
+    );
   });
 
   it("answers the pending call with an error naming the line limit when a line is too long", async () => {

@@ -207,12 +207,10 @@ export class McpProxy {
     );
     const timeout = options.requestTimeout ?? 10 * 60_000;
     const forward = (method: string, params: unknown, ctx: Ctx) =>
-      this.track(
-        relay(params, ctx.mcpReq, timeout, this.pump, (requestOptions) =>
-          client.request(
-            { method, params: withRoundTrip(method, relayedParams(params), ctx.mcpReq) } as never,
-            { ...roundTripOptions(method), ...requestOptions },
-          ),
+      relay(params, ctx.mcpReq, timeout, this.pump, (requestOptions) =>
+        client.request(
+          { method, params: withRoundTrip(method, relayedParams(params), ctx.mcpReq) } as never,
+          { ...roundTripOptions(method), ...requestOptions },
         ),
       );
     const context = { server: options.server, session: this.session, agent: options.agent };
@@ -222,7 +220,7 @@ export class McpProxy {
       for (const method of methods)
         server.setRequestHandler(
           method as never,
-          ((request: Req, ctx: Ctx) => forward(method, request.params, ctx)) as never,
+          ((request: Req, ctx: Ctx) => this.track(forward(method, request.params, ctx))) as never,
         );
     }
     if (caps.prompts) {
@@ -363,7 +361,8 @@ export class McpProxy {
 
   private async shutdown(): Promise<void> {
     if (this.failure) {
-      this.log(`${this.failure}; answering ${this.pending} pending requests with an error and stopping`);
+      const pending = this.pending === 1 ? "1 pending request" : `${this.pending} pending requests`;
+      this.log(`${this.failure}; answering ${pending} with an error and stopping`);
       // Let the pending requests be answered (their upstream requests fail with the connection).
       if (this.pending > 0)
         await Promise.race([
