@@ -562,7 +562,7 @@ export class Warden {
     const applied = new Set<string>();
     // Every part of one output goes to the store in one atomic write.
     const parts: Array<{ source: string; value: unknown; labels?: string[]; values?: boolean }> = [];
-    for (const part of splitOutput(output, decl?.fields ?? [], [...base], decl?.declassifies).parts) {
+    for (const part of splitOutput(output, decl?.fields ?? [], [...base], decl?.declassifies, { values: valueSet }).parts) {
       // Only parts that carry no label are trusted values (a sender, not a body; never a whole
       // labelled output, nor one whose fields could not be told apart).
       if (!part.labels.length) {

@@ -1,6 +1,6 @@
 import { stringify } from "yaml";
 import { describe, expect, it } from "vitest";
-import { parseRendering, splitOutput } from "./fields.js";
+import { MAX_YAML_CHARS, parseRendering, splitOutput } from "./fields.js";
 import type { FieldLabels } from "./fields.js";
 
 const field = (path: string, labels: string[]): FieldLabels => ({ path: path.split("."), labels });
@@ -112,5 +112,15 @@ describe("parseRendering", () => {
     ],
   ])("%s", (_name, text, form) => {
     expect(parseRendering(text, subjects)?.form).toBe(form);
+  });
+});
+
+describe("bounds", () => {
+  it("YAML text longer than MAX_YAML_CHARS is not parsed: it carries every declared label", () => {
+    const rows = Array.from({ length: 2000 }, (_, i) => ({ sender: `S${i}`, subject: `note ${i}` }));
+    const text = stringify(rows);
+    expect(text.length).toBeGreaterThan(MAX_YAML_CHARS);
+    expect(splitOutput(text, subjects, []).form).toBe("whole");
+    expect(splitOutput(stringify(rows.slice(0, 100)), subjects, []).form).toBe("yaml");
   });
 });

@@ -27,8 +27,11 @@ export interface SplitOutput {
 
 /** Text longer than this is not parsed as JSON: fields cannot be applied (the whole output gets every label). */
 const MAX_JSON_CHARS = 16 * 1024 * 1024;
-/** YAML parses slower than JSON; longer text is not parsed. */
-const MAX_YAML_CHARS = 1024 * 1024;
+/**
+ * YAML parses ~100x slower than JSON (about 3 µs a character here): longer text is not parsed as
+ * YAML, and fields cannot be applied to it (it gets every label they declare).
+ */
+export const MAX_YAML_CHARS = 64 * 1024;
 const MAX_DEPTH = 32;
 
 /**
@@ -39,20 +42,30 @@ const MAX_DEPTH = 32;
  * output carries `base` and every label the fields declare: a rendering never carries fewer
  * labels than the structured output. `drop` lists labels removed everywhere (`declassifies`).
  *
- * Without fields, the whole output carries `base`; a text output that parses as JSON or YAML
- * (an object or list) is given as its parsed value, so that its values read the same as the
- * structured output's (`from`).
+ * Without fields, the whole output carries `base`. A text output is given as its parsed value when
+ * it is JSON, or (with `values`, when its unlabelled values are trusted) JSON or YAML of an
+ * object or list, so that it reads the same as the structured output.
  */
 export function splitOutput(
   output: unknown,
   fields: readonly FieldLabels[],
   base: readonly string[],
   drop: readonly string[] = [],
+  options: { values?: boolean } = { values: true },
 ): SplitOutput {
   const keep = (labels: Iterable<string>) => [...new Set(labels)].filter((l) => !drop.includes(l));
   if (fields.length === 0) {
-    const parsed = typeof output === "string" ? parseRendering(output, undefined) : undefined;
-    return { form: "value", parts: [{ value: parsed ? parsed.value : output, labels: keep(base) }] };
+    const labels = keep(base);
+    if (typeof output !== "string") return { form: "value", parts: [{ value: output, labels }] };
+    // Labelled text is recorded by its JSON leaves when it is JSON (escapes like `\n` must not
+    // break a match, as inside objects); YAML is parsed only where values are trusted, since a
+    // labelled output vouches for nothing and parsing costs more than it gives there.
+    const parsed = labels.length
+      ? parseJson(output)
+      : options.values
+        ? parseRendering(output, undefined)
+        : undefined;
+    return { form: "value", parts: [{ value: parsed ? parsed.value : output, labels }] };
   }
   let value = output;
   let form: SplitForm = "object";
@@ -81,15 +94,9 @@ export function parseRendering(
   text: string,
   fields: readonly FieldLabels[] | undefined,
 ): { value: object; form: "json" | "yaml" } | undefined {
-  if (looksLikeJsonContainer(text)) {
-    if (text.length > MAX_JSON_CHARS) return undefined;
-    try {
-      const value: unknown = JSON.parse(text);
-      if (value !== null && typeof value === "object") return { value, form: "json" };
-    } catch {
-      // Not JSON: perhaps YAML (a flow mapping), tried below.
-    }
-  }
+  const json = parseJson(text);
+  if (json) return json;
+  if (looksLikeJsonContainer(text) && text.length > MAX_JSON_CHARS) return undefined;
   if (text.length > MAX_YAML_CHARS || !/[:\-[{]/.test(text)) return undefined;
   let value: unknown;
   try {
@@ -103,6 +110,18 @@ export function parseRendering(
   if (fields?.length && !fields.some((field) => reaches(value, field.path, 0, 0)) && hasText(value, 0))
     return undefined;
   return { value, form: "yaml" };
+}
+
+/** The object or list a JSON text holds (at most MAX_JSON_CHARS), else undefined. */
+function parseJson(text: string): { value: object; form: "json" } | undefined {
+  if (!looksLikeJsonContainer(text) || text.length > MAX_JSON_CHARS) return undefined;
+  try {
+    const value: unknown = JSON.parse(text);
+    if (value !== null && typeof value === "object") return { value, form: "json" };
+  } catch {
+    // Not JSON (perhaps a YAML flow mapping).
+  }
+  return undefined;
 }
 
 /** Whether a field path reaches a node of `value` (arrays pass through, as in `splitByFields`). */

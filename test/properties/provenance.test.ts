@@ -25,7 +25,13 @@ const LABELS = ["u", "p"] as const;
 const rawValue: fc.Arbitrary<unknown> = fc.letrec<{ value: unknown }>((tie) => ({
   value: fc.oneof(
     { depthSize: "small", withCrossShrink: true },
-    fc.constantFrom("leaf", "Refund me at LT121000011101001000", "ann@corp.example", 42),
+    fc.constantFrom(
+      "leaf",
+      "Refund me at LT121000011101001000",
+      "ann@corp.example",
+      42,
+      'He said "wire it"\nto Dana: the \\ account',
+    ),
     fc.array(tie("value"), { maxLength: 3 }),
     fc.dictionary(fc.constantFrom(...KEYS), tie("value"), { maxKeys: 3 }),
   ),
@@ -144,6 +150,8 @@ function candidates(value: unknown): string[] {
     if (typeof v === "string" || typeof v === "number") {
       out.add(String(v));
       for (const word of String(v).split(" ")) out.add(word);
+      // A stretch across a line break or a quote, as an agent copies it.
+      out.add(String(v).replace(/\n/g, " ").slice(3, 40));
     } else if (v !== null && typeof v === "object")
       for (const [k, x] of Object.entries(v)) {
         if (!Array.isArray(v)) out.add(k);
