@@ -158,7 +158,8 @@ export const evalCommand: Command = {
     "--json                  the scores as JSON",
     "--misses                list every misclassified case",
     "--traces                replay agent sessions (benign/ and attacks/ traces): utility and attack success per example",
-    "--learned               with --traces: use the policy `suggest` learns from each example's benign traces",
+    "--learned               with --traces: use the policy `suggest` learns from each example's benign traces (and report held-out utility)",
+    "--generalize            with --learned: learn as `suggest --generalize` does (shapes, names left free, wider ranges)",
     "--outputs FORM          with --traces: tool outputs as objects, or as JSON or YAML text (as MCP servers send them)",
   ],
   async run(argv) {

@@ -15,6 +15,18 @@ export const suggest: Command = {
   summary: "write a least-privilege policy from traces or audit logs",
   usage:
     "toolwarden suggest TRACE_OR_LOG... [-o FILE] [--against POLICY] [--name NAME] [--include-denied] [--generalize] [--tools TOOLS.json] [--pins PINS.jsonl] [--schema S] [--chain C]",
+  options: [
+    "TRACE_OR_LOG...         replay traces (.jsonl), audit logs (.jsonl), SQLite audit (.db) or postgres:// URLs; folders of .jsonl",
+    "-o, --output FILE       write the policy here (default: stdout)",
+    "--against POLICY        what would change from POLICY, and the observed calls it refuses",
+    "--name NAME             the policy's name (default: suggested)",
+    "--include-denied        also learn from calls the observing policy denied",
+    "--generalize            admit values like those seen: shapes, names left free, numbers to the next power of ten",
+    "--tools TOOLS.json      MCP tool annotations (a tools/list result) for labels and sinks",
+    "--pins PINS.jsonl       the annotations the MCP gateway pinned, for labels and sinks",
+    "--schema S              PostgreSQL: the audit schema (default toolwarden_audit)",
+    "--chain C               SQLite/PostgreSQL: the audit chain (default main)",
+  ],
   async run(argv) {
     const { values, positionals } = parseFlags(
       argv,

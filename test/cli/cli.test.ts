@@ -117,7 +117,7 @@ describe("toolwarden CLI", () => {
 
   it("test: runs a policy's tests; exit 1 naming the failing test's position", () => {
     const ok = cli(["test", EXAMPLE]);
-    expect(ok.stdout).toContain("5 passed, 0 failed");
+    expect(ok.stdout).toContain("11 passed, 0 failed");
     expect(ok.code).toBe(0);
     const failing = file(
       "failing.yaml",

@@ -33,6 +33,7 @@ describe("every command's --help says what each flag takes", () => {
     ["diff"],
     ["bench"],
     ["eval"],
+    ["suggest"],
     ["serve"],
     ["approvals"],
     ["mcp", "proxy"],
