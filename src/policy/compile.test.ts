@@ -239,6 +239,7 @@ describe("provenance warnings (issue 18)", () => {
 tools:
   get_email: { fields: { body: [untrusted] } }
   contacts: { produces: [private] }
+  web: { produces: [untrusted] }
 rules:
   - name: known
     when: { args.to: { from: [contacts] } }
@@ -246,10 +247,14 @@ rules:
   - name: also-known
     when: { args.cc: { from: { tools: [contacts], match: value } } }
     verdict: flag
+  - name: endorsed
+    when: { args.to: { flows: { labels: [untrusted], unless: ["tool:web"] } } }
+    verdict: deny
 `),
     ).toEqual([
       "3:16: tool `get_email` has `fields` and no `produces`",
-      "7:30: `from` source `contacts` produces labels (private): none of its values is trusted",
+      "8:30: trusted value source `contacts` produces labels (private): none of its values is trusted",
+      "14:63: trusted value source `web` produces labels (untrusted): none of its values is trusted",
     ]);
   });
 

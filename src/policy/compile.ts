@@ -641,9 +641,9 @@ function provenanceWarnings(
       issueAtPath(
         origin.source,
         [...origin.path, ...at],
-        `\`from\` source \`${source}\` produces labels (${[...new Set(labels)].join(", ")}): none of its values is trusted`,
+        `trusted value source \`${source}\` produces labels (${[...new Set(labels)].join(", ")}): none of its values is trusted`,
         {
-          help: "a value in a labelled output never vouches for an argument; label its untrusted parts with `fields` instead",
+          help: "a value in a labelled output never vouches for an argument (`from`, `unless: [tool:...]`); label its untrusted parts with `fields` instead",
         },
       ),
     );

@@ -284,7 +284,11 @@ function compileFlows(
       report([...at, extra], `unknown key \`${extra}\` in \`flows\``, "expected `labels` and `unless`", true);
     labels = stringList(l, [...at, "labels"], report);
     if (u !== undefined) unless = stringList(u, [...at, "unless"], report) ?? [];
-    for (const label of unless) if (label.startsWith("tool:")) needs.valueSets.add(label.slice(5));
+    unless.forEach((label, i) => {
+      if (!label.startsWith("tool:")) return;
+      needs.valueSets.add(label.slice(5));
+      needs.onFrom?.(label.slice(5), [...at, "unless", i]);
+    });
   } else {
     const set = labelSet(spec, at, report);
     labels = set?.labels;
