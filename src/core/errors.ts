@@ -49,6 +49,14 @@ export interface SourcePosition {
 
 export interface PolicyIssue extends SourcePosition {
   message: string;
+  /**
+   * What kind of problem, for programs: `yaml` (the text does not parse), `unknown_key`,
+   * `invalid_value` (not one of the allowed words), a schema check's own code (`invalid_type`,
+   * `too_small`, ...), or `invalid` for the compiler's other checks.
+   */
+  code?: string;
+  /** Dotted path of the key or value in the document (`rules.0.when`), when the issue is about one. */
+  path?: string;
   /** A short code frame pointing at the position, when the source is known. */
   frame?: string;
   help?: string;
