@@ -151,38 +151,33 @@ function decide(
   }
 
   const ctx = new CallContext(call, tool, args, decl, findings, session);
-  let best: Contribution | undefined;
-  let matched: Contribution[] | undefined;
-  const contribute = (verdict: Verdict, rule: string, reason: string, judge?: boolean) => {
-    const entry: Contribution = { verdict, rule, reason, judge };
-    if (!best) best = entry;
-    else {
-      matched ??= [best];
-      matched.push(entry);
-      if (outranks(entry, best)) best = entry;
-    }
-  };
-  for (const finding of findings) contribute(finding.verdict ?? "deny", finding.code, finding.message);
+  const tally = new Tally();
+  for (const finding of findings) tally.add(finding.verdict ?? "deny", finding.code, finding.message);
   const rules = policy.rulesFor(tool);
   for (const rule of rules.always)
-    if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.reason, rule.judge);
+    if (rule.when(ctx)) tally.add(rule.verdict, rule.name, rule.reason, rule.judge);
   if (rules.byArg.size) {
     // Rules that need an argument are looked up by the call's own argument names.
     for (const key of Object.keys(args)) {
       const keyed = rules.byArg.get(key);
       if (keyed)
         for (const rule of keyed)
-          if (rule.when(ctx)) contribute(rule.verdict, rule.name, rule.reason, rule.judge);
+          if (rule.when(ctx)) tally.add(rule.verdict, rule.name, rule.reason, rule.judge);
     }
   }
 
-  if (policy.engines?.length) for (const engine of policy.engines) engine(ctx, contribute);
+  if (policy.engines?.length) {
+    const contribute = (verdict: Verdict, rule: string, reason: string, judge?: boolean) =>
+      tally.add(verdict, rule, reason, judge);
+    for (const engine of policy.engines) engine(ctx, contribute);
+  }
 
   if (limitsOut) {
     for (const limit of policy.limitsFor(tool)) if (limit.when(ctx)) limitsOut.push(limit);
   }
 
   const flowHits = session?.hasLabelledContent || call.labels ? ctx.flows() : undefined;
+  const { best, matched } = tally;
   const decision: Decision = best
     ? { verdict: best.verdict, rule: best.rule, reason: best.reason, findings, labels: EMPTY_LABELS, tool }
     : policy.judge?.undecided
@@ -215,6 +210,23 @@ function decide(
 }
 
 const EMPTY_SET: ReadonlySet<string> = new Set();
+
+/** The contributions to one decision: the one that ranks first, and all of them once there are two. */
+class Tally {
+  best: Contribution | undefined;
+  matched: Contribution[] | undefined;
+
+  add(verdict: Verdict, rule: string, reason: string, judge?: boolean): void {
+    const entry: Contribution = { verdict, rule, reason, judge };
+    const best = this.best;
+    if (!best) this.best = entry;
+    else {
+      this.matched ??= [best];
+      this.matched.push(entry);
+      if (outranks(entry, best)) this.best = entry;
+    }
+  }
+}
 
 /** What conditions read for one call; methods, not closures, so building it allocates one object. */
 class CallContext implements EvalContext {

@@ -14,10 +14,14 @@ const RANK: Record<OutputAction, number> = { label: 1, mask: 2, deny: 3 };
 const WITHHELD = "[REDACTED]";
 
 /** The detectors that apply to `tool`'s outputs (its own `detect`, else the policy's). */
-export function outputDetectors(policy: CompiledPolicy, tool: string): DetectorUse[] {
+export function outputDetectors(policy: CompiledPolicy, tool: string): readonly DetectorUse[] {
   const uses = policy.tools.get(tool)?.detectors ?? policy.detectors;
-  return uses.filter((use) => use.outputs !== undefined);
+  // Most tools scan no output: answer without allocating.
+  for (const use of uses) if (use.outputs !== undefined) return uses.filter((u) => u.outputs !== undefined);
+  return NO_USES;
 }
+
+const NO_USES: readonly DetectorUse[] = [];
 
 /**
  * Runs the output detectors over `output` (strings anywhere in it; the same decoding layers as

@@ -8,7 +8,7 @@
 export async function runLabelled(
   run: () => unknown,
   record: (output: unknown) => void,
-  guard?: (output: unknown) => Promise<unknown>,
+  guard?: (output: unknown) => unknown,
 ): Promise<unknown> {
   let output: unknown;
   try {

@@ -444,11 +444,9 @@ export class Warden {
       approvals: this.approvals,
       now: this.now,
       observeAll: this.options.observe,
-      judge: (spec) => this.judgeFor(spec),
-      scopeTask: () => this.authority.scopeTask(),
-      opened: (id) => {
-        this.trail?.watchApproval(id);
-      },
+      judge: this.judgeHook,
+      scopeTask: this.scopeTaskHook,
+      opened: this.openedHook,
     };
     if (!needsState(ctx) && !this.audit && decision.verdict !== "ask") {
       decision = observeStage(policy, call, decision, this.options.observe);
@@ -474,6 +472,13 @@ export class Warden {
     if (ctx.session) this.noteDecision(ctx.session, decision);
     return this.record(ctx.call, decision);
   }
+
+  // The DecideContext's callbacks, made once per Warden: a decision allocates no closure.
+  private readonly judgeHook = (spec: JudgeSpec): Judge => this.judgeFor(spec);
+  private readonly scopeTaskHook = (): string | undefined => this.authority.scopeTask();
+  private readonly openedHook = (id: string): void => {
+    this.trail?.watchApproval(id);
+  };
 
   /** The reviewer for the policy's `judge:`; its cache lives as long as the spec does. */
   private judgeFor(spec: JudgeSpec): Judge {
@@ -674,10 +679,16 @@ export class Warden {
       const output = await runLabelled(
         () => fn(...params_),
         (output) => this.recordOutput(call, output, session),
-        async (output) => {
-          const guarded = await this.guardOutput(call, output, session);
-          if (guarded.withheld) throw new PolicyDeniedError(guarded.withheld);
-          return guarded.output;
+        (output) => {
+          // No output detector for the tool: record it and hand it on without another promise.
+          if (!outputDetectors(this.compiled, call.tool).length) {
+            this.recordOutput(call, output, session);
+            return output;
+          }
+          return this.guardOutput(call, output, session).then((guarded) => {
+            if (guarded.withheld) throw new PolicyDeniedError(guarded.withheld);
+            return guarded.output;
+          });
         },
       );
       return output as Awaited<R>;
