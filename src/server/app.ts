@@ -621,7 +621,7 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
     async (c) => {
       const body = await parseBody(c, CreateKeySchema);
       if (body instanceof Response) return body;
-      return c.json(ctx.keys.create(body), 201);
+      return c.json(await ctx.keys.createKey(body), 201);
     },
   );
 
@@ -634,8 +634,8 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
       roles: ["admin"],
       response: { status: 204, description: "Revoked." },
     },
-    (c) =>
-      ctx.keys.revoke(param(c, "id"))
+    async (c) =>
+      (await ctx.keys.revokeKey(param(c, "id")))
         ? c.body(null, 204)
         : fail(c, 404, "not_found", `no key \`${param(c, "id")}\``),
   );
@@ -682,7 +682,7 @@ function authenticate(keys: ApiKeyStore, roles: readonly Role[]): MiddlewareHand
       c.header("WWW-Authenticate", 'Bearer realm="toolwarden"');
       return fail(c, 401, "unauthorized", "missing api key: send `Authorization: Bearer <key>`");
     }
-    const identity = keys.verify(match[1]);
+    const identity = await keys.verifyFresh(match[1]);
     if (!identity) {
       c.header("WWW-Authenticate", 'Bearer realm="toolwarden", error="invalid_token"');
       return fail(c, 401, "unauthorized", "invalid api key");

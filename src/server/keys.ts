@@ -2,6 +2,7 @@ import { createHash, randomBytes, timingSafeEqual } from "node:crypto";
 import { readFileSync, renameSync, writeFileSync } from "node:fs";
 import { ToolwardenError } from "../core/index.js";
 import { argsProblem } from "../core/limits.js";
+import type { StateStore } from "../stores/types.js";
 
 /** What a key may do: `agent` decides for its own agent id, `approver` decides approvals, `admin` everything. */
 export type Role = "agent" | "approver" | "admin";
@@ -39,6 +40,8 @@ const DUMMY_HASH = Buffer.alloc(32);
 export class ApiKeyStore {
   readonly #file: string | undefined;
   readonly #byId = new Map<string, ApiKeyRecord & { digest: Buffer }>();
+  /** The state store the keys are shared through (every replica sees one set), once `share` ran. */
+  #shared: { store: StateStore; version: number; loadedAt: number; forcedAt: number } | undefined;
 
   private constructor(file: string | undefined, records: ApiKeyRecord[]) {
     this.#file = file;
@@ -120,6 +123,108 @@ export class ApiKeyStore {
     return removed;
   }
 
+  /**
+   * Shares the keys through the state store: the store's set and this file's are merged (a new
+   * replica's admin key joins the set), and from then on `createKey` and `revokeKey` write the
+   * store by compare-and-set and `refresh` reads it, so a key made or revoked on one replica
+   * holds on every other within `refresh`'s age. The file keeps a copy.
+   */
+  async share(store: StateStore): Promise<void> {
+    this.#shared = { store, version: 0, loadedAt: 0, forcedAt: 0 };
+    const mine = this.#records();
+    try {
+      await this.#update((records, revoked) => {
+        // A key revoked elsewhere while this replica was away stays revoked.
+        const ids = new Set(records.map((record) => record.id));
+        const missing = mine.filter((record) => !ids.has(record.id) && !revoked.includes(record.id));
+        return missing.length ? { keys: [...records, ...missing], revoked } : undefined;
+      });
+    } catch (error) {
+      this.#shared = undefined;
+      throw error;
+    }
+  }
+
+  /** Reads the shared set again if the copy here is older than `maxAgeMs`. Keeps the copy if the store fails. */
+  async refresh(maxAgeMs = 1000): Promise<void> {
+    const shared = this.#shared;
+    if (!shared || Date.now() - shared.loadedAt < maxAgeMs) return;
+    try {
+      const record = await shared.store.getRecord(KEYS_RECORD, Date.now());
+      if (record && record.version !== shared.version)
+        this.#adopt(parseKeys(record.value).keys, record.version);
+      shared.loadedAt = Date.now();
+    } catch {
+      // The store is down: authenticate with the last set read (a revocation elsewhere waits).
+    }
+  }
+
+  /** `verify`, reading the shared set first when a key is unknown here (at most every 100 ms). */
+  async verifyFresh(presented: string): Promise<ApiKeyIdentity | undefined> {
+    await this.refresh();
+    const identity = this.verify(presented);
+    const shared = this.#shared;
+    if (identity || !shared || Date.now() - shared.forcedAt < 100) return identity;
+    shared.forcedAt = Date.now();
+    await this.refresh(0);
+    return this.verify(presented);
+  }
+
+  /** `create`, in the shared set when there is one. */
+  async createKey(options: Parameters<ApiKeyStore["create"]>[0]): Promise<ReturnType<ApiKeyStore["create"]>> {
+    const created = this.create(options);
+    if (this.#shared) {
+      const record = this.#records().find((r) => r.id === created.identity.id)!;
+      await this.#update((records, revoked) => ({ keys: [...records, record], revoked }));
+    }
+    return created;
+  }
+
+  /** `revoke`, in the shared set when there is one. */
+  async revokeKey(id: string): Promise<boolean> {
+    if (!this.#shared) return this.revoke(id);
+    let found = false;
+    await this.#update((records, revoked) => {
+      found = records.some((record) => record.id === id);
+      return found
+        ? { keys: records.filter((record) => record.id !== id), revoked: [...revoked, id].slice(-10_000) }
+        : undefined;
+    });
+    this.#byId.delete(id);
+    return found;
+  }
+
+  /** Compare-and-set of the shared set: `change` gives the new list, or undefined for no change. */
+  async #update(
+    change: (records: ApiKeyRecord[], revoked: string[]) => SharedKeys | undefined,
+  ): Promise<void> {
+    const shared = this.#shared!;
+    for (let attempt = 0; attempt < 16; attempt++) {
+      const record = await shared.store.getRecord(KEYS_RECORD, Date.now());
+      const current = record ? parseKeys(record.value) : { keys: [], revoked: [] };
+      const next = change(current.keys, current.revoked);
+      if (!next) {
+        this.#adopt(current.keys, record?.version ?? 0);
+        return;
+      }
+      const version = record?.version ?? 0;
+      if (await shared.store.putRecord(KEYS_RECORD, JSON.stringify(next), version, null, Date.now())) {
+        this.#adopt(next.keys, version + 1);
+        return;
+      }
+    }
+    throw new ToolwardenError("keys_busy", "the shared api keys changed concurrently too often; try again");
+  }
+
+  #adopt(records: ApiKeyRecord[], version: number): void {
+    this.#byId.clear();
+    for (const record of records)
+      this.#byId.set(record.id, { ...record, digest: Buffer.from(record.hash, "hex") });
+    this.#shared!.version = version;
+    this.#shared!.loadedAt = Date.now();
+    this.#save();
+  }
+
   #records(): ApiKeyRecord[] {
     return [...this.#byId.values()].map(({ digest: _digest, ...record }) => record);
   }
@@ -130,6 +235,22 @@ export class ApiKeyStore {
     writeFileSync(tmp, `${JSON.stringify({ keys }, null, 2)}\n`, { mode: 0o600 });
     renameSync(tmp, this.#file);
   }
+}
+
+const KEYS_RECORD = "api-keys";
+
+/** The shared set: the keys, and the ids revoked (so a replica that was away cannot bring one back). */
+interface SharedKeys {
+  keys: ApiKeyRecord[];
+  revoked: string[];
+}
+
+function parseKeys(text: string): SharedKeys {
+  const parsed = JSON.parse(text) as Partial<SharedKeys>;
+  return {
+    keys: Array.isArray(parsed.keys) ? parsed.keys : [],
+    revoked: Array.isArray(parsed.revoked) ? parsed.revoked : [],
+  };
 }
 
 /** Bounds on an agent key's attributes: what rules read as `agent.<attr>`, kept small and flat. */

@@ -103,6 +103,13 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
         ),
     });
     cleanup.push(() => store.close());
+    // API keys are shared through the store (replicas authenticate the same keys); the memory
+    // store shares nothing, and a store down at start leaves this replica on its own keys file.
+    if (store.kind !== "memory") {
+      await boot.keys
+        .share(store)
+        .catch((error: Error) => log(`api keys are not shared through the state store: ${error.message}`));
+    }
     const sinks: Array<{ name: string; sink: AuditSink }> = [
       {
         name: "jsonl",

@@ -222,6 +222,29 @@ describe("serve: two replicas on one Redis", () => {
     ).toBe("allow");
   });
 
+  it("API keys are shared through the store: made on A, used on B; revoked on B, refused on A", async () => {
+    const made = await a.request("POST", "/v1/keys", {
+      key: a.adminKey,
+      body: { role: "agent", name: "shared-bot", agent: "shared-bot" },
+    });
+    expect(made.status).toBe(201);
+    const use = (serve: ServeProcess) =>
+      serve.request("POST", "/v1/decide", { key: made.body.key, body: { call: { tool: "search" } } });
+    expect((await use(b)).status).toBe(200);
+    // Each replica's own admin key is in the shared set too.
+    expect((await b.request("GET", "/v1/keys", { key: a.adminKey })).status).toBe(200);
+    expect((await b.request("DELETE", `/v1/keys/${made.body.identity.id}`, { key: b.adminKey })).status).toBe(
+      204,
+    );
+    expect((await use(b)).status).toBe(401);
+    let status = 200;
+    for (let i = 0; i < 50 && status !== 401; i++) {
+      status = (await use(a)).status;
+      if (status !== 401) await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(status).toBe(401);
+  });
+
   it("Redis stopped mid-run: decisions deny naming the store; after it restarts they allow again", async () => {
     const viaA = client(
       () => a,
