@@ -28,6 +28,7 @@ export const STATUS_BY_CODE: Partial<Record<ToolwardenErrorCode, ErrorStatus>> =
   no_rollback: 409,
   version_changed: 409,
   session_refused: 409,
+  keys_busy: 409,
   store_unavailable: 503,
 };
 
