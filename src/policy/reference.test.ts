@@ -6,7 +6,7 @@ import type { ReferenceSession } from "./reference.js";
 
 /**
  * The reference evaluator read against the documented semantics, on its own: if it drifted from
- * DESIGN.md and the README, the differential tests (test/properties) would only prove that the
+ * the README's "Policy reference", the differential tests (test/properties) would only prove that the
  * engine drifted the same way.
  */
 function holds(

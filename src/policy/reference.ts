@@ -6,8 +6,8 @@ import type { FlowHit } from "./context.js";
 import type { DetectEntry, RawPolicy } from "./schema.js";
 
 /**
- * The reference evaluator: a direct reading of the policy semantics (DESIGN.md, README "Policy
- * reference"), kept small and slow on purpose so that it is easy to check by eye. It walks the
+ * The reference evaluator: a direct reading of the policy semantics (README, "Policy reference
+ * (version 1)"), kept small and slow on purpose so that it is easy to check by eye. It walks the
  * validated policy on every call: nothing is compiled ahead, indexed or cached. The compiled
  * engine (`evaluateCall`) is tested against it; it is not for production use.
  *
