@@ -300,7 +300,8 @@ export class SqliteStateStore implements StateStore {
     this.readTx = this.db.transaction((id: string, after: number, limits: SessionLimits, now: number) => {
       const row = live(id, now);
       if (!row) return undefined;
-      stmt.sessionTouch.run(now + limits.ttlMs, id);
+      // A read is activity, but it need not write every time: refresh once a tenth of the TTL has passed.
+      if (row.expires_at - now < limits.ttlMs * 0.9) stmt.sessionTouch.run(now + limits.ttlMs, id);
       const entries = row.seq > after ? (stmt.sessionEntries.all(id, after) as string[]) : [];
       return { owner: row.owner ?? undefined, meta: row.meta ?? undefined, seq: row.seq, entries };
     }).immediate;
