@@ -141,3 +141,45 @@ tokens:
     expect(await count(first)).toBe("3");
   });
 });
+
+describe("the gateway when an upstream dies", () => {
+  const dir = tempDir();
+  let gateway: ChildProcess;
+  let stderr = "";
+
+  afterAll(async () => {
+    if (gateway && gateway.exitCode === null) {
+      const exited = new Promise((resolve) => gateway.once("exit", resolve));
+      gateway.kill("SIGTERM");
+      await exited;
+    }
+  });
+
+  it("answers the pending call with an error naming the exit, and logs it", async () => {
+    writeFileSync(join(dir, "policy.yaml"), "version: 1\ndefault: allow\n");
+    writeFileSync(
+      join(dir, "gateway.yaml"),
+      `listen: { port: 0 }
+policy: policy.yaml
+pins: pins.jsonl
+servers:
+  interop: { command: ${JSON.stringify(process.execPath)}, args: ${JSON.stringify(INTEROP)}, env: { SDK: v1 } }
+tokens:
+  - { token: ${TOKEN}, agent: { id: tester } }
+`,
+    );
+    gateway = spawn(process.execPath, [...CLI, "mcp", "gateway", "-c", join(dir, "gateway.yaml")], {
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    gateway.stderr?.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString("utf8");
+    });
+    await until(() => /listening on (\S+)/.test(stderr), `the gateway to listen:\n${stderr}`, 30_000);
+    const client = await httpClient("v2", (/listening on (\S+)/.exec(stderr) as RegExpExecArray)[1], TOKEN);
+    await expect(client.callTool({ name: "interop__crash" })).rejects.toThrow(
+      /toolwarden: server `interop` exited with code 3; the request was not answered/,
+    );
+    await until(() => stderr.includes("server `interop` exited with code 3"), "the gateway's log line");
+    await client.close();
+  });
+});

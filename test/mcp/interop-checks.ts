@@ -61,12 +61,14 @@ export function interopChecks(
     const { client, tool } = connect();
     const progress: number[] = [];
     const result = await client().callTool(
-      { name: tool("slow"), arguments: { steps: 3 } },
+      { name: tool("slow"), arguments: { steps: 5 } },
       { onprogress: (p) => progress.push(p.progress) },
     );
-    expect(text(result)).toBe("done after 3 steps");
-    // The last notification may be dropped when the answer is ready first: require the others, in order.
+    expect(text(result)).toBe("done after 5 steps");
+    // A client handles an answer that arrives in the same read as the last notifications first and
+    // drops those (on a loaded machine the last 50 ms gaps can close): require the first two, in order.
     expect(progress.slice(0, 2)).toEqual([1, 2]);
+    expect(progress).toEqual([...progress].sort((a, b) => a - b));
   });
 
   it("relays cancellation to the server", async () => {

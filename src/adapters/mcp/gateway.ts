@@ -29,7 +29,7 @@ import { promptArgs, resourceArgs } from "./proxy.js";
 import { NotificationPump } from "./pump.js";
 import { relay, relayedParams, roundTripOptions, withRoundTrip } from "./relay.js";
 import type { RelayContext } from "./relay.js";
-import { connectUpstream, describeUpstream, isHttpUpstream } from "./upstream.js";
+import { connectUpstream, describeUpstream, isHttpUpstream, upstreamTransport } from "./upstream.js";
 import type { UpstreamSpec } from "./upstream.js";
 import { toolwardenVersion } from "../../core/version.js";
 
@@ -105,6 +105,8 @@ export class McpGateway {
   private readonly tokens: TokenTable;
   private readonly gate: ToolGate;
   private readonly resourceOwners = new Map<string, string>();
+  /** The transport under each upstream connection, for why it ended. */
+  private readonly ended = new WeakMap<Client, object>();
   private modern: McpHttpHandler | undefined;
   private http: HttpServer | undefined;
   private sweeper: NodeJS.Timeout | undefined;
@@ -207,7 +209,8 @@ export class McpGateway {
         });
         // A 2025 server's own question cannot be routed to one of the clients sharing this connection: decline it.
         client.setRequestHandler("elicitation/create", async () => ({ action: "decline" }));
-        client.onclose = () => this.log(`server \`${id}\` closed its connection`);
+        client.onclose = () =>
+          this.log(this.endReason(client, id) ?? `server \`${id}\` closed its connection`);
         if (client.getProtocolEra() === "modern" && client.getServerCapabilities()?.tools?.listChanged)
           await client.listen({ toolsListChanged: true }).catch(() => {});
         await upstream.catalog.refresh();
@@ -216,13 +219,25 @@ export class McpGateway {
   }
 
   private connect(id: string, spec: UpstreamSpec): Promise<Client> {
+    const transport = upstreamTransport(spec, { name: id });
     // Elicitation is declared so a 2026 server may ask the user (input_required); the client's own
     // capabilities decide whether it can answer.
-    return connectUpstream(spec, {
+    const connected = connectUpstream(spec, {
       info: { name: "toolwarden-gateway", version: toolwardenVersion() },
       capabilities: { elicitation: { form: {} } },
       name: id,
+      transport,
     });
+    return connected.then((client) => {
+      this.ended.set(client, transport);
+      return client;
+    });
+  }
+
+  /** Why an upstream connection ended (a stdio server's exit, a line over the limit), if it did. */
+  private endReason(client: Client, id: string): string | undefined {
+    const reason = (this.ended.get(client) as { reason?: string } | undefined)?.reason;
+    return reason ?? (client.transport ? undefined : `server \`${id}\` closed its connection`);
   }
 
   private async listenHttp(): Promise<void> {
@@ -353,12 +368,22 @@ export class McpGateway {
     const timeout = this.options.requestTimeout ?? 10 * 60_000;
     const forward = async (upstream: Upstream, method: string, params: unknown, ctx: Ctx) => {
       const client = await caller.client(upstream);
-      return relay(params, ctx.mcpReq, timeout, caller.pump, (options) =>
-        client.request(
-          { method, params: withRoundTrip(method, relayedParams(params), ctx.mcpReq) } as never,
-          { ...roundTripOptions(method), ...options },
-        ),
-      );
+      try {
+        return await relay(params, ctx.mcpReq, timeout, caller.pump, (options) =>
+          client.request(
+            { method, params: withRoundTrip(method, relayedParams(params), ctx.mcpReq) } as never,
+            { ...roundTripOptions(method), ...options },
+          ),
+        );
+      } catch (error) {
+        const ended = this.endReason(client, upstream.id);
+        if (ended)
+          throw new ProtocolError(
+            ProtocolErrorCode.InternalError,
+            `toolwarden: ${ended}; the request was not answered`,
+          );
+        throw error;
+      }
     };
     const context = (upstream: Upstream) => ({
       server: upstream.id,
