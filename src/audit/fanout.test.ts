@@ -12,6 +12,7 @@ import { dropSchema, PG_CONNECTION, skipPostgres, uniqueSchema } from "./fixture
 import { JsonlAuditSink } from "./jsonl-sink.js";
 import { PostgresAuditSink } from "./postgres-sink.js";
 import { SqliteAuditSink, verifySqlite } from "./sqlite-sink.js";
+import type { AuditEvent, AuditSink } from "./types.js";
 import { verifyAuditLog } from "./verify.js";
 
 const skip = await skipPostgres();
@@ -243,4 +244,83 @@ describeSinkConformance("FanoutAuditSink over JSONL and SQLite", async () => {
         .map((line) => JSON.parse(line).tool),
     cleanup,
   };
+});
+
+/** A real sink whose appends wait at a gate until the test opens it. */
+class GatedSink implements AuditSink {
+  readonly kind: string;
+  #open!: () => void;
+  readonly #gate = new Promise<void>((resolve) => {
+    this.#open = resolve;
+  });
+  constructor(readonly inner: AuditSink) {
+    this.kind = inner.kind;
+  }
+  open(): void {
+    this.#open();
+  }
+  async append(event: AuditEvent): Promise<void> {
+    await this.#gate;
+    await this.inner.append(event);
+  }
+  flush(): Promise<void> {
+    return this.#gate.then(() => this.inner.flush());
+  }
+  close(): Promise<void> {
+    return this.inner.close();
+  }
+}
+
+describe("FanoutAuditSink copies", () => {
+  async function setup(copy: boolean) {
+    const { dir, cleanup } = await tempDir();
+    const path = join(dir, "audit.jsonl");
+    const db = join(dir, "audit.db");
+    const gated = new GatedSink(new SqliteAuditSink({ path: db, key: TEST_KEY }));
+    const fanout = await FanoutAuditSink.open({
+      sinks: [
+        { name: "jsonl", sink: await JsonlAuditSink.open({ path, key: TEST_KEY }) },
+        { name: "sqlite", sink: gated, copy },
+      ],
+      spoolDir: join(dir, "spool"),
+      key: TEST_KEY,
+    });
+    const rows = () => {
+      const handle = new Database(db, { readonly: true });
+      try {
+        return (handle.prepare("select count(*) as n from audit_records").get() as { n: number }).n;
+      } catch {
+        return 0;
+      } finally {
+        handle.close();
+      }
+    };
+    return { path, gated, fanout, rows, cleanup };
+  }
+
+  const settledWithin = (promise: Promise<unknown>, ms: number) =>
+    Promise.race([promise.then(() => true), new Promise((resolve) => setTimeout(() => resolve(false), ms))]);
+
+  it("answers an append once the record of truth has it; flushCopies waits for the copy", async () => {
+    const { path, gated, fanout, rows, cleanup } = await setup(true);
+    expect(await settledWithin(fanout.append(decisionEvent(1)), 2_000)).toBe(true);
+    expect((await verifyAuditLog([path], TEST_KEY)).records).toBe(1);
+    const copied = fanout.flushCopies();
+    expect(await settledWithin(copied, 100)).toBe(false);
+    gated.open();
+    await copied;
+    expect(rows()).toBe(1);
+    await fanout.close();
+    await cleanup();
+  });
+
+  it("waits for a sink that is not a copy", async () => {
+    const { gated, fanout, cleanup } = await setup(false);
+    const appended = fanout.append(decisionEvent(1));
+    expect(await settledWithin(appended, 300)).toBe(false);
+    gated.open();
+    await appended;
+    await fanout.close();
+    await cleanup();
+  });
 });

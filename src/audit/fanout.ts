@@ -7,8 +7,13 @@ import type { AuditEvent, AuditRecord, AuditSink } from "./types.js";
 import { ChainVerifier } from "./verify.js";
 
 export interface FanoutOptions extends SigningOptions {
-  /** The sinks to write to; a bare sink is named `<index>-<kind>`. Names must be unique: they name the spool files. */
-  sinks: Array<AuditSink | { name: string; sink: AuditSink }>;
+  /**
+   * The sinks to write to; a bare sink is named `<index>-<kind>`. Names must be unique: they name
+   * the spool files. A `copy` (a queryable copy of a log that is the record of truth) is written
+   * and spooled like the others, but `append` does not wait for it (unless it is `bound` records
+   * behind): `flush`, `flushCopies` and `close` do.
+   */
+  sinks: Array<AuditSink | { name: string; sink: AuditSink; copy?: boolean }>;
   /** Directory for the spools (`<name>.spool.jsonl` and `<name>.spool.cursor`). */
   spoolDir: string;
   /** Records queued for one sink above which `overBound` is true. Default 10,000. */
@@ -67,12 +72,13 @@ export class FanoutAuditSink implements AuditSink {
     const key = resolveAuditKey(options);
     const names = new Set<string>();
     const targets = options.sinks.map((entry, i) => {
-      const { name, sink } = "sink" in entry ? entry : { name: `${i}-${entry.kind}`, sink: entry };
+      const { name, sink, copy } =
+        "sink" in entry ? entry : { name: `${i}-${entry.kind}`, sink: entry, copy: false };
       if (!/^[A-Za-z0-9_.-]+$/.test(name))
         throw new AuditSinkError(`fanout sink name \`${name}\` must match [A-Za-z0-9_.-]+`);
       if (names.has(name)) throw new AuditSinkError(`fanout sink name \`${name}\` is used twice`);
       names.add(name);
-      return new Target(name, sink, options, key);
+      return new Target(name, sink, options, key, copy === true);
     });
     await Promise.all(targets.map((t) => t.resume()));
     return new FanoutAuditSink(targets, options.bound ?? 10_000);
@@ -80,18 +86,40 @@ export class FanoutAuditSink implements AuditSink {
 
   async append(event: AuditEvent): Promise<void> {
     if (this.#closed) throw new AuditSinkError("audit sink is closed");
-    const results = await Promise.allSettled(this.#targets.map((t) => t.accept(event)));
+    const awaited: Array<Promise<void>> = [];
+    const names: string[] = [];
+    for (const target of this.#targets) {
+      const accepted = target.accept(event);
+      // A copy that falls `bound` records behind is waited for, so what it holds in memory stays bounded.
+      if (target.copy && target.inFlight <= this.#bound) {
+        accepted.catch((error: Error) => {
+          target.lastError = error;
+          process.emitWarning(
+            `toolwarden: an audit record was neither written nor spooled for the copy \`${target.name}\`: ${error?.message}`,
+          );
+        });
+      } else {
+        awaited.push(accepted);
+        names.push(target.name);
+      }
+    }
+    const results = await Promise.allSettled(awaited);
     const failed = results.findIndex((r) => r.status === "rejected");
     if (failed >= 0) {
       const reason = (results[failed] as PromiseRejectedResult).reason;
       throw new AuditSinkError(
-        `audit record neither written nor spooled for sink \`${this.#targets[failed]!.name}\`: ${(reason as Error)?.message}`,
+        `audit record neither written nor spooled for sink \`${names[failed]}\`: ${(reason as Error)?.message}`,
         { cause: reason },
       );
     }
   }
 
   /** Waits until every record appended so far is written to its sink or to that sink's spool. */
+  /** Waits until the copies (`copy: true`) hold every record appended so far, or spooled it. */
+  async flushCopies(): Promise<void> {
+    await Promise.all(this.#targets.filter((t) => t.copy).map((t) => t.flush()));
+  }
+
   async flush(): Promise<void> {
     await Promise.all(this.#targets.map((t) => t.flush()));
   }
@@ -151,6 +179,8 @@ class Target {
     readonly sink: AuditSink,
     options: FanoutOptions,
     key: Buffer | undefined,
+    /** A copy: `append` does not wait for it. */
+    readonly copy: boolean,
   ) {
     this.#options = options;
     this.#key = key;
@@ -220,6 +250,11 @@ class Target {
   drained(): Promise<void> {
     if (this.mode === "direct") return Promise.resolve();
     return new Promise((resolve, reject) => this.#drainWaiters.push({ resolve, reject }));
+  }
+
+  /** Appends not yet settled. */
+  get inFlight(): number {
+    return this.#inFlight.size;
   }
 
   #track<T>(promise: Promise<T>): Promise<T> {

@@ -363,19 +363,23 @@ export class Warden {
   /**
    * The full decision: `evaluate`, then limits and budget (counted only for calls that will run),
    * a pending approval for `ask`, and the audit record. Never throws; fail-closed on store or audit errors.
+   * `opened` is the call's session as `openSession` just returned it for this call: it is not read again.
    */
-  async decide(call: Call): Promise<Decision> {
-    return this.decideFast(call);
+  async decide(call: Call, opened?: Session): Promise<Decision> {
+    return this.decideFast(call, opened);
   }
 
   /**
    * `decide`, synchronous when nothing needs I/O (no limit or budget applies, no approval, no
    * audit sink), so an allowed call through `wrap` costs little more than `evaluate`.
    */
-  private decideFast(call: Call): Decision | Promise<Decision> {
+  private decideFast(call: Call, opened?: Session): Decision | Promise<Decision> {
     // Not even an object (a `null` line in a JSONL stream): malformed, and nothing below may read it.
     if (call === null || typeof call !== "object" || Array.isArray(call))
       return evaluateCall(this.compiled, call, undefined);
+    // The caller just brought the call's session up to date (`openSession`): no second read.
+    if (opened !== undefined && opened.id === call.session && this.sessions.peek(opened.id) === opened)
+      return this.decideIn(call, opened);
     let ready: Session | Promise<Session> | undefined;
     try {
       ready = this.readySession(call);
@@ -567,7 +571,9 @@ export class Warden {
     const applied = new Set<string>();
     // Every part of one output goes to the store in one atomic write.
     const parts: Array<{ source: string; value: unknown; labels?: string[]; values?: boolean }> = [];
-    for (const part of splitOutput(output, decl?.fields ?? [], [...base], decl?.declassifies, { values: valueSet }).parts) {
+    for (const part of splitOutput(output, decl?.fields ?? [], [...base], decl?.declassifies, {
+      values: valueSet,
+    }).parts) {
       // Only parts that carry no label are trusted values (a sender, not a body; never a whole
       // labelled output, nor one whose fields could not be told apart).
       if (!part.labels.length) {

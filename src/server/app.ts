@@ -11,7 +11,7 @@ import { canonicalJson } from "../core/canonical.js";
 import type { Call, Decision } from "../core/index.js";
 import { PolicyLoadError, ToolwardenError } from "../core/index.js";
 import { answered, approvalEvent } from "../approvals/approvals.js";
-import type { Warden } from "../gateway/index.js";
+import type { Session, Warden } from "../gateway/index.js";
 import type { ApprovalStatus } from "../stores/types.js";
 import type { AuditReader } from "./audit-reader.js";
 import type { DashboardAssets } from "./dashboard.js";
@@ -61,7 +61,7 @@ export interface ServerContext {
   version: string;
 }
 
-type Env = { Variables: { identity: ApiKeyIdentity } };
+type Env = { Variables: { identity: ApiKeyIdentity; session?: Session } };
 type Handler = (c: Context<Env>) => Response | Promise<Response>;
 
 /** Builds the HTTP app: the versioned JSON API, the event stream, metrics, OpenAPI and the dashboard. */
@@ -164,7 +164,7 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
       if (bound instanceof Response) return bound;
       if (bound instanceof Error) return c.json(await ctx.warden.refuse(body.call, bound));
       const call = bound;
-      let decision = await decideCounted(ctx, call);
+      let decision = await decideCounted(ctx, call, c.get("session"));
       if (decision.verdict === "ask" && decision.approval && body.wait) {
         decision = await settleAsk(ctx, call, decision, body.wait, c.req.raw.signal);
       }
@@ -732,7 +732,10 @@ async function bindCall<C extends Pick<Call, "tool" | "agent" | "session" | "ser
     // The owner is stored with the session (the first agent to open it) and expires with it.
     let owner: string | undefined;
     try {
-      owner = (await ctx.warden.openSession({ id: bound.session, agent: bound.agent })).owner;
+      const session = await ctx.warden.openSession({ id: bound.session, agent: bound.agent });
+      // Up to date for this request: the decision does not read it again.
+      c.set("session", session);
+      owner = session.owner;
     } catch (error) {
       return error instanceof Error ? error : new Error(String(error));
     }
@@ -744,9 +747,9 @@ async function bindCall<C extends Pick<Call, "tool" | "agent" | "session" | "ser
   return bound;
 }
 
-async function decideCounted(ctx: ServerContext, call: Call): Promise<Decision> {
+async function decideCounted(ctx: ServerContext, call: Call, opened?: Session): Promise<Decision> {
   const started = performance.now();
-  const decision = await ctx.warden.decide(call);
+  const decision = await ctx.warden.decide(call, opened);
   ctx.metrics.decided(decision.verdict, (performance.now() - started) / 1000);
   ctx.recent.push(call, decision, new Date().toISOString());
   return decision;

@@ -110,7 +110,7 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
         .share(store)
         .catch((error: Error) => log(`api keys are not shared through the state store: ${error.message}`));
     }
-    const sinks: Array<{ name: string; sink: AuditSink }> = [
+    const sinks: Array<{ name: string; sink: AuditSink; copy?: boolean }> = [
       {
         name: "jsonl",
         sink: await JsonlAuditSink.open({
@@ -139,7 +139,8 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
       // index, so it commits without its own fsync (WAL, synchronous=NORMAL: it survives a process
       // crash, and after a power loss `audit verify` on the JSONL log still holds every record).
       const sqlite = new SqliteAuditSink({ path: paths.auditDb, key: boot.auditKey, durability: "write" });
-      sinks.push({ name: "sqlite", sink: sqlite });
+      // A copy: a decision is answered once its JSONL record is kept, without waiting for SQLite.
+      sinks.push({ name: "sqlite", sink: sqlite, copy: true });
       // After a crash the copy may lack the log's last records or hold unacknowledged ones.
       const { levelSqliteWithJsonl } = await import("../audit/reconcile.js");
       await (sinks[0].sink as JsonlAuditSink).flush();
@@ -163,9 +164,12 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
       observe: options.observe,
       now: options.now,
     });
-    const reader = options.auditPg
-      ? await PostgresAuditReader.open(options.auditPg, { schema: options.auditPgSchema })
-      : await SqliteAuditReader.open(paths.auditDb);
+    const reader = readsAfterCopies(
+      options.auditPg
+        ? await PostgresAuditReader.open(options.auditPg, { schema: options.auditPgSchema })
+        : await SqliteAuditReader.open(paths.auditDb),
+      fanout,
+    );
     cleanup.push(() => reader.close());
     const metrics = new ServerMetrics({
       policy: () => warden.policy,
@@ -286,4 +290,27 @@ async function expireApprovals(warden: Warden, bus: EventBus, log: (line: string
   } catch (error) {
     log(`cannot expire approvals: ${(error as Error).message}`);
   }
+}
+
+/**
+ * The audit reader over a copy the fanout does not wait for (SQLite): each read first waits for
+ * the records appended so far, so a decision answered before a query is in its results.
+ */
+function readsAfterCopies(reader: AuditReader, fanout: FanoutAuditSink): AuditReader {
+  const settled = () => fanout.flushCopies().catch(() => {});
+  return {
+    query: async (filter) => {
+      await settled();
+      return reader.query(filter);
+    },
+    stats: async (since, bucket) => {
+      await settled();
+      return reader.stats(since, bucket);
+    },
+    count: async () => {
+      await settled();
+      return reader.count();
+    },
+    close: () => reader.close(),
+  };
 }
