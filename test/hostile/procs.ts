@@ -11,11 +11,13 @@ import { join, resolve } from "node:path";
  */
 export const ROOT = resolve(import.meta.dirname, "../..");
 /** The CLI under test; `TW_CLI` points at another build (e.g. main's, to see a regression test fail there). */
-export const CLI = process.env.TW_CLI ?? join(ROOT, "dist/src/cli/main.js");
+export function cliPath(): string {
+  return process.env.TW_CLI ?? join(ROOT, "dist/src/cli/main.js");
+}
 
 /** Builds dist/ unless it is there (`TW_REBUILD=1` forces a build). */
 export function ensureBuilt(): void {
-  if (existsSync(CLI) && process.env.TW_REBUILD !== "1") return;
+  if (existsSync(cliPath()) && process.env.TW_REBUILD !== "1") return;
   const built = spawnSync("npm", ["run", "build"], { cwd: ROOT, encoding: "utf8" });
   if (built.status !== 0) throw new Error(`npm run build failed:\n${built.stdout}\n${built.stderr}`);
 }
@@ -145,7 +147,7 @@ export async function startServe(options: {
   const child = spawn(
     process.execPath,
     [
-      CLI,
+      cliPath(),
       "serve",
       "-p",
       options.policy,
@@ -221,7 +223,7 @@ export function cli(
   input?: string,
 ): { status: number | null; stdout: string; stderr: string } {
   ensureBuilt();
-  const result = spawnSync(process.execPath, [CLI, ...args], {
+  const result = spawnSync(process.execPath, [cliPath(), ...args], {
     cwd: ROOT,
     encoding: "utf8",
     input,
