@@ -437,12 +437,19 @@ export class Warden {
   ): Decision | Promise<Decision> {
     if (guard?.finding) decision = withAuthorityFinding(decision, guard.finding);
     const decl = policy.tools.get(call.tool);
+    const cost = call.cost ?? decl?.cost ?? 0;
+    if (!needsState(policy, decl, cost, limits) && !this.audit && decision.verdict !== "ask") {
+      decision = observeStage(policy, call, decision, this.options.observe);
+      if (session) this.noteDecision(session, decision);
+      guard?.settle(decision);
+      return decision;
+    }
     const ctx: DecideContext = {
       policy,
       call,
       session,
       decl,
-      cost: call.cost ?? decl?.cost ?? 0,
+      cost,
       limits,
       store: this.store,
       approvals: this.approvals,
@@ -452,12 +459,6 @@ export class Warden {
       scopeTask: this.scopeTaskHook,
       opened: this.openedHook,
     };
-    if (!needsState(ctx) && !this.audit && decision.verdict !== "ask") {
-      decision = observeStage(policy, call, decision, this.options.observe);
-      if (session) this.noteDecision(session, decision);
-      guard?.settle(decision);
-      return decision;
-    }
     const finished = this.finishDecision(ctx, decision);
     if (!guard) return finished;
     return finished.then((final) => {

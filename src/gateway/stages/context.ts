@@ -30,11 +30,15 @@ export interface DecideContext {
   opened(approvalId: string): void;
 }
 
-/** What a tool needs at decision time, from its declaration alone: whether `decide` may stay synchronous. */
-export function needsState(ctx: Pick<DecideContext, "policy" | "decl" | "cost" | "limits">): boolean {
-  return (
-    ctx.limits.length > 0 ||
-    (ctx.policy.budget !== undefined && ctx.cost > 0) ||
-    !!ctx.decl?.asyncChecks.length
-  );
+/**
+ * What a tool needs at decision time, from its declaration alone: whether `decide` may stay
+ * synchronous. Read before the context is built, so a call that needs nothing builds none.
+ */
+export function needsState(
+  policy: CompiledPolicy,
+  decl: CompiledTool | undefined,
+  cost: number,
+  limits: readonly CompiledLimit[],
+): boolean {
+  return limits.length > 0 || (policy.budget !== undefined && cost > 0) || !!decl?.asyncChecks.length;
 }
