@@ -81,9 +81,11 @@ describe.each(["hash", "full"])("audit: { args: %s }", (mode) => {
     expect([tail.status, tail.stderr]).toEqual([0, ""]);
     expect(tail.stdout.trim().split("\n").length).toBeGreaterThanOrEqual(3);
     const serve = await startServe({ policy, dataDir });
-    const health = await serve.request("GET", "/health");
-    expect(health.status).toBe(200);
-    expect(await serve.stop()).toBe(0);
+    try {
+      expect((await serve.request("GET", "/health")).status).toBe(200);
+    } finally {
+      expect(await serve.stop()).toBe(0);
+    }
   }, 120_000);
 });
 
@@ -120,10 +122,13 @@ describe("a log written before the bounds (a record 5,000 arrays deep) stays rea
       expect([tail.status, tail.stderr]).toEqual([0, ""]);
     }
     const again = await startServe({ policy: join(tmp.dir, "policy.yaml"), dataDir });
-    expect((await again.request("GET", "/health")).status).toBe(200);
-    const listed = await again.request("GET", "/v1/audit?limit=5", { key: again.adminKey });
-    expect(listed.status).toBe(200);
-    expect(listed.body.records.map((r: { reason?: string }) => r.reason)).toContain("old");
-    expect(await again.stop()).toBe(0);
+    try {
+      expect((await again.request("GET", "/health")).status).toBe(200);
+      const listed = await again.request("GET", "/v1/audit?limit=5", { key: again.adminKey });
+      expect(listed.status).toBe(200);
+      expect(listed.body.records.map((r: { reason?: string }) => r.reason)).toContain("old");
+    } finally {
+      expect(await again.stop()).toBe(0);
+    }
   }, 120_000);
 });

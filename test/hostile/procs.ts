@@ -15,6 +15,18 @@ export function cliPath(): string {
   return process.env.TW_CLI ?? join(ROOT, "dist/src/cli/main.js");
 }
 
+/** Every process started here, killed (by PID) when this process exits, even after a failed assertion. */
+const started = new Set<ChildProcess>();
+process.once("exit", () => {
+  for (const child of started)
+    if (child.exitCode === null && child.signalCode === null) child.kill("SIGKILL");
+});
+function track(child: ChildProcess): ChildProcess {
+  started.add(child);
+  child.once("exit", () => started.delete(child));
+  return child;
+}
+
 /** Builds dist/ unless it is there (`TW_REBUILD=1` forces a build). */
 export function ensureBuilt(): void {
   if (existsSync(cliPath()) && process.env.TW_REBUILD !== "1") return;
@@ -72,12 +84,14 @@ export async function startRedis(): Promise<PrivateRedis> {
   const port = await freePort();
   let child: ChildProcess;
   const launch = async () => {
-    child = spawn(
-      "redis-server",
-      ["--port", String(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
-      {
-        stdio: "ignore",
-      },
+    child = track(
+      spawn(
+        "redis-server",
+        ["--port", String(port), "--save", "", "--appendonly", "no", "--bind", "127.0.0.1"],
+        {
+          stdio: "ignore",
+        },
+      ),
     );
     await until(`redis-server on ${port}`, async () => {
       const ok = await new Promise<boolean>((res) => {
@@ -144,21 +158,23 @@ export async function startServe(options: {
 }): Promise<ServeProcess> {
   ensureBuilt();
   const port = await freePort();
-  const child = spawn(
-    process.execPath,
-    [
-      cliPath(),
-      "serve",
-      "-p",
-      options.policy,
-      "--port",
-      String(port),
-      "--data",
-      options.dataDir,
-      "--no-watch",
-      ...(options.args ?? []),
-    ],
-    { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] },
+  const child = track(
+    spawn(
+      process.execPath,
+      [
+        cliPath(),
+        "serve",
+        "-p",
+        options.policy,
+        "--port",
+        String(port),
+        "--data",
+        options.dataDir,
+        "--no-watch",
+        ...(options.args ?? []),
+      ],
+      { cwd: ROOT, env: { ...process.env, ...options.env }, stdio: ["ignore", "pipe", "pipe"] },
+    ),
   );
   let err = "";
   let out = "";
