@@ -44,8 +44,12 @@ export function parseSource(file: string, text: string): { source: PolicySource;
   return { source, issues };
 }
 
-/** Deepest nesting a policy document may have (block indentation, `- ` entries and flow brackets together). */
-export const MAX_POLICY_DEPTH = 64;
+/**
+ * Deepest nesting a policy document may have (block indentation, `- ` entries and flow brackets
+ * together). Twice a call's own bound (64), so a policy's `tests:` can hold a call one level past
+ * that bound (which must be denied as malformed) inside the policy's own structure.
+ */
+export const MAX_POLICY_DEPTH = 128;
 
 /**
  * The offset where `text` nests deeper than `max`, or undefined: one linear pass that counts

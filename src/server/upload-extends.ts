@@ -24,8 +24,16 @@ export function uploadExtends(options: {
   dir: string;
   versions: readonly StoredVersionRef[];
 }): (ref: string, from: string) => { file: string; text: string } {
+  // Only the server's own file, and files reached from it, read paths; anything else (the upload,
+  // a stored upload, a label this code does not know) names stored policies only. Decided by
+  // what is trusted rather than by what the upload is called, so a renamed label fails closed.
+  const trusted = new Set([options.file]);
   return (ref, from) => {
-    if (from !== options.upload && !from.startsWith("policy:")) return defaultExtends(ref, from);
+    if (trusted.has(from)) {
+      const resolved = defaultExtends(ref, from);
+      trusted.add(resolved.file);
+      return resolved;
+    }
     let version: StoredVersionRef | undefined;
     if (/^[0-9a-f]{8,64}$/.test(ref)) {
       const matches = options.versions.filter((v) => v.hash.startsWith(ref));

@@ -70,7 +70,7 @@ describe("policy uploads", () => {
   ])("%s: 422 with a clear message, before parsing", async (_, source) => {
     const res = await upload(source);
     expect(res.status).toBe(422);
-    expect(res.body.error.message).toMatch(/nested deeper than 64 levels/);
+    expect(res.body.error.message).toMatch(/nested deeper than 128 levels/);
     expect(res.body.error.message).not.toMatch(/call stack/);
   });
 });
