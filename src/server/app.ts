@@ -95,14 +95,20 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
       }),
     );
   }
-  app.use(
-    "/v1/*",
-    bodyLimit({
-      maxSize: ctx.maxBodyBytes,
-      onError: (c) =>
-        fail(c, 413, "body_too_large", `the request body is larger than ${ctx.maxBodyBytes} bytes`),
-    }),
-  );
+  const tooLarge = (c: Context) =>
+    fail(c, 413, "body_too_large", `the request body is larger than ${ctx.maxBodyBytes} bytes`);
+  const streamedLimit = bodyLimit({ maxSize: ctx.maxBodyBytes, onError: tooLarge });
+  app.use("/v1/*", (c, next) => {
+    const method = c.req.method;
+    if (method === "GET" || method === "HEAD") return next();
+    // A declared length is checked from the header alone: reading `body` here (as bodyLimit does)
+    // makes the Node adapter build a web Request and stream for every call, which the handler's
+    // own read of the body does without. A body without a length is counted as it streams.
+    const length = c.req.header("content-length");
+    if (length !== undefined && c.req.header("transfer-encoding") === undefined)
+      return Number.parseInt(length, 10) > ctx.maxBodyBytes ? Promise.resolve(tooLarge(c)) : next();
+    return streamedLimit(c, next);
+  });
 
   const route = (doc: RouteDoc, handler: Handler) => {
     routes.push(doc);

@@ -269,6 +269,32 @@ describe("malformed requests are refused with a clear 4xx and store nothing", ()
     }
   });
 
+  it("a streamed body (no content-length) over the size limit is 413, one under it is decided", async () => {
+    const small = await startTestServer({ maxBodyBytes: 4096 });
+    const streamed = (text: string) =>
+      fetch(`${small.url}/v1/decide`, {
+        method: "POST",
+        headers: { authorization: `Bearer ${small.adminKey}`, "content-type": "application/json" },
+        body: new ReadableStream({
+          start(controller) {
+            controller.enqueue(new TextEncoder().encode(text));
+            controller.close();
+          },
+        }),
+        duplex: "half",
+      } as RequestInit);
+    try {
+      const over = await streamed(JSON.stringify({ call: { tool: "x", args: { blob: "a".repeat(5000) } } }));
+      expect(over.status).toBe(413);
+      expect(((await over.json()) as { error: { code: string } }).error.code).toBe("body_too_large");
+      const under = await streamed(JSON.stringify({ call: { tool: "search_docs", args: { query: "q" } } }));
+      expect(under.status).toBe(200);
+      expect(((await under.json()) as { verdict: string }).verdict).toBeTypeOf("string");
+    } finally {
+      await small.close();
+    }
+  });
+
   it("bad query parameters are 400", async () => {
     const res = await t.request("GET", "/v1/audit?verdict=maybe", { key: approverKey });
     expect(res.status).toBe(400);
