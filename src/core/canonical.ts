@@ -22,27 +22,8 @@ const TOO_DEEP = Symbol("too deep");
 
 /** The same output as `canonicalJsonDeep`, written recursively up to SHALLOW levels. */
 function writeShallow(value: unknown, depth: number, path: object[]): string | undefined | typeof TOO_DEEP {
-  switch (typeof value) {
-    case "string":
-      return JSON.stringify(value);
-    case "number":
-      return Number.isFinite(value) ? JSON.stringify(value) : "null";
-    case "boolean":
-      return value ? "true" : "false";
-    case "bigint":
-      return `"${value.toString()}"`;
-    case "undefined":
-    case "function":
-    case "symbol":
-      return undefined;
-  }
-  if (value === null) return "null";
-  let obj = value as { toJSON?: () => unknown };
-  if (typeof obj.toJSON === "function") {
-    const replaced = obj.toJSON();
-    if (replaced === null || typeof replaced !== "object") return writeShallow(replaced, depth, path);
-    obj = replaced as typeof obj;
-  }
+  const obj = jsonOf(value);
+  if (typeof obj !== "object") return obj;
   if (path.includes(obj)) return '"[circular]"';
   if (depth === SHALLOW) return TOO_DEEP;
   path.push(obj);
@@ -118,6 +99,19 @@ interface Frame {
 
 /** A scalar's JSON (undefined: leave it out), or a frame to write an object or array. */
 function enter(value: unknown, onPath: Set<object>): string | undefined | Frame {
+  const obj = jsonOf(value);
+  if (typeof obj !== "object") return obj;
+  if (onPath.has(obj)) return '"[circular]"';
+  if (Array.isArray(obj)) return { obj, keys: undefined, size: obj.length, i: 0, written: 0 };
+  const keys = Object.keys(obj).sort();
+  return { obj, keys, size: keys.length, i: 0, written: 0 };
+}
+
+/**
+ * A value as JSON sees it: a scalar's text (undefined: leave it out), or the object or array to
+ * write. As JSON.stringify, `toJSON` is called once and what it returns is written as it is.
+ */
+function jsonOf(value: unknown): string | undefined | object {
   switch (typeof value) {
     case "string":
       return JSON.stringify(value);
@@ -133,17 +127,10 @@ function enter(value: unknown, onPath: Set<object>): string | undefined | Frame 
       return undefined;
   }
   if (value === null) return "null";
-  let obj = value as { toJSON?: () => unknown };
-  if (typeof obj.toJSON === "function") {
-    // As JSON.stringify: `toJSON` once; what it returns is written as it is.
-    const replaced = obj.toJSON();
-    if (replaced === null || typeof replaced !== "object") return enter(replaced, onPath);
-    obj = replaced as typeof obj;
-  }
-  if (onPath.has(obj)) return '"[circular]"';
-  if (Array.isArray(obj)) return { obj, keys: undefined, size: obj.length, i: 0, written: 0 };
-  const keys = Object.keys(obj).sort();
-  return { obj, keys, size: keys.length, i: 0, written: 0 };
+  const toJSON = (value as { toJSON?: () => unknown }).toJSON;
+  if (typeof toJSON !== "function") return value;
+  const replaced = toJSON.call(value);
+  return replaced !== null && typeof replaced === "object" ? replaced : jsonOf(replaced);
 }
 
 /** Hex SHA-256 of a UTF-8 string. */
