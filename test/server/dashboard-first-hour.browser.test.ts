@@ -98,7 +98,19 @@ describe.skipIf(missing && process.env.CI !== "true")(
     it("offers no roll back with a single policy version (to an admin, who may roll back)", async () => {
       await signIn(t.adminKey);
       await page.getByRole("tab", { name: "Policy" }).click();
-      await page.locator("#version-rows tr").first().waitFor();
+      // Failed once in CI (no row within 30 s): say what the page showed instead of timing out.
+      await page
+        .locator("#version-rows tr")
+        .first()
+        .waitFor({ timeout: 20_000 })
+        .catch(async (error) => {
+          throw new Error(
+            `no policy version row; the page says: ${await page.locator("#panel-policy").innerText()}`,
+            {
+              cause: error,
+            },
+          );
+        });
       expect(await page.locator("#version-rows tr").count()).toBe(1);
       expect(await page.locator("#rollback").isVisible()).toBe(false);
       await signIn();
