@@ -49,13 +49,35 @@ function oldestSdkAliases(): Array<{ find: RegExp; replacement: string }> {
   );
 }
 
+const BROWSER_TESTS = "test/**/*.browser.test.ts";
+
 export default defineConfig({
   resolve: { alias: oldestSdkAliases() },
   test: {
-    include: ["src/**/*.test.ts", "test/**/*.test.ts"],
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",
     setupFiles: ["test/setup/property-seed.ts"],
+    projects: [
+      {
+        extends: true,
+        test: {
+          name: "node",
+          include: ["src/**/*.test.ts", "test/**/*.test.ts"],
+          exclude: ["**/node_modules/**", BROWSER_TESTS],
+        },
+      },
+      {
+        // The real-browser tests run after everything else, one file at a time: two headless
+        // Chromiums driving two dashboards at once timed out in CI while each passed alone.
+        extends: true,
+        test: {
+          name: "browser",
+          include: [BROWSER_TESTS],
+          fileParallelism: false,
+          sequence: { groupOrder: 1 },
+        },
+      },
+    ],
   },
 });
