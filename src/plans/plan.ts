@@ -125,18 +125,8 @@ export class PlanRegistry {
       existing.position = record.position;
       return true;
     }
-    let hash: string;
-    try {
-      hash = planHash({
-        id: plan.id,
-        session: plan.session,
-        steps: plan.steps,
-        issuedAt: plan.issuedAt,
-        expiresAt: plan.expiresAt,
-      });
-    } catch {
-      return false;
-    }
+    const hash = bodyHash(plan);
+    if (hash === undefined) return false;
     if (hash !== plan.hash || !equal(plan.signature, this.mac(`plan\0${hash}`))) return false;
     const checks = plan.steps.map((step, i) => compileStep(step, i));
     this.plans.set(plan.id, {
@@ -207,18 +197,8 @@ export class PlanRegistry {
   verify(plan: Plan): boolean {
     const state = plan && typeof plan.id === "string" ? this.plans.get(plan.id) : undefined;
     if (!state) return false;
-    let hash: string;
-    try {
-      hash = planHash({
-        id: plan.id,
-        session: plan.session,
-        steps: plan.steps,
-        issuedAt: plan.issuedAt,
-        expiresAt: plan.expiresAt,
-      });
-    } catch {
-      return false;
-    }
+    const hash = bodyHash(plan);
+    if (hash === undefined) return false;
     return (
       hash === state.plan.hash && equal(plan.hash, hash) && equal(plan.signature, this.mac(`plan\0${hash}`))
     );
@@ -372,6 +352,21 @@ function compileStep(step: PlanStep, i: number): Condition | undefined {
   });
   if (problems.length) throw new ToolwardenError("plan_invalid", `${where}: ${problems.join("; ")}`);
   return condition;
+}
+
+/** The hash of a plan's signed body as it stands now, or undefined when it cannot be hashed. */
+function bodyHash(plan: Plan): string | undefined {
+  try {
+    return planHash({
+      id: plan.id,
+      session: plan.session,
+      steps: plan.steps,
+      issuedAt: plan.issuedAt,
+      expiresAt: plan.expiresAt,
+    });
+  } catch {
+    return undefined;
+  }
 }
 
 function planHash(body: Pick<Plan, "id" | "session" | "steps" | "issuedAt" | "expiresAt">): string {
