@@ -1,27 +1,9 @@
-import { spawnSync } from "node:child_process";
-import { mkdirSync, mkdtempSync, writeFileSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { cli, EXAMPLE, tempFiles } from "./run-cli.js";
 
-const ROOT = join(import.meta.dirname, "..", "..");
-const EXAMPLE = join(ROOT, "examples/support-bot/policy.yaml");
-
-function cli(args: string[], input?: string) {
-  const result = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), ...args], {
-    input,
-    encoding: "utf8",
-    cwd: ROOT,
-  });
-  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
-}
-
-const dir = mkdtempSync(join(tmpdir(), "tw-exit-"));
-const file = (name: string, text: string) => {
-  const path = join(dir, name);
-  writeFileSync(path, text);
-  return path;
-};
+const { dir, file } = tempFiles("tw-exit-");
 
 const POLICY = file(
   "p.yaml",

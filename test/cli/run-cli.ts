@@ -1,0 +1,28 @@
+import { spawnSync } from "node:child_process";
+import { mkdtempSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+
+export const ROOT = join(import.meta.dirname, "..", "..");
+export const EXAMPLE = join(ROOT, "examples/support-bot/policy.yaml");
+
+/** Runs the real CLI (from source) in a child process. */
+export function cli(args: string[], input?: string) {
+  const result = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), ...args], {
+    input,
+    encoding: "utf8",
+    cwd: ROOT,
+  });
+  return { code: result.status, stdout: result.stdout, stderr: result.stderr };
+}
+
+/** A temporary folder and a writer of named files in it; returns each file's path. */
+export function tempFiles(prefix: string) {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  const file = (name: string, text: string) => {
+    const path = join(dir, name);
+    writeFileSync(path, text);
+    return path;
+  };
+  return { dir, file };
+}
