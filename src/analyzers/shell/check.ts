@@ -1,6 +1,7 @@
 import { forEachChild, parse, type SyntaxNode, type Word } from "unbash";
 import type { Finding } from "../../core/index.js";
 import { preview } from "../kind.js";
+import { FindingList } from "../findings.js";
 import { fileEffect } from "./file-writes.js";
 import {
   EVAL_BUILTINS,
@@ -67,26 +68,18 @@ export function checkShell(
   new ShellWalk(programs, allow, arg, out).run(command);
 }
 
-class ShellWalk {
-  private seen: Set<string> | undefined;
-
+class ShellWalk extends FindingList {
   constructor(
     private readonly programs: ProgramList,
     private readonly allow: ShellAllow,
-    private readonly arg: string,
-    private readonly out: Finding[],
-  ) {}
+    arg: string,
+    out: Finding[],
+  ) {
+    super(arg, out);
+  }
 
   run(command: string) {
     this.visit(parse(command));
-  }
-
-  private report(code: string, message: string) {
-    const key = `${code}\u0000${message}`;
-    this.seen ??= new Set();
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
-    this.out.push({ code, message, arg: this.arg });
   }
 
   private readonly visit = (node: SyntaxNode): void => {

@@ -1,31 +1,6 @@
 import type { Finding } from "../../core/index.js";
 import { preview } from "../kind.js";
-import { globMatch } from "./glob.js";
-
-/** What a policy decided at load time; the walk only reads it. */
-export interface SqlRules {
-  /** Statement categories that may run (`ddl` already expanded). */
-  allowed: ReadonlySet<string>;
-  /** Lower-cased globs; null when every table is allowed. */
-  tableAllow: readonly string[] | null;
-  tableDeny: readonly string[];
-  /** Lower-cased schema an unqualified name resolves to, when known. */
-  defaultSchema: string | undefined;
-  /** Relations of a schema searched before the default one (`pg_catalog`), by lower-cased name. */
-  catalog: { readonly schema: string; readonly relations: ReadonlySet<string> } | undefined;
-  requireWhere: boolean;
-  /** Lower-cased function name -> why it is dangerous. */
-  dangerous: ReadonlyMap<string, string>;
-}
-
-/**
- * Writes that are not statements of their own: a sequence function that advances a sequence, and
- * (below) row-locking clauses. Both change the database, in every dialect, so both need the
- * `update` category.
- */
-export const WRITE_FUNCTIONS: Readonly<Record<string, string>> = {
-  nextval: "advances a sequence",
-};
+import { isNode, type Node, RuleWalk, type SqlRules } from "./rule-walk.js";
 
 /** SQL Server table hints that take update, exclusive or held locks (`WITH (UPDLOCK)`). */
 const LOCK_HINTS = new Set([
@@ -37,9 +12,6 @@ const LOCK_HINTS = new Set([
   "serializable",
   "repeatableread",
 ]);
-
-/** The category a write inside a read (`FOR UPDATE`, `nextval`) needs. */
-export const WRITE_NEEDS = "update";
 
 /** node-sql-parser statement `type` -> the category a policy names in `allow`. */
 const CATEGORY: Readonly<Record<string, string>> = {
@@ -110,14 +82,6 @@ const LITERALS = new Set([
   "timestamp",
 ]);
 
-const MAX_DEPTH = 1500;
-
-type Node = Record<string, unknown>;
-
-function isNode(value: unknown): value is Node {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /** Checks parsed statements against the rules, pushing one finding per distinct problem. */
 export function analyzeStatements(
   statements: readonly unknown[],
@@ -128,52 +92,20 @@ export function analyzeStatements(
   new Walk(rules, arg, out).run(statements);
 }
 
-class Walk {
-  private readonly ctes: string[] = [];
-  private seen: Set<string> | undefined;
-
-  constructor(
-    private readonly rules: SqlRules,
-    private readonly arg: string,
-    private readonly out: Finding[],
-  ) {}
-
+class Walk extends RuleWalk {
   run(statements: readonly unknown[]) {
     for (const statement of statements) {
       if (!isNode(statement) || typeof statement.type !== "string") {
         this.report("sql.unparsable", "unrecognized statement");
         continue;
       }
-      this.category(statement.type, false);
+      this.category(CATEGORY[statement.type] ?? statement.type, false);
       this.visit(statement, 0);
     }
   }
 
-  private report(code: string, message: string) {
-    const key = `${code}\u0000${message}`;
-    this.seen ??= new Set();
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
-    this.out.push({ code, message, arg: this.arg });
-  }
-
-  private category(type: string, nested: boolean) {
-    const category = CATEGORY[type] ?? type;
-    if (this.rules.allowed.has(category)) return;
-    const what = `\`${category.toUpperCase()}\``;
-    this.report(
-      "sql.not_allowed",
-      nested
-        ? `${what} inside another statement is not allowed`
-        : `${what} statements are not allowed (allowed: ${[...this.rules.allowed].join(", ") || "none"})`,
-    );
-  }
-
   private visit(value: unknown, depth: number) {
-    if (depth > MAX_DEPTH) {
-      this.report("sql.unparsable", "query nested too deeply to analyze");
-      return;
-    }
+    if (this.tooDeep(depth)) return;
     if (Array.isArray(value)) {
       for (const item of value) this.visit(item, depth + 1);
       return;
@@ -181,9 +113,11 @@ class Walk {
     if (!isNode(value)) return;
     const type = typeof value.type === "string" ? value.type : undefined;
     if (type !== undefined) {
-      if (depth > 0 && NESTED.has(type)) this.category(type, true);
-      if (type === "function" || type === "aggr_func") this.func(value);
-      else if (type === "update" || type === "delete") this.where(type, value.where);
+      if (depth > 0 && NESTED.has(type)) this.category(CATEGORY[type] ?? type, true);
+      if (type === "function" || type === "aggr_func") {
+        const name = functionName(value.name);
+        if (name !== undefined) this.func(name);
+      } else if (type === "update" || type === "delete") this.where(type.toUpperCase(), value.where);
       else if (type === "column_ref" && typeof value.table === "string" && value.table !== "") {
         // Oracle and Snowflake spell a sequence's next value `seq.NEXTVAL`.
         if (typeof value.column === "string" && value.column.toLowerCase() === "nextval")
@@ -198,7 +132,7 @@ class Walk {
     if (isNode(value.table_hint) && Array.isArray(value.table_hint.expr))
       this.tableHints(value.table_hint.expr);
     if (typeof value.table === "string" && type !== "column_ref" && !("column" in value)) {
-      this.tableRef(value);
+      this.tableIn(value, ["db", "schema"], value.table);
     }
     if (Array.isArray(value.priv_level)) {
       for (const level of value.priv_level) {
@@ -209,35 +143,15 @@ class Walk {
     }
     let scoped = 0;
     if (Array.isArray(value.with)) {
-      // A CTE's name is visible to later CTEs and the main body, and to its own body only if
-      // RECURSIVE: `WITH secrets AS (SELECT * FROM secrets)` reads the real table.
       for (const cte of value.with) {
         const name = isNode(cte) ? cteName(cte.name) : undefined;
-        const recursive = isNode(cte) && cte.recursive === true;
-        if (name !== undefined && recursive) {
-          this.ctes.push(name);
-          scoped++;
-        }
-        this.visit(cte, depth + 1);
-        if (name !== undefined && !recursive) {
-          this.ctes.push(name);
-          scoped++;
-        }
+        scoped += this.cte(name, isNode(cte) && cte.recursive === true, () => this.visit(cte, depth + 1));
       }
     }
     for (const key in value) {
       if (key !== "with") this.visit(value[key], depth + 1);
     }
-    this.ctes.length -= scoped;
-  }
-
-  private func(node: Node) {
-    const name = functionName(node.name);
-    if (name === undefined) return;
-    const why = this.rules.dangerous.get(name);
-    if (why !== undefined) this.report("sql.dangerous_function", `\`${name}\` ${why}`);
-    const write = WRITE_FUNCTIONS[name];
-    if (write !== undefined) this.write(`\`${name}\` ${write}`);
+    this.leaveScope(scoped);
   }
 
   private tableHints(hints: unknown[]) {
@@ -248,21 +162,12 @@ class Walk {
     }
   }
 
-  private write(what: string) {
-    if (this.rules.allowed.has(WRITE_NEEDS)) return;
-    this.report("sql.not_allowed", `${what}, a write (allow \`${WRITE_NEEDS}\` for it)`);
+  protected isConstant(expr: unknown): boolean {
+    return isConstant(expr, 0);
   }
 
-  private where(type: string, where: unknown) {
-    if (!this.rules.requireWhere) return;
-    const what = type.toUpperCase();
-    if (where === null || where === undefined) {
-      this.report("sql.missing_where", `${what} without a WHERE clause`);
-    } else if (isConstant(where, 0)) {
-      this.report("sql.missing_where", `${what} with a constant WHERE clause`);
-    } else if (constantOrBranch(where, 0)) {
-      this.report("sql.missing_where", `${what} whose WHERE clause has an always-constant OR branch`);
-    }
+  protected hasConstantOrBranch(expr: unknown): boolean {
+    return constantOrBranch(expr, 0);
   }
 
   private selectInto(into: Node) {
@@ -283,60 +188,10 @@ class Walk {
         : isNode(target) && typeof target.table === "string"
           ? target.table
           : "";
-    if (!this.rules.allowed.has("create")) {
-      this.report("sql.not_allowed", `\`SELECT ... INTO\` creates table \`${preview(name)}\``);
-    }
+    this.createsTable(name);
     if (typeof target === "string") this.table(undefined, target);
   }
 
-  private tableRef(node: Node) {
-    const parts: string[] = [];
-    for (const key of ["db", "schema"]) {
-      const part = node[key];
-      if (typeof part === "string" && part !== "") parts.push(part);
-    }
-    this.table(parts.length > 0 ? parts.join(".") : undefined, node.table as string);
-  }
-
-  private table(qualifier: string | undefined, name: string) {
-    if (qualifier === undefined && this.ctes.includes(name.toLowerCase())) return;
-    checkTable(this.rules, qualifier, name, (code, message) => this.report(code, message));
-  }
-}
-
-/**
- * Checks one table reference against `tables.allow` / `tables.deny`: an unqualified name resolves
- * to the implicit catalog (`pg_catalog`) when it is one of its relations, else to the default
- * schema. CTE names are the caller's to skip.
- */
-export function checkTable(
-  rules: SqlRules,
-  qualifier: string | undefined,
-  name: string,
-  report: (code: string, message: string) => void,
-): void {
-  const { tableAllow, tableDeny, defaultSchema, catalog } = rules;
-  if (tableAllow === null && tableDeny.length === 0) return;
-  const lname = name.toLowerCase();
-  const full =
-    qualifier !== undefined
-      ? `${qualifier.toLowerCase()}.${lname}`
-      : catalog?.relations.has(lname)
-        ? `${catalog.schema}.${lname}`
-        : defaultSchema !== undefined
-          ? `${defaultSchema}.${lname}`
-          : lname;
-  const shown = preview(qualifier !== undefined ? `${qualifier}.${name}` : name);
-  if (tableDeny.some((pattern) => tableMatches(pattern, lname, full))) {
-    report("sql.table_denied", `table \`${shown}\` is denied`);
-  } else if (tableAllow !== null && !tableAllow.some((pattern) => tableMatches(pattern, lname, full))) {
-    report("sql.table_not_allowed", `table \`${shown}\` is not in the allowed tables`);
-  }
-}
-
-/** A pattern without a dot names a table in any schema; one with a dot names schema and table. */
-function tableMatches(pattern: string, name: string, full: string): boolean {
-  return globMatch(pattern, pattern.includes(".") ? full : name);
 }
 
 function cteName(name: unknown): string | undefined {

@@ -1,6 +1,6 @@
 import type { Finding } from "../../core/index.js";
 import { preview } from "../kind.js";
-import { checkTable, type SqlRules, WRITE_FUNCTIONS, WRITE_NEEDS } from "./analyze.js";
+import { isNode, type Node, RuleWalk, type SqlRules } from "./rule-walk.js";
 
 /*
  * Decides on the tree PostgreSQL itself builds (libpg-query's JSON: a node is `{TypeName:
@@ -55,14 +55,6 @@ function categoryOf(type: string, fields: Node): string {
   return type.replace(/Stmt$/, "").toLowerCase();
 }
 
-const MAX_DEPTH = 1500;
-
-type Node = Record<string, unknown>;
-
-function isNode(value: unknown): value is Node {
-  return typeof value === "object" && value !== null && !Array.isArray(value);
-}
-
 /** Checks the statements libpg-query parsed against the rules, one finding per distinct problem. */
 export function analyzePgStatements(
   statements: readonly unknown[],
@@ -74,16 +66,7 @@ export function analyzePgStatements(
   for (const statement of statements) walk.statement(statement);
 }
 
-class PgWalk {
-  private readonly ctes: string[] = [];
-  private seen: Set<string> | undefined;
-
-  constructor(
-    private readonly rules: SqlRules,
-    private readonly arg: string,
-    private readonly out: Finding[],
-  ) {}
-
+class PgWalk extends RuleWalk {
   statement(statement: unknown) {
     const type = isNode(statement) ? Object.keys(statement)[0] : undefined;
     if (type === undefined || !type.endsWith("Stmt")) {
@@ -93,43 +76,15 @@ class PgWalk {
     this.visit(statement, 0, false);
   }
 
-  private report(code: string, message: string) {
-    const key = `${code}\u0000${message}`;
-    this.seen ??= new Set();
-    if (this.seen.has(key)) return;
-    this.seen.add(key);
-    this.out.push({ code, message, arg: this.arg });
-  }
-
-  private category(category: string, nested: boolean) {
-    if (this.rules.allowed.has(category)) return;
-    const what = `\`${category.toUpperCase()}\``;
-    this.report(
-      "sql.not_allowed",
-      nested
-        ? `${what} inside another statement is not allowed`
-        : `${what} statements are not allowed (allowed: ${[...this.rules.allowed].join(", ") || "none"})`,
-    );
-  }
-
-  /** A write that is not a statement of its own (`FOR UPDATE`, `nextval`): it needs `update`. */
-  private write(what: string) {
-    if (this.rules.allowed.has(WRITE_NEEDS)) return;
-    this.report("sql.not_allowed", `${what}, a write (allow \`${WRITE_NEEDS}\` for it)`);
-  }
-
   /** `nested`: inside a statement already categorised (only writes count there, not SELECT). */
   private visit(value: unknown, depth: number, nested: boolean) {
-    if (depth > MAX_DEPTH) {
-      this.report("sql.unparsable", "query nested too deeply to analyze");
-      return;
-    }
+    if (this.tooDeep(depth)) return;
     if (Array.isArray(value)) {
       for (const item of value) this.visit(item, depth + 1, nested);
       return;
     }
     if (!isNode(value)) return;
-    if (typeof value.relname === "string") this.rangeVar(value);
+    if (typeof value.relname === "string") this.tableIn(value, ["catalogname", "schemaname"], value.relname);
     // SELECT's clauses, also on the bare SelectStmt of a UNION arm.
     if (isNode(value.intoClause)) this.selectInto(value.intoClause);
     if (Array.isArray(value.lockingClause) && value.lockingClause.length > 0) {
@@ -142,31 +97,19 @@ class PgWalk {
       if (key === "withClause" && scoping) continue;
       const child = value[key];
       if (key.endsWith("Stmt") && isNode(child)) this.stmt(key, child, depth, nested);
-      else if (key === "FuncCall" && isNode(child)) this.func(child, depth);
+      else if (key === "FuncCall" && isNode(child)) this.funcCall(child, depth);
       else this.visit(child, depth + 1, nested);
     }
-    this.ctes.length -= scoped;
+    this.leaveScope(scoped);
   }
 
-  /**
-   * A CTE's name is visible to later CTEs and the main body, and to its own body only if
-   * RECURSIVE: `WITH secrets AS (SELECT * FROM secrets)` reads the real table.
-   */
   private withList(withClause: Node, depth: number, nested: boolean): number {
     const recursive = withClause.recursive === true;
     let scoped = 0;
     for (const item of withClause.ctes as unknown[]) {
       const cte = isNode(item) && isNode(item.CommonTableExpr) ? item.CommonTableExpr : undefined;
       const name = typeof cte?.ctename === "string" ? cte.ctename.toLowerCase() : undefined;
-      if (name !== undefined && recursive) {
-        this.ctes.push(name);
-        scoped++;
-      }
-      this.visit(item, depth + 1, nested);
-      if (name !== undefined && !recursive) {
-        this.ctes.push(name);
-        scoped++;
-      }
+      scoped += this.cte(name, recursive, () => this.visit(item, depth + 1, nested));
     }
     return scoped;
   }
@@ -202,46 +145,23 @@ class PgWalk {
     this.visit(fields, depth + 1, true);
   }
 
-  private func(call: Node, depth: number) {
+  private funcCall(call: Node, depth: number) {
     const name = funcName(call.funcname);
-    if (name !== undefined) {
-      const why = this.rules.dangerous.get(name);
-      if (why !== undefined) this.report("sql.dangerous_function", `\`${name}\` ${why}`);
-      const write = WRITE_FUNCTIONS[name];
-      if (write !== undefined) this.write(`\`${name}\` ${write}`);
-    }
+    if (name !== undefined) this.func(name);
     this.visit(call, depth + 1, true);
   }
 
   private selectInto(into: Node) {
     const rel = isNode(into.rel) ? into.rel : undefined;
-    const name = typeof rel?.relname === "string" ? rel.relname : "";
-    if (!this.rules.allowed.has("create")) {
-      this.report("sql.not_allowed", `\`SELECT ... INTO\` creates table \`${preview(name)}\``);
-    }
+    this.createsTable(typeof rel?.relname === "string" ? rel.relname : "");
   }
 
-  private rangeVar(node: Node) {
-    const parts: string[] = [];
-    for (const key of ["catalogname", "schemaname"]) {
-      const part = node[key];
-      if (typeof part === "string" && part !== "") parts.push(part);
-    }
-    const qualifier = parts.length > 0 ? parts.join(".") : undefined;
-    const name = node.relname as string;
-    if (qualifier === undefined && this.ctes.includes(name.toLowerCase())) return;
-    checkTable(this.rules, qualifier, name, (code, message) => this.report(code, message));
+  protected isConstant(expr: unknown): boolean {
+    return isConstant(expr, 0);
   }
 
-  private where(what: string, where: unknown) {
-    if (!this.rules.requireWhere) return;
-    if (where === null || where === undefined) {
-      this.report("sql.missing_where", `${what} without a WHERE clause`);
-    } else if (isConstant(where, 0)) {
-      this.report("sql.missing_where", `${what} with a constant WHERE clause`);
-    } else if (constantOrBranch(where, 0)) {
-      this.report("sql.missing_where", `${what} whose WHERE clause has an always-constant OR branch`);
-    }
+  protected hasConstantOrBranch(expr: unknown): boolean {
+    return constantOrBranch(expr, 0);
   }
 }
 

@@ -1,6 +1,7 @@
 import { z } from "zod";
 import type { ArgCheck, ConstraintKind } from "../kind.js";
-import { analyzeStatements, type SqlRules } from "./analyze.js";
+import { analyzeStatements } from "./analyze.js";
+import type { SqlRules } from "./rule-walk.js";
 import { DEFAULT_SCHEMA, IMPLICIT_CATALOG, SQL_DIALECTS } from "./dialects.js";
 import { DANGEROUS_FUNCTIONS } from "./functions.js";
 import { lexSql } from "./lexer.js";
