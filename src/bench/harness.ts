@@ -7,6 +7,36 @@ export interface BenchResult {
   /** medianNs divided by the raw call's medianNs from the same run. */
   ratio?: number;
   note?: string;
+  /** Not measured: `--scenario` chose other scenarios. */
+  skipped?: boolean;
+}
+
+let chosen: ((name: string) => boolean) | undefined;
+const named = new Set<string>();
+
+/** Measures only the scenarios `choose` accepts from now on (all with `undefined`); forgets the names met so far. */
+export function chooseScenarios(choose: ((name: string) => boolean) | undefined): void {
+  chosen = choose;
+  named.clear();
+}
+
+/**
+ * Whether the scenario `name` is to be measured in this run. Scenario code with costly set-up asks
+ * before setting up; `measureSync`/`measureAsync` ask themselves. Every name asked about is kept,
+ * so a choice that matched nothing can list what there is.
+ */
+export function wanted(name: string): boolean {
+  named.add(name);
+  return !chosen || chosen(name);
+}
+
+/** Every scenario name asked about since `chooseScenarios`. */
+export function scenarioNames(): string[] {
+  return [...named];
+}
+
+function skipped(name: string): BenchResult {
+  return { name, medianNs: 0, p99Ns: 0, opsPerSec: 0, skipped: true };
 }
 
 export interface MeasureOptions {
@@ -14,10 +44,13 @@ export interface MeasureOptions {
   batch?: number;
   /** Timed batches (after warm-up). */
   samples?: number;
+  /** Whether to measure it; default `wanted(name)`. True for a baseline other chosen scenarios need. */
+  chosen?: boolean;
 }
 
 /** Times a synchronous operation. The result of `fn` is kept so the JIT cannot drop the call. */
 export function measureSync(name: string, fn: () => unknown, options: MeasureOptions = {}): BenchResult {
+  if (!(options.chosen ?? wanted(name))) return skipped(name);
   const batch = options.batch ?? 10_000;
   const samples = options.samples ?? 25;
   let sink: unknown;
@@ -38,6 +71,7 @@ export async function measureAsync(
   fn: () => Promise<unknown>,
   options: MeasureOptions = {},
 ): Promise<BenchResult> {
+  if (!(options.chosen ?? wanted(name))) return skipped(name);
   const batch = options.batch ?? 5_000;
   const samples = options.samples ?? 25;
   let sink: unknown;

@@ -1,3 +1,4 @@
+import { type BenchResult, wanted } from "./harness.js";
 import { FlowIndex } from "../taint/index.js";
 
 /** What `toolwarden bench` reports for content-flow detection. */
@@ -107,11 +108,13 @@ export function measureFlowScan(options: FlowScanOptions = {}): FlowScanMeasurem
 }
 
 /** `toolwarden bench` rows for flow detection: scan cost, add throughput, memory per MB. */
-export async function flowScenarios(): Promise<import("./harness.js").BenchResult[]> {
+export async function flowScenarios(): Promise<BenchResult[]> {
+  const name = "flow scan: 4 KB argument vs 1 MB of labelled output";
+  if (!wanted(name)) return [];
   const m = measureFlowScan();
   return [
     {
-      name: "flow scan: 4 KB argument vs 1 MB of labelled output",
+      name,
       medianNs: m.scanMedianNs,
       p99Ns: m.scanMedianNs,
       opsPerSec: 1e9 / m.scanMedianNs,

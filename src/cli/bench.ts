@@ -1,4 +1,4 @@
-import { formatNs, onBenchResult } from "../bench/harness.js";
+import { chooseScenarios, formatNs, onBenchResult, scenarioNames } from "../bench/harness.js";
 import type { BenchResult } from "../bench/harness.js";
 import { coreScenarios } from "../bench/scenarios.js";
 import { CliError, parseFlags, table } from "./util.js";
@@ -19,14 +19,26 @@ export function withRatios(results: BenchResult[]): Array<BenchResult & { overhe
 
 export const bench: Command = {
   summary: "measure decision cost against a raw function call in the same run",
-  usage: "toolwarden bench [--json] [--only core|analyzers|taint|audit|sessions|cedar]",
+  usage: "toolwarden bench [--json] [--only core|analyzers|taint|audit|sessions|cedar] [--scenario NAME]",
   options: [
     "--json                  results as JSON (with node version, platform, cores)",
     "--only SET              run one scenario set: core, analyzers, taint, audit, sessions or cedar",
+    '--scenario NAME         run only the scenarios whose name contains NAME (case-insensitive), e.g.',
+    '                        --scenario "flow scan"; the raw calls (and a set\'s baseline) are measured',
+    "                        too, for the ratios; repeat it for several",
   ],
   async run(argv) {
-    const { values } = parseFlags(argv, { json: { type: "boolean" }, only: { type: "string" } }, this.usage);
+    const { values } = parseFlags(
+      argv,
+      { json: { type: "boolean" }, only: { type: "string" }, scenario: { type: "string", multiple: true } },
+      this.usage,
+    );
     if (values.help) return help(this);
+    const wanted = (values.scenario ?? []).map((name) => name.toLowerCase());
+    const choose = wanted.length
+      ? (name: string) =>
+          name.startsWith("raw function call") || wanted.some((part) => name.toLowerCase().includes(part))
+      : undefined;
     const results: BenchResult[] = [];
     const sets: Array<[string, () => Promise<BenchResult[]>]> = [
       ["core", coreScenarios],
@@ -41,20 +53,28 @@ export const bench: Command = {
         `--only \`${values.only}\` is not a scenario set; sets: ${sets.map(([name]) => name).join(", ")}`,
       );
     // Progress on stderr: each set as it starts, each scenario as it is measured.
-    const chosen = sets.filter(([name]) => !values.only || values.only === name);
+    // A chosen scenario's ratio needs the raw calls of the core set, measured in the same run.
+    const chosen = sets.filter(([name]) => !values.only || values.only === name || (choose && name === "core"));
     let done = 0;
     onBenchResult((result) => {
       done++;
       process.stderr.write(`bench:   ${result.name}: ${formatNs(result.medianNs)} (${done} measured)\n`);
     });
+    chooseScenarios(choose);
     try {
       for (const [i, [name, run]] of chosen.entries()) {
         process.stderr.write(`bench: ${name} (set ${i + 1} of ${chosen.length})…\n`);
-        results.push(...(await run()));
+        results.push(...(await run()).filter((result) => !result.skipped));
       }
     } finally {
       onBenchResult(undefined);
     }
+    const names = scenarioNames();
+    chooseScenarios(undefined);
+    if (choose && !results.some((r) => !r.name.startsWith("raw function call") && choose(r.name)))
+      throw new CliError(
+        `--scenario ${values.scenario?.map((n) => `\`${n}\``).join(", ")} matched no scenario${values.only ? ` in set \`${values.only}\`` : ""}; scenarios:\n${names.map((n) => `  ${n}`).join("\n")}`,
+      );
     const rows = withRatios(results);
     const meta = {
       node: process.version,

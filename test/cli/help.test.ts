@@ -110,4 +110,19 @@ describe("messages count properly and bench is not silent", () => {
     expect(bench.stderr).toMatch(/bench: core \(set 1 of 1\)/);
     expect(bench.stderr).toMatch(/bench: {3}raw function call.*\(1 measured\)/);
   }, 300_000);
+
+  it("bench --scenario runs one scenario by name, with the raw calls for its ratio", () => {
+    const bench = run(["bench", "--scenario", "FLOW SCAN"]);
+    expect(bench.status, bench.stderr).toBe(0);
+    const rows = bench.stdout.split("\n").filter((line) => / (ns|µs|ms) /.test(line));
+    expect(rows.map((line) => line.split(/  +/)[0])).toEqual([
+      "raw function call (sync)",
+      "raw function call (async, awaited)",
+      "flow scan: 4 KB argument vs 1 MB of labelled output",
+    ]);
+    const unknown = run(["bench", "--only", "taint", "--scenario", "no such scenario"]);
+    expect(unknown.status).toBe(2);
+    expect(unknown.stderr).toContain("matched no scenario in set `taint`");
+    expect(unknown.stderr).toContain("  flow scan: 4 KB argument vs 1 MB of labelled output");
+  }, 300_000);
 });
