@@ -44,29 +44,28 @@ export function createPinnedLookup(options: PinnedOptions = {}): LookupFunction 
  */
 export function createPinnedAgent(options: PinnedOptions & http.AgentOptions = {}): http.Agent {
   const { private: privateMode, ...agentOptions } = options;
-  const guard = connectionGuard({ private: privateMode });
-  return new (class PinnedHttpAgent extends http.Agent {
-    override createConnection(
-      request: http.ClientRequestArgs,
-      callback?: (error: Error | null, stream: Duplex) => void,
-    ): Duplex | null | undefined {
-      return guard(request, callback, (pinned, cb) => super.createConnection(pinned, cb));
-    }
-  })(agentOptions);
+  return new (guarded(http.Agent, connectionGuard({ private: privateMode })))(agentOptions);
 }
 
 /** The HTTPS counterpart of {@link createPinnedAgent}. */
 export function createPinnedHttpsAgent(options: PinnedOptions & https.AgentOptions = {}): https.Agent {
   const { private: privateMode, ...agentOptions } = options;
-  const guard = connectionGuard({ private: privateMode });
-  return new (class PinnedHttpsAgent extends https.Agent {
+  return new (guarded(https.Agent, connectionGuard({ private: privateMode })))(agentOptions);
+}
+
+/** `Base` (the HTTP or the HTTPS agent) with every connection passed through `guard` first. */
+function guarded<Base extends new (...args: any[]) => http.Agent>(
+  Base: Base,
+  guard: ReturnType<typeof connectionGuard>,
+) {
+  return class PinnedAgent extends Base {
     override createConnection(
       request: http.ClientRequestArgs,
       callback?: (error: Error | null, stream: Duplex) => void,
     ): Duplex | null | undefined {
       return guard(request, callback, (pinned, cb) => super.createConnection(pinned, cb));
     }
-  })(agentOptions);
+  };
 }
 
 type Connect = (
