@@ -3,4 +3,5 @@ export type { LearnedConstraint } from "./infer.js";
 export { addAuditRecords, addTrace, emptyObservations, isAuditLog, observedCalls } from "./observations.js";
 export type { ObservedCall, ObservedInput, ObservedStep, Observations } from "./observations.js";
 export { suggestPolicy } from "./suggest.js";
-export type { SuggestOptions, Suggestion, ToolAnnotations } from "./suggest.js";
+export type { ToolAnnotations } from "../adapters/mcp/risk.js";
+export type { SuggestOptions, Suggestion } from "./suggest.js";

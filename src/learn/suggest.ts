@@ -1,4 +1,5 @@
 import { Document, isMap, isScalar, isSeq, type Node } from "yaml";
+import type { ToolAnnotations } from "../adapters/mcp/risk.js";
 import { CONSTRAINT_KINDS } from "../analyzers/index.js";
 import { canonicalJson } from "../core/canonical.js";
 import type { Decision } from "../core/index.js";
@@ -8,15 +9,6 @@ import type { CompiledPolicy } from "../policy/index.js";
 import { learnConstraint } from "./infer.js";
 import type { ObservedCall, ObservedStep, Observations } from "./observations.js";
 import { observedCalls } from "./observations.js";
-
-/** MCP tool annotations (`tools/list`), the hints a server publishes about a tool. */
-export interface ToolAnnotations {
-  title?: string;
-  readOnlyHint?: boolean;
-  destructiveHint?: boolean;
-  idempotentHint?: boolean;
-  openWorldHint?: boolean;
-}
 
 export interface SuggestOptions {
   /** The policy's `name`; default `suggested`. */
