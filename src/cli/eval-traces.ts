@@ -35,9 +35,8 @@ export interface TraceOutcome {
   misses: TraceMiss[];
 }
 
-/** Scores of one example folder (`policy.yaml`, `benign/*.jsonl`, `attacks/*.jsonl`). */
-export interface ExampleScore {
-  example: string;
+/** Utility and attack success over a set of traces. */
+export interface TraceScores {
   benign: number;
   /** Benign traces whose every call was allowed (allow or flag). */
   useful: number;
@@ -46,6 +45,11 @@ export interface ExampleScore {
   /** Attack traces whose every `attack: true` call was allowed. */
   succeeded: number;
   attackSuccess: number;
+}
+
+/** Scores of one example folder (`policy.yaml`, `benign/*.jsonl`, `attacks/*.jsonl`). */
+export interface ExampleScore extends TraceScores {
+  example: string;
   /** The policy's own `tests:`. */
   tests: { passed: number; failed: string[] };
   traces: TraceOutcome[];
@@ -74,14 +78,7 @@ export interface TracesReport {
   /** How results were rendered before they were recorded. */
   outputs: OutputForm;
   examples: ExampleScore[];
-  overall: {
-    benign: number;
-    useful: number;
-    utility: number;
-    attacks: number;
-    succeeded: number;
-    attackSuccess: number;
-  };
+  overall: TraceScores;
 }
 
 const KINDS = [
