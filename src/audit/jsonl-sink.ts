@@ -1,5 +1,4 @@
-import { type FileHandle, mkdir, open, readFile, rename, stat, truncate, unlink } from "node:fs/promises";
-import { hostname } from "node:os";
+import { type FileHandle, mkdir, open, rename, stat, truncate, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
 import {
   type ChainHead,
@@ -11,6 +10,7 @@ import {
   sealRecord,
   signingKey,
 } from "./chain.js";
+import { createLock, lockOwner, removeLock } from "../core/lock-file.js";
 import { AuditSinkError } from "./errors.js";
 import { readTailLines, rotatedNumbers, rotatedPath } from "./files.js";
 import { GroupCommit, type GroupCommitOptions } from "./group-commit.js";
@@ -222,26 +222,16 @@ function lockPath(path: string): string {
 }
 
 /**
- * Creates `<path>.lock` holding `pid@host`. A lock left by a dead process on this host is taken
- * over (a crash must not stop the next start); one held by a live process, or by another host, is not.
- * Hand-written: lock libraries poll mtimes, and one exclusive create is all a single writer needs.
+ * Takes `<path>.lock`. A lock left by a dead process on this host is taken over (a crash must not
+ * stop the next start); one held by a live process, or by another host, is not.
  */
 async function takeLock(path: string): Promise<void> {
   const file = lockPath(path);
-  const me = `${process.pid}@${hostname()}`;
   for (let attempt = 0; attempt < 2; attempt++) {
-    try {
-      const handle = await open(file, "wx", 0o600);
-      await handle.writeFile(me);
-      await handle.close();
-      return;
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    }
-    const owner = (await readFile(file, "utf8").catch(() => "")).trim();
-    const [pid, host] = owner.split("@");
-    if (host === hostname() && !isAlive(Number(pid))) {
-      await unlink(file).catch(() => {});
+    if (await createLock(file)) return;
+    const { owner, stale } = await lockOwner(file);
+    if (stale) {
+      await removeLock(file);
       continue;
     }
     throw new AuditSinkError(
@@ -249,16 +239,6 @@ async function takeLock(path: string): Promise<void> {
     );
   }
   throw new AuditSinkError(`cannot lock audit log \`${path}\``);
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
-  }
 }
 
 /** Cuts an unterminated last line: a crash tore it mid-write, and it was never acknowledged. */

@@ -1,5 +1,5 @@
-import { homedir, hostname } from "node:os";
-import { mkdir, open, readFile, stat, unlink } from "node:fs/promises";
+import { homedir } from "node:os";
+import { mkdir, open } from "node:fs/promises";
 import { dirname, join } from "node:path";
 import {
   AUDIT_KEY_WAYS,
@@ -12,6 +12,7 @@ import {
 } from "../../audit/chain.js";
 import type { AuditKeyOptions } from "../../audit/chain.js";
 import { ToolwardenError } from "../../core/index.js";
+import { createLock, lockOwner, removeLock } from "../../core/lock-file.js";
 import type { ListedTool } from "./risk.js";
 
 /** Where pins live unless told otherwise (relative to the working directory). */
@@ -350,28 +351,17 @@ function pinKey(server: string, tool: string): string {
 }
 
 /**
- * A short-lived exclusive lock `<path>.lock` around one append. Hand-written (as the audit sink's):
- * one exclusive create is all it takes; a lock from a dead process on this host, or older than
- * 30 s, is broken.
+ * A short-lived exclusive lock `<path>.lock` around one append: a lock from a dead process on this
+ * host, or older than 30 s, is broken.
  */
 async function lock(path: string): Promise<() => Promise<void>> {
   const file = `${path}.lock`;
-  const me = `${process.pid}@${hostname()}`;
   const deadline = Date.now() + LOCK_WAIT_MS;
   for (let delay = 5; ; delay = Math.min(delay * 2, 100)) {
-    try {
-      const handle = await open(file, "wx");
-      await handle.writeFile(me);
-      await handle.close();
-      return () => unlink(file).catch(() => {});
-    } catch (error) {
-      if ((error as NodeJS.ErrnoException).code !== "EEXIST") throw error;
-    }
-    const owner = (await readFile(file, "utf8").catch(() => "")).trim();
-    const [pid, host] = owner.split("@");
-    const age = Date.now() - ((await stat(file).catch(() => undefined))?.mtimeMs ?? Date.now());
-    if ((host === hostname() && owner && !isAlive(Number(pid))) || age > LOCK_STALE_MS) {
-      await unlink(file).catch(() => {});
+    if (await createLock(file)) return () => removeLock(file);
+    const { owner, stale } = await lockOwner(file, LOCK_STALE_MS);
+    if (stale) {
+      await removeLock(file);
       continue;
     }
     if (Date.now() > deadline)
@@ -379,15 +369,5 @@ async function lock(path: string): Promise<() => Promise<void>> {
         `pin ledger \`${path}\` is locked by \`${owner || "unknown"}\` (file \`${file}\`)`,
       );
     await new Promise((resolve) => setTimeout(resolve, delay));
-  }
-}
-
-function isAlive(pid: number): boolean {
-  if (!Number.isInteger(pid) || pid <= 0) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    return (error as NodeJS.ErrnoException).code === "EPERM";
   }
 }
