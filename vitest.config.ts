@@ -58,6 +58,8 @@ export default defineConfig({
     hookTimeout: 60_000,
     pool: "forks",
     setupFiles: ["test/setup/property-seed.ts"],
+    // The CLI tests run the built CLI: build it first when a source is newer than dist/.
+    globalSetup: ["test/setup/built-cli.ts"],
     projects: [
       {
         extends: true,

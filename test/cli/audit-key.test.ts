@@ -5,8 +5,8 @@ import { join } from "node:path";
 import { describe, expect, it } from "vitest";
 import { loadGatewayConfig } from "../../src/adapters/mcp/gateway-config.js";
 import { PinLedger } from "../../src/adapters/mcp/pins.js";
+import { cliPath } from "../setup/built-cli.js";
 
-const ROOT = join(import.meta.dirname, "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "tw-audit-key-"));
 const file = (name: string, text: string) => {
   const path = join(dir, name);
@@ -20,7 +20,7 @@ const NO_KEY = { TOOLWARDEN_AUDIT_KEY: "", TOOLWARDEN_AUDIT_KEY_FILE: "" };
 function cli(args: string[], env: Record<string, string> = NO_KEY, input = '{"tool":"read"}\n') {
   const result = spawnSync(
     process.execPath,
-    ["--import", import.meta.resolve("tsx"), join(ROOT, "src/cli/main.ts"), ...args],
+    [cliPath(), ...args],
     {
       input,
       encoding: "utf8",

@@ -5,15 +5,14 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { cliPath } from "../setup/built-cli.js";
 
 const ROOT = fileURLToPath(new URL("../..", import.meta.url));
 const POLICY = join(ROOT, "examples/support-bot/policy.yaml");
-/** tsx by absolute URL, so the CLI runs from any working directory. */
-const TSX = import.meta.resolve("tsx");
 
 /** Runs the CLI and waits for it to exit on its own (a lingering process fails by the test timeout, and is killed). */
 function runToExit(args: string[], cwd: string, env: Record<string, string> = {}) {
-  const child = spawn(process.execPath, ["--import", TSX, join(ROOT, "src/cli/main.ts"), ...args], {
+  const child = spawn(process.execPath, [cliPath(), ...args], {
     cwd,
     env: { ...process.env, TOOLWARDEN_AUDIT_KEY: "", TOOLWARDEN_AUDIT_KEY_FILE: "", ...env },
   });

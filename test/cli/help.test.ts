@@ -3,13 +3,14 @@ import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
+import { cliPath } from "../setup/built-cli.js";
 
 const ROOT = join(import.meta.dirname, "..", "..");
 
 function help(args: string[]): string {
   const result = spawnSync(
     process.execPath,
-    ["--import", "tsx", join(ROOT, "src/cli/main.ts"), ...args, "--help"],
+    [cliPath(), ...args, "--help"],
     {
       encoding: "utf8",
       cwd: ROOT,
@@ -67,7 +68,7 @@ describe("every command's --help says what each flag takes", () => {
 
 describe("messages count properly and bench is not silent", () => {
   const run = (args: string[]) =>
-    spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), ...args], {
+    spawnSync(process.execPath, [cliPath(), ...args], {
       encoding: "utf8",
       cwd: ROOT,
     });
@@ -85,7 +86,7 @@ describe("messages count properly and bench is not silent", () => {
     const env = { ...process.env, TOOLWARDEN_AUDIT_KEY: "k".repeat(32) };
     spawnSync(
       process.execPath,
-      ["--import", "tsx", join(ROOT, "src/cli/main.ts"), "check", "-p", policy, "--audit", log, "-"],
+      [cliPath(), "check", "-p", policy, "--audit", log, "-"],
       {
         input: '{"tool":"t"}',
         env,
@@ -94,7 +95,7 @@ describe("messages count properly and bench is not silent", () => {
     );
     const verified = spawnSync(
       process.execPath,
-      ["--import", "tsx", join(ROOT, "src/cli/main.ts"), "audit", "verify", log],
+      [cliPath(), "audit", "verify", log],
       {
         encoding: "utf8",
         env,
@@ -115,7 +116,7 @@ describe("messages count properly and bench is not silent", () => {
     const bench = run(["bench", "--scenario", "FLOW SCAN"]);
     expect(bench.status, bench.stderr).toBe(0);
     const rows = bench.stdout.split("\n").filter((line) => / (ns|µs|ms) /.test(line));
-    expect(rows.map((line) => line.split(/  +/)[0])).toEqual([
+    expect(rows.map((line) => line.split(/ {2,}/)[0])).toEqual([
       "raw function call (sync)",
       "raw function call (async, awaited)",
       "flow scan: 4 KB argument vs 1 MB of labelled output",

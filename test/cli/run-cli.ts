@@ -2,13 +2,14 @@ import { spawnSync } from "node:child_process";
 import { mkdtempSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { cliPath, ROOT } from "../setup/built-cli.js";
 
-export const ROOT = join(import.meta.dirname, "..", "..");
+export { ROOT };
 export const EXAMPLE = join(ROOT, "examples/support-bot/policy.yaml");
 
-/** Runs the real CLI (from source) in a child process. */
+/** Runs the real (built) CLI in a child process. */
 export function cli(args: string[], input?: string) {
-  const result = spawnSync(process.execPath, ["--import", "tsx", join(ROOT, "src/cli/main.ts"), ...args], {
+  const result = spawnSync(process.execPath, [cliPath(), ...args], {
     input,
     encoding: "utf8",
     cwd: ROOT,

@@ -9,6 +9,7 @@ import { Warden } from "../../src/gateway/index.js";
 import { compilePolicyFile } from "../../src/policy/index.js";
 import type { CompiledPolicy } from "../../src/policy/index.js";
 import { referenceFor, summarize } from "../properties/harness.js";
+import { cliPath } from "../setup/built-cli.js";
 
 /**
  * The conformance corpus: one folder per topic, each a `policy.yaml` whose `tests:` are the cases
@@ -70,7 +71,7 @@ describe("conformance corpus", () => {
   it("runs with the real CLI: `toolwarden test test/conformance/*/policy.yaml`", () => {
     const run = spawnSync(
       process.execPath,
-      ["--import", "tsx", "src/cli/main.ts", "test", ...files.map((f) => relative(ROOT, f))],
+      [cliPath(), "test", ...files.map((f) => relative(ROOT, f))],
       {
         cwd: ROOT,
         encoding: "utf8",

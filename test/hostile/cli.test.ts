@@ -3,6 +3,7 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { cliPath } from "../setup/built-cli.js";
 
 /**
  * `check --jsonl` and `replay` through the real CLI: every input line gets exactly one output
@@ -59,7 +60,7 @@ function run(args: string[]): {
   stderr: string;
   status: number | null;
 } {
-  const result = spawnSync(process.execPath, ["--import", "tsx", "src/cli/main.ts", ...args], {
+  const result = spawnSync(process.execPath, [cliPath(), ...args], {
     cwd: ROOT,
     encoding: "utf8",
   });

@@ -1,19 +1,16 @@
 import { type ChildProcess, spawn, spawnSync } from "node:child_process";
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { connect, createServer } from "node:net";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join } from "node:path";
+import { cliPath, ROOT } from "../setup/built-cli.js";
 
 /**
- * Real processes for the hostile-client and fault tests: the built CLI (`dist/`, built on demand
- * when missing) and a private `redis-server` each test starts on its own free port and stops by
+ * Real processes for the hostile-client and fault tests: the built CLI (`dist/`, rebuilt by the global
+ * setup when stale) and a private `redis-server` each test starts on its own free port and stops by
  * PID. Never the shared Redis.
  */
-export const ROOT = resolve(import.meta.dirname, "../..");
-/** The CLI under test; `TW_CLI` points at another build (e.g. main's, to see a regression test fail there). */
-export function cliPath(): string {
-  return process.env.TW_CLI ?? join(ROOT, "dist/src/cli/main.js");
-}
+export { cliPath, ROOT };
 
 /** Every process started here, killed (by PID) when this process exits, even after a failed assertion. */
 const started = new Set<ChildProcess>();
@@ -25,13 +22,6 @@ function track(child: ChildProcess): ChildProcess {
   started.add(child);
   child.once("exit", () => started.delete(child));
   return child;
-}
-
-/** Builds dist/ unless it is there (`TW_REBUILD=1` forces a build). */
-export function ensureBuilt(): void {
-  if (existsSync(cliPath()) && process.env.TW_REBUILD !== "1") return;
-  const built = spawnSync("npm", ["run", "build"], { cwd: ROOT, encoding: "utf8" });
-  if (built.status !== 0) throw new Error(`npm run build failed:\n${built.stdout}\n${built.stderr}`);
 }
 
 export function tempDir(prefix: string): { dir: string; remove(): void } {
@@ -156,7 +146,6 @@ export async function startServe(options: {
   args?: string[];
   env?: Record<string, string>;
 }): Promise<ServeProcess> {
-  ensureBuilt();
   const port = await freePort();
   const child = track(
     spawn(
@@ -238,7 +227,6 @@ export function cli(
   args: string[],
   input?: string,
 ): { status: number | null; stdout: string; stderr: string } {
-  ensureBuilt();
   const result = spawnSync(process.execPath, [cliPath(), ...args], {
     cwd: ROOT,
     encoding: "utf8",

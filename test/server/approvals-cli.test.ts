@@ -2,7 +2,6 @@ import { execFile } from "node:child_process";
 import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { fileURLToPath } from "node:url";
 import { promisify } from "node:util";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { approvals } from "../../src/cli/approvals.js";
@@ -10,9 +9,9 @@ import { CliError } from "../../src/cli/util.js";
 import { Warden } from "../../src/gateway/index.js";
 import { SqliteStateStore } from "../../src/stores/sqlite/index.js";
 import { FIXTURE_POLICY, startTestServer, type TestServer } from "./helpers.js";
+import { cliPath } from "../setup/built-cli.js";
 
 const run = promisify(execFile);
-const MAIN = fileURLToPath(new URL("../../src/cli/main.ts", import.meta.url));
 
 /** Runs the command in this process (spawning tsx costs seconds a run); errors come back as main prints them. */
 async function cli(args: string[], env: Record<string, string> = {}) {
@@ -102,9 +101,7 @@ describe("toolwarden approvals against a store URL", () => {
     expect(none.code).toBe(2);
     expect(none.stderr).toContain("pass --store URL");
     const spawned = await run(process.execPath, [
-      "--import",
-      "tsx",
-      MAIN,
+      cliPath(),
       "approvals",
       "approve",
       "--store",

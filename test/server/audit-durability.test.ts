@@ -4,6 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "./helpers.js";
+import { cliPath } from "../setup/built-cli.js";
 
 /**
  * `serve --audit-durability`: with `fsync` a decision is answered after its JSONL record is
@@ -63,9 +64,7 @@ describe("serve --audit-durability", () => {
     const result = spawnSync(
       process.execPath,
       [
-        "--import",
-        "tsx",
-        join(import.meta.dirname, "../../src/cli/main.ts"),
+        cliPath(),
         "serve",
         "-p",
         "x.yaml",

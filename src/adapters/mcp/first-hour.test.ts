@@ -9,6 +9,7 @@ import { defaultConfigLocations, readClientConfig } from "./client-configs.js";
 import { defaultPinsPath } from "./pins.js";
 import { assessTool } from "./risk.js";
 import { type ScannedServer, starterPolicy } from "./scan.js";
+import { cliPath } from "../../../test/setup/built-cli.js";
 
 const ROOT = resolve(import.meta.dirname, "..", "..", "..");
 const dir = mkdtempSync(join(tmpdir(), "tw-mcp-first-hour-"));
@@ -36,9 +37,7 @@ describe("mcp proxy: audit and pins by default", () => {
     const run = spawnSync(
       process.execPath,
       [
-        "--import",
-        "tsx",
-        join(ROOT, "src/cli/main.ts"),
+        cliPath(),
         "mcp",
         "proxy",
         "-p",
