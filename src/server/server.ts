@@ -8,7 +8,7 @@ import { importOptional } from "../core/optional.js";
 import { Warden } from "../gateway/index.js";
 import type { SessionBounds } from "../gateway/sessions.js";
 import { compilePolicyFile } from "../policy/index.js";
-import { createStateStore, isGuarded, withStoreDeadlines } from "../stores/index.js";
+import { createStateStore, DEFAULT_STORE_TIMEOUT_MS, isGuarded, withStoreDeadlines } from "../stores/index.js";
 import { createApp } from "./app.js";
 import { type AuditReader, PostgresAuditReader, SqliteAuditReader } from "./audit-reader.js";
 import { loadDashboard } from "./dashboard.js";
@@ -93,7 +93,11 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
     for (const step of cleanup.reverse()) await step().catch(() => {});
   };
   try {
-    const store = withStoreDeadlines(await createStateStore(options.store ?? `sqlite:${paths.stateDb}`), {
+    const store = withStoreDeadlines(
+      await createStateStore(options.store ?? `sqlite:${paths.stateDb}`, {
+        lockWaitMs: options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS,
+      }),
+      {
       timeoutMs: options.storeTimeoutMs,
       onChange: (health) =>
         log(

@@ -2,6 +2,14 @@ import { ToolwardenError } from "../core/index.js";
 import { importOptional } from "../core/optional.js";
 import type { StateStore } from "./types.js";
 
+export interface CreateStoreOptions {
+  /**
+   * How long one operation may wait for a lock another process holds. SQLite waits synchronously,
+   * holding up every call of this process, so a server sets it to its store deadline (the default).
+   */
+  lockWaitMs?: number;
+}
+
 /**
  * Opens a store from a URL, loading only the backend it names:
  * - `memory:`
@@ -10,7 +18,7 @@ import type { StateStore } from "./types.js";
  *
  * Throws a `ToolwardenError` with code `store_url` for a URL it does not understand.
  */
-export async function createStateStore(url: string): Promise<StateStore> {
+export async function createStateStore(url: string, options: CreateStoreOptions = {}): Promise<StateStore> {
   if (url === "memory:" || url === "memory") {
     const { MemoryStateStore } = await import("./memory/index.js");
     return new MemoryStateStore();
@@ -20,7 +28,7 @@ export async function createStateStore(url: string): Promise<StateStore> {
     if (path.startsWith("//")) path = path.slice(2);
     if (path === "") throw new ToolwardenError("store_url", `store url \`${url}\` names no database file`);
     const { SqliteStateStore } = await import("./sqlite/index.js");
-    return new SqliteStateStore({ path: decodeURIComponent(path) });
+    return new SqliteStateStore({ path: decodeURIComponent(path), busyTimeoutMs: options.lockWaitMs });
   }
   if (url.startsWith("redis://") || url.startsWith("rediss://")) {
     const parsed = new URL(url);

@@ -3,6 +3,8 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
 import { describeStateStore, describeTwoProcessRace } from "../conformance.js";
+import { createStateStore } from "../create.js";
+import { DEFAULT_STORE_TIMEOUT_MS } from "../deadline.js";
 import type { StateStore } from "../types.js";
 import { SqliteStateStore } from "./sqlite-store.js";
 
@@ -26,6 +28,19 @@ describeStateStore({
 describeTwoProcessRace({ name: "sqlite", url: () => `sqlite:${join(dir, `race-${files++}.db`)}` });
 
 describe("SqliteStateStore on disk", () => {
+  it("waits for another process's lock no longer than the store deadline (the wait blocks the process)", async () => {
+    const busyTimeout = (store: StateStore) =>
+      (store as unknown as { db: { pragma(p: string, o: { simple: true }): unknown } }).db.pragma("busy_timeout", {
+        simple: true,
+      });
+    const byDefault = open(join(dir, `lock-${files++}.db`));
+    expect(busyTimeout(byDefault)).toBe(DEFAULT_STORE_TIMEOUT_MS);
+    await byDefault.close();
+    const served = await createStateStore(`sqlite:${join(dir, `lock-${files++}.db`)}`, { lockWaitMs: 40 });
+    expect(busyTimeout(served)).toBe(40);
+    await served.close();
+  });
+
   it("survives a restart: counts, spend, labels and approvals are still there", async () => {
     const path = join(dir, `restart-${files++}.db`);
     const before = open(path);

@@ -1,6 +1,7 @@
 import { ensurePrivateFile } from "../../core/private-file.js";
 import Database from "better-sqlite3";
 import { DEFAULT_APPROVAL_RETENTION_MS, isExpired } from "../approval.js";
+import { DEFAULT_STORE_TIMEOUT_MS } from "../deadline.js";
 import { fromMicros, maxToMicros, toMicros } from "../micros.js";
 import type {
   Approval,
@@ -24,7 +25,11 @@ import { MAX_BLOCKED_KEPT, SESSION_OVERFLOW } from "../types.js";
 export interface SqliteStateStoreOptions {
   /** Database file; created with its tables when missing. `:memory:` works but shares nothing. */
   path: string;
-  /** How long a writer waits for another process's transaction (default 5000 ms). */
+  /**
+   * How long a writer waits for another process's transaction. better-sqlite3 waits synchronously,
+   * holding up every call of this process, so the default is the store deadline
+   * ({@link DEFAULT_STORE_TIMEOUT_MS}, 250 ms): past it the operation fails and the call is denied.
+   */
   busyTimeoutMs?: number;
   /** How long finished approvals are kept after expiry (default 7 days). */
   approvalRetentionMs?: number;
@@ -144,7 +149,7 @@ export class SqliteStateStore implements StateStore {
     } catch {
       // a path SQLite cannot open either: let it say why
     }
-    this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? 5000 });
+    this.db = new Database(options.path, { timeout: options.busyTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS });
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.transaction(() => this.db.exec(SCHEMA)).immediate();
