@@ -5,13 +5,24 @@ import { basename, resolve } from "node:path";
 import type * as CedarWasm from "@cedar-policy/cedar-wasm/nodejs";
 import type { PolicyIssue, Verdict } from "../core/index.js";
 import { missingPackageError } from "../core/optional.js";
-import type { EvalContext } from "../policy/context.js";
-
-/** How an external engine adds its say to a decision: contributions like rules', same deny-overrides rule. */
-export type Contribute = (verdict: Verdict, rule: string, reason: string) => void;
+import type { EngineCheck, PolicyEngine } from "../policy/engines.js";
+import { cedarSchema } from "./schema.js";
+import type { RawCedar } from "./schema.js";
 
 /** A compiled Cedar policy set, checked once per call. */
-export type CedarCheck = (ctx: EvalContext, contribute: Contribute) => void;
+export type CedarCheck = EngineCheck;
+
+/** `engine: { cedar }`, registered with the policy compiler where the library is assembled. */
+export const cedarEngine: PolicyEngine<RawCedar> = {
+  key: "engine.cedar",
+  schema: cedarSchema,
+  compile: (raw, site) => {
+    const { check, issues } = compileCedar(raw, site.baseDir, site.failOpen, (key, message) =>
+      site.issue([key], message),
+    );
+    return { check, issues };
+  },
+};
 
 export interface CedarSpec {
   /** Path of the `.cedar` policies (relative paths resolve against `baseDir`). */

@@ -1,19 +1,14 @@
 import { z } from "zod";
 
 /**
- * `engine:` in a policy: external authorization engines whose decisions join toolwarden's.
- * `cedar.policies` (and the optional `cedar.schema`) are paths relative to the policy file.
+ * `engine: { cedar }` in a policy: Cedar policies whose decisions join toolwarden's.
+ * `policies` (and the optional `schema`) are paths relative to the policy file.
  */
-export const engineSchema = z
+export const cedarSchema = z
   .object({
-    cedar: z
-      .object({
-        policies: z.string().min(1),
-        schema: z.string().min(1).optional(),
-      })
-      .strict()
-      .optional(),
+    policies: z.string().min(1),
+    schema: z.string().min(1).optional(),
   })
   .strict();
 
-export type RawEngine = z.infer<typeof engineSchema>;
+export type RawCedar = z.infer<typeof cedarSchema>;

@@ -17,6 +17,7 @@ import { Authority, withAuthorityFinding } from "../plans/authority.js";
 import type { AuthorityCheck } from "../plans/authority.js";
 import type { Plan, PlanOptions, PlanStep } from "../plans/plan.js";
 import type { ScopeSpec } from "../plans/scope.js";
+import "./engines.js";
 import { evaluateCall, internalError } from "./evaluate.js";
 import { runLabelled } from "./output.js";
 import { observeStage } from "./observe.js";

@@ -1,5 +1,6 @@
 import { z } from "zod";
 import { BUILTIN_RULES } from "../core/rules.js";
+import type { PolicyEngine } from "../policy/engines.js";
 
 /**
  * `judge:` in a policy: the second-tier reviewer model. Only plain data here, so the policy
@@ -58,3 +59,17 @@ export function judgeSpec(raw: RawJudge): JudgeSpec {
 
 /** The rule name of a judgement asked for because nothing else decided the call. */
 export const JUDGE_UNDECIDED = BUILTIN_RULES.judgeUndecided;
+
+/** `judge:`, registered with the policy compiler where the library is assembled. */
+export const judgeEngine: PolicyEngine<RawJudge> = {
+  key: "judge",
+  schema: judgeSchema,
+  compile: (raw) => ({ fields: { judge: judgeSpec(raw) } }),
+};
+
+declare module "../policy/engines.js" {
+  interface EngineFields {
+    /** The `judge:` reviewer, with defaults applied. */
+    judge?: JudgeSpec;
+  }
+}

@@ -2,14 +2,12 @@ import { dirname } from "node:path";
 import { PolicyLoadError } from "../core/index.js";
 import type { Finding, PolicyIssue, RiskLevel, Verdict } from "../core/index.js";
 import { CONSTRAINT_KINDS, compileShadowCheck, DETECTORS } from "../analyzers/index.js";
-import { compileCedar } from "../cedar/engine.js";
-import type { CedarCheck } from "../cedar/engine.js";
-import { judgeSpec } from "../judge/schema.js";
-import type { JudgeSpec } from "../judge/schema.js";
 import type { ArgCheck, AsyncArgCheck, Detector } from "../analyzers/index.js";
 import { compileWhen } from "./conditions.js";
 import type { Condition, ConditionNeeds, Report } from "./conditions.js";
 import type { EvalContext } from "./context.js";
+import { engineValue, POLICY_ENGINES } from "./engines.js";
+import type { EngineCheck, EngineFields } from "./engines.js";
 import { compileGlobs } from "./glob.js";
 import type { GlobMatcher } from "./glob.js";
 import type { LoadedPolicy, Origin } from "./load.js";
@@ -108,7 +106,7 @@ export interface CompiledBudget {
 }
 
 /** A policy compiled into plain functions and tables; the hot path reads nothing else. */
-export interface CompiledPolicy {
+export interface CompiledPolicy extends EngineFields {
   name: string;
   hash: string;
   defaultVerdict: Verdict;
@@ -140,11 +138,9 @@ export interface CompiledPolicy {
   auditArgs: "hash" | "redact" | "full";
   tests: ReadonlyArray<{ test: RawTest; origin: Origin }>;
   loaded: LoadedPolicy;
-  /** The `judge:` reviewer, with defaults applied. */
-  judge?: JudgeSpec;
   /** Names of the `verdict: judge` rules. */
   judgeRules?: ReadonlySet<string>;
-  /** External engines (`engine: cedar`), asked per call; they contribute like rules. */
+  /** The registered engines' checks (`engine: { cedar }`), asked per call; they contribute like rules. */
   engines?: readonly EngineCheck[];
   /**
    * Resolves when every analyzer the policy uses has loaded what it loads asynchronously (the
@@ -152,9 +148,6 @@ export interface CompiledPolicy {
    */
   ready?: () => Promise<void>;
 }
-
-/** An external engine's check: it adds contributions, combined by the same deny-overrides rule. */
-export type EngineCheck = CedarCheck;
 
 const RULE_CACHE_LIMIT = 10_000;
 const UNITS: Record<string, number> = {
@@ -312,7 +305,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     const report = reporterFor(origins.rules[i]);
     watchFrom(origins.rules[i]);
     const judge = "judge" in rule && rule.judge === true;
-    if (judge && !policy.judge)
+    if (judge && engineValue(policy, "judge") === undefined)
       report(["verdict"], `rule \`${rule.name}\` says \`verdict: judge\` but the policy has no \`judge:\``);
     rules.push({
       name: rule.name,
@@ -363,14 +356,21 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
 
   const shadowCheck = compileShadowCheck([...tools.keys()]);
   const engines: EngineCheck[] = [];
-  if (policy.engine?.cedar) {
-    const source = sourceOf(loaded, "engine", policy.engine);
-    const baseDir = source.file.startsWith("<") ? process.cwd() : dirname(source.file);
-    const cedar = compileCedar(policy.engine.cedar, baseDir, policy.fail === "open", (key, message) =>
-      issueAtPath(source, ["engine", "cedar", key], message),
-    );
-    issues.push(...cedar.issues);
-    if (cedar.check) engines.push(cedar.check);
+  const engineFields: EngineFields = {};
+  for (const engine of POLICY_ENGINES.values()) {
+    const raw = engineValue(policy, engine.key);
+    if (raw === undefined) continue;
+    const top = engine.key.split(".")[0];
+    const source = sourceOf(loaded, top, engineValue(policy, top));
+    const compiled = engine.compile(raw, {
+      source,
+      baseDir: source.file.startsWith("<") ? process.cwd() : dirname(source.file),
+      failOpen: policy.fail === "open",
+      issue: (path, message) => issueAtPath(source, [...engine.key.split("."), ...path], message),
+    });
+    issues.push(...(compiled.issues ?? []));
+    if (compiled.check) engines.push(compiled.check);
+    Object.assign(engineFields, compiled.fields);
   }
   needs.onFrom = undefined;
   if (issues.length) {
@@ -456,7 +456,7 @@ export function compilePolicy(loaded: LoadedPolicy): CompiledPolicy {
     auditArgs: policy.audit?.args ?? "hash",
     tests: (policy.tests ?? []).map((test, i) => ({ test, origin: origins.tests[i] })),
     loaded,
-    judge: policy.judge && judgeSpec(policy.judge),
+    ...engineFields,
     judgeRules: new Set(rules.filter((rule) => rule.judge).map((rule) => rule.name)),
     engines,
   };

@@ -12,6 +12,15 @@ export type {
   LimitScope,
 } from "./compile.js";
 export type { EvalContext, FlowHit } from "./context.js";
+export { POLICY_ENGINES, registerEngine } from "./engines.js";
+export type {
+  CompiledEngine,
+  Contribute,
+  EngineCheck,
+  EngineFields,
+  EngineSite,
+  PolicyEngine,
+} from "./engines.js";
 export { compileGlob, compileGlobs, globError } from "./glob.js";
 export { loadPolicyFile, loadPolicyObject, loadPolicyText } from "./load.js";
 export type { LoadedPolicy, Origin } from "./load.js";

@@ -6,13 +6,14 @@ import type { PolicyIssue } from "../core/index.js";
 import {
   budgetSchema,
   limitSchema,
-  POLICY_KEYS,
+  policyKeys,
   policySchema,
   ruleSchema,
   testSchema,
   toolSchema,
 } from "./schema.js";
 import type { RawPolicy } from "./schema.js";
+import { POLICY_ENGINES } from "./engines.js";
 import { issueAt, issueAtPath, parseSource, schemaIssues } from "./source.js";
 import type { PathSegment, PolicySource } from "./source.js";
 
@@ -131,8 +132,9 @@ function folderOf(file: string): string {
   return /^<[^>]*>$/.test(file) ? process.cwd() : dirname(file);
 }
 
-const LEVEL_KEYS: Array<[RegExp, readonly string[]]> = [
-  [/^$/, POLICY_KEYS],
+/** The keys of each level, for "did you mean" (the top level read per load: engines register late). */
+const levelKeys = (): Array<[RegExp, readonly string[]]> => [
+  [/^$/, policyKeys()],
   [/^tools\/[^/]+$/, Object.keys(toolSchema.shape)],
   [/^rules\/\d+$/, Object.keys(ruleSchema.shape)],
   [/^limits\/\d+$/, Object.keys(limitSchema.shape)],
@@ -235,14 +237,15 @@ function validate(source: PolicySource, collected: PolicyIssue[]): RawPolicy {
   const unsafe: PolicyIssue[] = [];
   unsafeKeys(source, value, [], unsafe);
   if (unsafe.length) throw new PolicyLoadError(unsafe);
-  const result = policySchema.safeParse(value);
+  const schema = policySchema();
+  const result = schema.safeParse(value);
   if (result.success) return result.data;
-  const issues = schemaIssues(source, result.error.issues, LEVEL_KEYS);
+  const issues = schemaIssues(source, result.error.issues, levelKeys());
   let repaired: unknown = structuredClone(value);
   let problems = result.error.issues;
   for (let round = 0; round < 4; round++) {
     for (const problem of problems) repair(repaired, problem);
-    const again = policySchema.safeParse(repaired);
+    const again = schema.safeParse(repaired);
     if (again.success) {
       collected.push(...issues);
       return again.data;
@@ -397,9 +400,12 @@ function merge(source: PolicySource, own: RawPolicy, bases: Merged[], issues: Po
         if (key === "detect") origins.detect.set(name, origin);
       }
     }
-    for (const key of ["name", "default", "fail", "budget", "audit", "judge", "engine"] as const) {
-      if (layer.policy !== own && p[key] !== undefined && own[key] === undefined)
-        (policy as Record<string, unknown>)[key] = p[key];
+    // Whole keys: the root's own wins, else the last base that has it (engines' keys too).
+    for (const key of ["name", "default", "fail", "budget", "audit", ...engineKeys()]) {
+      const mine = (own as Record<string, unknown>)[key];
+      const theirs = (p as Record<string, unknown>)[key];
+      if (layer.policy !== own && theirs !== undefined && mine === undefined)
+        (policy as Record<string, unknown>)[key] = theirs;
     }
   }
   const names = new Map<string, number>();
@@ -410,6 +416,11 @@ function merge(source: PolicySource, own: RawPolicy, bases: Merged[], issues: Po
     } else names.set(rule.name, i);
   });
   return { policy, source, origins };
+}
+
+/** The top-level keys the registered engines own (`judge`, `engine`). */
+function engineKeys(): string[] {
+  return [...new Set([...POLICY_ENGINES.keys()].map((key) => key.split(".")[0]))];
 }
 
 function conflict(origin: Origin, what: string, prior?: Origin): PolicyIssue {

@@ -1,6 +1,5 @@
 import { z } from "zod";
-import { engineSchema } from "../cedar/schema.js";
-import { judgeSchema } from "../judge/schema.js";
+import { engineShape } from "./engines.js";
 
 /** The raw shape of a policy document (version 1), checked before anything is compiled. */
 const verdict = z.enum(["allow", "flag", "ask", "deny"]);
@@ -153,7 +152,8 @@ export const testSchema = z
   })
   .strict();
 
-export const policySchema = z
+/** The keys every policy may have; the registered engines add theirs (see {@link policySchema}). */
+const basePolicySchema = z
   .object({
     version: z.literal(1),
     name: z.string().optional(),
@@ -188,12 +188,22 @@ export const policySchema = z
       .strict()
       .optional(),
     servers: z.record(z.string(), serverSchema).optional(),
-    judge: judgeSchema.optional(),
-    engine: engineSchema.optional(),
   })
   .strict();
 
-export type RawPolicy = z.infer<typeof policySchema>;
+type PolicySchema = z.ZodType<RawPolicy> & { shape: object };
+let extended: { shape: object; schema: PolicySchema } | undefined;
+
+/** The policy schema with the registered engines' keys (`judge`, `engine`), built again after a registration. */
+export function policySchema(): PolicySchema {
+  const shape = engineShape();
+  if (extended?.shape !== shape)
+    extended = { shape, schema: basePolicySchema.extend(shape) as unknown as PolicySchema };
+  return extended.schema;
+}
+
+/** A validated policy; the engines' keys are read with `engineValue`. */
+export type RawPolicy = z.infer<typeof basePolicySchema>;
 export type RawTool = z.infer<typeof toolSchema>;
 export type DetectEntry = z.infer<typeof detectEntry>;
 export type RawRule = z.infer<typeof ruleSchema>;
@@ -202,5 +212,7 @@ export type RawBudget = z.infer<typeof budgetSchema>;
 export type RawTest = z.infer<typeof testSchema>;
 export type RawServer = z.infer<typeof serverSchema>;
 
-/** Top-level keys, for "did you mean". */
-export const POLICY_KEYS = Object.keys(policySchema.shape);
+/** Top-level keys (the engines' included), for "did you mean". */
+export function policyKeys(): string[] {
+  return Object.keys(policySchema().shape);
+}

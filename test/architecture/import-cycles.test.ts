@@ -1,36 +1,6 @@
-import { readdirSync, readFileSync, statSync } from "node:fs";
-import { dirname, join, relative, resolve } from "node:path";
+import { relative } from "node:path";
 import { describe, expect, it } from "vitest";
-
-const SRC = join(import.meta.dirname, "..", "..", "src");
-
-function sourceFiles(dir: string): string[] {
-  return readdirSync(dir).flatMap((name) => {
-    const path = join(dir, name);
-    if (statSync(path).isDirectory()) return sourceFiles(path);
-    return name.endsWith(".ts") && !name.endsWith(".test.ts") ? [path] : [];
-  });
-}
-
-/** Every relative module a file imports or re-exports, type-only and dynamic imports included. */
-function importsOf(file: string): string[] {
-  const text = readFileSync(file, "utf8");
-  const specs = [
-    ...text.matchAll(/^\s*(?:import|export)\s[^;]*?from\s+["']([^"']+)["']/gm),
-    ...text.matchAll(/^\s*import\s+["']([^"']+)["']/gm),
-    ...text.matchAll(/import\(\s*["']([^"']+)["']\s*\)/g),
-  ].map((match) => match[1]);
-  return specs
-    .filter((spec) => spec.startsWith("."))
-    .map((spec) => resolve(dirname(file), spec.replace(/\.js$/, ".ts")))
-    .filter((path) => {
-      try {
-        return statSync(path).isFile();
-      } catch {
-        return false;
-      }
-    });
-}
+import { importsOf, SRC, sourceFiles } from "./graph.js";
 
 /** The cycles of the graph, one per strongly connected component with more than one file (or a self-import). */
 function cycles(graph: Map<string, string[]>): string[][] {

@@ -37,7 +37,7 @@ const objectSource = parseSource("generated.json", "{}").source;
  * differential test and the file-order law go through the real loader.
  */
 export function compileObject(policy: unknown): CompiledPolicy | undefined {
-  const parsed = policySchema.safeParse(policy);
+  const parsed = policySchema().safeParse(policy);
   if (!parsed.success) return undefined;
   const origin = (path: Array<string | number>) => ({ source: objectSource, path });
   const loaded: LoadedPolicy = {
