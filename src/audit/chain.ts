@@ -10,6 +10,7 @@ export const ZERO_HASH = "0".repeat(64);
 export const MIN_KEY_BYTES = 16;
 
 export { canonicalJson, hashValue, sha256Hex } from "../core/canonical.js";
+
 import { canonicalJson, sha256Hex } from "../core/canonical.js";
 
 /** The hash a record must carry: SHA-256 over its canonical JSON without `hash` and `hmac`. */
@@ -45,14 +46,49 @@ export interface SealedRecord {
 }
 
 /**
- * Turns an event into the next record of a chain. `key` undefined means an unsigned sink: `hmac`
- * is the empty string. `chain` names the chain inside a shared database table.
+ * Turns an event into the next record of a chain, signed on its own (a checkpoint): its `hmac` is
+ * the HMAC of its hash. `key` undefined means an unsigned sink: `hmac` is the empty string.
+ * `chain` names the chain inside a shared database table. Sinks seal whole batches with `sealBatch`.
  */
 export function sealRecord(
   event: AuditEvent,
   head: ChainHead,
   key: Buffer | undefined,
   chain?: string,
+): SealedRecord {
+  return seal(event, head, chain, (hash) => (key ? hmacHex(key, hash) : ""));
+}
+
+/**
+ * Seals a batch that is written at once (one write and fsync, or one transaction): every record
+ * chained, only the last one signed. That last record is the batch's checkpoint: its HMAC covers its
+ * hash, which covers `prev`, so it authenticates every record before it. The others carry
+ * `hmac: "@<seq of the checkpoint>"`, which says where their signature is (unsigned sinks: "").
+ * Per record this costs one canonical JSON and one SHA-256; per batch, one HMAC.
+ */
+export function sealBatch(
+  events: readonly AuditEvent[],
+  head: ChainHead,
+  key: Buffer | undefined,
+  chain?: string,
+): SealedRecord[] {
+  const last = events.length - 1;
+  const ref = key ? checkpointRef(head.seq + events.length) : "";
+  const sealed: SealedRecord[] = new Array(events.length);
+  for (let i = 0; i < events.length; i++) {
+    const record =
+      i === last ? sealRecord(events[i]!, head, key, chain) : seal(events[i]!, head, chain, () => ref);
+    sealed[i] = record;
+    head = { seq: record.record.seq, hash: record.record.hash };
+  }
+  return sealed;
+}
+
+function seal(
+  event: AuditEvent,
+  head: ChainHead,
+  chain: string | undefined,
+  sign: (hash: string) => string,
 ): SealedRecord {
   // Chain fields an untyped caller put on the event must not shadow the real ones.
   const source = hasChainFields(event) ? stripChainFields(event) : event;
@@ -63,12 +99,30 @@ export function sealRecord(
   ) as AuditRecord;
   const canonical = canonicalJson(body);
   const hash = sha256Hex(canonical);
-  const hmac = key ? hmacHex(key, hash) : "";
+  const hmac = sign(hash);
   // The stored line need not be canonical (readers re-canonicalise); appending keeps one pass.
   const line = `${canonical.slice(0, -1)},"hash":"${hash}","hmac":"${hmac}"}`;
   body.hash = hash;
   body.hmac = hmac;
   return { record: body, line };
+}
+
+/** The `hmac` of a record that the checkpoint at `seq` signs. */
+export function checkpointRef(seq: number): string {
+  return `@${seq}`;
+}
+
+/**
+ * What a record's `hmac` is: `checkpoint` (an HMAC to check), `covered` (`@M`: the checkpoint at
+ * seq `by` signs it) or `unsigned` (empty). Only a checkpoint's HMAC is evidence; `@M` is a hint.
+ */
+export function hmacRole(
+  hmac: string,
+): { role: "checkpoint" } | { role: "covered"; by: number } | { role: "unsigned" } {
+  if (hmac === "") return { role: "unsigned" };
+  if (hmac.charCodeAt(0) === 64 /* @ */ && /^@[1-9][0-9]*$/.test(hmac))
+    return { role: "covered", by: Number(hmac.slice(1)) };
+  return { role: "checkpoint" };
 }
 
 function hasChainFields(event: object): boolean {

@@ -1,6 +1,7 @@
-import type { ChainHead, SealedRecord } from "./chain.js";
-import type { AuditVerifyError, AuditVerifyResult } from "./verify.js";
-import { ChainVerifier } from "./verify.js";
+import { type ChainHead, type SealedRecord, sealBatch } from "./chain.js";
+import type { AuditEvent } from "./types.js";
+import type { AuditVerifyError, AuditVerifyResult, ChainCheck } from "./verify.js";
+import { ChainVerifier, verifyResult } from "./verify.js";
 
 /**
  * Database sinks share one schema (docs/audit-schema.md). `audit_records.record` holds the exact
@@ -87,6 +88,26 @@ const CHECKED: Array<[keyof RecordRow, string]> = [
   ["hmac", "hmac"],
 ];
 
+/** The rows of a batch sealed onto `head` (see `sealBatch`), and the chain's head after it. */
+export function batchRows(
+  events: readonly AuditEvent[],
+  head: ChainHead,
+  key: Buffer | undefined,
+  chain: string,
+): { records: RecordRow[]; violations: ViolationRow[]; approvals: ApprovalRow[]; head: ChainHead } {
+  const records: RecordRow[] = [];
+  const violations: ViolationRow[] = [];
+  const approvals: ApprovalRow[] = [];
+  for (const sealed of sealBatch(events, head, key, chain)) {
+    const rows = recordRows(sealed, chain);
+    records.push(rows.record);
+    for (const v of rows.violations) violations.push(v);
+    if (rows.approval) approvals.push(rows.approval);
+  }
+  const last = records[records.length - 1]!;
+  return { records, violations, approvals, head: { seq: last.seq, hash: last.hash } };
+}
+
 /** The rows one sealed record becomes. */
 export function recordRows(
   sealed: SealedRecord,
@@ -168,14 +189,15 @@ export async function verifyRows(
   options: VerifyRowsOptions = {},
 ): Promise<AuditVerifyResult> {
   const keyBuf = typeof key === "string" ? Buffer.from(key, "utf8") : key;
-  const verifier = new ChainVerifier(keyBuf, options.from);
+  const verifier = new ChainVerifier<number>(keyBuf, options.from);
   const table = options.table ?? "audit_records";
-  const result = (firstError?: AuditVerifyError): AuditVerifyResult => ({
-    ok: !firstError,
-    records: verifier.records,
-    hmacChecked: keyBuf !== undefined,
-    last: { ...verifier.head },
-    ...(firstError ? { firstError } : {}),
+  const result = (firstError?: AuditVerifyError) => verifyResult(verifier, keyBuf, firstError);
+  const failure = (problem: ChainCheck<number>, line: number): AuditVerifyError => ({
+    problem: problem.problem,
+    file: table,
+    line: problem.at ?? line,
+    ...(problem.seq === undefined ? {} : { seq: problem.seq }),
+    message: problem.message,
   });
   let line = 0;
   for await (const row of rows) {
@@ -185,6 +207,7 @@ export async function verifyRows(
     try {
       value = JSON.parse(row.record);
     } catch {
+      verifier.rollback();
       return result({
         problem: "parse",
         file: table,
@@ -194,6 +217,7 @@ export async function verifyRows(
       });
     }
     if (typeof value?.seq === "number" && value.seq !== seq) {
+      verifier.rollback();
       return result({
         problem: "seq",
         file: table,
@@ -202,31 +226,11 @@ export async function verifyRows(
         message: `row ${seq} holds record ${value.seq} (moved)`,
       });
     }
-    const problem = verifier.check(value);
-    if (problem) {
-      const error: AuditVerifyError = {
-        problem: problem.problem,
-        file: table,
-        line,
-        message: problem.message,
-      };
-      if (problem.seq !== undefined) error.seq = problem.seq;
-      return result(error);
-    }
-    for (const [column, field] of CHECKED) {
-      const stored = textOrNull(row[column]);
-      const signed = textOrNull(value[field]) ?? (column === "time" || column === "kind" ? "" : null);
-      if (stored !== signed) {
-        return result({
-          problem: "hash",
-          file: table,
-          line,
-          seq,
-          message: `row ${seq}: column \`${column}\` does not match the signed record`,
-        });
-      }
-    }
+    const problem = verifier.check(value, line, () => columnProblem(row, value, seq));
+    if (problem) return result(failure(problem, line));
   }
+  const tail = verifier.finish();
+  if (tail) return result(failure(tail, line + 1));
   const head = options.head;
   if (head && (head.seq !== verifier.head.seq || head.hash !== verifier.head.hash)) {
     return result({
@@ -238,4 +242,24 @@ export async function verifyRows(
     });
   }
   return result();
+}
+
+/** A derived column that no longer equals the signed record's field. */
+function columnProblem(
+  row: RecordRow,
+  value: Record<string, unknown>,
+  seq: number,
+): ChainCheck<number> | undefined {
+  for (const [column, field] of CHECKED) {
+    const stored = textOrNull(row[column]);
+    const signed = textOrNull(value[field]) ?? (column === "time" || column === "kind" ? "" : null);
+    if (stored !== signed) {
+      return {
+        problem: "hash",
+        seq,
+        message: `row ${seq}: column \`${column}\` does not match the signed record`,
+      };
+    }
+  }
+  return undefined;
 }

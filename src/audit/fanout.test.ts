@@ -1,9 +1,9 @@
 import { readFile, symlink, writeFile } from "node:fs/promises";
 import net from "node:net";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import pg from "pg";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-import Database from "better-sqlite3";
 import { AuditSinkError } from "./errors.js";
 import { FanoutAuditSink } from "./fanout.js";
 import { describeSinkConformance } from "./fixtures/conformance.js";

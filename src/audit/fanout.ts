@@ -350,16 +350,22 @@ class Target {
     await rename(tmp, this.#cursorPath);
   }
 
-  /** Reads up to `max` spooled records after the cursor, checking the spool's own chain as it goes. */
+  /**
+   * Reads up to `max` spooled records after the cursor, checking the spool's own chain as it goes.
+   * Only records a verified checkpoint signs are handed out: the rest of a batch still being
+   * written is read again next time.
+   */
   async #readChunk(max: number): Promise<AuditRecord[]> {
     const spool = this.#spool ? await this.#spool : undefined;
     if (!spool) return [];
     const handle = await open(this.#spoolPath, "r");
     const out: AuditRecord[] = [];
+    const unsigned: AuditRecord[] = [];
+    let pos = this.#pos;
     try {
       let buf = Buffer.alloc(1 << 20);
-      while (out.length < max) {
-        const { bytesRead } = await handle.read(buf, 0, buf.length, this.#pos);
+      read: while (out.length < max) {
+        const { bytesRead } = await handle.read(buf, 0, buf.length, pos);
         if (bytesRead === 0) break;
         const end = buf.subarray(0, bytesRead).lastIndexOf(10);
         if (end < 0) {
@@ -374,20 +380,27 @@ class Target {
           continue;
         }
         let start = 0;
-        while (start <= end && out.length < max) {
+        while (start <= end) {
           const nl = buf.indexOf(10, start);
           const line = buf.toString("utf8", start, nl);
           const record = JSON.parse(line) as AuditRecord;
           const problem = this.#verifier.check(record);
           if (problem)
             throw new AuditSinkError(`spool \`${this.#spoolPath}\` does not verify: ${problem.message}`);
-          this.#pos += nl + 1 - start;
+          pos += nl + 1 - start;
           start = nl + 1;
-          if (record.seq > this.#cursor) out.push(record);
+          if (record.seq > this.#cursor) unsigned.push(record);
+          if (this.#verifier.covered.seq === record.seq) {
+            out.push(...unsigned.splice(0));
+            this.#pos = pos;
+            if (out.length >= max) break read;
+          }
         }
       }
     } finally {
       await handle.close();
+      // Records past the last checkpoint are read again once it is there.
+      this.#verifier.rollback();
     }
     return out;
   }

@@ -13,8 +13,10 @@ export interface GroupCommitOptions {
   ackOnEnqueue?: boolean;
 }
 
-interface Entry<T> {
-  item: T;
+/** Items committed together, and the one promise every `push` of them returns. */
+interface Batch<T> {
+  items: T[];
+  promise: Promise<void>;
   resolve: () => void;
   reject: (error: unknown) => void;
 }
@@ -22,14 +24,17 @@ interface Entry<T> {
 /**
  * Batches items for one writer: `commit` is called with one batch at a time, never concurrently,
  * and each `push` resolves when the batch holding its item has been committed (or rejects with the
- * batch's error). After `fail(error)`, everything queued and pushed later is rejected.
+ * batch's error). The pushes of one batch share one promise: no Promise per item. After
+ * `fail(error)`, everything queued and pushed later is rejected.
  */
 export class GroupCommit<T> {
-  readonly #commit: (items: T[]) => Promise<void>;
+  readonly #commit: (items: T[]) => Promise<void> | void;
   readonly #batchSize: number;
   readonly #delay: number;
   readonly #ackOnEnqueue: boolean;
-  #queue: Entry<T>[] = [];
+  /** Batches waiting to be committed, oldest first; the last one takes new items until it is full. */
+  #batches: Batch<T>[] = [];
+  #queued = 0;
   #running = false;
   #scheduled = false;
   #idle: Array<() => void> = [];
@@ -37,7 +42,7 @@ export class GroupCommit<T> {
   #closed = false;
   #unreported: unknown;
 
-  constructor(commit: (items: T[]) => Promise<void>, options: GroupCommitOptions = {}) {
+  constructor(commit: (items: T[]) => Promise<void> | void, options: GroupCommitOptions = {}) {
     this.#commit = commit;
     this.#batchSize = Math.max(1, options.batchSize ?? 1000);
     this.#delay = Math.max(0, options.batchDelayMs ?? 0);
@@ -46,32 +51,26 @@ export class GroupCommit<T> {
 
   /** Items queued or being written. */
   get pending(): number {
-    return this.#queue.length + (this.#running ? 1 : 0);
+    return this.#queued + (this.#running ? 1 : 0);
   }
 
   push(item: T): Promise<void> {
     if (this.#broken !== undefined) return Promise.reject(this.#broken);
     if (this.#closed) return Promise.reject(new AuditSinkError("audit sink is closed"));
-    if (this.#ackOnEnqueue) {
-      this.#queue.push({
-        item,
-        resolve: noop,
-        reject: (error) => {
-          this.#unreported ??= error;
-        },
-      });
-      this.#schedule();
-      return Promise.resolve();
+    let batch = this.#batches[this.#batches.length - 1];
+    if (!batch || batch.items.length >= this.#batchSize) {
+      batch = newBatch();
+      this.#batches.push(batch);
     }
-    return new Promise<void>((resolve, reject) => {
-      this.#queue.push({ item, resolve, reject });
-      this.#schedule();
-    });
+    batch.items.push(item);
+    this.#queued++;
+    this.#schedule();
+    return this.#ackOnEnqueue ? RESOLVED : batch.promise;
   }
 
   /** Resolves when everything pushed so far is committed; rejects with an error not yet reported. */
   async flush(): Promise<void> {
-    if (this.#running || this.#scheduled || this.#queue.length > 0) {
+    if (this.#running || this.#scheduled || this.#queued > 0) {
       await new Promise<void>((resolve) => this.#idle.push(resolve));
     }
     const error = this.#unreported ?? this.#broken;
@@ -93,7 +92,7 @@ export class GroupCommit<T> {
   #schedule(): void {
     if (this.#running || this.#scheduled) return;
     this.#scheduled = true;
-    if (this.#queue.length >= this.#batchSize) queueMicrotask(() => void this.#run());
+    if (this.#queued >= this.#batchSize) queueMicrotask(() => void this.#run());
     else if (this.#delay === 0) setImmediate(() => void this.#run());
     else setTimeout(() => void this.#run(), this.#delay);
   }
@@ -101,22 +100,96 @@ export class GroupCommit<T> {
   async #run(): Promise<void> {
     this.#scheduled = false;
     this.#running = true;
-    while (this.#queue.length > 0) {
+    for (let batch = this.#batches.shift(); batch; batch = this.#batches.shift()) {
+      this.#queued -= batch.items.length;
       if (this.#broken !== undefined) {
-        for (const entry of this.#queue.splice(0)) entry.reject(this.#broken);
-        break;
+        this.#settle(batch, this.#broken);
+        continue;
       }
-      const batch = this.#queue.splice(0, this.#batchSize);
       try {
-        await this.#commit(batch.map((entry) => entry.item));
-        for (const entry of batch) entry.resolve();
+        await this.#commit(batch.items);
+        batch.resolve();
       } catch (error) {
-        for (const entry of batch) entry.reject(error);
+        this.#settle(batch, error);
       }
     }
     this.#running = false;
     for (const resolve of this.#idle.splice(0)) resolve();
   }
+
+  #settle(batch: Batch<T>, error: unknown): void {
+    if (this.#ackOnEnqueue) {
+      // Nobody holds this batch's promise: the error surfaces from `flush`.
+      this.#unreported ??= error;
+      batch.resolve();
+    } else batch.reject(error);
+  }
 }
 
-function noop(): void {}
+const RESOLVED = Promise.resolve();
+
+function newBatch<T>(): Batch<T> {
+  let resolve!: () => void;
+  let reject!: (error: unknown) => void;
+  const promise = new Promise<void>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  return { items: [], promise, resolve, reject };
+}
+
+/** What a group-committed sink takes: batch size and delay, and when `append` resolves. */
+export interface BatchedSinkOptions extends Omit<GroupCommitOptions, "ackOnEnqueue"> {
+  durability?: "fsync" | "write" | "none";
+}
+
+/**
+ * What the sinks share: appends are group-committed to `writeBatch`, one batch at a time (acknowledged
+ * on enqueue for `durability: "none"`), and `close` flushes before `release` frees the storage.
+ */
+export abstract class GroupCommitSink<E> {
+  readonly #commit: GroupCommit<E>;
+  #closed = false;
+
+  constructor(options: BatchedSinkOptions) {
+    this.#commit = new GroupCommit((events) => this.writeBatch(events), {
+      batchSize: options.batchSize,
+      batchDelayMs: options.batchDelayMs,
+      ackOnEnqueue: options.durability === "none",
+    });
+  }
+
+  /** Records queued or being written. */
+  get pending(): number {
+    return this.#commit.pending;
+  }
+
+  append(event: E): Promise<void> {
+    return this.#commit.push(event);
+  }
+
+  flush(): Promise<void> {
+    return this.#commit.flush();
+  }
+
+  async close(): Promise<void> {
+    if (this.#closed) return;
+    this.#closed = true;
+    try {
+      await this.#commit.close();
+    } finally {
+      await this.release();
+    }
+  }
+
+  /** Writes one batch durably, as the sink promises; throwing rejects the batch's appends. */
+  protected abstract writeBatch(events: E[]): Promise<void> | void;
+
+  /** Frees what the sink holds, after the last batch. */
+  protected abstract release(): Promise<void> | void;
+
+  /** Refuses every later batch: the storage is in a state no further write can be trusted on. */
+  protected fail(error: unknown): void {
+    this.#commit.fail(error);
+  }
+}

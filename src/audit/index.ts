@@ -3,6 +3,9 @@
  * files (here), SQLite (`./sqlite-sink.js`) or PostgreSQL (`./postgres-sink.js`) — the database sinks
  * are separate entry points so that importing this module loads no database driver.
  */
+
+export type { AuditArgsMode, AuditedArgs } from "../core/redact.js";
+export { auditArgs } from "../core/redact.js";
 export type { AuditKeyOptions, ChainHead, SigningOptions } from "./chain.js";
 export { canonicalJson, hashValue, resolveAuditKey, ZERO_HASH } from "./chain.js";
 export type { RecordRow, VerifyRowsOptions } from "./db-rows.js";
@@ -17,8 +20,6 @@ export type { AuditFilter, FollowOptions } from "./query.js";
 export { followAudit, queryAudit, tailAudit } from "./query.js";
 export type { ReceiptOptions } from "./receipt.js";
 export { shareReceipt } from "./receipt.js";
-export type { AuditArgsMode, AuditedArgs } from "../core/redact.js";
-export { auditArgs } from "../core/redact.js";
 export type { AuditEvent, AuditRecord, AuditSink } from "./types.js";
 export type { AuditProblem, AuditVerifyError, AuditVerifyResult, VerifyOptions } from "./verify.js";
 export { verifyAuditLog } from "./verify.js";

@@ -5,15 +5,16 @@ import {
   digestEquals,
   GENESIS,
   hmacHex,
+  hmacRole,
   recordHash,
   type SigningOptions,
-  sealRecord,
+  sealBatch,
   signingKey,
 } from "./chain.js";
 import { createLock, lockOwner, removeLock } from "../core/lock-file.js";
 import { AuditSinkError } from "./errors.js";
 import { readTailLines, rotatedNumbers, rotatedPath } from "./files.js";
-import { GroupCommit, type GroupCommitOptions } from "./group-commit.js";
+import { type GroupCommitOptions, GroupCommitSink } from "./group-commit.js";
 import type { AuditEvent, AuditSink } from "./types.js";
 
 /**
@@ -33,23 +34,21 @@ export interface JsonlSinkOptions extends SigningOptions, Omit<GroupCommitOption
 }
 
 /**
- * Append-only JSON Lines audit log: one record per line, hash-chained and HMAC-signed, written in
- * batches by one writer (group commit). Open it with `JsonlAuditSink.open`; the chain continues
- * across restarts and rotated files. A `<path>.lock` file keeps a second process from writing
- * the same log and forking its chain.
+ * Append-only JSON Lines audit log: one record per line, hash-chained, written in batches by one
+ * writer (group commit), each batch ending with its signed checkpoint. Open it with
+ * `JsonlAuditSink.open`; the chain continues across restarts and rotated files. A `<path>.lock`
+ * file keeps a second process from writing the same log and forking its chain.
  */
-export class JsonlAuditSink implements AuditSink {
+export class JsonlAuditSink extends GroupCommitSink<AuditEvent> implements AuditSink {
   readonly kind = "jsonl";
   readonly path: string;
   readonly #key: Buffer | undefined;
   readonly #durability: Durability;
   readonly #maxBytes: number;
-  readonly #commit: GroupCommit<AuditEvent>;
   #handle: FileHandle;
   #size: number;
   #head: ChainHead;
   #nextRotation: number;
-  #closed = false;
 
   private constructor(
     options: JsonlSinkOptions,
@@ -65,6 +64,7 @@ export class JsonlAuditSink implements AuditSink {
       throw new TypeError(
         "a JsonlAuditSink is opened, not constructed: use `await JsonlAuditSink.open({ path })`",
       );
+    super(options);
     this.path = options.path;
     this.#key = key;
     this.#durability = options.durability ?? "fsync";
@@ -73,18 +73,14 @@ export class JsonlAuditSink implements AuditSink {
     this.#size = size;
     this.#head = head;
     this.#nextRotation = nextRotation;
-    this.#commit = new GroupCommit((events) => this.#write(events), {
-      batchSize: options.batchSize,
-      batchDelayMs: options.batchDelayMs,
-      ackOnEnqueue: this.#durability === "none",
-    });
   }
 
   /**
-   * Opens (or creates) the log: takes the lock, cuts a torn last line left by a crash (it was never
-   * acknowledged), and continues `seq` and `prev` from the last record, checking its hash and hmac.
-   * Throws `AuditKeyError` without a key (unless `unsigned`), `AuditSinkError` when the log is
-   * locked by a live process or its last record does not verify.
+   * Opens (or creates) the log: takes the lock, cuts what a crash left unacknowledged at the end (a
+   * torn last line, a batch whose checkpoint was never written), and continues `seq` and `prev` from
+   * the last record, checking its hash and hmac. Throws `AuditKeyError` without a key (unless
+   * `unsigned`), `AuditSinkError` when the log is locked by a live process or its last record does
+   * not verify.
    */
   static async open(options: JsonlSinkOptions): Promise<JsonlAuditSink> {
     const key = signingKey(options);
@@ -92,6 +88,7 @@ export class JsonlAuditSink implements AuditSink {
     await takeLock(options.path);
     try {
       await repairTornTail(options.path);
+      await cutUnsignedBatch(options.path);
       const numbers = await rotatedNumbers(options.path);
       const head = await findHead(options.path, numbers, key);
       const handle = await open(options.path, "a", 0o600);
@@ -108,86 +105,62 @@ export class JsonlAuditSink implements AuditSink {
     return { ...this.#head };
   }
 
-  /** Records queued or being written. */
-  get pending(): number {
-    return this.#commit.pending;
+  protected async release(): Promise<void> {
+    await this.#handle.close().catch(() => {});
+    await unlink(lockPath(this.path)).catch(() => {});
   }
 
-  append(event: AuditEvent): Promise<void> {
-    return this.#commit.push(event);
-  }
-
-  flush(): Promise<void> {
-    return this.#commit.flush();
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      await this.#commit.close();
-    } finally {
-      await this.#handle.close().catch(() => {});
-      await unlink(lockPath(this.path)).catch(() => {});
-    }
-  }
-
-  async #write(events: AuditEvent[]): Promise<void> {
-    let head = this.#head;
-    const lines: string[] = [];
-    for (const event of events) {
-      const sealed = sealRecord(event, head, this.#key);
-      lines.push(sealed.line, "\n");
-      head = { seq: sealed.record.seq, hash: sealed.record.hash };
-    }
-    const bytes = Buffer.from(lines.join(""), "utf8");
+  protected async writeBatch(events: AuditEvent[]): Promise<void> {
+    // The batch and its checkpoint (the last record, signed) go out in one write and one fdatasync.
+    const sealed = sealBatch(events, this.#head, this.#key);
+    let text = "";
+    for (const { line } of sealed) text += `${line}\n`;
+    const last = sealed[sealed.length - 1]!.record;
+    const head = { seq: last.seq, hash: last.hash };
+    const bytes = Buffer.from(text, "utf8");
     if (this.#size > 0 && this.#size + bytes.length > this.#maxBytes) {
-      try {
-        await this.#rotate();
-      } catch (error) {
-        const failure = new AuditSinkError(
-          `cannot rotate audit log \`${this.path}\`: ${(error as Error).message}`,
-          {
-            cause: error,
-          },
-        );
-        this.#commit.fail(failure);
-        throw failure;
-      }
+      await this.#step("rotate", () => this.#rotate(), true);
     }
     const before = this.#size;
-    try {
-      await writeAll(this.#handle, bytes);
-    } catch (error) {
-      // Cut what part of the batch reached the file so the chain stays whole; if that fails too, stop.
-      try {
-        await this.#handle.truncate(before);
-      } catch {
-        this.#commit.fail(
-          new AuditSinkError(`audit log \`${this.path}\` is in an unknown state`, { cause: error }),
-        );
-      }
-      throw new AuditSinkError(`cannot write audit log \`${this.path}\`: ${(error as Error).message}`, {
-        cause: error,
-      });
-    }
+    await this.#step(
+      "write",
+      () => writeAll(this.#handle, bytes),
+      false,
+      async () => {
+        // Cut what part of the batch reached the file so the chain stays whole; if that fails too, stop.
+        await this.#handle.truncate(before).catch((error) => {
+          this.fail(
+            new AuditSinkError(`audit log \`${this.path}\` is in an unknown state`, { cause: error }),
+          );
+        });
+      },
+    );
     this.#size += bytes.length;
-    if (this.#durability === "fsync") {
-      try {
-        await this.#handle.datasync();
-      } catch (error) {
-        // After a failed fsync the kernel may have dropped the pages: nothing written since is trustworthy.
-        const failure = new AuditSinkError(
-          `cannot sync audit log \`${this.path}\`: ${(error as Error).message}`,
-          {
-            cause: error,
-          },
-        );
-        this.#commit.fail(failure);
-        throw failure;
-      }
-    }
+    // After a failed fsync the kernel may have dropped the pages: nothing written since is trustworthy.
+    if (this.#durability === "fsync") await this.#step("sync", () => this.#handle.datasync(), true);
     this.#head = head;
+  }
+
+  /** Runs one I/O step of a batch; a failure becomes an `AuditSinkError` naming the step (and, when `fatal`, refuses later batches). */
+  async #step(
+    what: "rotate" | "write" | "sync",
+    work: () => Promise<void>,
+    fatal: boolean,
+    undo?: () => Promise<void>,
+  ): Promise<void> {
+    try {
+      await work();
+    } catch (error) {
+      await undo?.();
+      const failure = new AuditSinkError(
+        `cannot ${what} audit log \`${this.path}\`: ${(error as Error).message}`,
+        {
+          cause: error,
+        },
+      );
+      if (fatal) this.fail(failure);
+      throw failure;
+    }
   }
 
   async #rotate(): Promise<void> {
@@ -253,6 +226,48 @@ async function repairTornTail(path: string): Promise<void> {
   }
   if (partial.length === 0) return;
   await truncate(path, size - Buffer.byteLength(partial, "utf8"));
+}
+
+/**
+ * Cuts the records of a batch whose checkpoint never reached the file: a crash tore the batch's
+ * write after some of its lines (it was never acknowledged). They are the last lines, all saying
+ * `@M` for a checkpoint M past the end. Whatever else ends the file is left for `checkedHead`.
+ */
+async function cutUnsignedBatch(path: string): Promise<void> {
+  for (let n = 64; ; n *= 4) {
+    let tail: Awaited<ReturnType<typeof readTailLines>>;
+    try {
+      tail = await readTailLines(path, n);
+    } catch (error) {
+      if ((error as NodeJS.ErrnoException).code === "ENOENT") return;
+      throw error;
+    }
+    const { lines, size } = tail;
+    let cut = 0;
+    let checkpoint: number | undefined;
+    let i = lines.length - 1;
+    for (; i >= 0; i--) {
+      const ref = checkpointOf(lines[i]!);
+      if (ref === undefined || (checkpoint !== undefined && ref !== checkpoint)) break;
+      checkpoint = ref;
+      cut += Buffer.byteLength(lines[i]!, "utf8") + 1;
+    }
+    if (i < 0 && lines.length === n) continue;
+    if (cut > 0) await truncate(path, size - cut);
+    return;
+  }
+}
+
+/** The checkpoint a line's record waits for (`hmac: "@M"` with M after its own seq), if it is one. */
+function checkpointOf(line: string): number | undefined {
+  try {
+    const { seq, hmac } = JSON.parse(line) as { seq?: unknown; hmac?: unknown };
+    if (typeof seq !== "number" || typeof hmac !== "string") return undefined;
+    const role = hmacRole(hmac);
+    return role.role === "covered" && role.by > seq ? role.by : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 /** The last record of the log: from the active file, or from the newest rotated file when it is empty. */

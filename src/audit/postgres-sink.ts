@@ -1,17 +1,17 @@
 import pg from "pg";
-import { type ChainHead, GENESIS, type SigningOptions, sealRecord, signingKey } from "./chain.js";
+import { type ChainHead, GENESIS, type SigningOptions, signingKey } from "./chain.js";
 import {
   APPROVAL_COLUMNS,
   type ApprovalRow,
+  batchRows,
   RECORD_COLUMNS,
   type RecordRow,
-  recordRows,
   VIOLATION_COLUMNS,
   type ViolationRow,
   verifyRows,
 } from "./db-rows.js";
 import { AuditSinkError } from "./errors.js";
-import { GroupCommit, type GroupCommitOptions } from "./group-commit.js";
+import { type BatchedSinkOptions, GroupCommitSink } from "./group-commit.js";
 import type { Durability } from "./jsonl-sink.js";
 import type { AuditEvent, AuditSink } from "./types.js";
 import type { AuditVerifyResult } from "./verify.js";
@@ -100,7 +100,7 @@ const RECORD_TYPES: Record<(typeof RECORD_COLUMNS)[number], string> = {
 const VIOLATION_TYPES = ["text", "bigint", "integer", "text", "text", "text", "text"];
 const APPROVAL_TYPES = ["text", "bigint", "text", "text", "text", "text"];
 
-export interface PostgresSinkOptions extends SigningOptions, Omit<GroupCommitOptions, "ackOnEnqueue"> {
+export interface PostgresSinkOptions extends SigningOptions, BatchedSinkOptions {
   /** A pool to use; the sink does not end it. */
   pool?: pg.Pool;
   /** Connection string or settings for a pool the sink owns (ended on `close`). */
@@ -124,7 +124,7 @@ export interface PostgresSinkOptions extends SigningOptions, Omit<GroupCommitOpt
  * transaction: any number of replicas can write one chain without forking it, and a failed batch
  * leaves no trace.
  */
-export class PostgresAuditSink implements AuditSink {
+export class PostgresAuditSink extends GroupCommitSink<AuditEvent> implements AuditSink {
   readonly kind = "postgres";
   readonly chain: string;
   readonly schema: string;
@@ -132,12 +132,11 @@ export class PostgresAuditSink implements AuditSink {
   readonly #ownsPool: boolean;
   readonly #key: Buffer | undefined;
   readonly #durability: Durability;
-  readonly #commit: GroupCommit<AuditEvent>;
   readonly #q: string;
   #migrated: Promise<void> | undefined;
-  #closed = false;
 
   constructor(options: PostgresSinkOptions) {
+    super(options);
     this.#key = signingKey(options);
     this.chain = options.chain ?? "main";
     this.schema = options.schema ?? "toolwarden_audit";
@@ -156,11 +155,6 @@ export class PostgresAuditSink implements AuditSink {
     }
     // An idle client losing its server must not crash the process; the next batch reconnects.
     this.#pool.on("error", () => {});
-    this.#commit = new GroupCommit((events) => this.#write(events), {
-      batchSize: options.batchSize,
-      batchDelayMs: options.batchDelayMs,
-      ackOnEnqueue: this.#durability === "none",
-    });
   }
 
   /** Constructs a sink and waits until its schema is in place (throws if the server is unreachable). */
@@ -184,22 +178,8 @@ export class PostgresAuditSink implements AuditSink {
     return this.#migrated;
   }
 
-  append(event: AuditEvent): Promise<void> {
-    return this.#commit.push(event);
-  }
-
-  flush(): Promise<void> {
-    return this.#commit.flush();
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      await this.#commit.close();
-    } finally {
-      if (this.#ownsPool) await this.#pool.end();
-    }
+  protected async release(): Promise<void> {
+    if (this.#ownsPool) await this.#pool.end();
   }
 
   /** The chain's last record, as stored. */
@@ -236,7 +216,7 @@ export class PostgresAuditSink implements AuditSink {
     }
   }
 
-  async #write(events: AuditEvent[]): Promise<void> {
+  protected async writeBatch(events: AuditEvent[]): Promise<void> {
     try {
       await this.ready();
       await this.#withClient(async (client) => {
@@ -269,18 +249,8 @@ export class PostgresAuditSink implements AuditSink {
       `SELECT seq, hash FROM ${q}.audit_chains WHERE chain = $1 FOR UPDATE`,
       [chain],
     );
-    let head: ChainHead = { seq: Number(locked.rows[0]!.seq), hash: locked.rows[0]!.hash };
-    const records: RecordRow[] = [];
-    const violations: ViolationRow[] = [];
-    const approvals: ApprovalRow[] = [];
-    for (const event of events) {
-      const sealed = sealRecord(event, head, this.#key, chain);
-      const rows = recordRows(sealed, chain);
-      records.push(rows.record);
-      violations.push(...rows.violations);
-      if (rows.approval) approvals.push(rows.approval);
-      head = { seq: sealed.record.seq, hash: sealed.record.hash };
-    }
+    const head: ChainHead = { seq: Number(locked.rows[0]!.seq), hash: locked.rows[0]!.hash };
+    const { records, violations, approvals, head: next } = batchRows(events, head, this.#key, chain);
     // unnest() takes one array per column: a single statement whatever the batch size.
     await insertColumns(client, `${q}.audit_records`, RECORD_COLUMNS, Object.values(RECORD_TYPES), records);
     if (violations.length > 0) {
@@ -291,8 +261,8 @@ export class PostgresAuditSink implements AuditSink {
     }
     await client.query(`UPDATE ${q}.audit_chains SET seq = $2, hash = $3 WHERE chain = $1`, [
       chain,
-      head.seq,
-      head.hash,
+      next.seq,
+      next.hash,
     ]);
   }
 }

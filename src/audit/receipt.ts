@@ -1,8 +1,11 @@
+import { type ChainHead, hmacRole } from "./chain.js";
 import type { AuditRecord } from "./types.js";
 
 export interface ReceiptOptions {
   /** Masks credentials in free text (the reason), e.g. the secrets detector's masking function. */
   redactSecrets?: (text: string) => string;
+  /** The checkpoint that signs the record, when it is not signed itself (`hmac: "@M"`): its seq and hash. */
+  checkpoint?: ChainHead;
 }
 
 const TITLES: Record<string, string> = {
@@ -59,7 +62,10 @@ export function shareReceipt(record: AuditRecord, options: ReceiptOptions = {}):
   rows.push(["Time", code(record.time)]);
   if (record.argsHash) rows.push(["Arguments", `not shown; sha256 ${code(record.argsHash)}`]);
   const chain = record.chain ? ` in chain ${code(record.chain)}` : "";
-  rows.push(["Audit record", `seq ${code(String(record.seq))}${chain}, hash ${code(record.hash)}`]);
+  rows.push([
+    "Audit record",
+    `seq ${code(String(record.seq))}${chain}, hash ${code(record.hash)}${signedBy(record, options.checkpoint)}`,
+  ]);
 
   const title = TITLES[String(record.verdict)] ?? "audit record";
   return [
@@ -72,6 +78,19 @@ export function shareReceipt(record: AuditRecord, options: ReceiptOptions = {}):
     "_Check it against the signed log with `toolwarden audit verify`._",
     "",
   ].join("\n");
+}
+
+/**
+ * Where the record's signature is, when it is not its own: the checkpoint that authenticates the
+ * chain up to and including it. With its hash, the receipt pins that chain head too.
+ */
+function signedBy(record: AuditRecord, checkpoint: ChainHead | undefined): string {
+  const role = hmacRole(String(record.hmac ?? ""));
+  if (role.role !== "covered") return "";
+  if (checkpoint?.seq === role.by) {
+    return `; signed by the checkpoint at seq ${code(String(checkpoint.seq))}, hash ${code(checkpoint.hash)}`;
+  }
+  return `; signed by the checkpoint at seq ${code(String(role.by))}`;
 }
 
 /**

@@ -124,4 +124,45 @@ describe("SqliteAuditSink", () => {
     expect(result.firstError).toMatchObject({ problem, line });
     db.close();
   });
+
+  describe("with a checkpoint per transaction", () => {
+    async function oneBatch(n: number): Promise<Database.Database> {
+      const sink = new SqliteAuditSink({ path, key: TEST_KEY });
+      await Promise.all(Array.from({ length: n }, (_, i) => sink.append(decisionEvent(i + 1))));
+      await sink.close();
+      return new Database(path);
+    }
+
+    it("signs only the last row of a batch", async () => {
+      const db = await oneBatch(5);
+      const hmacs = (
+        db.prepare("SELECT hmac FROM audit_records ORDER BY seq").all() as Array<{ hmac: string }>
+      ).map((r) => r.hmac);
+      expect(hmacs.slice(0, 4)).toEqual(["@5", "@5", "@5", "@5"]);
+      expect(await verifySqlite(db, TEST_KEY)).toMatchObject({ ok: true, records: 5, checkpoints: 1 });
+      db.close();
+    });
+
+    it("names the first row no checkpoint signs when the checkpoint row is cut with the head", async () => {
+      const db = await oneBatch(5);
+      db.pragma("foreign_keys = OFF");
+      const four = db.prepare("SELECT hash FROM audit_records WHERE seq = 4").get() as { hash: string };
+      db.prepare("DELETE FROM audit_records WHERE seq = 5").run();
+      db.prepare("UPDATE audit_chains SET seq = 4, hash = ?").run(four.hash);
+      const result = await verifySqlite(db, TEST_KEY);
+      expect(result).toMatchObject({ ok: false, records: 0, uncovered: 4 });
+      expect(result.firstError).toMatchObject({ problem: "hmac", line: 1, seq: 1 });
+      db.close();
+    });
+
+    it("signs the new last row when levelling cuts a batch", async () => {
+      (await oneBatch(5)).close();
+      const sink = new SqliteAuditSink({ path, key: TEST_KEY });
+      expect(sink.truncateAfter(3)).toBe(2);
+      expect(await sink.verify()).toMatchObject({ ok: true, records: 3, checkpoints: 1 });
+      await sink.append(decisionEvent(4));
+      expect(await sink.verify()).toMatchObject({ ok: true, records: 4, checkpoints: 2 });
+      await sink.close();
+    });
+  });
 });

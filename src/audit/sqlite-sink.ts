@@ -1,23 +1,31 @@
 import { mkdirSync } from "node:fs";
 import { dirname } from "node:path";
 import Database from "better-sqlite3";
-import { type ChainHead, GENESIS, type SigningOptions, sealRecord, signingKey, ZERO_HASH } from "./chain.js";
+import { ensurePrivateFile } from "../core/private-file.js";
+import {
+  type ChainHead,
+  GENESIS,
+  hmacHex,
+  hmacRole,
+  type SigningOptions,
+  signingKey,
+  ZERO_HASH,
+} from "./chain.js";
 import {
   APPROVAL_COLUMNS,
   type ApprovalRow,
+  batchRows,
   RECORD_COLUMNS,
   type RecordRow,
   VIOLATION_COLUMNS,
   type ViolationRow,
-  recordRows,
   verifyRows,
 } from "./db-rows.js";
-import { ensurePrivateFile } from "../core/private-file.js";
 import { AuditSinkError } from "./errors.js";
-import { GroupCommit, type GroupCommitOptions } from "./group-commit.js";
+import { type BatchedSinkOptions, GroupCommitSink } from "./group-commit.js";
 import type { Durability } from "./jsonl-sink.js";
 import type { AuditEvent, AuditSink } from "./types.js";
-import type { AuditVerifyResult } from "./verify.js";
+import { type AuditVerifyResult, ChainVerifier } from "./verify.js";
 
 /** Schema migrations, applied in order once each; see docs/audit-schema.md. */
 const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
@@ -82,7 +90,7 @@ const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
   },
 ];
 
-export interface SqliteSinkOptions extends SigningOptions, Omit<GroupCommitOptions, "ackOnEnqueue"> {
+export interface SqliteSinkOptions extends SigningOptions, BatchedSinkOptions {
   /** Database file (created with its directory), or `:memory:`. */
   path: string;
   /** Chain id of this writer; default `main`. */
@@ -92,21 +100,21 @@ export interface SqliteSinkOptions extends SigningOptions, Omit<GroupCommitOptio
 }
 
 /**
- * Audit records in SQLite (WAL mode), batched into one transaction per group commit. Each batch
- * reads the chain head inside `BEGIN IMMEDIATE`, so several processes sharing the file and the
- * chain still produce one unbroken chain. better-sqlite3 is synchronous: a commit blocks the event
- * loop for its fsync, which batching keeps to one per batch.
+ * Audit records in SQLite (WAL mode), batched into one transaction per group commit, whose last
+ * record is the batch's signed checkpoint. Each batch reads the chain head inside
+ * `BEGIN IMMEDIATE`, so several processes sharing the file and the chain still produce one unbroken
+ * chain. better-sqlite3 is synchronous: a commit blocks the event loop for its fsync, which
+ * batching keeps to one per batch.
  */
-export class SqliteAuditSink implements AuditSink {
+export class SqliteAuditSink extends GroupCommitSink<AuditEvent> implements AuditSink {
   readonly kind = "sqlite";
   readonly chain: string;
   readonly #db: Database.Database;
   readonly #key: Buffer | undefined;
-  readonly #commit: GroupCommit<AuditEvent>;
   readonly #writeBatch: (events: AuditEvent[]) => void;
-  #closed = false;
 
   constructor(options: SqliteSinkOptions) {
+    super(options);
     this.#key = signingKey(options);
     this.chain = options.chain ?? "main";
     if (options.path !== ":memory:") {
@@ -125,11 +133,6 @@ export class SqliteAuditSink implements AuditSink {
       throw error;
     }
     this.#writeBatch = this.#prepareWriter();
-    this.#commit = new GroupCommit(async (events) => this.#write(events), {
-      batchSize: options.batchSize,
-      batchDelayMs: options.batchDelayMs,
-      ackOnEnqueue: options.durability === "none",
-    });
   }
 
   /** The chain's last record, as stored. */
@@ -137,22 +140,8 @@ export class SqliteAuditSink implements AuditSink {
     return readHead(this.#db, this.chain);
   }
 
-  append(event: AuditEvent): Promise<void> {
-    return this.#commit.push(event);
-  }
-
-  flush(): Promise<void> {
-    return this.#commit.flush();
-  }
-
-  async close(): Promise<void> {
-    if (this.#closed) return;
-    this.#closed = true;
-    try {
-      await this.#commit.close();
-    } finally {
-      this.#db.close();
-    }
+  protected release(): void {
+    this.#db.close();
   }
 
   /** The chain's last `limit` records as stored (seq and record JSON), oldest first. */
@@ -182,6 +171,7 @@ export class SqliteAuditSink implements AuditSink {
           .prepare("SELECT seq, hash FROM audit_records WHERE chain = ? AND seq = ?")
           .get(chain, seq) as ChainHead | undefined;
         if (row) {
+          this.#signHead(row.seq);
           db.prepare("UPDATE audit_chains SET seq = ?, hash = ? WHERE chain = ?").run(
             row.seq,
             row.hash,
@@ -195,12 +185,41 @@ export class SqliteAuditSink implements AuditSink {
       .immediate();
   }
 
+  /**
+   * Makes the record at `seq` a checkpoint when the cut took the one that signed it: the records
+   * from the last checkpoint up to it are checked first, so only records this sink wrote are signed.
+   */
+  #signHead(seq: number): void {
+    const key = this.#key;
+    const select = `SELECT ${RECORD_COLUMNS.join(", ")} FROM audit_records WHERE chain = ?`;
+    const last = this.#db.prepare(`${select} AND seq = ?`).get(this.chain, seq) as RecordRow;
+    if (!key || hmacRole(last.hmac).role !== "covered") return;
+    const checkpoint = this.#db
+      .prepare(`${select} AND seq < ? AND hmac NOT LIKE '@%' ORDER BY seq DESC LIMIT 1`)
+      .get(this.chain, seq) as RecordRow | undefined;
+    const from = checkpoint ? { seq: checkpoint.seq - 1, hash: checkpoint.prev } : GENESIS;
+    const verifier = new ChainVerifier(key, from);
+    const rows = this.#db
+      .prepare(`${select} AND seq > ? AND seq <= ? ORDER BY seq`)
+      .iterate(this.chain, from.seq, seq) as IterableIterator<RecordRow>;
+    for (const row of rows) {
+      const problem = verifier.check(JSON.parse(row.record));
+      if (problem)
+        throw new AuditSinkError(`cannot cut the sqlite audit chain at ${seq}: ${problem.message}`);
+    }
+    const hmac = hmacHex(key, last.hash);
+    const record = `${last.record.slice(0, last.record.lastIndexOf('"hmac":'))}"hmac":"${hmac}"}`;
+    this.#db
+      .prepare("UPDATE audit_records SET hmac = ?, record = ? WHERE chain = ? AND seq = ?")
+      .run(hmac, record, this.chain, seq);
+  }
+
   /** Verifies this sink's chain (or another chain in the same database) from the rows and the chain head. */
   async verify(key: Buffer | string | undefined = this.#key, chain = this.chain): Promise<AuditVerifyResult> {
     return verifySqlite(this.#db, key, chain);
   }
 
-  #write(events: AuditEvent[]): void {
+  protected writeBatch(events: AuditEvent[]): void {
     try {
       this.#writeBatch(events);
     } catch (error) {
@@ -229,16 +248,11 @@ export class SqliteAuditSink implements AuditSink {
     const key = this.#key;
     const batch = db.transaction((events: AuditEvent[]) => {
       const row = getHead.get(chain) as ChainHead | undefined;
-      let head = row ?? GENESIS;
-      for (const event of events) {
-        const sealed = sealRecord(event, head, key, chain);
-        const rows = recordRows(sealed, chain);
-        insertRecord.run(rows.record);
-        for (const v of rows.violations) insertViolation.run(v);
-        if (rows.approval) insertApproval.run(rows.approval);
-        head = { seq: sealed.record.seq, hash: sealed.record.hash };
-      }
-      setHead.run(chain, head.seq, head.hash);
+      const batch = batchRows(events, row ?? GENESIS, key, chain);
+      for (const r of batch.records) insertRecord.run(r);
+      for (const v of batch.violations) insertViolation.run(v);
+      for (const a of batch.approvals) insertApproval.run(a);
+      setHead.run(chain, batch.head.seq, batch.head.hash);
     });
     return (events) => batch.immediate(events);
   }

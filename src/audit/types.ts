@@ -41,7 +41,12 @@ export interface AuditRecord extends AuditEvent {
   prev: string;
   /** Hex SHA-256 over the canonical JSON of the record without `hash` and `hmac`. */
   hash: string;
-  /** Hex HMAC-SHA256 of `hash` with the audit key. */
+  /**
+   * The last record of each written batch (its checkpoint): hex HMAC-SHA256 of `hash` with the
+   * audit key, which authenticates it and, through `prev`, every record before it. The other records
+   * of the batch: `@<seq of the checkpoint>`. Logs written before checkpoints sign every record.
+   * Empty for an unsigned sink.
+   */
   hmac: string;
 }
 

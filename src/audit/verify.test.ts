@@ -15,11 +15,19 @@ let log: string;
 beforeEach(async () => {
   ({ dir, cleanup } = await tempDir());
   log = join(dir, "audit.jsonl");
-  const sink = await JsonlAuditSink.open({ path: log, key: TEST_KEY });
-  await Promise.all(Array.from({ length: 10 }, (_, i) => sink.append(decisionEvent(i + 1))));
-  await sink.close();
 });
 afterEach(() => cleanup());
+
+/** Ten records: each its own batch (every record a checkpoint, as logs before checkpoints were), or one batch (only record 10 signed). */
+async function write(layout: "per record" | "one batch"): Promise<void> {
+  const sink = await JsonlAuditSink.open({ path: log, key: TEST_KEY });
+  if (layout === "one batch") {
+    await Promise.all(Array.from({ length: 10 }, (_, i) => sink.append(decisionEvent(i + 1))));
+  } else {
+    for (let i = 1; i <= 10; i++) await sink.append(decisionEvent(i));
+  }
+  await sink.close();
+}
 
 async function lines(): Promise<string[]> {
   return (await readFile(log, "utf8")).split("\n").slice(0, -1);
@@ -89,10 +97,19 @@ const tampers: Array<[string, Tamper, AuditProblem, number, number | undefined]>
   ["insert a blank line", (l) => [...l.slice(0, 2), "", ...l.slice(2)], "parse", 3, undefined],
 ];
 
-describe("verifyAuditLog", () => {
+describe.each(["per record", "one batch"] as const)("verifyAuditLog, a checkpoint %s", (layout) => {
+  beforeEach(() => write(layout));
+
   it("accepts an untouched log", async () => {
     const result = await verifyAuditLog([log], TEST_KEY);
-    expect(result).toMatchObject({ ok: true, records: 10, hmacChecked: true, last: { seq: 10 } });
+    expect(result).toMatchObject({
+      ok: true,
+      records: 10,
+      hmacChecked: true,
+      checkpoints: layout === "one batch" ? 1 : 10,
+      uncovered: 0,
+      last: { seq: 10 },
+    });
     expect(result.firstError).toBeUndefined();
   });
 
@@ -102,8 +119,30 @@ describe("verifyAuditLog", () => {
     expect(result.ok).toBe(false);
     expect(result.firstError).toMatchObject({ problem, line, file: log });
     expect(result.firstError?.seq).toBe(seq);
-    expect(result.records).toBe(line - 1);
+    // Only records a good checkpoint signs count as verified.
+    expect(result.records).toBe(layout === "one batch" ? (line > 10 ? 10 : 0) : line - 1);
   });
+
+  it("detects a line truncated mid-record", async () => {
+    const text = await readFile(log, "utf8");
+    await writeFile(log, text.slice(0, text.length - 40));
+    const result = await verifyAuditLog([log], TEST_KEY);
+    expect(result.firstError).toMatchObject({ problem: "parse", line: 10 });
+    expect(result.records).toBe(layout === "one batch" ? 0 : 9);
+  });
+
+  it("rejects every record with the wrong key, naming the first checkpoint", async () => {
+    const result = await verifyAuditLog([log], wrongKey);
+    const first = layout === "one batch" ? 10 : 1;
+    expect(result.firstError).toMatchObject({ problem: "hmac", line: first, seq: first });
+    expect(result.records).toBe(0);
+    if (layout === "one batch")
+      expect(result.firstError?.message).toContain("records 1–10 (10) are not authenticated");
+  });
+});
+
+describe("verifyAuditLog", () => {
+  beforeEach(() => write("one batch"));
 
   it("reads U+2028 and U+2029 inside a record as text, not as line ends (Node 24's readline splits there)", async () => {
     const odd = join(dir, "odd.jsonl");
@@ -117,20 +156,10 @@ describe("verifyAuditLog", () => {
     expect(result.firstError).toBeUndefined();
     const read = [];
     for await (const record of queryAudit([odd])) read.push(record);
-    expect(read.map((r) => r.reason)).toEqual(["line one\u2028line two\u2029end", 'reason 2 «ünïcode» "quoted"']);
-  });
-
-  it("detects a line truncated mid-record", async () => {
-    const text = await readFile(log, "utf8");
-    await writeFile(log, text.slice(0, text.length - 40));
-    const result = await verifyAuditLog([log], TEST_KEY);
-    expect(result.firstError).toMatchObject({ problem: "parse", line: 10 });
-    expect(result.records).toBe(9);
-  });
-
-  it("rejects every record with the wrong key", async () => {
-    const result = await verifyAuditLog([log], wrongKey);
-    expect(result.firstError).toMatchObject({ problem: "hmac", line: 1, seq: 1 });
+    expect(read.map((r) => r.reason)).toEqual([
+      "line one\u2028line two\u2029end",
+      'reason 2 «ünïcode» "quoted"',
+    ]);
   });
 
   it("checks only the hash chain without a key, and says so", async () => {
@@ -173,5 +202,67 @@ describe("verifyAuditLog", () => {
       TEST_KEY,
     );
     expect(result.firstError).toMatchObject({ problem: "missing", file: files[2], line: 1 });
+  });
+});
+
+describe("checkpoints", () => {
+  /** Two batches, records 1–5 and 6–10, each ending with its checkpoint. */
+  async function twoBatches(): Promise<void> {
+    const sink = await JsonlAuditSink.open({ path: log, key: TEST_KEY });
+    for (const first of [1, 6]) {
+      await Promise.all(Array.from({ length: 5 }, (_, i) => sink.append(decisionEvent(first + i))));
+    }
+    await sink.close();
+  }
+
+  it("signs only the last record of a batch; the others name it", async () => {
+    await twoBatches();
+    const hmacs = (await lines()).map((l) => JSON.parse(l).hmac as string);
+    expect(hmacs.slice(0, 4)).toEqual(["@5", "@5", "@5", "@5"]);
+    expect(hmacs[4]).toMatch(/^[0-9a-f]{64}$/);
+    expect(hmacs.slice(5, 9)).toEqual(["@10", "@10", "@10", "@10"]);
+  });
+
+  it("names the first record no checkpoint signs when the last checkpoint is cut, and counts them", async () => {
+    await twoBatches();
+    await save((await lines()).slice(0, 9));
+    const result = await verifyAuditLog([log], TEST_KEY);
+    expect(result).toMatchObject({ ok: false, records: 5, uncovered: 4, last: { seq: 5 } });
+    expect(result.firstError).toMatchObject({ problem: "hmac", file: log, line: 6, seq: 6 });
+    expect(result.firstError?.message).toBe(
+      "records 6–9 (4) are not signed by any checkpoint: the log ends before record 10, the checkpoint that would sign them (a batch cut short, or records cut from or appended to the end)",
+    );
+    // Without the key nothing is authenticated; the tail is still reported.
+    expect(await verifyAuditLog([log])).toMatchObject({
+      ok: true,
+      records: 9,
+      uncovered: 4,
+      hmacChecked: false,
+    });
+  });
+
+  it("a sink reopened after a torn batch cuts the records its checkpoint never signed", async () => {
+    await twoBatches();
+    await save((await lines()).slice(0, 8));
+    const sink = await JsonlAuditSink.open({ path: log, key: TEST_KEY });
+    expect(sink.head.seq).toBe(5);
+    await sink.append(decisionEvent(6));
+    await sink.close();
+    expect(await verifyAuditLog([log], TEST_KEY)).toMatchObject({ ok: true, records: 6, uncovered: 0 });
+  });
+
+  it("verifies and continues a log written before checkpoints (an HMAC on every record)", async () => {
+    const old = await readFile(new URL("./fixtures/per-record-hmac.jsonl", import.meta.url), "utf8");
+    await writeFile(log, old);
+    expect(await verifyAuditLog([log], TEST_KEY)).toMatchObject({ ok: true, records: 6, checkpoints: 6 });
+    expect((await verifyAuditLog([log], wrongKey)).firstError).toMatchObject({
+      problem: "hmac",
+      line: 1,
+      seq: 1,
+    });
+    const sink = await JsonlAuditSink.open({ path: log, key: TEST_KEY });
+    await Promise.all([7, 8, 9].map((i) => sink.append(decisionEvent(i))));
+    await sink.close();
+    expect(await verifyAuditLog([log], TEST_KEY)).toMatchObject({ ok: true, records: 9, checkpoints: 7 });
   });
 });

@@ -40,7 +40,7 @@ describe("toolwarden audit verify", () => {
     expect(stderr).toBe("");
     expect(code).toBe(0);
     expect(stdout).toMatch(
-      /^ok: 9 records in [2-9] files \(hash chain and hmac\); last seq 9, hash [0-9a-f]{64}\n$/,
+      /^ok: 9 records in [2-9] files \(hash chain and hmac, 9 checkpoints\); last seq 9, hash [0-9a-f]{64}\n$/,
     );
   });
 
@@ -74,7 +74,9 @@ describe("toolwarden audit verify", () => {
   it("needs a key, or --unsigned to check the chain only", async () => {
     const missing = await cli(["verify", log]);
     expect(missing.code).toBe(2);
-    expect(missing.stderr.split("\n")[0]).toMatch(/no audit key: pass --audit-key-file FILE \(or --key-file\)/);
+    expect(missing.stderr.split("\n")[0]).toMatch(
+      /no audit key: pass --audit-key-file FILE \(or --key-file\)/,
+    );
     const unsigned = await cli(["verify", log, "--unsigned"]);
     expect(unsigned.code).toBe(0);
     expect(unsigned.stdout).toContain("hash chain only, hmac not checked");
@@ -199,6 +201,23 @@ describe("toolwarden audit receipt", () => {
     expect(stdout).toContain("### toolwarden: call denied");
     expect(stdout).toContain("| Rule | `no-secrets` |");
     expect(stdout).not.toContain('"n":4');
+  });
+
+  it("names the checkpoint that signs a record inside a batch, and refuses when it is missing", async () => {
+    const batched = join(dir, "batched.jsonl");
+    const sink = await JsonlAuditSink.open({ path: batched, key: TEST_KEY });
+    await Promise.all([1, 2, 3].map((i) => sink.append(decisionEvent(i))));
+    await sink.close();
+    const [, , third] = (await readFile(batched, "utf8")).split("\n").map((l) => l && JSON.parse(l));
+    const { code, stdout } = await cli(["receipt", batched, "--seq", "2"]);
+    expect(code).toBe(0);
+    expect(stdout).toContain(`; signed by the checkpoint at seq \`3\`, hash \`${third.hash}\` |`);
+    expect((await cli(["receipt", batched, "--seq", "3"])).stdout).not.toContain("signed by");
+    await writeFile(batched, (await readFile(batched, "utf8")).split("\n").slice(0, 2).join("\n") + "\n");
+    expect(await cli(["receipt", batched, "--seq", "2"])).toMatchObject({
+      code: 1,
+      stderr: `toolwarden audit: record 2 is not signed yet: its checkpoint, record 3, is not in \`${batched}\`\n`,
+    });
   });
 
   it("exits 1 for an unknown seq and 2 without --seq", async () => {

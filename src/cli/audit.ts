@@ -1,9 +1,9 @@
 import { parseArgs } from "node:util";
-import { canonicalJson, isVerdict, type Verdict } from "../core/index.js";
+import { hmacRole } from "../audit/chain.js";
 import {
   type AuditFilter,
-  type AuditRecord,
   AuditKeyError,
+  type AuditRecord,
   auditFiles,
   followAudit,
   queryAudit,
@@ -12,6 +12,7 @@ import {
   tailAudit,
   verifyAuditLog,
 } from "../audit/index.js";
+import { canonicalJson, isVerdict, type Verdict } from "../core/index.js";
 import { plural } from "./util.js";
 
 const USAGE = `usage:
@@ -107,7 +108,12 @@ async function verify(argv: string[], io: AuditIo): Promise<number> {
     );
     return 1;
   }
-  const signed = result.hmacChecked ? "hash chain and hmac" : "hash chain only, hmac not checked";
+  // With a key every record is signed by a checkpoint (else verification failed); without one, say how many records follow the last signature.
+  const tail =
+    result.uncovered > 0 ? `; the last ${plural(result.uncovered, "record")} follow no checkpoint` : "";
+  const signed = result.hmacChecked
+    ? `hash chain and hmac, ${plural(result.checkpoints, "checkpoint")}`
+    : `hash chain only, hmac not checked${tail}`;
   io.stdout.write(
     `ok: ${plural(result.records, "record")} in ${plural(files.length, "file")} (${signed}); last seq ${result.last.seq}, hash ${result.last.hash}\n`,
   );
@@ -291,13 +297,29 @@ async function receipt(argv: string[], io: AuditIo): Promise<number> {
   if (positionals.length !== 1) throw new UsageError("receipt takes exactly one LOG");
   if (values.seq === undefined) throw new UsageError("--seq is required");
   const seq = count(values.seq, "--seq");
+  // A record inside a batch is signed by the batch's checkpoint: read on to it, so the receipt names it.
+  let found: AuditRecord | undefined;
+  let by: number | undefined;
   for await (const record of queryAudit(await expand(positionals))) {
-    if (record.seq === seq) {
-      io.stdout.write(shareReceipt(record));
+    if (!found) {
+      if (record.seq !== seq) continue;
+      found = record;
+      const role = hmacRole(String(record.hmac ?? ""));
+      if (role.role !== "covered") break;
+      by = role.by;
+    } else if (record.seq === by) {
+      io.stdout.write(shareReceipt(found, { checkpoint: { seq: record.seq, hash: record.hash } }));
       return 0;
     }
   }
-  throw new Failure(`no record with seq ${seq} in \`${positionals[0]}\``);
+  if (!found) throw new Failure(`no record with seq ${seq} in \`${positionals[0]}\``);
+  if (by !== undefined) {
+    throw new Failure(
+      `record ${seq} is not signed yet: its checkpoint, record ${by}, is not in \`${positionals[0]}\``,
+    );
+  }
+  io.stdout.write(shareReceipt(found));
+  return 0;
 }
 
 /** The decision records of a SQLite file or PostgreSQL URL a database sink wrote (the `serve` audit). */
