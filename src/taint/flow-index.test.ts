@@ -226,6 +226,56 @@ describe("FlowIndex overflow", () => {
 });
 
 describe("FlowIndex properties", () => {
+  it("winnows exactly as the definition: each window's leftmost minimum hash, once per position", () => {
+    // Reached through the private method: the selection is what add and scan must agree on.
+    type Winnowing = {
+      k: number;
+      w: number;
+      base: number;
+      winnow(data: Uint16Array, n: number): number;
+      selectedHash: Uint32Array;
+      selectedPos: Uint32Array;
+    };
+    const fmix = (h: number) => {
+      h ^= h >>> 16;
+      h = Math.imul(h, 0x85ebca6b);
+      h ^= h >>> 13;
+      h = Math.imul(h, 0xc2b2ae35);
+      h ^= h >>> 16;
+      return h >>> 0;
+    };
+    fc.assert(
+      fc.property(
+        fc.integer({ min: 4, max: 40 }),
+        fc.array(fc.integer({ min: 97, max: 99 }), { minLength: 0, maxLength: 400 }),
+        (minMatch, units) => {
+          const index = new FlowIndex({ minMatch }) as unknown as Winnowing;
+          const { k, w, base } = index;
+          fc.pre(units.length >= k + w - 1);
+          const hashes: number[] = [];
+          for (let i = 0; i + k <= units.length; i++) {
+            let h = 0;
+            for (let j = 0; j < k; j++) h = (Math.imul(h, base) + units[i + j]) | 0;
+            hashes.push(fmix(h));
+          }
+          const expected: Array<[number, number]> = [];
+          for (let start = 0; start + w <= hashes.length; start++) {
+            let m = start;
+            for (let j = start + 1; j < start + w; j++) if (hashes[j] < hashes[m]) m = j;
+            if (expected.at(-1)?.[1] !== m) expected.push([hashes[m], m]);
+          }
+          const count = index.winnow(Uint16Array.from(units), units.length);
+          const got = Array.from({ length: count }, (_, i): [number, number] => [
+            index.selectedHash[i],
+            index.selectedPos[i],
+          ]);
+          expect(got).toEqual(expected);
+        },
+      ),
+      { numRuns: Number(process.env.TW_PROPERTY_RUNS ?? 2000) / 4 },
+    );
+  });
+
   /** Longest common substring of two normalised texts, by dynamic programming. */
   function longestCommon(a: string, b: string): number {
     let best = 0;

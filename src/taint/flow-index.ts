@@ -124,8 +124,8 @@ export class FlowIndex {
   private isOverflowed = false;
   private scratch = new CharBuffer(1024);
   private scratchTags = new Uint8Array(1024);
-  private readonly dequeHash: Uint32Array;
-  private readonly dequePos: Uint32Array;
+  /** Scratch: the hash of every k-gram of the text being winnowed. */
+  private hashes = new Uint32Array(1024);
   private selectedHash = new Uint32Array(64);
   private selectedPos = new Uint32Array(64);
 
@@ -151,10 +151,6 @@ export class FlowIndex {
     this.w = shortest - this.k + 1;
     this.g = Math.ceil((this.w - 1) / 2);
     this.radius = longest - this.k;
-    // Ring buffers for winnowing, a power of two long so wrapping is a mask.
-    const ring = 2 ** Math.ceil(Math.log2(this.w + 1));
-    this.dequeHash = new Uint32Array(ring);
-    this.dequePos = new Uint32Array(ring);
     // A random odd base per index, so texts cannot be crafted offline to collide.
     this.base = (crypto.getRandomValues(new Uint32Array(1))[0] | 1) >>> 0;
     let power = 1;
@@ -258,10 +254,7 @@ export class FlowIndex {
       this.table[3 * e + 2] = this.heads[bucket];
       this.heads[bucket] = e;
     }
-    if (this.selectedPos.length > SCRATCH_KEEP) {
-      this.selectedHash = new Uint32Array(64);
-      this.selectedPos = new Uint32Array(64);
-    }
+    this.releaseScratch();
   }
 
   /**
@@ -474,6 +467,7 @@ export class FlowIndex {
       this.selectedPos = new Uint32Array(64);
     }
     if (this.scratchTags.length > SCRATCH_KEEP) this.scratchTags = new Uint8Array(1024);
+    if (this.hashes.length > SCRATCH_KEEP) this.hashes = new Uint32Array(1024);
   }
 
   /** tags[j]: an 8-bit hash of the g characters starting at j, for every j with j + g <= n. */
@@ -503,41 +497,43 @@ export class FlowIndex {
   }
 
   /**
-   * Winnowing with a monotonic deque: the minimum hash of every window of w k-grams, the
-   * leftmost on ties (so a run of equal k-grams yields one fingerprint per window, not one per
-   * position). Fills selectedHash/selectedPos and returns their count.
+   * Winnowing: the minimum hash of every window of w k-grams, the leftmost on ties (so a run of
+   * equal k-grams yields one fingerprint per window, not one per position). The k-gram hashes go
+   * into a scratch array first (a loop without branches); the window minimum is then kept by
+   * position and looked for again only when it leaves the window (about 2/(w+1) of positions),
+   * which mispredicts far fewer branches than a monotonic deque. Fills selectedHash/selectedPos
+   * and returns their count. Needs n >= k + w - 1.
    */
   private winnow(data: Uint16Array, n: number): number {
-    const { k, w } = this;
-    const mask = this.dequeHash.length - 1;
-    const dh = this.dequeHash;
-    const dp = this.dequePos;
-    let head = 0;
-    let size = 0;
-    let last = -1;
-    let count = 0;
+    const { k, w, base, baseK } = this;
+    const grams = n - k + 1;
+    if (this.hashes.length < grams) this.hashes = new Uint32Array(Math.max(grams, this.hashes.length * 2));
+    const h = this.hashes;
     let roll = 0;
-    for (let j = 0; j < k; j++) roll = (Math.imul(roll, this.base) + data[j]) | 0;
+    for (let j = 0; j < k; j++) roll = (Math.imul(roll, base) + data[j]) | 0;
     for (let i = 0; ; i++) {
-      const hash = fmix32(roll);
-      while (size > 0 && dh[(head + size - 1) & mask] > hash) size--;
-      const tail = (head + size) & mask;
-      dh[tail] = hash;
-      dp[tail] = i;
-      size++;
-      if (dp[head] + w <= i) {
-        head = (head + 1) & mask;
-        size--;
+      h[i] = fmix32(roll);
+      if (i + 1 === grams) break;
+      roll = (Math.imul(roll, base) + data[i + k] - Math.imul(data[i], baseK)) | 0;
+    }
+    let m = 0;
+    for (let j = 1; j < w; j++) if (h[j] < h[m]) m = j;
+    let count = 0;
+    let last = -1;
+    for (let i = w - 1; i < grams; i++) {
+      if (h[i] < h[m]) m = i;
+      else if (m + w <= i) {
+        // The minimum left the window: the leftmost minimum of the window, looked for again.
+        m = i - w + 1;
+        for (let j = m + 1; j <= i; j++) if (h[j] < h[m]) m = j;
       }
-      if (i >= w - 1 && dp[head] !== last) {
-        last = dp[head];
+      if (m !== last) {
+        last = m;
         if (count === this.selectedPos.length) this.growSelection();
-        this.selectedHash[count] = dh[head];
-        this.selectedPos[count] = last;
+        this.selectedHash[count] = h[m];
+        this.selectedPos[count] = m;
         count++;
       }
-      if (i + k >= n) break;
-      roll = (Math.imul(roll, this.base) + data[i + k] - Math.imul(data[i], this.baseK)) | 0;
     }
     return count;
   }

@@ -1,8 +1,10 @@
+import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
   CharBuffer,
   isIgnorableAstral,
   normalizeFlowText,
+  normalizeFullInto,
   normalizeInto,
   PART_SEPARATOR,
 } from "./normalize.js";
@@ -61,5 +63,51 @@ describe("normalizeFlowText", () => {
       if (isIgnorableAstral(cp) !== ignorable.test(String.fromCodePoint(cp))) wrong.push(cp);
     }
     expect(wrong).toEqual([]);
+  });
+});
+
+describe("the ASCII fast path", () => {
+  const RUNS = Number(process.env.TW_PROPERTY_RUNS ?? 2000);
+  /** Every ASCII code unit, plus characters NFKC, case folding or the table change, and surrogates. */
+  const unit = fc.oneof(
+    { weight: 8, arbitrary: fc.integer({ min: 0, max: 0x7f }).map((c) => String.fromCharCode(c)) },
+    {
+      weight: 2,
+      arbitrary: fc.constantFrom(
+        ..."ßẞςΣÉéＡａﬁ𝐛\u00a0\u3000\u200b\u00ad\ufe0f\u{e0041}‘’“”«»–—−İıǅ½²Å\u0301\ud800\udc00\uffff😀",
+      ),
+    },
+    { weight: 1, arbitrary: fc.integer({ min: 0x80, max: 0xffff }).map((c) => String.fromCharCode(c)) },
+  );
+  const text = fc.string({ unit, maxLength: 80 });
+
+  function through(fill: (text: string, out: CharBuffer) => void, before: string, value: string) {
+    const out = new CharBuffer(1);
+    fill(before, out);
+    fill(value, out);
+    return { units: Array.from(out.data.subarray(0, out.length)), max: out.max };
+  }
+
+  it("gives exactly the full path's result on every input, appended after earlier content too", () => {
+    let ascii = 0;
+    fc.assert(
+      fc.property(text, text, (before, value) => {
+        if (!/[^\0-\x7f]/.test(value)) ascii++;
+        expect(through(normalizeInto, before, value)).toEqual(through(normalizeFullInto, before, value));
+      }),
+      { numRuns: RUNS },
+    );
+    // Both paths were exercised: texts that stay ASCII and texts that leave it.
+    expect(ascii).toBeGreaterThan(RUNS / 50);
+    expect(ascii).toBeLessThan(RUNS);
+  });
+
+  it("every ASCII code unit alone, and all 128 in a row", () => {
+    for (let c = 0; c < 0x80; c++) {
+      const one = String.fromCharCode(c);
+      expect(through(normalizeInto, "", one)).toEqual(through(normalizeFullInto, "", one));
+    }
+    const all = Array.from({ length: 0x80 }, (_, c) => String.fromCharCode(c)).join("");
+    expect(through(normalizeInto, "x", all)).toEqual(through(normalizeFullInto, "x", all));
   });
 });
