@@ -113,7 +113,10 @@ export function normalizeInto(text: string, out: CharBuffer): void {
   const n = text.length;
   const bytes = n <= utf8.length ? utf8 : new Uint8Array(n);
   const { read, written } = encoder.encodeInto(text, bytes);
-  if (read !== n || written !== n) return normalizeFullInto(text, out);
+  if (read !== n || written !== n) {
+    normalizeFullInto(text, out);
+    return;
+  }
   out.reserve(n);
   const data = out.data;
   const a = ascii();
