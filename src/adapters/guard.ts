@@ -249,6 +249,29 @@ export class ToolGuard {
     if (withheld) return { allowed: false, decision: withheld, message: this.refusal(withheld, call) };
     return { allowed: true, decision, output };
   }
+
+  /**
+   * Runs the host's tool named by the call (`invoke` passes it its arguments) through {@link run}.
+   * A name the host has no tool for is still decided (and audited: such a call is worth a record);
+   * where the policy would have let it run, the model is told which tools there are.
+   */
+  async runNamed<F>(
+    tools: Readonly<Record<string, F>>,
+    call: Call,
+    session: Session,
+    invoke: (fn: F) => unknown,
+  ): Promise<GuardOutcome> {
+    const fn = Object.hasOwn(tools, call.tool) ? tools[call.tool] : undefined;
+    if (fn !== undefined) return this.run(call, session, () => invoke(fn));
+    const decision = await this.decide(call);
+    const known = Object.keys(tools)
+      .map((name) => `\`${name}\``)
+      .join(", ");
+    const message = mayRun(decision)
+      ? `there is no tool \`${call.tool}\`; the tools are ${known}. The call was not run.`
+      : this.refusal(decision, call);
+    return { allowed: false, decision, message };
+  }
 }
 
 /** Output as the text a tool message carries. */

@@ -71,11 +71,9 @@ export function guardToolUses(
         if (!isToolUse(block)) continue;
         const session = guard.session();
         const call = guard.call(block.name, block.input, session);
-        const fn = Object.hasOwn(tools, block.name) ? tools[block.name] : undefined;
-        const outcome = await guard.run(call, session, () => {
-          if (!fn) throw new Error(`there is no tool \`${block.name}\``);
-          return fn(block.input, { toolUseId: block.id, session, call });
-        });
+        const outcome = await guard.runNamed(tools, call, session, (fn) =>
+          fn(block.input, { toolUseId: block.id, session, call }),
+        );
         decisions.set(block.id, outcome.decision);
         results.push(
           outcome.allowed

@@ -6,7 +6,6 @@
  * Structural types only: the `openai` package is an optional peer and is never loaded here.
  */
 import type { Call, Decision } from "../../core/index.js";
-import { mayRun } from "../../core/index.js";
 import type { Session } from "../../gateway/session.js";
 import type { Warden } from "../../gateway/warden.js";
 import { type GuardOptions, outputText, parseArgs, ToolGuard } from "../guard.js";
@@ -98,20 +97,7 @@ export function guardToolCalls(
       return content;
     }
     const call = guard.call(tool, args, session);
-    const fn = Object.hasOwn(tools, tool) ? tools[tool] : undefined;
-    if (!fn) {
-      // Still decided (and audited): a call to a tool the host does not have is worth a record.
-      const decision = await guard.decide(call);
-      const allowed = mayRun(decision);
-      const content = allowed
-        ? `there is no tool \`${tool}\`; the tools are ${Object.keys(tools)
-            .map((k) => `\`${k}\``)
-            .join(", ")}. The call was not run.`
-        : guard.refusal(decision, call);
-      results.push({ callId, tool, decision, content });
-      return content;
-    }
-    const outcome = await guard.run(call, session, () => fn(args, { callId, session, call }));
+    const outcome = await guard.runNamed(tools, call, session, (fn) => fn(args, { callId, session, call }));
     const content = outcome.allowed ? outputText(outcome.output) : outcome.message;
     results.push({ callId, tool, decision: outcome.decision, content });
     return content;
