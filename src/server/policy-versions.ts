@@ -267,15 +267,7 @@ export class PolicyManager {
     if (cached) return cached;
     const stored = this.get(hash);
     if (stored?.version.origin !== "upload") return this.#load(hash);
-    const policy = await this.compileUploadAsync(stored.source);
-    if (policy.hash !== hash) {
-      throw new ToolwardenError(
-        "version_changed",
-        `policy version \`${hash.slice(0, 12)}\` now compiles to \`${policy.hash.slice(0, 12)}\`: a policy it extends has changed`,
-      );
-    }
-    this.#compiled.set(hash, policy);
-    return policy;
+    return this.#remember(hash, await this.compileUploadAsync(stored.source));
   }
 
   #load(hash: string): CompiledPolicy {
@@ -283,14 +275,20 @@ export class PolicyManager {
     if (cached) return cached;
     const stored = this.get(hash);
     if (!stored) throw new ToolwardenError("version_unknown", `no policy version \`${hash}\``);
-    const policy =
+    return this.#remember(
+      hash,
       stored.version.origin === "file"
         ? compilePolicyText(stored.source, this.file)
-        : this.compileUpload(stored.source);
+        : this.compileUpload(stored.source),
+    );
+  }
+
+  /** Caches a stored version compiled again; it must compile to its own hash, else what it extends changed. */
+  #remember(hash: string, policy: CompiledPolicy): CompiledPolicy {
     if (policy.hash !== hash) {
       throw new ToolwardenError(
         "version_changed",
-        `policy version \`${hash.slice(0, 12)}\` now compiles to \`${policy.hash.slice(0, 12)}\`: a file it extends has changed`,
+        `policy version \`${hash.slice(0, 12)}\` now compiles to \`${policy.hash.slice(0, 12)}\`: a file or version it extends has changed`,
       );
     }
     this.#compiled.set(hash, policy);
