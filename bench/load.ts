@@ -5,11 +5,28 @@
  * audit records in both sinks: every answered request must have its record, and both chains
  * must verify. In the same run, a bare `node:http` server (its own process, returning a fixed
  * decision as JSON) takes the same load: the ratio of the two is the cost of everything serve does.
+ * Also in the same run: one small append + fdatasync on the data directory's disk (the floor of a
+ * durable decision's latency at one connection).
  *
- *   node --import tsx bench/load.ts [--duration 10] [--connections 1,8,32,128] [--durability fsync|write] [--json]
+ *   node --import tsx bench/load.ts [--duration 10] [--connections 1,8,32,128] [--durability fsync,write]
+ *     [--cli dist/src/cli/main.js] [--node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--json]
+ *
+ * `--durability` takes a list: one server per durability, each measured right after the bare
+ * server at each connection count. `--cli` is the built CLI to run (default this checkout's
+ * `dist/`, so build first; a `.ts` file runs through tsx); `--node-args` go to serve's node.
  */
 import { type ChildProcess, spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import {
+  closeSync,
+  existsSync,
+  fdatasyncSync,
+  mkdtempSync,
+  openSync,
+  readFileSync,
+  rmSync,
+  writeSync,
+} from "node:fs";
+import { Agent, request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -24,16 +41,21 @@ const { values } = parseArgs({
     duration: { type: "string", default: "10" },
     connections: { type: "string", default: "32" },
     durability: { type: "string", default: "fsync" },
+    cli: { type: "string" },
+    "node-args": { type: "string", default: "" },
     json: { type: "boolean", default: false },
   },
 });
 const duration = Number(values.duration);
 const connectionCounts = values.connections.split(",").map(Number);
-const durability = values.durability;
+const durabilities = values.durability.split(",");
+for (const d of durabilities) if (d !== "fsync" && d !== "write") throw new Error(`--durability: \`${d}\`?`);
 const root = fileURLToPath(new URL("..", import.meta.url));
+const cli = values.cli ?? join(root, "dist/src/cli/main.js");
+if (!existsSync(cli)) throw new Error(`no CLI at ${cli}: run \`npm run build\` or pass --cli`);
+const nodeArgs = values["node-args"].split(" ").filter(Boolean);
 const policy = join(root, "test/server/fixtures/policy.yaml");
 const dir = mkdtempSync(join(tmpdir(), "tw-load-"));
-const data = join(dir, "data");
 
 /** The calls the agents make, in turn: mostly allowed reads, some denied deletes, small refunds. */
 const CALLS = [
@@ -43,13 +65,13 @@ const CALLS = [
   { tool: "refund", args: { amount: 20, order: "ORD-000123" } },
 ];
 
-function startServer(): Promise<{ child: ChildProcess; url: string }> {
+function startServer(durability: string, data: string): Promise<{ child: ChildProcess; url: string }> {
   const child = spawn(
     process.execPath,
     [
-      "--import",
-      "tsx",
-      join(root, "src/cli/main.ts"),
+      ...nodeArgs,
+      ...(cli.endsWith(".ts") ? ["--import", "tsx"] : []),
+      cli,
       "serve",
       "-p",
       policy,
@@ -102,117 +124,218 @@ async function post(url: string, key: string, body: unknown): Promise<any> {
   return response.json();
 }
 
-const { child, url } = await startServer();
+/** The median of `n` appends of one small record, each followed by fdatasync, on `dir`'s disk (ms). */
+function fdatasyncMs(dir: string, n = 200): { p50: number; p90: number } {
+  const fd = openSync(join(dir, "fdatasync-probe"), "a");
+  const line = Buffer.from(`${"x".repeat(300)}\n`);
+  const times: number[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const started = performance.now();
+      writeSync(fd, line);
+      fdatasyncSync(fd);
+      times.push(performance.now() - started);
+    }
+  } finally {
+    closeSync(fd);
+  }
+  times.sort((a, b) => a - b);
+  return { p50: times[Math.floor(n / 2)], p90: times[Math.floor(n * 0.9)] };
+}
+
+/**
+ * Latency of one request at a time over one kept-alive connection, to the microsecond (autocannon
+ * reports whole milliseconds): `n` measured after `n / 10` unmeasured.
+ */
+async function sequentialMs(
+  url: string,
+  requests: autocannon.Request[],
+  n = 2000,
+): Promise<{ p50: number; p90: number }> {
+  const agent = new Agent({ keepAlive: true, maxSockets: 1 });
+  const times: number[] = [];
+  try {
+    for (let i = -Math.floor(n / 10); i < n; i++) {
+      const r = requests[(i + n) % requests.length];
+      const started = performance.now();
+      await new Promise<void>((resolve, reject) => {
+        const req = request(`${url}${r.path}`, { method: r.method, headers: r.headers, agent }, (res) => {
+          res.resume();
+          res.on("end", resolve);
+        });
+        req.on("error", reject);
+        req.end(r.body);
+      });
+      if (i >= 0) times.push(performance.now() - started);
+    }
+  } finally {
+    agent.destroy();
+  }
+  times.sort((a, b) => a - b);
+  const ms = (t: number) => Number(t.toFixed(3));
+  return { p50: ms(times[Math.floor(n / 2)]), p90: ms(times[Math.floor(n * 0.9)]) };
+}
+
+interface Serve {
+  durability: string;
+  data: string;
+  child: ChildProcess;
+  url: string;
+  requests: autocannon.Request[];
+  admin: string;
+  answered: number;
+  failures: number;
+  results: Map<number, autocannon.Result>;
+  sequential?: { p50: number; p90: number };
+}
+
+const servers: Serve[] = [];
 const bare = await startBare();
 try {
-  const admin = readFileSync(join(data, "admin.key"), "utf8").trim();
-  const { key } = await post(`${url}/v1/keys`, admin, { role: "agent", name: "load", agent: "load-bot" });
-  const requests = CALLS.map((call, i) => ({
-    method: "POST" as const,
-    path: "/v1/decide",
-    headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
-    body: JSON.stringify({ call: { ...call, session: `load-${i}` } }),
-  }));
+  for (const durability of durabilities) {
+    const data = join(dir, `data-${durability}`);
+    const { child, url } = await startServer(durability, data);
+    const admin = readFileSync(join(data, "admin.key"), "utf8").trim();
+    const { key } = await post(`${url}/v1/keys`, admin, { role: "agent", name: "load", agent: "load-bot" });
+    const requests = CALLS.map((call, i) => ({
+      method: "POST" as const,
+      path: "/v1/decide",
+      headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
+      body: JSON.stringify({ call: { ...call, session: `load-${i}` } }),
+    }));
+    servers.push({
+      durability,
+      data,
+      child,
+      url,
+      requests,
+      admin,
+      answered: 0,
+      failures: 0,
+      results: new Map(),
+    });
+  }
 
-  // Per connection count: the bare server, then serve, each warmed up first (serve's warm-up
+  // Per connection count: the bare server, then each serve, each warmed up first (serve's warm-up
   // decisions are audited too).
-  const rows: Array<{
-    connections: number;
-    bare: autocannon.Result;
-    serve: autocannon.Result;
-  }> = [];
-  let answered = 0;
-  let failures = 0;
+  const bareResults = new Map<number, autocannon.Result>();
   for (const connections of connectionCounts) {
-    const bareRequests = requests.map(({ path: _p, ...r }) => ({ ...r, path: "/v1/decide" }));
+    const bareRequests = servers[0].requests;
     await autocannon({ url: bare.url, connections, duration: 1, requests: bareRequests });
-    const bareResult = await autocannon({ url: bare.url, connections, duration, requests: bareRequests });
-    const warm = await autocannon({ url, connections, duration: 2, requests });
-    const result = await autocannon({ url, connections, duration, requests });
-    answered += warm["2xx"] + result["2xx"];
-    failures += warm.errors + warm.timeouts + warm.non2xx + result.errors + result.timeouts + result.non2xx;
-    rows.push({ connections, bare: bareResult, serve: result });
+    bareResults.set(
+      connections,
+      await autocannon({ url: bare.url, connections, duration, requests: bareRequests }),
+    );
+    for (const serve of servers) {
+      const warm = await autocannon({ url: serve.url, connections, duration: 2, requests: serve.requests });
+      const result = await autocannon({ url: serve.url, connections, duration, requests: serve.requests });
+      serve.answered += warm["2xx"] + result["2xx"];
+      serve.failures +=
+        warm.errors + warm.timeouts + warm.non2xx + result.errors + result.timeouts + result.non2xx;
+      serve.results.set(connections, result);
+    }
     process.stderr.write(`load: ${connections} connections measured\n`);
   }
-  const result = rows.at(-1)!.serve;
-  const connections = rows.at(-1)!.connections;
+  // One request at a time, to the microsecond: the bare server, then each serve; the fdatasync
+  // floor right before (the disk is shared: measured close to its use).
+  const fsync = fdatasyncMs(dir);
+  const bareSequential = await sequentialMs(bare.url, servers[0].requests);
+  for (const serve of servers) {
+    serve.sequential = await sequentialMs(serve.url, serve.requests);
+    serve.answered += Math.floor(2000 * 1.1);
+  }
 
-  const metrics = await (
-    await fetch(`${url}/metrics`, { headers: { Authorization: `Bearer ${admin}` } })
-  ).text();
-  child.kill("SIGTERM");
-  await new Promise((resolve) => child.once("exit", resolve));
+  const auditKey = (serve: Serve) => readFileSync(join(serve.data, "audit.key"), "utf8").trim();
+  const reports = [];
+  for (const serve of servers) {
+    const metrics = await (
+      await fetch(`${serve.url}/metrics`, { headers: { Authorization: `Bearer ${serve.admin}` } })
+    ).text();
+    serve.child.kill("SIGTERM");
+    await new Promise((resolve) => serve.child.once("exit", resolve));
+    const db = new Database(join(serve.data, "audit.db"), { readonly: true });
+    const sqliteDecisions = (
+      db.prepare("SELECT count(*) AS n FROM audit_records WHERE kind = 'decision'").get() as { n: number }
+    ).n;
+    const sqliteChain = await verifySqlite(db, auditKey(serve));
+    db.close();
+    const jsonl = await verifyAuditLog([join(serve.data, "audit.jsonl")], auditKey(serve));
+    const jsonlDecisions = readFileSync(join(serve.data, "audit.jsonl"), "utf8")
+      .split("\n")
+      .filter((line) => line.includes('"kind":"decision"')).length;
+    reports.push({
+      durability: serve.durability,
+      failures: serve.failures,
+      answered: serve.answered,
+      audit: {
+        sqliteDecisions,
+        jsonlDecisions,
+        // A record whose response autocannon dropped at the end of a run counts as answered here.
+        lost: Math.max(0, serve.answered - Math.min(sqliteDecisions, jsonlDecisions)),
+        inFlightAtStop: Math.min(sqliteDecisions, jsonlDecisions) - serve.answered,
+        sqliteChainOk: sqliteChain.ok,
+        jsonlChainOk: jsonl.ok,
+      },
+      sequentialMs: serve.sequential,
+      serverDecisions: Number(/toolwarden_decide_duration_seconds_count (\d+)/.exec(metrics)?.[1]),
+      vsBare: connectionCounts.map((connections) => {
+        const b = bareResults.get(connections)!;
+        const r = serve.results.get(connections)!;
+        return {
+          connections,
+          bareRequestsPerSecond: Math.round(b.requests.average),
+          serveDecisionsPerSecond: Math.round(r.requests.average),
+          ratio: r.requests.average / b.requests.average,
+          bareP50Ms: b.latency.p50,
+          serveP50Ms: r.latency.p50,
+          serveP99Ms: r.latency.p99,
+        };
+      }),
+    });
+  }
   bare.child.kill("SIGTERM");
 
-  const auditKey = readFileSync(join(data, "audit.key"), "utf8").trim();
-  const db = new Database(join(data, "audit.db"), { readonly: true });
-  const sqliteDecisions = (
-    db.prepare("SELECT count(*) AS n FROM audit_records WHERE kind = 'decision'").get() as { n: number }
-  ).n;
-  const sqliteChain = await verifySqlite(db, auditKey);
-  db.close();
-  const jsonl = await verifyAuditLog([join(data, "audit.jsonl")], auditKey);
-  const jsonlDecisions = readFileSync(join(data, "audit.jsonl"), "utf8")
-    .split("\n")
-    .filter((line) => line.includes('"kind":"decision"')).length;
-
+  const { cpus, loadavg } = await import("node:os");
   const report = {
-    machine: `${(await import("node:os")).cpus().length} cores, ${process.version}, loopback`,
-    connections,
+    machine: `${cpus().length} cores, ${process.version}, loopback`,
+    loadAverage: loadavg().map((n) => Number(n.toFixed(2))),
     durationSeconds: duration,
-    decisionsPerSecond: Math.round(result.requests.average),
-    latencyMs: {
-      p50: result.latency.p50,
-      p90: result.latency.p90,
-      p99: result.latency.p99,
-      max: result.latency.max,
-    },
-    requests: result.requests.total,
-    failures,
-    answered,
-    audit: {
-      sqliteDecisions,
-      jsonlDecisions,
-      // A record whose response autocannon dropped at the end of a run counts as answered here.
-      lost: Math.max(0, answered - Math.min(sqliteDecisions, jsonlDecisions)),
-      inFlightAtStop: Math.min(sqliteDecisions, jsonlDecisions) - answered,
-      sqliteChainOk: sqliteChain.ok,
-      jsonlChainOk: jsonl.ok,
-    },
-    durability,
-    vsBare: rows.map((row) => ({
-      connections: row.connections,
-      bareRequestsPerSecond: Math.round(row.bare.requests.average),
-      serveDecisionsPerSecond: Math.round(row.serve.requests.average),
-      ratio: row.serve.requests.average / row.bare.requests.average,
-      bareP50Ms: row.bare.latency.p50,
-      serveP50Ms: row.serve.latency.p50,
-    })),
-    serverDecisions: Number(/toolwarden_decide_duration_seconds_count (\d+)/.exec(metrics)?.[1]),
+    fdatasyncMs: { p50: Number(fsync.p50.toFixed(3)), p90: Number(fsync.p90.toFixed(3)) },
+    bareSequentialMs: bareSequential,
+    servers: reports,
   };
   if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else {
     const lines = [
-      `POST /v1/decide, ${connections} connections, ${duration}s (${report.machine})`,
-      `  decisions/s  ${report.decisionsPerSecond}`,
-      `  latency ms   p50 ${report.latencyMs.p50}  p90 ${report.latencyMs.p90}  p99 ${report.latencyMs.p99}  max ${report.latencyMs.max}`,
-      `  requests     ${report.requests} (+ warm-up), failures ${failures}`,
-      `  audit        ${answered} answered, ${sqliteDecisions} in SQLite, ${jsonlDecisions} in JSONL, lost ${report.audit.lost} (${report.audit.inFlightAtStop} more recorded: in flight when the runs stopped); chains ${sqliteChain.ok && jsonl.ok ? "verify" : "DO NOT verify"}`,
-    ];
-    lines.push(
-      "",
-      `  vs a bare node:http server in the same run (audit durability: ${durability})`,
-      "  connections  bare req/s  serve decisions/s  ratio  bare p50 ms  serve p50 ms",
-      ...report.vsBare.map(
+      `POST /v1/decide, ${duration}s per run (${report.machine}; load average ${report.loadAverage.join(" ")})`,
+      `  one append + fdatasync on the data disk: p50 ${report.fdatasyncMs.p50} ms, p90 ${report.fdatasyncMs.p90} ms`,
+      `  one request at a time (one connection, to the µs): bare p50 ${bareSequential.p50} ms, p90 ${bareSequential.p90} ms`,
+      ...reports.map(
         (r) =>
-          `  ${String(r.connections).padStart(11)}  ${String(r.bareRequestsPerSecond).padStart(10)}  ${String(r.serveDecisionsPerSecond).padStart(17)}  ${`${(r.ratio * 100).toFixed(1)}%`.padStart(5)}  ${String(r.bareP50Ms).padStart(11)}  ${String(r.serveP50Ms).padStart(12)}`,
+          `    serve (${r.durability}) p50 ${r.sequentialMs!.p50} ms, p90 ${r.sequentialMs!.p90} ms: p50 - one fdatasync = ${(r.sequentialMs!.p50 - report.fdatasyncMs.p50).toFixed(3)} ms (target: at most 0.5)`,
       ),
-    );
+    ];
+    for (const r of reports) {
+      lines.push(
+        "",
+        `  audit durability ${r.durability}, vs a bare node:http server in the same run`,
+        "  connections  bare req/s  serve decisions/s  ratio  bare p50 ms  serve p50 ms  serve p99 ms",
+        ...r.vsBare.map(
+          (v) =>
+            `  ${String(v.connections).padStart(11)}  ${String(v.bareRequestsPerSecond).padStart(10)}  ${String(v.serveDecisionsPerSecond).padStart(17)}  ${`${(v.ratio * 100).toFixed(1)}%`.padStart(5)}  ${String(v.bareP50Ms).padStart(11)}  ${String(v.serveP50Ms).padStart(12)}  ${String(v.serveP99Ms).padStart(12)}`,
+        ),
+        `  failures ${r.failures}; audit: ${r.answered} answered, ${r.audit.sqliteDecisions} in SQLite, ${r.audit.jsonlDecisions} in JSONL, lost ${r.audit.lost} (${r.audit.inFlightAtStop} more recorded: in flight when the runs stopped); chains ${r.audit.sqliteChainOk && r.audit.jsonlChainOk ? "verify" : "DO NOT verify"}`,
+      );
+    }
     process.stdout.write(`${lines.join("\n")}\n`);
   }
-  process.exitCode = failures === 0 && report.audit.lost === 0 && sqliteChain.ok && jsonl.ok ? 0 : 1;
+  process.exitCode = reports.every(
+    (r) => r.failures === 0 && r.audit.lost === 0 && r.audit.sqliteChainOk && r.audit.jsonlChainOk,
+  )
+    ? 0
+    : 1;
 } finally {
-  if (child.exitCode === null) child.kill("SIGKILL");
+  for (const serve of servers) if (serve.child.exitCode === null) serve.child.kill("SIGKILL");
   if (bare.child.exitCode === null) bare.child.kill("SIGKILL");
   rmSync(dir, { recursive: true, force: true });
 }
