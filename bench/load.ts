@@ -176,6 +176,22 @@ async function sequentialMs(
   return { p50: ms(times[Math.floor(n / 2)]), p90: ms(times[Math.floor(n * 0.9)]) };
 }
 
+/** CPU time (user + system) the process has used so far, in ms (Linux `/proc`; NaN elsewhere). */
+function cpuMs(child: ChildProcess): number {
+  try {
+    const fields = readFileSync(`/proc/${child.pid}/stat`, "utf8").split(") ")[1].split(" ");
+    // utime and stime, in clock ticks (100 per second on Linux).
+    return ((Number(fields[11]) + Number(fields[12])) * 1000) / 100;
+  } catch {
+    return Number.NaN;
+  }
+}
+
+/** The server's CPU time per answered request over a run (µs): less disturbed by a busy machine than req/s. */
+function perRequestUs(child: ChildProcess, before: number, result: autocannon.Result): number {
+  return Math.round(((cpuMs(child) - before) * 1000) / Math.max(1, result["2xx"]));
+}
+
 interface Serve {
   durability: string;
   data: string;
@@ -185,7 +201,7 @@ interface Serve {
   admin: string;
   answered: number;
   failures: number;
-  results: Map<number, autocannon.Result>;
+  results: Map<number, autocannon.Result & { cpuUs: number }>;
   sequential?: { p50: number; p90: number };
 }
 
@@ -218,17 +234,18 @@ try {
 
   // Per connection count: the bare server, then each serve, each warmed up first (serve's warm-up
   // decisions are audited too).
-  const bareResults = new Map<number, autocannon.Result>();
+  const bareResults = new Map<number, autocannon.Result & { cpuUs: number }>();
   for (const connections of connectionCounts) {
     const bareRequests = servers[0].requests;
     await autocannon({ url: bare.url, connections, duration: 1, requests: bareRequests });
-    bareResults.set(
-      connections,
-      await autocannon({ url: bare.url, connections, duration, requests: bareRequests }),
-    );
+    const bareCpu = cpuMs(bare.child);
+    const bareResult = await autocannon({ url: bare.url, connections, duration, requests: bareRequests });
+    bareResults.set(connections, { ...bareResult, cpuUs: perRequestUs(bare.child, bareCpu, bareResult) });
     for (const serve of servers) {
       const warm = await autocannon({ url: serve.url, connections, duration: 2, requests: serve.requests });
-      const result = await autocannon({ url: serve.url, connections, duration, requests: serve.requests });
+      const cpu = cpuMs(serve.child);
+      const measured = await autocannon({ url: serve.url, connections, duration, requests: serve.requests });
+      const result = { ...measured, cpuUs: perRequestUs(serve.child, cpu, measured) };
       serve.answered += warm["2xx"] + result["2xx"];
       serve.failures +=
         warm.errors + warm.timeouts + warm.non2xx + result.errors + result.timeouts + result.non2xx;
@@ -289,6 +306,8 @@ try {
           bareP50Ms: b.latency.p50,
           serveP50Ms: r.latency.p50,
           serveP99Ms: r.latency.p99,
+          bareCpuUs: b.cpuUs,
+          serveCpuUs: r.cpuUs,
         };
       }),
     });
@@ -319,10 +338,10 @@ try {
       lines.push(
         "",
         `  audit durability ${r.durability}, vs a bare node:http server in the same run`,
-        "  connections  bare req/s  serve decisions/s  ratio  bare p50 ms  serve p50 ms  serve p99 ms",
+        "  connections  bare req/s  serve decisions/s  ratio  bare p50 ms  serve p50 ms  serve p99 ms  CPU µs/request bare  serve",
         ...r.vsBare.map(
           (v) =>
-            `  ${String(v.connections).padStart(11)}  ${String(v.bareRequestsPerSecond).padStart(10)}  ${String(v.serveDecisionsPerSecond).padStart(17)}  ${`${(v.ratio * 100).toFixed(1)}%`.padStart(5)}  ${String(v.bareP50Ms).padStart(11)}  ${String(v.serveP50Ms).padStart(12)}  ${String(v.serveP99Ms).padStart(12)}`,
+            `  ${String(v.connections).padStart(11)}  ${String(v.bareRequestsPerSecond).padStart(10)}  ${String(v.serveDecisionsPerSecond).padStart(17)}  ${`${(v.ratio * 100).toFixed(1)}%`.padStart(5)}  ${String(v.bareP50Ms).padStart(11)}  ${String(v.serveP50Ms).padStart(12)}  ${String(v.serveP99Ms).padStart(12)}  ${String(v.bareCpuUs).padStart(19)}  ${String(v.serveCpuUs).padStart(5)}`,
         ),
         `  failures ${r.failures}; audit: ${r.answered} answered, ${r.audit.sqliteDecisions} in SQLite, ${r.audit.jsonlDecisions} in JSONL, lost ${r.audit.lost} (${r.audit.inFlightAtStop} more recorded: in flight when the runs stopped); chains ${r.audit.sqliteChainOk && r.audit.jsonlChainOk ? "verify" : "DO NOT verify"}`,
       );

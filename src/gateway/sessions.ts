@@ -32,7 +32,7 @@ interface Held {
   unsent: string[][];
   /** Reads and writes of this session run one after another. */
   chain: Promise<unknown>;
-  /** Report counters on their way to the store. */
+  /** Settles once the report counters sent so far are in the store. */
   notes: Promise<unknown>;
   /** When this process last used it (its `now`). */
   used: number;
@@ -163,11 +163,14 @@ export class SessionManager {
     }
     const held = this.held.get(session.id);
     if (!held) return;
-    held.notes = held.notes
-      .then(() => this.store.noteSession(session.id, note, this.limits, this.now()))
+    // Sent at once, not after the previous note: a store that batches (SQLite) writes the notes
+    // of concurrent decisions together; the store keeps their order.
+    const sent = this.store
+      .noteSession(session.id, note, this.limits, this.now())
       .catch((error: Error) =>
         process.emitWarning(`toolwarden: a session report counter was not stored: ${error.message}`),
       );
+    held.notes = Promise.all([held.notes, sent]);
   }
 
   /** The report from the store's counters; undefined when the session does not live. */

@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -78,6 +78,33 @@ describe("SqliteStateStore on disk", () => {
     const store = open(path);
     const db = (store as unknown as { db: { pragma(s: string, o: object): unknown } }).db;
     expect(db.pragma("journal_mode", { simple: true })).toBe("wal");
+    await store.close();
+  });
+
+  it("writes the report counters of concurrent decisions in one transaction, and reads them at once", async () => {
+    const path = join(dir, `notes-${files++}.db`);
+    const store = open(path);
+    const limits = { ttlMs: 60_000, maxSessions: 10, maxPerOwner: 10, maxBytes: 1 << 20 };
+    await store.openSession("s", { owner: "a" }, limits, 1);
+    await store.openSession("t", { owner: "a" }, limits, 1);
+    const wal = () => statSync(`${path}-wal`).size;
+    const before = wal();
+    const noted = await Promise.all(
+      Array.from({ length: 60 }, (_, i) =>
+        store.noteSession(i % 2 ? "s" : "t", { tool: "x", verdict: i % 3 ? "allow" : "deny" }, limits, 2),
+      ),
+    );
+    expect(noted.every(Boolean)).toBe(true);
+    // One commit writes each changed page once (a WAL frame is a page and a 24-byte header);
+    // a transaction per note would write at least one frame per note.
+    expect((wal() - before) / (4096 + 24)).toBeLessThan(6);
+    // A note not yet written is in the counters read after it.
+    void store.noteSession("s", { tool: "y", verdict: "flag", blocked: '{"tool":"y"}' }, limits, 3);
+    expect(await store.sessionCounters("s", 3)).toMatchObject({
+      counts: { allow: 20, deny: 10, "x\u0000allow": 20, "x\u0000deny": 10, flag: 1, "y\u0000flag": 1 },
+      blocked: ['{"tool":"y"}'],
+    });
+    expect(await store.noteSession("gone", { tool: "x", verdict: "allow" }, limits, 3)).toBe(false);
     await store.close();
   });
 });

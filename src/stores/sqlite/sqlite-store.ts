@@ -82,6 +82,15 @@ interface SessionRow {
   blocked: string;
 }
 
+interface QueuedNote {
+  id: string;
+  note: SessionNote;
+  limits: SessionLimits;
+  now: number;
+  resolve: (noted: boolean) => void;
+  reject: (error: unknown) => void;
+}
+
 interface WindowRow {
   n: number;
   oldest: number | null;
@@ -131,7 +140,9 @@ export class SqliteStateStore implements StateStore {
     limits: SessionLimits,
     now: number,
   ) => number | undefined;
-  private readonly noteTx: (id: string, note: SessionNote, limits: SessionLimits, now: number) => boolean;
+  private readonly notesTx: (notes: QueuedNote[]) => boolean[];
+  /** Report counters waiting for the end of this turn of the event loop, written in one transaction. */
+  private notes: QueuedNote[] = [];
   private readonly putRecordTx: (
     key: string,
     value: string,
@@ -329,7 +340,7 @@ export class SqliteStateStore implements StateStore {
         return seq;
       },
     ).immediate;
-    this.noteTx = this.db.transaction((id: string, note: SessionNote, limits: SessionLimits, now: number) => {
+    const note = ({ id, note, limits, now }: QueuedNote): boolean => {
       const row = live(id, now);
       if (!row) return false;
       const counts = JSON.parse(row.counts) as Record<string, number>;
@@ -342,9 +353,14 @@ export class SqliteStateStore implements StateStore {
         list.push(note.blocked);
         blocked = JSON.stringify(list.slice(-MAX_BLOCKED_KEPT));
       }
-      stmt.sessionNote.run(JSON.stringify(counts), blocked, now + limits.ttlMs, id);
+      // Activity, refreshed as a read refreshes it: rewriting `expires_at` (and its two indexes)
+      // on every note would triple the pages each commit writes.
+      if (row.expires_at - now < limits.ttlMs * 0.9)
+        stmt.sessionNote.run(JSON.stringify(counts), blocked, now + limits.ttlMs, id);
+      else stmt.sessionCounts.run(JSON.stringify(counts), blocked, id);
       return true;
-    }).immediate;
+    };
+    this.notesTx = this.db.transaction((notes: QueuedNote[]) => notes.map(note)).immediate;
     this.putRecordTx = this.db.transaction(
       (key: string, value: string, expect: number, expiresAt: number | null, now: number) => {
         const row = stmt.recordGet.get(key) as { version: number; expires_at: number | null } | undefined;
@@ -383,11 +399,33 @@ export class SqliteStateStore implements StateStore {
     return this.appendTx(id, entries, limits, now);
   }
 
-  async noteSession(id: string, note: SessionNote, limits: SessionLimits, now: number): Promise<boolean> {
-    return this.noteTx(id, note, limits, now);
+  /**
+   * Queued and written with every other note of this turn of the event loop in one transaction:
+   * under load a commit per decision was most of the cost of a decision through `serve`.
+   */
+  noteSession(id: string, note: SessionNote, limits: SessionLimits, now: number): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      if (this.notes.push({ id, note, limits, now, resolve, reject }) === 1)
+        setImmediate(() => this.writeNotes());
+    });
+  }
+
+  private writeNotes(): void {
+    const notes = this.notes;
+    if (!notes.length) return;
+    this.notes = [];
+    let noted: boolean[];
+    try {
+      noted = this.notesTx(notes);
+    } catch (error) {
+      for (const queued of notes) queued.reject(error);
+      return;
+    }
+    for (let i = 0; i < notes.length; i++) notes[i].resolve(noted[i]);
   }
 
   async sessionCounters(id: string, now: number): Promise<SessionCounters | undefined> {
+    this.writeNotes();
     const row = this.stmt.sessionGet.get(id) as SessionRow | undefined;
     if (!row || row.expires_at <= now) return undefined;
     return {
@@ -496,7 +534,9 @@ export class SqliteStateStore implements StateStore {
   }
 
   async close(): Promise<void> {
-    if (this.db.open) this.db.close();
+    if (!this.db.open) return;
+    this.writeNotes();
+    this.db.close();
   }
 }
 
@@ -564,6 +604,7 @@ function prepare(db: Database.Database) {
       "UPDATE tw_session SET seq = ?, bytes = bytes + ?, overflow = max(overflow, ?) WHERE id = ?",
     ),
     sessionNote: db.prepare("UPDATE tw_session SET counts = ?, blocked = ?, expires_at = ? WHERE id = ?"),
+    sessionCounts: db.prepare("UPDATE tw_session SET counts = ?, blocked = ? WHERE id = ?"),
     recordGet: db.prepare("SELECT version, value, expires_at FROM tw_record WHERE key = ?"),
     recordPut: db.prepare(
       "INSERT INTO tw_record (key, version, value, expires_at) VALUES (?, ?, ?, ?) ON CONFLICT (key) DO UPDATE SET version = excluded.version, value = excluded.value, expires_at = excluded.expires_at",
