@@ -10,6 +10,7 @@ import type { SessionBounds } from "../gateway/sessions.js";
 import { compilePolicyFile } from "../policy/index.js";
 import { createStateStore, DEFAULT_STORE_TIMEOUT_MS, isGuarded, withStoreDeadlines } from "../stores/index.js";
 import { createApp } from "./app.js";
+import { ThreadedSqliteCopy } from "./audit-copy.js";
 import { type AuditReader, PostgresAuditReader, SqliteAuditReader } from "./audit-reader.js";
 import { loadDashboard } from "./dashboard.js";
 import { bootstrapDataDir, type DataDir } from "./data-dir.js";
@@ -155,6 +156,16 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
         log(
           `audit: the SQLite copy was levelled with ${paths.auditLog} (the record of truth): ${level.removed} records it alone held removed, ${level.copied} copied${level.rebuilt ? " (rebuilt from the whole log)" : ""}`,
         );
+      // From here on the copy is written by a thread of its own, off the thread that answers requests.
+      const threaded = await ThreadedSqliteCopy.open({
+        path: paths.auditDb,
+        key: boot.auditKey,
+        durability: "write",
+      });
+      if (threaded) {
+        await sqlite.close();
+        sinks[1].sink = threaded;
+      }
     }
     cleanup.push(() => sinks[1].sink.close());
     const fanout = await FanoutAuditSink.open({ sinks, spoolDir: paths.spoolDir, key: boot.auditKey });
