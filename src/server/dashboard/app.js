@@ -1,52 +1,132 @@
+// @ts-check
 // The toolwarden dashboard: plain DOM, no framework, no build step. Every value from the server is
-// inserted as text (never as HTML): tool names and arguments come from agents.
+// inserted as text (never as HTML): tool names and arguments come from agents. The JSDoc types are
+// checked by `npm run lint` (tsconfig.dashboard.json); the file is served as it is.
+
+/**
+ * What the server sends (the wire shapes of src/server, as far as the dashboard reads them).
+ * @typedef {"allow" | "flag" | "ask" | "deny"} Verdict
+ * @typedef {Record<Verdict, number>} VerdictCounts
+ * @typedef {{ code: string, message: string }} ErrorDetail
+ * @typedef {{ error?: ErrorDetail, errors?: PolicyIssue[] }} ErrorBody
+ * @typedef {{ file: string, line: number, col: number, message: string, help?: string }} PolicyIssue
+ * @typedef {{ id: string, name: string, role: "agent" | "approver" | "admin", agent?: string }} Identity
+ * @typedef {{ kind: string, time: string, seq?: number, session?: string, agent?: string, tool?: string,
+ *   verdict?: Verdict, enforced?: false, rule?: string | null, reason?: string,
+ *   approval?: { id: string, status: string, by?: string } }} AuditRecord
+ * @typedef {{ records: AuditRecord[], next?: number }} AuditPage
+ * @typedef {{ id: string, tool: string, server?: string, agent?: string, session?: string,
+ *   rule: string | null, reason: string, argsSummary: string, createdAt: number, expiresAt: number }} Approval
+ * @typedef {{ agent?: string, calls: number, verdicts: VerdictCounts, tools: Record<string, VerdictCounts>,
+ *   spend: number, budget?: { max: number, remaining: number }, labelsSeen: string[],
+ *   flowsBlocked: Array<{ tool: string, rule: string | null, labels: string[] }> }} SessionReport
+ * @typedef {{ name: string, count: number }} NamedCount
+ * @typedef {{ t: string } & VerdictCounts} SeriesRow
+ * @typedef {{ series: SeriesRow[], totals: VerdictCounts, topDeniedTools: NamedCount[],
+ *   topDeniedRules: NamedCount[], rules?: NamedCount[], neverFired?: string[] }} AuditStats
+ * @typedef {{ name: string, hash: string, file: string, default: Verdict, fail: "open" | "closed",
+ *   sources: Array<{ file: string, text: string }> }} ActivePolicy
+ * @typedef {{ hash: string, name: string, origin: string, createdAt: string, createdBy: string,
+ *   active: boolean }} PolicyVersionRow
+ * @typedef {{ verdict: Verdict, rule?: string | null, reason?: string }} DryRunVerdict
+ * @typedef {{ time: string, agent?: string, tool: string, before: DryRunVerdict, after: DryRunVerdict }} DryRunChange
+ * @typedef {{ compared: number, changed: DryRunChange[], ruleChanged: number, note: string }} DryRunResult
+ */
+
+/**
+ * The elements of index.html whose type matters to this script, by id; any other id is an HTMLElement.
+ * @typedef {{ key: HTMLInputElement, "chart-range": HTMLSelectElement, "upload-source": HTMLTextAreaElement,
+ *   "audit-form": HTMLFormElement, "session-view": HTMLDialogElement, "live-rows": HTMLTableSectionElement,
+ *   "audit-rows": HTMLTableSectionElement }} TypedElements
+ */
 
 const KEY_STORAGE = "toolwarden.apiKey";
 const MAX_LIVE_ROWS = 200;
+/** @type {Verdict[]} */
 const VERDICTS = ["allow", "flag", "ask", "deny"];
 const SVG_NS = "http://www.w3.org/2000/svg";
 
 const state = {
   key: sessionStorage.getItem(KEY_STORAGE) ?? "",
+  /** @type {Identity | null} */
   identity: null,
+  /** @type {AbortController | null} */
   stream: null,
+  /** @type {number | undefined} */
   auditNext: undefined,
   /** Audit pages shown: the tab follows the live stream only while it shows the first. */
   auditPages: 0,
+  /** @type {Set<string>} */
   pendingIds: new Set(),
   /** Decisions shown in Live, so history loaded after the stream starts is not shown twice. */
+  /** @type {Set<string>} */
   liveKeys: new Set(),
 };
 
-const $ = (id) => document.getElementById(id);
+/**
+ * An element of the page by id; a missing one is a bug in the page, so it throws at once.
+ * @template {string} K
+ * @param {K} id
+ * @returns {K extends keyof TypedElements ? TypedElements[K] : HTMLElement}
+ */
+const $ = (id) => {
+  const el = document.getElementById(id);
+  if (!el) throw new Error(`the page has no element #${id}`);
+  return /** @type {any} */ (el);
+};
 
-/** Creates an element; children are nodes or text. */
+/** @typedef {Node | string | number | null | undefined | Child[]} Child */
+
+/**
+ * Creates an element; children are nodes or text.
+ * @param {string} tag
+ * @param {Record<string, unknown>} attrs
+ * @param {...Child} children
+ * @returns {HTMLElement}
+ */
 function h(tag, attrs = {}, ...children) {
   const el = document.createElement(tag);
   for (const [name, value] of Object.entries(attrs)) {
     if (value === undefined || value === null || value === false) continue;
-    if (name === "class") el.className = value;
-    else if (name.startsWith("on")) el.addEventListener(name.slice(2), value);
+    if (name === "class") el.className = String(value);
+    else if (name.startsWith("on")) el.addEventListener(name.slice(2), /** @type {EventListener} */ (value));
     else el.setAttribute(name, value === true ? "" : String(value));
   }
-  for (const child of children.flat()) {
-    if (child === undefined || child === null) continue;
-    el.append(child instanceof Node ? child : String(child));
-  }
+  append(el, children);
   return el;
 }
 
+/**
+ * Creates an SVG element.
+ * @param {string} tag
+ * @param {Record<string, unknown>} attrs
+ * @param {...Child} children
+ * @returns {SVGElement}
+ */
 function svg(tag, attrs = {}, ...children) {
   const el = document.createElementNS(SVG_NS, tag);
   for (const [name, value] of Object.entries(attrs)) el.setAttribute(name, String(value));
-  for (const child of children.flat()) {
-    if (child === undefined || child === null) continue;
-    el.append(child instanceof Node ? child : String(child));
-  }
+  append(el, children);
   return el;
 }
 
-/** A reason as text with its `code` spans as <code> (reasons quote names in backticks). */
+/**
+ * Appends children (nested arrays flattened; null and undefined left out), text as text.
+ * @param {Element} el
+ * @param {Child[]} children
+ */
+function append(el, children) {
+  for (const child of children) {
+    if (child === undefined || child === null) continue;
+    if (Array.isArray(child)) append(el, child);
+    else el.append(child instanceof Node ? child : String(child));
+  }
+}
+
+/**
+ * A reason as text with its `code` spans as <code> (reasons quote names in backticks).
+ * @param {string | undefined} text
+ */
 function reasonNodes(text) {
   return String(text ?? "")
     .split(/`([^`]*)`/)
@@ -54,12 +134,19 @@ function reasonNodes(text) {
     .filter((part) => part !== "");
 }
 
-/** A session id that opens the session view. */
+/**
+ * A session id that opens the session view.
+ * @param {string | undefined} id
+ */
 function sessionLink(id) {
   if (!id) return "";
   return h("button", { type: "button", class: "link mono", onclick: () => showSession(id) }, id);
 }
 
+/**
+ * @param {Verdict | undefined} verdict
+ * @param {false} [enforced]
+ */
 function verdictBadge(verdict, enforced) {
   if (!verdict) return "";
   // A verdict the policy only observed (mode: observe, enforce: false): the call ran; shown apart.
@@ -72,20 +159,24 @@ function verdictBadge(verdict, enforced) {
   return h("span", { class: `verdict v-${verdict}` }, verdict);
 }
 
+/** @param {string | number | undefined} value */
 function time(value) {
   const date = typeof value === "number" ? new Date(value) : new Date(String(value));
   return Number.isNaN(date.getTime()) ? "" : date.toLocaleTimeString();
 }
 
+/** @param {string | number | undefined} value */
 function dateTime(value) {
   const date = typeof value === "number" ? new Date(value) : new Date(String(value));
   return Number.isNaN(date.getTime()) ? "" : date.toLocaleString();
 }
 
+/** @param {string | undefined} hash */
 function short(hash) {
   return hash ? String(hash).slice(0, 12) : "";
 }
 
+/** @param {string} text */
 function announce(text) {
   const el = $("announcer");
   el.textContent = "";
@@ -95,7 +186,16 @@ function announce(text) {
   }, 50);
 }
 
+/** The message of anything thrown (an Error's, else its text). */
+function messageOf(/** @type {unknown} */ error) {
+  return error instanceof Error ? error.message : String(error);
+}
+
 class ApiError extends Error {
+  /**
+   * @param {number} status
+   * @param {ErrorBody | undefined} body
+   */
   constructor(status, body) {
     super(body?.error?.message ?? `HTTP ${status}`);
     this.status = status;
@@ -103,7 +203,15 @@ class ApiError extends Error {
   }
 }
 
+/**
+ * Calls the API with the key. Throws `ApiError` on an error status unless `allowError`, which
+ * answers `{status, body}` instead of the body.
+ * @param {string} path
+ * @param {{ method?: string, body?: unknown, allowError?: boolean }} [options]
+ * @returns {Promise<any>}
+ */
 async function api(path, options = {}) {
+  /** @type {Record<string, string>} */
   const headers = { Authorization: `Bearer ${state.key}` };
   if (options.body !== undefined) headers["Content-Type"] = "application/json";
   const response = await fetch(path, {
@@ -123,8 +231,10 @@ async function api(path, options = {}) {
 
 // ---- sign in -------------------------------------------------------------------------------
 
+/** @param {string} key */
 async function signIn(key) {
   state.key = key;
+  /** @type {Identity} */
   const identity = await api("/v1/whoami");
   if (identity.role === "agent") {
     state.key = "";
@@ -166,7 +276,7 @@ $("signin-form").addEventListener("submit", async (event) => {
     $("key").value = "";
     $("tab-live").focus();
   } catch (error) {
-    $("signin-error").textContent = error.message;
+    $("signin-error").textContent = messageOf(error);
   }
 });
 
@@ -174,14 +284,18 @@ $("sign-out").addEventListener("click", () => signOut());
 
 // ---- tabs (WAI-ARIA tabs pattern: arrows, Home, End) ----------------------------------------
 
-const tabs = [...document.querySelectorAll('[role="tab"]')];
+const tabs = [...document.querySelectorAll('[role="tab"]')].map((tab) => /** @type {HTMLElement} */ (tab));
 
+/**
+ * @param {HTMLElement} tab
+ * @param {boolean} [focus]
+ */
 function selectTab(tab, focus = true) {
   for (const other of tabs) {
     const selected = other === tab;
     other.setAttribute("aria-selected", String(selected));
     other.tabIndex = selected ? 0 : -1;
-    $(other.getAttribute("aria-controls")).hidden = !selected;
+    $(other.getAttribute("aria-controls") ?? "").hidden = !selected;
   }
   if (focus) tab.focus();
   if (tab.id === "tab-charts") loadCharts();
@@ -193,12 +307,14 @@ for (const tab of tabs) {
   tab.addEventListener("click", () => selectTab(tab));
   tab.addEventListener("keydown", (event) => {
     const i = tabs.indexOf(tab);
-    const next = {
+    /** @type {Record<string, HTMLElement | undefined>} */
+    const keys = {
       ArrowRight: tabs[(i + 1) % tabs.length],
       ArrowLeft: tabs[(i - 1 + tabs.length) % tabs.length],
       Home: tabs[0],
       End: tabs[tabs.length - 1],
-    }[event.key];
+    };
+    const next = keys[event.key];
     if (next) {
       event.preventDefault();
       selectTab(next);
@@ -206,12 +322,17 @@ for (const tab of tabs) {
   });
 }
 
+/** @param {string} panelId */
 function visible(panelId) {
   return !$(panelId).hidden;
 }
 
 // ---- live stream (SSE read with fetch, so the key goes in a header, not the URL) -----------
 
+/**
+ * @param {string} text
+ * @param {string} kind
+ */
 function setConn(text, kind) {
   const el = $("conn");
   el.textContent = text;
@@ -251,6 +372,11 @@ function connect() {
   run();
 }
 
+/**
+ * Reads server-sent events from a response body until it ends or `signal` aborts.
+ * @param {ReadableStream<Uint8Array<ArrayBuffer>>} body
+ * @param {AbortSignal} signal
+ */
 async function readEvents(body, signal) {
   const reader = body.pipeThrough(new TextDecoderStream()).getReader();
   let buffer = "";
@@ -274,9 +400,15 @@ async function readEvents(body, signal) {
   }
 }
 
+/** @type {ReturnType<typeof setTimeout> | undefined} */
 let chartTimer;
+/**
+ * @param {string} type
+ * @param {any} payload
+ */
 function onEvent(type, payload) {
   if (type === "audit") {
+    /** @type {AuditRecord} */
     const event = payload.event;
     if (event.kind === "decision") addLiveRow(event);
     followAudit();
@@ -296,11 +428,16 @@ function onEvent(type, payload) {
   }
 }
 
+/** @param {AuditRecord} event */
 function liveKey(event) {
   return [event.time, event.session, event.tool, event.verdict, event.rule].join("\u0000");
 }
 
-/** A decision in Live: a streamed one on top; one from history (`older`) below what is shown. */
+/**
+ * A decision in Live: a streamed one on top; one from history (`older`) below what is shown.
+ * @param {AuditRecord} event
+ * @param {boolean} [older]
+ */
 function addLiveRow(event, older = false) {
   const key = liveKey(event);
   if (state.liveKeys.has(key)) return;
@@ -326,6 +463,7 @@ function addLiveRow(event, older = false) {
 /** The latest decisions from the audit trail, so Live is not empty after a reload. */
 async function loadLiveHistory() {
   try {
+    /** @type {AuditPage} */
     const { records } = await api("/v1/audit?kind=decision&limit=50");
     for (const record of records) addLiveRow(record, true);
   } catch {
@@ -333,6 +471,7 @@ async function loadLiveHistory() {
   }
 }
 
+/** @type {ReturnType<typeof setTimeout> | undefined} */
 let auditTimer;
 /** Refreshes the Audit tab as records arrive, while it shows its first page. */
 function followAudit() {
@@ -346,6 +485,7 @@ function followAudit() {
 
 // ---- session view ---------------------------------------------------------------------------
 
+/** @param {string} id */
 async function showSession(id) {
   const dialog = $("session-view");
   $("session-title").textContent = `Session ${id}`;
@@ -353,6 +493,7 @@ async function showSession(id) {
   body.replaceChildren(h("p", {}, "Loading…"));
   if (!dialog.open) dialog.showModal();
   try {
+    /** @type {SessionReport} */
     const report = await api(`/v1/sessions/${encodeURIComponent(id)}`);
     const verdicts = VERDICTS.map((v) => `${report.verdicts?.[v] ?? 0} ${v}`).join(", ");
     body.replaceChildren(
@@ -390,19 +531,33 @@ async function showSession(id) {
         h(
           "table",
           { class: "data" },
-          h("thead", {}, h("tr", {}, h("th", { scope: "col" }, "Tool"), ...VERDICTS.map((v) => h("th", { scope: "col" }, v)))),
+          h(
+            "thead",
+            {},
+            h(
+              "tr",
+              {},
+              h("th", { scope: "col" }, "Tool"),
+              ...VERDICTS.map((v) => h("th", { scope: "col" }, v)),
+            ),
+          ),
           h(
             "tbody",
             {},
             ...Object.entries(report.tools ?? {}).map(([tool, counts]) =>
-              h("tr", {}, h("td", { class: "mono" }, tool), ...VERDICTS.map((v) => h("td", {}, String(counts[v] ?? 0)))),
+              h(
+                "tr",
+                {},
+                h("td", { class: "mono" }, tool),
+                ...VERDICTS.map((v) => h("td", {}, String(counts[v] ?? 0))),
+              ),
             ),
           ),
         ),
       ),
     );
   } catch (error) {
-    body.replaceChildren(h("p", { class: "error" }, `Could not load the session: ${error.message}`));
+    body.replaceChildren(h("p", { class: "error" }, `Could not load the session: ${messageOf(error)}`));
   }
 }
 
@@ -410,6 +565,7 @@ $("session-close").addEventListener("click", () => $("session-view").close());
 
 // ---- approvals -----------------------------------------------------------------------------
 
+/** @type {Promise<void> | undefined} */
 let approvalsLoading;
 async function loadApprovals() {
   if (!state.key) return;
@@ -417,6 +573,7 @@ async function loadApprovals() {
   if (approvalsLoading) return approvalsLoading;
   approvalsLoading = (async () => {
     try {
+      /** @type {{ approvals: Approval[] }} */
       const { approvals } = await api("/v1/approvals?status=pending");
       renderApprovals(approvals);
     } catch {
@@ -428,6 +585,7 @@ async function loadApprovals() {
   return approvalsLoading;
 }
 
+/** @param {Approval[]} approvals */
 function renderApprovals(approvals) {
   const list = $("approvals-list");
   const fresh = approvals.filter((a) => !state.pendingIds.has(a.id));
@@ -438,19 +596,26 @@ function renderApprovals(approvals) {
   count.textContent = String(approvals.length);
   count.classList.toggle("hot", approvals.length > 0);
   $("approvals-empty").hidden = approvals.length > 0;
-  const focusedId = document.activeElement?.closest?.("[data-approval]")?.getAttribute("data-approval");
+  const focusedId = document.activeElement?.closest("[data-approval]")?.getAttribute("data-approval");
   list.replaceChildren(...approvals.map(approvalCard));
-  if (focusedId) list.querySelector(`[data-approval="${CSS.escape(focusedId)}"] button`)?.focus();
+  if (focusedId)
+    list
+      .querySelector(`[data-approval="${CSS.escape(focusedId)}"]`)
+      ?.querySelector("button")
+      ?.focus();
 }
 
+/** @param {Approval} approval */
 function approvalCard(approval) {
   const titleId = `approval-${approval.id}`;
   const reasonId = `reason-${approval.id}`;
   const who = approval.agent ?? "an unnamed agent";
-  const decide = (action) => async (event) => {
-    const card = event.target.closest("article");
+  /** @param {"approve" | "deny"} action */
+  const decide = (action) => async (/** @type {Event} */ event) => {
+    const card = /** @type {HTMLElement} */ (event.currentTarget).closest("article");
+    if (!card) return;
     for (const button of card.querySelectorAll("button")) button.disabled = true;
-    const reason = card.querySelector("input").value.trim();
+    const reason = card.querySelector("input")?.value.trim();
     try {
       await api(`/v1/approvals/${encodeURIComponent(approval.id)}/${action}`, {
         method: "POST",
@@ -458,7 +623,7 @@ function approvalCard(approval) {
       });
       announce(`${action === "approve" ? "Approved" : "Denied"} ${approval.tool} for ${who}`);
     } catch (error) {
-      announce(`Could not ${action}: ${error.message}`);
+      announce(`Could not ${action}: ${messageOf(error)}`);
     }
     await loadApprovals();
   };
@@ -506,6 +671,7 @@ function approvalCard(approval) {
 
 // ---- audit search --------------------------------------------------------------------------
 
+/** @param {number | undefined} before */
 function auditParams(before) {
   const form = new FormData($("audit-form"));
   const params = new URLSearchParams();
@@ -522,6 +688,7 @@ function auditParams(before) {
 async function searchAudit(more = false) {
   const status = $("audit-status");
   try {
+    /** @type {AuditPage} */
     const page = await api(`/v1/audit?${auditParams(more ? state.auditNext : undefined)}`);
     const tbody = $("audit-rows");
     if (!more) tbody.replaceChildren();
@@ -531,10 +698,11 @@ async function searchAudit(more = false) {
     $("audit-more").hidden = page.next === undefined;
     status.textContent = `${tbody.querySelectorAll("tr.record").length} records shown${page.next ? "; more are older" : ""}.`;
   } catch (error) {
-    status.textContent = `Search failed: ${error.message}`;
+    status.textContent = `Search failed: ${messageOf(error)}`;
   }
 }
 
+/** @param {AuditRecord} record */
 function auditRows(record) {
   const detailsId = `audit-details-${record.seq}`;
   const details = h(
@@ -550,9 +718,10 @@ function auditRows(record) {
       "aria-expanded": "false",
       "aria-controls": detailsId,
       "aria-label": `Details of record ${record.seq}`,
-      onclick: (event) => {
-        const open = event.currentTarget.getAttribute("aria-expanded") === "true";
-        event.currentTarget.setAttribute("aria-expanded", String(!open));
+      onclick: (/** @type {Event} */ event) => {
+        const button = /** @type {HTMLElement} */ (event.currentTarget);
+        const open = button.getAttribute("aria-expanded") === "true";
+        button.setAttribute("aria-expanded", String(!open));
         details.hidden = open;
       },
     },
@@ -592,6 +761,7 @@ async function loadCharts() {
   const bucket = minutes <= 60 ? "minute" : "hour";
   const since = new Date(Date.now() - minutes * 60_000);
   try {
+    /** @type {AuditStats} */
     const stats = await api(
       `/v1/audit/stats?since=${encodeURIComponent(since.toISOString())}&bucket=${bucket}`,
     );
@@ -606,7 +776,13 @@ async function loadCharts() {
       barChart(stats.topDeniedRules, "rules-title", "No denied rules in this range."),
     );
     $("chart-rules-all").replaceChildren(
-      barChart(stats.rules ?? [], "rules-all-title", "No rule decided in this range.", "decided", "bar-allow"),
+      barChart(
+        stats.rules ?? [],
+        "rules-all-title",
+        "No rule decided in this range.",
+        "decided",
+        "bar-allow",
+      ),
     );
     // Rules that never decided are the ones a reviewer should question.
     const never = stats.neverFired ?? [];
@@ -614,13 +790,19 @@ async function loadCharts() {
       ? `Never fired in this range (${never.length}): ${never.join(", ")}`
       : "Every rule of the active policy decided at least once in this range.";
   } catch (error) {
-    $("chart-totals").textContent = `Could not load the charts: ${error.message}`;
+    $("chart-totals").textContent = `Could not load the charts: ${messageOf(error)}`;
   }
 }
 
 $("chart-range").addEventListener("change", loadCharts);
 
-/** Every bucket in the range, empty ones included, keyed like the server's (`YYYY-MM-DDTHH:MM` in UTC). */
+/** @typedef {"minute" | "hour"} Bucket */
+
+/**
+ * Every bucket in the range, empty ones included, keyed like the server's (`YYYY-MM-DDTHH:MM` in UTC).
+ * @param {Date} since
+ * @param {Bucket} bucket
+ */
 function bucketsFrom(since, bucket) {
   const step = bucket === "minute" ? 60_000 : 3_600_000;
   const width = bucket === "minute" ? 16 : 13;
@@ -631,6 +813,11 @@ function bucketsFrom(since, bucket) {
   return keys;
 }
 
+/**
+ * @param {AuditStats} stats
+ * @param {Date} since
+ * @param {Bucket} bucket
+ */
 function timeChart(stats, since, bucket) {
   const byKey = new Map(stats.series.map((row) => [row.t, row]));
   const keys = bucketsFrom(since, bucket);
@@ -643,7 +830,7 @@ function timeChart(stats, since, bucket) {
   const plotW = W - left - 8;
   const plotH = H - bottom - 8;
   const barW = plotW / rows.length;
-  const label = (t) => {
+  const label = (/** @type {string} */ t) => {
     const d = new Date(`${t}${bucket === "minute" ? ":00Z" : ":00:00Z"}`);
     return bucket === "minute"
       ? d.toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" })
@@ -735,6 +922,11 @@ function timeChart(stats, since, bucket) {
   return h("div", {}, chart, legend, table);
 }
 
+/**
+ * @param {NamedCount[]} items
+ * @param {string} titleId
+ * @param {string} empty
+ */
 function barChart(items, titleId, empty, what = "denied", barClass = "bar-deny") {
   if (!items.length) return h("p", { class: "empty" }, empty);
   const W = 420;
@@ -778,6 +970,7 @@ function barChart(items, titleId, empty, what = "denied", barClass = "bar-deny")
 async function loadPolicy() {
   if (!state.key) return;
   try {
+    /** @type {[ActivePolicy, { versions: PolicyVersionRow[] }]} */
     const [policy, { versions }] = await Promise.all([api("/v1/policy"), api("/v1/policy/versions")]);
     $("policy-badge").textContent = `policy ${policy.name} · ${short(policy.hash)}`;
     $("policy-meta").replaceChildren(
@@ -836,14 +1029,16 @@ async function loadPolicy() {
       ),
     );
   } catch (error) {
-    $("policy-meta").replaceChildren(h("dd", {}, `Could not load the policy: ${error.message}`));
+    $("policy-meta").replaceChildren(h("dd", {}, `Could not load the policy: ${messageOf(error)}`));
   }
 }
 
+/** @param {...(Node | string)} nodes */
 function showResult(...nodes) {
   $("upload-result").replaceChildren(...nodes);
 }
 
+/** @param {ErrorBody | undefined} body */
 function showPolicyErrors(body) {
   const errors = body?.errors ?? [];
   showResult(
@@ -864,6 +1059,7 @@ function showPolicyErrors(body) {
   );
 }
 
+/** @param {string} hash */
 async function activate(hash) {
   const { status, body } = await api(`/v1/policy/versions/${hash}/activate`, {
     method: "POST",
@@ -885,21 +1081,23 @@ $("rollback").addEventListener("click", async () => {
 });
 
 $("upload-form").addEventListener("click", async (event) => {
-  const action = event.target.closest("button")?.dataset.action;
-  if (!action) return;
+  const action = /** @type {Element} */ (event.target).closest("button")?.dataset.action;
+  if (action !== "validate" && action !== "dry-run" && action !== "upload" && action !== "activate") return;
   const source = $("upload-source").value;
   if (!source.trim()) {
     showResult(h("p", { class: "error" }, "Paste a policy first."));
     $("upload-source").focus();
     return;
   }
-  const request = {
+  /** @type {Record<typeof action, [path: string, payload: { source: string, activate?: boolean }]>} */
+  const requests = {
     validate: ["/v1/policy/validate", { source }],
     "dry-run": ["/v1/policy/dry-run", { source }],
     upload: ["/v1/policy/versions", { source }],
     activate: ["/v1/policy/versions", { source, activate: true }],
-  }[action];
-  const { status, body } = await api(request[0], { method: "POST", body: request[1], allowError: true });
+  };
+  const [path, payload] = requests[action];
+  const { status, body } = await api(path, { method: "POST", body: payload, allowError: true });
   if (status === 422) return showPolicyErrors(body);
   if (status >= 400) return showResult(h("p", { class: "error" }, body?.error?.message ?? `HTTP ${status}`));
   if (action === "validate")
@@ -913,6 +1111,7 @@ $("upload-form").addEventListener("click", async (event) => {
   }
 });
 
+/** @param {DryRunResult} result */
 function dryRunResult(result) {
   const summary = h(
     "p",
