@@ -18,6 +18,7 @@ export const ERROR_CODES = {
   pin_ledger: "the MCP pin ledger is unreadable or its chain is broken",
   keys_file: "the server's API key file is unreadable",
   keys_busy: "the API keys shared through the state store changed concurrently too often",
+  versions_busy: "the policy versions shared through the state store changed concurrently too often",
   key_agent: "an agent API key needs the agent id it is bound to",
   key_attrs: "an API key's attributes are malformed",
   no_rollback: "there is no earlier policy version to roll back to",

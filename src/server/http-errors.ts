@@ -38,6 +38,7 @@ export const STATUS_BY_CODE: Record<ToolwardenErrorCode, ErrorStatus> = {
   keys_busy: 409,
   // An uploaded policy that needs an engine this server lacks: the admin is told which package.
   missing_package: 409,
+  versions_busy: 409,
   store_unavailable: 503,
   store_url: 500,
   audit_key: 500,

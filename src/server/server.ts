@@ -8,7 +8,12 @@ import { importOptional } from "../core/optional.js";
 import { Warden } from "../gateway/index.js";
 import type { SessionBounds } from "../gateway/sessions.js";
 import { compilePolicyFile } from "../policy/index.js";
-import { createStateStore, DEFAULT_STORE_TIMEOUT_MS, isGuarded, withStoreDeadlines } from "../stores/index.js";
+import {
+  createStateStore,
+  DEFAULT_STORE_TIMEOUT_MS,
+  isGuarded,
+  withStoreDeadlines,
+} from "../stores/index.js";
 import { createApp } from "./app.js";
 import { ThreadedSqliteCopy } from "./audit-copy.js";
 import { type AuditReader, PostgresAuditReader, SqliteAuditReader } from "./audit-reader.js";
@@ -62,6 +67,9 @@ export interface ServerOptions {
   env?: Record<string, string | undefined>;
 }
 
+/** How often a replica looks for a policy version activated on another (ms). */
+const POLICY_SYNC_MS = 1000;
+
 /** A running server. */
 export interface ToolwardenServer {
   url: string;
@@ -99,14 +107,15 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
         lockWaitMs: options.storeTimeoutMs ?? DEFAULT_STORE_TIMEOUT_MS,
       }),
       {
-      timeoutMs: options.storeTimeoutMs,
-      onChange: (health) =>
-        log(
-          health.ok
-            ? `state store \`${health.kind}\` answers again`
-            : `state store \`${health.kind}\` is down: ${health.error ?? "no answer"}`,
-        ),
-    });
+        timeoutMs: options.storeTimeoutMs,
+        onChange: (health) =>
+          log(
+            health.ok
+              ? `state store \`${health.kind}\` answers again`
+              : `state store \`${health.kind}\` is down: ${health.error ?? "no answer"}`,
+          ),
+      },
+    );
     cleanup.push(() => store.close());
     // API keys are shared through the store (replicas authenticate the same keys); the memory
     // store shares nothing, and a store down at start leaves this replica on its own keys file.
@@ -198,8 +207,21 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
       dir: paths.policiesDir,
       bus,
       onChange: (result) => metrics.policyChange(result),
+      log,
     });
+    // Policy versions are shared through the store like the keys: every replica runs the version
+    // active there and follows a change made on another within POLICY_SYNC_MS.
+    if (store.kind !== "memory") {
+      await policies
+        .share(store)
+        .catch((error: Error) =>
+          log(`policy versions are not shared through the state store: ${error.message}`),
+        );
+    }
     await policies.start();
+    const sync = setInterval(() => void policies.refresh(), POLICY_SYNC_MS);
+    sync.unref();
+    cleanup.push(async () => clearInterval(sync));
 
     const { app } = createApp({
       warden,
@@ -252,6 +274,7 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
         closing ??= (async () => {
           watcher?.close();
           clearInterval(expiry);
+          clearInterval(sync);
           await new Promise<void>((resolve) => {
             server.close(() => resolve());
             // Event streams never end on their own.
