@@ -6,6 +6,15 @@ import { compileGlob, compileGlobs } from "./glob.js";
 import type { EvalContext, FlowHit } from "./context.js";
 import { didYouMean } from "./source.js";
 import type { PathSegment } from "./source.js";
+import {
+  isValueOperator,
+  OPERATORS,
+  RISK_OPERATORS,
+  unknownWord,
+  WHEN_KEYS,
+  whenKeyOf,
+} from "./vocabulary.js";
+import type { RiskOperator } from "./vocabulary.js";
 
 /** A compiled `when`: a plain predicate over the call's context. */
 export type Condition = (ctx: EvalContext) => boolean;
@@ -23,40 +32,6 @@ export interface ConditionNeeds {
   /** Told of every `from` source where it is named (the compiler warns about labelled sources). */
   onFrom?: (source: string, at: PathSegment[]) => void;
 }
-
-const WHEN_KEYS = [
-  "tool",
-  "server",
-  "risk",
-  "sink",
-  "flows",
-  "seen",
-  "findings",
-  "expr",
-  "user_asked",
-  "any",
-  "all",
-  "not",
-  "args.",
-  "agent.",
-];
-const OPERATORS = [
-  "eq",
-  "ne",
-  "in",
-  "not_in",
-  "contains",
-  "regex",
-  "gt",
-  "gte",
-  "lt",
-  "lte",
-  "prefix",
-  "glob",
-  "exists",
-  "flows",
-  "from",
-];
 
 const celEnvironment = new Environment({
   unlistedVariablesAreDyn: false,
@@ -143,7 +118,8 @@ function compileKey(
   report: Report,
   needs: ConditionNeeds,
 ): Condition | undefined {
-  switch (key) {
+  const word = whenKeyOf(key);
+  switch (word) {
     case "tool": {
       const globs = stringList(spec, at, report);
       if (!globs) return undefined;
@@ -208,23 +184,34 @@ function compileKey(
       const negation: Condition = (ctx) => !inner(ctx);
       return mayFail.has(inner) ? failing(negation) : negation;
     }
+    case "args.":
+      return compileValueTest(spec, at, report, needs, key.slice(5).split("."), (ctx) => ctx.args);
+    case "agent.":
+      return compileValueTest(spec, at, report, needs, key.slice(6).split("."), (ctx) => ctx.agent);
+    case undefined:
+      break;
+    default:
+      return unknownWord(word);
   }
-  if (key.startsWith("args.") && key.length > 5) {
-    const path = key.slice(5).split(".");
-    return compileValueTest(spec, at, report, needs, path, (ctx) => ctx.args);
-  }
-  if (key.startsWith("agent.") && key.length > 6) {
-    const path = key.slice(6).split(".");
-    return compileValueTest(spec, at, report, needs, path, (ctx) => ctx.agent);
-  }
-  const guess = didYouMean(
-    key,
-    WHEN_KEYS.map((k) => (k.endsWith(".") ? `${k}<name>` : k)),
-  );
+  const named = WHEN_KEYS.map((k) => (k.endsWith(".") ? `${k}<name>` : k));
+  return reportUnknown(report, at, "condition", key, named, WHEN_KEYS, "conditions");
+}
+
+/** An unknown word, with a "did you mean" among `guesses`, else the list of what is known. */
+function reportUnknown(
+  report: Report,
+  at: PathSegment[],
+  what: string,
+  word: string,
+  guesses: readonly string[],
+  known: readonly string[],
+  knownName: string,
+): undefined {
+  const guess = didYouMean(word, guesses);
   report(
     at,
-    `unknown condition \`${key}\``,
-    guess ? `did you mean \`${guess}\`?` : `conditions: ${WHEN_KEYS.join(", ")}`,
+    `unknown ${what} \`${word}\``,
+    guess ? `did you mean \`${guess}\`?` : `${knownName}: ${known.join(", ")}`,
     true,
   );
   return undefined;
@@ -423,17 +410,34 @@ function compileRisk(spec: unknown, at: PathSegment[], report: Report): Conditio
     const tests: Condition[] = [];
     for (const [op, level] of Object.entries(spec)) {
       const want = rank(level, [...at, op]);
-      if (op === "gte") tests.push((ctx) => levelOf(ctx) >= want);
-      else if (op === "gt") tests.push((ctx) => levelOf(ctx) > want);
-      else if (op === "lte") tests.push((ctx) => levelOf(ctx) >= 0 && levelOf(ctx) <= want);
-      else if (op === "lt") tests.push((ctx) => levelOf(ctx) >= 0 && levelOf(ctx) < want);
-      else if (op === "eq") tests.push((ctx) => levelOf(ctx) === want);
-      else report([...at, op], `unknown risk operator \`${op}\``, "expected gte, gt, lte, lt or eq", true);
+      if (!(RISK_OPERATORS as readonly string[]).includes(op)) {
+        const expected = `${RISK_OPERATORS.slice(0, -1).join(", ")} or ${RISK_OPERATORS.at(-1)}`;
+        report([...at, op], `unknown risk operator \`${op}\``, `expected ${expected}`, true);
+        continue;
+      }
+      tests.push(riskTest(op as RiskOperator, want, levelOf));
     }
     return conjunction(tests);
   }
   report(at, "expected a risk level or `{gte: level}`");
   return undefined;
+}
+
+function riskTest(op: RiskOperator, want: number, levelOf: (ctx: EvalContext) => number): Condition {
+  switch (op) {
+    case "gte":
+      return (ctx) => levelOf(ctx) >= want;
+    case "gt":
+      return (ctx) => levelOf(ctx) > want;
+    case "lte":
+      return (ctx) => levelOf(ctx) >= 0 && levelOf(ctx) <= want;
+    case "lt":
+      return (ctx) => levelOf(ctx) >= 0 && levelOf(ctx) < want;
+    case "eq":
+      return (ctx) => levelOf(ctx) === want;
+    default:
+      return unknownWord(op);
+  }
 }
 
 function compileExpr(spec: unknown, at: PathSegment[], report: Report): Condition | undefined {
@@ -725,6 +729,8 @@ function compileOperator(
     }
     return true;
   };
+  if (!isValueOperator(op))
+    return reportUnknown(report, at, "operator", op, OPERATORS, OPERATORS, "operators");
   switch (op) {
     case "eq":
       if (!isScalar(operand)) return void report(at, "`eq` takes a scalar");
@@ -783,13 +789,7 @@ function compileOperator(
     case "exists":
       if (typeof operand !== "boolean") return void report(at, "`exists` takes true or false");
       return operand ? (value) => value !== undefined : (value) => value === undefined;
+    default:
+      return unknownWord(op);
   }
-  const guess = didYouMean(op, OPERATORS);
-  report(
-    at,
-    `unknown operator \`${op}\``,
-    guess ? `did you mean \`${guess}\`?` : `operators: ${OPERATORS.join(", ")}`,
-    true,
-  );
-  return undefined;
 }

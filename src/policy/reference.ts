@@ -4,6 +4,8 @@ import { CONSTRAINT_KINDS, compileShadowCheck, DETECTORS } from "../analyzers/in
 import type { Call, Finding, Verdict } from "../core/index.js";
 import type { FlowHit } from "./context.js";
 import type { DetectEntry, RawPolicy } from "./schema.js";
+import { isValueOperator, unknownWord, whenKeyOf } from "./vocabulary.js";
+import type { RiskOperator } from "./vocabulary.js";
 
 /**
  * The reference evaluator: a direct reading of the policy semantics (README, "Policy reference
@@ -300,7 +302,8 @@ function some(tests: Array<() => boolean>): boolean {
 }
 
 function condition(key: string, spec: unknown, ctx: Context): boolean {
-  switch (key) {
+  const word = whenKeyOf(key);
+  switch (word) {
     case "tool":
       return strings(spec).some((glob) => globMatches(glob, ctx.tool));
     case "server":
@@ -357,10 +360,15 @@ function condition(key: string, spec: unknown, ctx: Context): boolean {
       return every((spec as Array<Record<string, unknown>>).map((when) => () => holds(when, ctx)));
     case "not":
       return !holds(spec as Record<string, unknown>, ctx);
+    case "args.":
+      return valueHolds(ctx.args, key.slice(5).split("."), spec, ctx);
+    case "agent.":
+      return valueHolds(ctx.agent, key.slice(6).split("."), spec, ctx);
+    case undefined:
+      throw new Error(`unknown condition ${key}`);
+    default:
+      return unknownWord(word);
   }
-  if (key.startsWith("args.")) return valueHolds(ctx.args, key.slice(5).split("."), spec, ctx);
-  if (key.startsWith("agent.")) return valueHolds(ctx.agent, key.slice(6).split("."), spec, ctx);
-  throw new Error(`unknown condition ${key}`);
 }
 
 /** What CEL sees of arguments and agent: their JSON reading, objects as maps (keys are data, even `constructor`). */
@@ -394,11 +402,21 @@ function riskHolds(spec: unknown, declared: string | undefined): boolean {
   return Object.entries(spec as Record<string, string>).every(([op, want]) => {
     const w = RISK.indexOf(want);
     if (level < 0) return false;
-    if (op === "eq") return level === w;
-    if (op === "gt") return level > w;
-    if (op === "gte") return level >= w;
-    if (op === "lt") return level < w;
-    return level <= w;
+    const risk = op as RiskOperator;
+    switch (risk) {
+      case "eq":
+        return level === w;
+      case "gt":
+        return level > w;
+      case "gte":
+        return level >= w;
+      case "lt":
+        return level < w;
+      case "lte":
+        return level <= w;
+      default:
+        return unknownWord(risk);
+    }
   });
 }
 
@@ -513,6 +531,7 @@ function same(a: unknown, b: unknown): boolean {
 }
 
 function operator(op: string, operand: unknown, value: unknown): boolean {
+  if (!isValueOperator(op)) throw new Error(`unknown operator ${op}`);
   switch (op) {
     case "eq":
       return same(value, operand);
@@ -546,8 +565,9 @@ function operator(op: string, operand: unknown, value: unknown): boolean {
       return typeof value === "string" && globMatches(operand as string, value);
     case "exists":
       return operand === true ? value !== undefined : value === undefined;
+    default:
+      return unknownWord(op);
   }
-  throw new Error(`unknown operator ${op}`);
 }
 
 /** Every string leaf under `value`, with its dotted path (array elements by index). */

@@ -2,6 +2,13 @@ import fc from "fast-check";
 import { stringify } from "yaml";
 import { CONSTRAINT_KINDS, DETECTORS } from "../../src/analyzers/index.js";
 import type { Call } from "../../src/core/index.js";
+import {
+  RISK_OPERATORS,
+  SESSION_OPERATORS,
+  VALUE_OPERATORS,
+  WHEN_KEYS,
+} from "../../src/policy/vocabulary.js";
+import type { SessionOperator, ValueOperator, WhenKey } from "../../src/policy/vocabulary.js";
 
 /**
  * Generators for policies within the language and for calls aimed at them. The alphabets are
@@ -221,22 +228,7 @@ const path = fc
   .array(fc.constantFrom(...SEGMENTS), { minLength: 1, maxLength: 3 })
   .map((segments) => segments.join("."));
 
-const OPERATORS = [
-  "eq",
-  "ne",
-  "in",
-  "not_in",
-  "contains",
-  "regex",
-  "gt",
-  "gte",
-  "lt",
-  "lte",
-  "prefix",
-  "glob",
-  "exists",
-] as const;
-function operand(op: (typeof OPERATORS)[number]): fc.Arbitrary<unknown> {
+function operand(op: ValueOperator): fc.Arbitrary<unknown> {
   switch (op) {
     case "eq":
     case "ne":
@@ -261,7 +253,7 @@ function operand(op: (typeof OPERATORS)[number]): fc.Arbitrary<unknown> {
   }
 }
 const operatorEntry = fc
-  .constantFrom(...OPERATORS)
+  .constantFrom(...VALUE_OPERATORS)
   .chain((op) => operand(op).map((value) => [op, value] as const));
 
 /** `from`: the trusted tool `lookup`, or labels of the user's input (recorded as value sets too). */
@@ -296,14 +288,18 @@ function valueSpec(withFlows: boolean): fc.Arbitrary<unknown> {
   const ops = fc
     .array(operatorEntry, { minLength: 0, maxLength: 3 })
     .map((entries) => Object.fromEntries(entries));
+  // The session operators, each present about one time in `freq`.
+  const session: Record<SessionOperator, fc.Arbitrary<unknown>> = {
+    flows: fc.option(flowsSpec, { nil: undefined, freq: 3 }),
+    from: fc.option(fromSpec, { nil: undefined, freq: 4 }),
+  };
   const map = withFlows
     ? fc
-        .tuple(
-          ops,
-          fc.option(flowsSpec, { nil: undefined, freq: 3 }),
-          fc.option(fromSpec, { nil: undefined, freq: 4 }),
-        )
-        .map(([o, flows, from]) => ({ ...o, ...(flows && { flows }), ...(from && { from }) }))
+        .tuple(ops, ...SESSION_OPERATORS.map((op) => session[op].map((value) => [op, value] as const)))
+        .map(([o, ...extra]) => ({
+          ...o,
+          ...Object.fromEntries(extra.filter(([, value]) => value !== undefined)),
+        }))
     : ops;
   return fc.oneof({ weight: 1, arbitrary: scalarOperand }, { weight: 3, arbitrary: map });
 }
@@ -311,7 +307,7 @@ function valueSpec(withFlows: boolean): fc.Arbitrary<unknown> {
 const riskSpec = fc.oneof(
   fc.constantFrom(...RISKS),
   fc
-    .array(fc.tuple(fc.constantFrom("gte", "gt", "lte", "lt", "eq"), fc.constantFrom(...RISKS)), {
+    .array(fc.tuple(fc.constantFrom(...RISK_OPERATORS), fc.constantFrom(...RISKS)), {
       minLength: 1,
       maxLength: 2,
     })
@@ -324,52 +320,69 @@ export type When = Record<string, unknown>;
 /** A `when` map; `expressions` narrows the CEL expressions used. */
 export function when(expressions: readonly string[] = EXPRESSIONS): fc.Arbitrary<When> {
   const { node } = fc.letrec<{ node: When }>((tie) => {
-    const entry: fc.Arbitrary<readonly [string, unknown]> = fc.oneof(
-      { weight: 4, arbitrary: globs.map((g) => ["tool", g] as const) },
-      {
-        weight: 1,
-        arbitrary: fc.constantFrom(...SERVERS.filter(Boolean)).map((s) => ["server", s] as const),
-      },
-      { weight: 1, arbitrary: riskSpec.map((r) => ["risk", r] as const) },
-      {
-        weight: 1,
-        arbitrary: fc.constantFrom("external", ["external", "internal"]).map((s) => ["sink", s] as const),
-      },
-      { weight: 1, arbitrary: labelSet.map((s) => ["seen", s] as const) },
-      { weight: 1, arbitrary: flowsSpec.map((s) => ["flows", s] as const) },
-      { weight: 1, arbitrary: fc.constantFrom(...FINDING_GLOBS).map((g) => ["findings", g] as const) },
-      { weight: 1, arbitrary: fc.constantFrom(...expressions).map((e) => ["expr", e] as const) },
-      { weight: 1, arbitrary: userAsked.map((spec) => ["user_asked", spec] as const) },
-      {
-        weight: 1,
-        arbitrary: fc
-          .array(tie("node"), { minLength: 1, maxLength: 3 })
-          .map((list) => ["any", list] as const),
-      },
-      {
-        weight: 1,
-        arbitrary: fc
-          .array(tie("node"), { minLength: 1, maxLength: 2 })
-          .map((list) => ["all", list] as const),
-      },
-      { weight: 1, arbitrary: tie("node").map((inner) => ["not", inner] as const) },
-      {
-        weight: 6,
-        arbitrary: fc.tuple(path, valueSpec(true)).map(([p, spec]) => [`args.${p}`, spec] as const),
-      },
-      {
-        weight: 2,
-        arbitrary: fc
-          .tuple(fc.constantFrom("a", "s", "n", "items", "items.a"), fromSpec)
-          .map(([p, from]) => [`args.${p}`, { from }] as const),
-      },
-      {
-        weight: 1,
-        arbitrary: fc
-          .tuple(fc.constantFrom("role", "id", "org.tier", "tags"), valueSpec(false))
-          .map(([p, spec]) => [`agent.${p}`, spec] as const),
-      },
-    );
+    type Entry = { weight: number; arbitrary: fc.Arbitrary<readonly [string, unknown]> };
+    // Every key of the vocabulary, with its weight (a record: a key missing here does not type-check).
+    const byKey: Record<WhenKey, Entry[]> = {
+      tool: [{ weight: 4, arbitrary: globs.map((g) => ["tool", g] as const) }],
+      server: [
+        {
+          weight: 1,
+          arbitrary: fc.constantFrom(...SERVERS.filter(Boolean)).map((s) => ["server", s] as const),
+        },
+      ],
+      risk: [{ weight: 1, arbitrary: riskSpec.map((r) => ["risk", r] as const) }],
+      sink: [
+        {
+          weight: 1,
+          arbitrary: fc.constantFrom("external", ["external", "internal"]).map((s) => ["sink", s] as const),
+        },
+      ],
+      flows: [{ weight: 1, arbitrary: flowsSpec.map((s) => ["flows", s] as const) }],
+      seen: [{ weight: 1, arbitrary: labelSet.map((s) => ["seen", s] as const) }],
+      findings: [
+        { weight: 1, arbitrary: fc.constantFrom(...FINDING_GLOBS).map((g) => ["findings", g] as const) },
+      ],
+      expr: [{ weight: 1, arbitrary: fc.constantFrom(...expressions).map((e) => ["expr", e] as const) }],
+      user_asked: [{ weight: 1, arbitrary: userAsked.map((spec) => ["user_asked", spec] as const) }],
+      any: [
+        {
+          weight: 1,
+          arbitrary: fc
+            .array(tie("node"), { minLength: 1, maxLength: 3 })
+            .map((list) => ["any", list] as const),
+        },
+      ],
+      all: [
+        {
+          weight: 1,
+          arbitrary: fc
+            .array(tie("node"), { minLength: 1, maxLength: 2 })
+            .map((list) => ["all", list] as const),
+        },
+      ],
+      not: [{ weight: 1, arbitrary: tie("node").map((inner) => ["not", inner] as const) }],
+      "args.": [
+        {
+          weight: 6,
+          arbitrary: fc.tuple(path, valueSpec(true)).map(([p, spec]) => [`args.${p}`, spec] as const),
+        },
+        {
+          weight: 2,
+          arbitrary: fc
+            .tuple(fc.constantFrom("a", "s", "n", "items", "items.a"), fromSpec)
+            .map(([p, from]) => [`args.${p}`, { from }] as const),
+        },
+      ],
+      "agent.": [
+        {
+          weight: 1,
+          arbitrary: fc
+            .tuple(fc.constantFrom("role", "id", "org.tier", "tags"), valueSpec(false))
+            .map(([p, spec]) => [`agent.${p}`, spec] as const),
+        },
+      ],
+    };
+    const entry = fc.oneof(...WHEN_KEYS.flatMap((key) => byKey[key]));
     return {
       node: fc
         .array(entry, { minLength: 0, maxLength: 3, depthIdentifier: "when" })

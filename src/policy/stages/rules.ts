@@ -4,6 +4,7 @@ import type { Report } from "../conditions.js";
 import { engineValue } from "../engines.js";
 import { compileGlobs } from "../glob.js";
 import type { GlobMatcher } from "../glob.js";
+import { HOLD_WHEN_MISSING, OPERATORS } from "../vocabulary.js";
 import type { CompileState } from "./state.js";
 import { originOf } from "./state.js";
 
@@ -47,20 +48,7 @@ export function rulesStage(state: CompileState): void {
 }
 
 /** Operators that never hold for a missing value: a rule using one needs its argument present. */
-const NEEDS_VALUE = new Set([
-  "eq",
-  "in",
-  "contains",
-  "regex",
-  "gt",
-  "gte",
-  "lt",
-  "lte",
-  "prefix",
-  "glob",
-  "flows",
-  "from",
-]);
+const NEEDS_VALUE: ReadonlySet<string> = new Set(OPERATORS.filter((op) => !HOLD_WHEN_MISSING.has(op)));
 
 /**
  * The top-level argument a `when` cannot match without, if any: an `args.<x>...` key whose test
