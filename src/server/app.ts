@@ -10,7 +10,15 @@ import type { ApiKeyStore, Role } from "./keys.js";
 import { openApiDocument, type RouteDoc } from "./openapi.js";
 import { approvalRoutes } from "./routes/approvals.js";
 import { auditRoutes } from "./routes/audit.js";
-import type { Env, RouteGroup, ServerContext } from "./routes/context.js";
+import {
+  CALLERS,
+  type Env,
+  type Handler,
+  type Route,
+  type RouteGroup,
+  type RouteSpec,
+  type ServerContext,
+} from "./routes/context.js";
 import { decisionRoutes } from "./routes/decisions.js";
 import { keyRoutes } from "./routes/keys.js";
 import { metaRoutes } from "./routes/meta.js";
@@ -75,14 +83,19 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
   });
 
   for (const [tag, group] of GROUPS) {
-    group(({ at, ...spec }, handler) => {
-      const [method, path] = at.split(" ") as [Uppercase<RouteDoc["method"]>, string];
-      const doc: RouteDoc = { method: method.toLowerCase() as RouteDoc["method"], path, tag, ...spec };
-      routes.push(doc);
-      const guards: MiddlewareHandler<Env>[] =
-        doc.roles === "public" ? [] : [authenticate(ctx.keys, doc.roles)];
-      app.on(method, [path], ...guards, handler);
-    }, ctx);
+    const callers = Object.entries(CALLERS) as Array<[keyof typeof CALLERS, RouteDoc["roles"]]>;
+    const route = Object.fromEntries(
+      callers.map(([who, roles]) => [
+        who,
+        ({ at, ...spec }: RouteSpec, handler: Handler) => {
+          const [method, path] = at.split(" ") as [Uppercase<RouteDoc["method"]>, string];
+          routes.push({ method: method.toLowerCase() as RouteDoc["method"], path, tag, roles, ...spec });
+          const guards: MiddlewareHandler<Env>[] = roles === "public" ? [] : [authenticate(ctx.keys, roles)];
+          app.on(method, [path], ...guards, handler);
+        },
+      ]),
+    ) as Route;
+    group(route, ctx);
   }
 
   const document = openApiDocument(routes, ctx.version);

@@ -9,11 +9,10 @@ const STATUSES = ["pending", "approved", "denied", "expired", "used", "all"];
 
 /** The approver's side of `ask`: list pending calls, approve or deny them. */
 export const approvalRoutes: RouteGroup = (route, ctx) => {
-  route(
+  route.approver(
     {
       at: "GET /v1/approvals",
       summary: "Approvals, pending by default (`?status=approved|denied|expired|used|all`).",
-      roles: ["approver", "admin"],
       response: { status: 200, description: "`{approvals: Approval[]}`, newest first." },
     },
     async (c) => {
@@ -32,11 +31,10 @@ export const approvalRoutes: RouteGroup = (route, ctx) => {
     ["approve", "approved"],
     ["deny", "denied"],
   ] as const) {
-    route(
+    route.approver(
       {
         at: `POST /v1/approvals/:id/${action}`,
         summary: `${action === "approve" ? "Approve" : "Deny"} a pending call, with an optional reason; the approver is the key's holder.`,
-        roles: ["approver", "admin"],
         body: ApprovalDecisionSchema,
         response: { status: 200, description: "The decided approval.", schema: ApprovalSchema },
       },

@@ -7,11 +7,10 @@ import { parseQuery } from "./request.js";
 
 /** The audit trail: search, statistics and the live event stream. */
 export const auditRoutes: RouteGroup = (route, ctx) => {
-  route(
+  route.approver(
     {
       at: "GET /v1/audit",
       summary: "Search the audit trail, newest first; page with `before` (the `next` of the previous page).",
-      roles: ["approver", "admin"],
       query: AuditQuerySchema,
       response: { status: 200, description: "`{records: AuditRecord[], next?: number}`." },
     },
@@ -27,11 +26,10 @@ export const auditRoutes: RouteGroup = (route, ctx) => {
     },
   );
 
-  route(
+  route.approver(
     {
       at: "GET /v1/audit/stats",
       summary: "Decisions over time and the most denied tools and rules (default: the last hour by minute).",
-      roles: ["approver", "admin"],
       query: StatsQuerySchema,
       response: { status: 200, description: "Series, totals and top denied tools and rules." },
     },
@@ -53,12 +51,11 @@ export const auditRoutes: RouteGroup = (route, ctx) => {
     },
   );
 
-  route(
+  route.approver(
     {
       at: "GET /v1/events",
       summary:
         "Server-sent events: `audit` (every record once durable), `approval` (decided or expired), `policy` (swapped or rejected).",
-      roles: ["approver", "admin"],
       response: { status: 200, description: "An event stream.", contentType: "text/event-stream" },
     },
     (c) => streamEvents(c, ctx),

@@ -37,13 +37,25 @@ export type Env = { Variables: { identity: ApiKeyIdentity; session?: Session } }
 /** A route handler: it returns the success response and throws an `HttpError` (or a `ToolwardenError`) for anything else. */
 export type Handler = (c: Context<Env>) => Response | Promise<Response>;
 
+/**
+ * Who may call a route, named by the least role that may: an admin may call every route but
+ * `public` needs no key at all. A group declares a route as `route.admin({...}, handler)`.
+ */
+export const CALLERS = {
+  public: "public",
+  anyKey: ["agent", "approver", "admin"],
+  agent: ["agent", "admin"],
+  approver: ["approver", "admin"],
+  admin: ["admin"],
+} as const satisfies Record<string, RouteDoc["roles"]>;
+
 /** A route as a group declares it: `at` is the method and path (`"POST /v1/decide"`); the app adds the group's tag. */
-export type RouteSpec = Omit<RouteDoc, "method" | "path" | "tag"> & {
+export type RouteSpec = Omit<RouteDoc, "method" | "path" | "tag" | "roles"> & {
   at: `${Uppercase<RouteDoc["method"]>} /${string}`;
 };
 
-/** Registers one documented route of a group. */
-export type Route = (spec: RouteSpec, handler: Handler) => void;
+/** Registers the documented routes of a group, one function for each set of callers. */
+export type Route = Record<keyof typeof CALLERS, (spec: RouteSpec, handler: Handler) => void>;
 
 /** A route group: registers its routes (one file per group under `routes/`). */
 export type RouteGroup = (route: Route, ctx: ServerContext) => void;

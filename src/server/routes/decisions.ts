@@ -14,16 +14,13 @@ import {
 import type { RouteGroup, ServerContext } from "./context.js";
 import { bindCall, param, parseBody, SessionUnavailable } from "./request.js";
 
-const AGENTS = ["agent", "admin"] as const;
-
 /** Decisions, outputs, a session's inputs and report, plans: what an agent's runtime calls. */
 export const decisionRoutes: RouteGroup = (route, ctx) => {
-  route(
+  route.agent(
     {
       at: "POST /v1/decide",
       summary:
         "Decide a tool call. With `wait`, an `ask` blocks until an approver decides (or the wait ends: deny).",
-      roles: AGENTS,
       body: DecideRequestSchema,
       response: { status: 200, description: "The Decision.", schema: DecisionSchema },
     },
@@ -45,12 +42,11 @@ export const decisionRoutes: RouteGroup = (route, ctx) => {
     },
   );
 
-  route(
+  route.agent(
     {
       at: "POST /v1/outputs",
       summary:
         "Report a tool's output: it is labelled with the tool's `produces` labels and fingerprinted for flow checks.",
-      roles: AGENTS,
       body: OutputRequestSchema,
       response: { status: 200, description: "The labels the output received.", schema: OutputResponseSchema },
     },
@@ -75,11 +71,10 @@ export const decisionRoutes: RouteGroup = (route, ctx) => {
     },
   );
 
-  route(
+  route.agent(
     {
       at: "POST /v1/sessions/:id/inputs",
       summary: "Record the user's own labelled input on a session (for `flows: { unless: [...] }`).",
-      roles: AGENTS,
       body: InputRequestSchema,
       response: { status: 200, description: "`{recorded: true}`." },
     },
@@ -92,12 +87,11 @@ export const decisionRoutes: RouteGroup = (route, ctx) => {
     },
   );
 
-  route(
+  route.agent(
     {
       at: "POST /v1/plans",
       summary:
         "Declare a plan: signed, one single-use authority token per step, redeemable on any replica sharing the store.",
-      roles: AGENTS,
       body: PlanRequestSchema,
       response: { status: 201, description: "The plan with its tokens." },
     },
@@ -114,16 +108,15 @@ export const decisionRoutes: RouteGroup = (route, ctx) => {
     },
   );
 
-  route(
+  route.anyKey(
     {
       at: "GET /v1/sessions/:id",
       summary: "A session's report: decisions by verdict and tool, spend, labels seen, flows blocked.",
-      roles: ["agent", "approver", "admin"],
       response: { status: 200, description: "The session report." },
     },
     async (c) => {
-      const id = param(c, "id");
       const identity = c.get("identity");
+      const id = param(c, "id");
       let report: Awaited<ReturnType<typeof ctx.warden.sessionReport>>;
       try {
         report = await ctx.warden.sessionReport(id);

@@ -5,32 +5,29 @@ import { param, parseBody } from "./request.js";
 
 /** API keys: list, create, revoke (admin only). */
 export const keyRoutes: RouteGroup = (route, ctx) => {
-  route(
+  route.admin(
     {
       at: "GET /v1/keys",
       summary: "The API keys (ids, names, roles; never the keys).",
-      roles: ["admin"],
       response: { status: 200, description: "`{keys: [...]}`." },
     },
     (c) => c.json({ keys: ctx.keys.list() }),
   );
 
-  route(
+  route.admin(
     {
       at: "POST /v1/keys",
       summary: "Create an API key; the key is in this response only.",
-      roles: ["admin"],
       body: CreateKeySchema,
       response: { status: 201, description: "`{key, identity}`." },
     },
     async (c) => c.json(await ctx.keys.createKey(await parseBody(c, CreateKeySchema)), 201),
   );
 
-  route(
+  route.admin(
     {
       at: "DELETE /v1/keys/:id",
       summary: "Revoke an API key.",
-      roles: ["admin"],
       response: { status: 204, description: "Revoked." },
     },
     async (c) => {

@@ -2,12 +2,11 @@ import type { RouteGroup } from "./context.js";
 
 /** The server itself: health (public), the caller's identity, metrics. */
 export const metaRoutes: RouteGroup = (route, ctx) => {
-  route(
+  route.public(
     {
       at: "GET /health",
       summary:
         "Liveness, whether the audit trail is keeping up and whether the state store answers. No key needed.",
-      roles: "public",
       response: {
         status: 200,
         description:
@@ -23,22 +22,20 @@ export const metaRoutes: RouteGroup = (route, ctx) => {
     },
   );
 
-  route(
+  route.anyKey(
     {
       at: "GET /v1/whoami",
       summary: "The identity and role of the key.",
-      roles: ["agent", "approver", "admin"],
       response: { status: 200, description: "The key's identity (never the key)." },
     },
     (c) => c.json(c.get("identity")),
   );
 
-  route(
+  route.approver(
     {
       at: "GET /metrics",
       summary:
         "Prometheus metrics: decisions by verdict, decide latency histogram, pending approvals, audit spool.",
-      roles: ["approver", "admin"],
       response: { status: 200, description: "Prometheus text format.", contentType: "text/plain" },
     },
     async (c) => c.body(await ctx.metrics.text(), 200, { "Content-Type": ctx.metrics.contentType }),

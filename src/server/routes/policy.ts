@@ -9,11 +9,10 @@ import { param, parseBody } from "./request.js";
  * invalid policy is thrown as `PolicyLoadError`; the app's `onError` answers 422 with its issues.
  */
 export const policyRoutes: RouteGroup = (route, ctx) => {
-  route(
+  route.approver(
     {
       at: "GET /v1/policy",
       summary: "The active policy: name, hash and the text of every file it is made of.",
-      roles: ["approver", "admin"],
       response: { status: 200, description: "The active policy." },
     },
     (c) => {
@@ -31,31 +30,28 @@ export const policyRoutes: RouteGroup = (route, ctx) => {
     },
   );
 
-  route(
+  route.approver(
     {
       at: "GET /v1/policy/versions",
       summary: "Every stored policy version, newest first.",
-      roles: ["approver", "admin"],
       response: { status: 200, description: "`{versions: [...]}`." },
     },
     (c) => c.json({ versions: ctx.policies.list() }),
   );
 
-  route(
+  route.approver(
     {
       at: "GET /v1/policy/versions/:hash",
       summary: "One version and its text.",
-      roles: ["approver", "admin"],
       response: { status: 200, description: "`{version, source}`." },
     },
     (c) => c.json(stored(param(c, "hash"))),
   );
 
-  route(
+  route.admin(
     {
       at: "POST /v1/policy/validate",
       summary: "Validate policy text; errors name line and column.",
-      roles: ["admin"],
       body: PolicySourceSchema,
       response: { status: 200, description: "`{valid: true, name, hash}`; 422 `{valid: false, errors}`." },
     },
@@ -66,11 +62,10 @@ export const policyRoutes: RouteGroup = (route, ctx) => {
     },
   );
 
-  route(
+  route.admin(
     {
       at: "POST /v1/policy/versions",
       summary: "Upload a policy version (validated first; `activate: true` to switch to it).",
-      roles: ["admin"],
       body: PolicySourceSchema,
       response: {
         status: 201,
@@ -83,11 +78,10 @@ export const policyRoutes: RouteGroup = (route, ctx) => {
     },
   );
 
-  route(
+  route.admin(
     {
       at: "POST /v1/policy/dry-run",
       summary: "Which recent decisions a policy (text or stored version) would change.",
-      roles: ["admin"],
       body: DryRunRequestSchema,
       response: { status: 200, description: "Calls compared and the decisions that would change." },
     },
@@ -100,21 +94,19 @@ export const policyRoutes: RouteGroup = (route, ctx) => {
     },
   );
 
-  route(
+  route.admin(
     {
       at: "POST /v1/policy/versions/:hash/activate",
       summary: "Activate a stored version (audited with both hashes).",
-      roles: ["admin"],
       response: { status: 200, description: "`{action, from, to, by}`." },
     },
     async (c) => c.json(await ctx.policies.activate(param(c, "hash"), c.get("identity").name)),
   );
 
-  route(
+  route.admin(
     {
       at: "POST /v1/policy/rollback",
       summary: "Return to the version that was active before the current one.",
-      roles: ["admin"],
       response: {
         status: 200,
         description: "`{action, from, to, by}`; 409 when there is nothing to roll back to.",
