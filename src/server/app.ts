@@ -2,7 +2,6 @@ import type { Context, MiddlewareHandler } from "hono";
 import { Hono } from "hono";
 import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
-import { secureHeaders } from "hono/secure-headers";
 import { PolicyLoadError, ToolwardenError } from "../core/index.js";
 import type { ErrorStatus } from "./http-errors.js";
 import { HttpError, statusOf } from "./http-errors.js";
@@ -23,6 +22,7 @@ import { decisionRoutes } from "./routes/decisions.js";
 import { keyRoutes } from "./routes/keys.js";
 import { metaRoutes } from "./routes/meta.js";
 import { policyRoutes } from "./routes/policy.js";
+import { securityHeaders } from "./secure-headers.js";
 
 export type { ServerContext } from "./routes/context.js";
 
@@ -41,22 +41,7 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
   const app = new Hono<Env>();
   const routes: RouteDoc[] = [];
 
-  app.use(
-    "*",
-    secureHeaders({
-      contentSecurityPolicy: {
-        defaultSrc: ["'self'"],
-        scriptSrc: ["'self'"],
-        styleSrc: ["'self'"],
-        imgSrc: ["'self'", "data:"],
-        connectSrc: ["'self'"],
-        frameAncestors: ["'none'"],
-        baseUri: ["'none'"],
-        formAction: ["'none'"],
-      },
-      crossOriginResourcePolicy: "same-origin",
-    }),
-  );
+  app.use("*", securityHeaders());
   if (ctx.corsOrigins?.length) {
     app.use(
       "/v1/*",
