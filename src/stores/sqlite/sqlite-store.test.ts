@@ -1,6 +1,7 @@
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { describeStateStore, describeTwoProcessRace } from "../conformance.js";
 import { createStateStore } from "../create.js";
@@ -105,6 +106,27 @@ describe("SqliteStateStore on disk", () => {
       blocked: ['{"tool":"y"}'],
     });
     expect(await store.noteSession("gone", { tool: "x", verdict: "allow" }, limits, 3)).toBe(false);
+    await store.close();
+  });
+
+  it("reads a session without the write lock while another process holds it, unless the read must write", async () => {
+    const path = join(dir, `read-${files++}.db`);
+    const store = new SqliteStateStore({ path, busyTimeoutMs: 20 });
+    const limits = { ttlMs: 60_000, maxSessions: 10, maxPerOwner: 10, maxBytes: 1 << 20 };
+    await store.openSession("s", { owner: "a" }, limits, 1000);
+    await store.appendSession("s", ["e1"], limits, 1000);
+    const other = new Database(path);
+    other.exec("BEGIN IMMEDIATE");
+    try {
+      expect(await store.readSession("s", 0, limits, 2000)).toMatchObject({ owner: "a", seq: 1, entries: ["e1"] });
+      expect(await store.readSession("nope", 0, limits, 2000)).toBeUndefined();
+      // Past a tenth of the TTL the read refreshes the expiry: that write waits for the lock.
+      await expect(store.readSession("s", 0, limits, 1000 + 7_000)).rejects.toThrow(/locked|busy/i);
+    } finally {
+      other.exec("ROLLBACK");
+      other.close();
+    }
+    expect(await store.readSession("s", 0, limits, 1000 + 7_000)).toMatchObject({ seq: 1 });
     await store.close();
   });
 });
