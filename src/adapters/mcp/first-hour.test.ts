@@ -36,17 +36,7 @@ describe("mcp proxy: audit and pins by default", () => {
     const policy = write("p.yaml", "version: 1\nallow: ['*']\n");
     const run = spawnSync(
       process.execPath,
-      [
-        cliPath(),
-        "mcp",
-        "proxy",
-        "-p",
-        policy,
-        "--",
-        process.execPath,
-        "-e",
-        "",
-      ],
+      [cliPath(), "mcp", "proxy", "-p", policy, "--", process.execPath, "-e", ""],
       {
         cwd: ROOT,
         encoding: "utf8",

@@ -3,7 +3,7 @@ import type { CallToolResult } from "@modelcontextprotocol/server";
 import { sha256Hex } from "../../audit/chain.js";
 import { answered } from "../../approvals/approvals.js";
 import type { ApprovalSettings } from "../../approvals/approvals.js";
-import { ApprovalRequiredError, PolicyDeniedError } from "../../core/index.js";
+import { ApprovalRequiredError, BUILTIN_RULES, PolicyDeniedError } from "../../core/index.js";
 import type { Agent, Call, Decision } from "../../core/index.js";
 import { hashCall } from "../../gateway/index.js";
 import { refusalText } from "../guard.js";
@@ -95,6 +95,8 @@ export class ToolGate {
       return [...new Set(labels)];
     });
     if (guarded.withheld) return refusal({ ...guarded.withheld, tool: name });
+    const unrecorded = await this.durable(call, context.session);
+    if (unrecorded) return refusal(unrecorded);
     return guarded.output as CallToolResult;
   }
 
@@ -131,7 +133,27 @@ export class ToolGate {
       this.recordText(call, context.session, requestOutputText(output), extra),
     );
     if (guarded.withheld) throw refusalProtocolError({ ...guarded.withheld, tool: method });
+    const unrecorded = await this.durable(call, context.session);
+    if (unrecorded) throw refusalProtocolError(unrecorded);
     return guarded.output as T;
+  }
+
+  /**
+   * Waits until the output just recorded is durable in the state store, so that a call the client
+   * makes next, through any replica, sees it; undefined then. When the store cannot take it, the
+   * output is withheld (the deny says why): content that is not recorded must not reach the agent.
+   */
+  private async durable(call: Call, session: Session): Promise<Decision | undefined> {
+    try {
+      await this.warden.flush(session.id);
+      return undefined;
+    } catch (error) {
+      return deny(
+        call.tool,
+        BUILTIN_RULES.storeUnavailable,
+        `the output could not be recorded in the state store (${(error as Error).message}); it was withheld`,
+      );
+    }
   }
 
   /** Null when the pin lets the call through; else the refusing Decision (audited). */

@@ -36,6 +36,26 @@ import { toolwardenVersion } from "../../core/version.js";
 /** Joins a server id and a tool name into the name clients see: `github__create_issue`. */
 export const TOOL_SEPARATOR = "__";
 
+/**
+ * The request header that names a client's toolwarden session, so that every gateway replica on
+ * one state store (and every new connection, and a reconnect after a restart) continues it.
+ */
+export const SESSION_HEADER = "toolwarden-session";
+const SESSION_NAME = /^[A-Za-z0-9._:-]{1,128}$/;
+
+/**
+ * The toolwarden session of a client request: the one the `Toolwarden-Session` header names,
+ * scoped to the token's agent (another agent naming it gets a session of its own), or undefined
+ * when the header is absent. Throws a message for a malformed header.
+ */
+function namedSession(req: IncomingMessage, agent: Agent): string | undefined {
+  const named = req.headers[SESSION_HEADER];
+  if (named === undefined) return undefined;
+  if (typeof named !== "string" || !SESSION_NAME.test(named))
+    throw new Error("`Toolwarden-Session` must be 1 to 128 letters, digits, `.`, `_`, `:` or `-`");
+  return `mcp-gateway:${encodeURIComponent(String(agent.id))}:${named}`;
+}
+
 export interface GatewayOptions {
   warden: Warden;
   servers: Record<string, UpstreamSpec>;
@@ -78,7 +98,7 @@ interface ClientSession {
 /** Who is asking, for the handlers of one SDK server instance. */
 interface Caller {
   agent: Agent;
-  /** The toolwarden session: one per 2025 MCP session; per token for 2026 requests (that protocol has no sessions). */
+  /** The toolwarden session: the one `Toolwarden-Session` names, else one per 2025 MCP session and one per agent for 2026 requests (that protocol has no sessions). */
   session: () => Session;
   /** The connection to use for a server (own for a stateful server in a 2025 session). */
   client: (upstream: Upstream) => Promise<Client>;
@@ -92,7 +112,8 @@ const MAX_BODY = 4 * 1024 * 1024;
  * token that names their agent. Both protocol generations (v2 SDK): a 2025 client opens an MCP
  * session with `initialize` (one toolwarden session: its labels, counters and approvals, bound to
  * the token that opened it); a 2026-07-28 client's requests are served one by one (`server/discover`
- * included) in one toolwarden session per token. Tools and prompts are namespaced
+ * included) in one toolwarden session per agent. A `Toolwarden-Session` header names the session
+ * instead, so replicas and reconnections continue it. Tools and prompts are namespaced
  * `<server>__<name>`; resources keep their URIs and are routed to the server that lists them (or
  * whose template matches). The policy sees the plain tool name with `server: <id>`;
  * `resources/read` and `prompts/get` are decided as calls of those names. Upstreams are shared by
@@ -243,9 +264,10 @@ export class McpGateway {
   private async listenHttp(): Promise<void> {
     this.modern = createMcpHandler(
       (ctx) => {
-        const extra = (ctx.authInfo?.extra ?? {}) as { index?: number; agent?: Agent };
+        const extra = (ctx.authInfo?.extra ?? {}) as { agent?: Agent; session?: string };
         const agent = extra.agent ?? { id: "unknown" };
-        const id = `mcp-gateway:token-${extra.index ?? "none"}`;
+        // Without a named session, one per agent: every replica derives the same id.
+        const id = extra.session ?? `mcp-gateway:agent:${encodeURIComponent(String(agent.id))}`;
         return this.buildServer({
           agent,
           session: () => this.options.warden.session({ id, agent }),
@@ -282,6 +304,12 @@ export class McpGateway {
       res.setHeader("WWW-Authenticate", 'Bearer realm="toolwarden"');
       return reply(res, 401, "unauthorized: a valid bearer token is required", -32001);
     }
+    let named: string | undefined;
+    try {
+      named = namedSession(req, caller.agent);
+    } catch (error) {
+      return reply(res, 400, (error as Error).message, -32600);
+    }
     const sessionId = req.headers["mcp-session-id"];
     if (typeof sessionId === "string") {
       const session = this.sessions.get(sessionId);
@@ -305,29 +333,34 @@ export class McpGateway {
         token: "bearer",
         clientId: String(caller.agent.id),
         scopes: [],
-        extra: { index: caller.index, agent: caller.agent },
+        extra: { index: caller.index, agent: caller.agent, session: named },
       };
       return send(res, await (this.modern as McpHttpHandler).fetch(request, { parsedBody: body, authInfo }));
     }
     const initializing = Array.isArray(body) ? body.some(isInitializeRequest) : isInitializeRequest(body);
     if (!initializing) return reply(res, 400, "no session: send initialize first");
-    const session = await this.openSession(caller.index, caller.agent);
+    const session = await this.openSession(caller.index, caller.agent, named);
     await send(res, await session.transport.handleRequest(request, { parsedBody: body }));
   }
 
-  private async openSession(token: number, agent: Agent): Promise<ClientSession> {
+  /**
+   * One 2025 MCP session. Its toolwarden session is the one `named` (the `Toolwarden-Session`
+   * header at `initialize`: shared with other connections and replicas, left to expire in the
+   * store when this connection ends), else its own, ended with it.
+   */
+  private async openSession(token: number, agent: Agent, named?: string): Promise<ClientSession> {
     const { warden } = this.options;
     const transport = new WebStandardStreamableHTTPServerTransport({
       sessionIdGenerator: () => randomUUID(),
       onsessioninitialized: (id) => {
         this.sessions.set(id, session);
-        warden.session({ id, agent });
+        warden.session({ id: named ?? id, agent });
       },
     });
     const upstreams = new Map<string, Promise<Client>>();
     const server = this.buildServer({
       agent,
-      session: () => warden.session({ id: transport.sessionId ?? randomUUID(), agent }),
+      session: () => warden.session({ id: named ?? transport.sessionId ?? randomUUID(), agent }),
       client: (upstream) => {
         if (!upstream.stateful) return Promise.resolve(upstream.client);
         let own = upstreams.get(upstream.id);
@@ -345,7 +378,7 @@ export class McpGateway {
       const id = transport.sessionId;
       if (id && this.sessions.get(id) === session) {
         this.sessions.delete(id);
-        warden.endSession(id);
+        if (!named) warden.endSession(id);
       }
       for (const own of upstreams.values()) void own.then((client) => client.close()).catch(() => {});
     };

@@ -23,7 +23,14 @@ export {
 export type { GatewayConfig } from "./gateway-config.js";
 export { reviewTools } from "./pin-check.js";
 export type { PinEvent, PinRules, PinStatus } from "./pin-check.js";
-export { DEFAULT_PINS_PATH, defaultPinsPath, fingerprintChanges, fingerprintTool, PinLedger, PinLedgerError } from "./pins.js";
+export {
+  DEFAULT_PINS_PATH,
+  defaultPinsPath,
+  fingerprintChanges,
+  fingerprintTool,
+  PinLedger,
+  PinLedgerError,
+} from "./pins.js";
 export type { PinEntry, PinLedgerOptions, ToolFingerprint } from "./pins.js";
 export { McpProxy } from "./proxy.js";
 export { NotificationPump } from "./pump.js";
