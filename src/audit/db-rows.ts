@@ -69,6 +69,34 @@ export const RECORD_COLUMNS = [
 export const VIOLATION_COLUMNS = ["chain", "seq", "idx", "code", "arg", "verdict", "message"] as const;
 export const APPROVAL_COLUMNS = ["chain", "seq", "approval_id", "status", "decided_by", "reason"] as const;
 
+/** `SELECT <record columns>`, to read rows `verifyRows` checks. */
+export const SELECT_RECORD_COLUMNS = `SELECT ${RECORD_COLUMNS.join(", ")}`;
+
+/**
+ * The tables one batch is written to: name, columns in insert order with their PostgreSQL types,
+ * and which rows of `batchRows` go there.
+ */
+export const BATCH_TABLES = [
+  {
+    name: "audit_records",
+    rows: "records",
+    columns: RECORD_COLUMNS,
+    types: [...["text", "bigint"], ...Array<string>(14).fill("text")],
+  },
+  {
+    name: "audit_violations",
+    rows: "violations",
+    columns: VIOLATION_COLUMNS,
+    types: ["text", "bigint", "integer", "text", "text", "text", "text"],
+  },
+  {
+    name: "audit_approvals",
+    rows: "approvals",
+    columns: APPROVAL_COLUMNS,
+    types: ["text", "bigint", "text", "text", "text", "text"],
+  },
+] as const;
+
 /** Columns that must equal the field of the same meaning in the signed record. */
 const CHECKED: Array<[keyof RecordRow, string]> = [
   ["chain", "chain"],

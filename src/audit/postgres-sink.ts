@@ -1,15 +1,6 @@
 import pg from "pg";
 import { type ChainHead, GENESIS, type SigningOptions, signingKey } from "./chain.js";
-import {
-  APPROVAL_COLUMNS,
-  type ApprovalRow,
-  batchRows,
-  RECORD_COLUMNS,
-  type RecordRow,
-  VIOLATION_COLUMNS,
-  type ViolationRow,
-  verifyRows,
-} from "./db-rows.js";
+import { BATCH_TABLES, batchRows, type RecordRow, SELECT_RECORD_COLUMNS, verifyRows } from "./db-rows.js";
 import { AuditSinkError } from "./errors.js";
 import { type BatchedSinkOptions, GroupCommitSink } from "./group-commit.js";
 import type { Durability } from "./jsonl-sink.js";
@@ -78,27 +69,6 @@ const MIGRATIONS: Array<{ version: number; name: string; sql: string }> = [
     `,
   },
 ];
-
-const RECORD_TYPES: Record<(typeof RECORD_COLUMNS)[number], string> = {
-  chain: "text",
-  seq: "bigint",
-  time: "text",
-  kind: "text",
-  session: "text",
-  agent: "text",
-  tool: "text",
-  server: "text",
-  verdict: "text",
-  rule: "text",
-  policy: "text",
-  args_hash: "text",
-  prev: "text",
-  hash: "text",
-  hmac: "text",
-  record: "text",
-};
-const VIOLATION_TYPES = ["text", "bigint", "integer", "text", "text", "text", "text"];
-const APPROVAL_TYPES = ["text", "bigint", "text", "text", "text", "text"];
 
 export interface PostgresSinkOptions extends SigningOptions, BatchedSinkOptions {
   /** A pool to use; the sink does not end it. */
@@ -250,29 +220,25 @@ export class PostgresAuditSink extends GroupCommitSink<AuditEvent> implements Au
       [chain],
     );
     const head: ChainHead = { seq: Number(locked.rows[0]!.seq), hash: locked.rows[0]!.hash };
-    const { records, violations, approvals, head: next } = batchRows(events, head, this.#key, chain);
-    // unnest() takes one array per column: a single statement whatever the batch size.
-    await insertColumns(client, `${q}.audit_records`, RECORD_COLUMNS, Object.values(RECORD_TYPES), records);
-    if (violations.length > 0) {
-      await insertColumns(client, `${q}.audit_violations`, VIOLATION_COLUMNS, VIOLATION_TYPES, violations);
-    }
-    if (approvals.length > 0) {
-      await insertColumns(client, `${q}.audit_approvals`, APPROVAL_COLUMNS, APPROVAL_TYPES, approvals);
+    const batch = batchRows(events, head, this.#key, chain);
+    // unnest() takes one array per column: a single statement per table whatever the batch size.
+    for (const { name, rows, columns, types } of BATCH_TABLES) {
+      if (batch[rows].length > 0) await insertColumns(client, `${q}.${name}`, columns, types, batch[rows]);
     }
     await client.query(`UPDATE ${q}.audit_chains SET seq = $2, hash = $3 WHERE chain = $1`, [
       chain,
-      next.seq,
-      next.hash,
+      batch.head.seq,
+      batch.head.hash,
     ]);
   }
 }
 
-async function insertColumns<Row extends object>(
+async function insertColumns(
   client: pg.PoolClient,
   table: string,
   columns: readonly string[],
   types: readonly string[],
-  rows: Row[],
+  rows: readonly object[],
 ): Promise<void> {
   const arrays = columns.map((column) => rows.map((row) => (row as Record<string, unknown>)[column] ?? null));
   const unnest = types.map((type, i) => `$${i + 1}::${type}[]`).join(", ");
@@ -344,7 +310,7 @@ export async function verifyPostgres(
     let after = 0;
     for (;;) {
       const page = await client.query<RecordRow>(
-        `SELECT ${RECORD_COLUMNS.join(", ")} FROM ${q}.audit_records WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
+        `${SELECT_RECORD_COLUMNS} FROM ${q}.audit_records WHERE chain = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
         [chain, after, pageSize],
       );
       for (const row of page.rows) yield row;
@@ -358,4 +324,4 @@ export async function verifyPostgres(
   });
 }
 
-export type { ApprovalRow, RecordRow, ViolationRow };
+export type { ApprovalRow, RecordRow, ViolationRow } from "./db-rows.js";

@@ -11,16 +11,7 @@ import {
   signingKey,
   ZERO_HASH,
 } from "./chain.js";
-import {
-  APPROVAL_COLUMNS,
-  type ApprovalRow,
-  batchRows,
-  RECORD_COLUMNS,
-  type RecordRow,
-  VIOLATION_COLUMNS,
-  type ViolationRow,
-  verifyRows,
-} from "./db-rows.js";
+import { BATCH_TABLES, batchRows, type RecordRow, SELECT_RECORD_COLUMNS, verifyRows } from "./db-rows.js";
 import { AuditSinkError } from "./errors.js";
 import { type BatchedSinkOptions, GroupCommitSink } from "./group-commit.js";
 import type { Durability } from "./jsonl-sink.js";
@@ -191,7 +182,7 @@ export class SqliteAuditSink extends GroupCommitSink<AuditEvent> implements Audi
    */
   #signHead(seq: number): void {
     const key = this.#key;
-    const select = `SELECT ${RECORD_COLUMNS.join(", ")} FROM audit_records WHERE chain = ?`;
+    const select = `${SELECT_RECORD_COLUMNS} FROM audit_records WHERE chain = ?`;
     const last = this.#db.prepare(`${select} AND seq = ?`).get(this.chain, seq) as RecordRow;
     if (!key || hmacRole(last.hmac).role !== "covered") return;
     const checkpoint = this.#db
@@ -232,15 +223,12 @@ export class SqliteAuditSink extends GroupCommitSink<AuditEvent> implements Audi
   #prepareWriter(): (events: AuditEvent[]) => void {
     const db = this.#db;
     const chain = this.chain;
-    const insertRecord = db.prepare(
-      `INSERT INTO audit_records (${RECORD_COLUMNS.join(", ")}) VALUES (${RECORD_COLUMNS.map((c) => `@${c}`).join(", ")})`,
-    );
-    const insertViolation = db.prepare(
-      `INSERT INTO audit_violations (${VIOLATION_COLUMNS.join(", ")}) VALUES (${VIOLATION_COLUMNS.map((c) => `@${c}`).join(", ")})`,
-    );
-    const insertApproval = db.prepare(
-      `INSERT INTO audit_approvals (${APPROVAL_COLUMNS.join(", ")}) VALUES (${APPROVAL_COLUMNS.map((c) => `@${c}`).join(", ")})`,
-    );
+    const inserts = BATCH_TABLES.map(({ name, rows, columns }) => ({
+      rows,
+      statement: db.prepare(
+        `INSERT INTO ${name} (${columns.join(", ")}) VALUES (${columns.map((c) => `@${c}`).join(", ")})`,
+      ),
+    }));
     const setHead = db.prepare(
       "INSERT INTO audit_chains (chain, seq, hash) VALUES (?, ?, ?) ON CONFLICT (chain) DO UPDATE SET seq = excluded.seq, hash = excluded.hash",
     );
@@ -249,9 +237,7 @@ export class SqliteAuditSink extends GroupCommitSink<AuditEvent> implements Audi
     const batch = db.transaction((events: AuditEvent[]) => {
       const row = getHead.get(chain) as ChainHead | undefined;
       const batch = batchRows(events, row ?? GENESIS, key, chain);
-      for (const r of batch.records) insertRecord.run(r);
-      for (const v of batch.violations) insertViolation.run(v);
-      for (const a of batch.approvals) insertApproval.run(a);
+      for (const { rows, statement } of inserts) for (const r of batch[rows]) statement.run(r);
       setHead.run(chain, batch.head.seq, batch.head.hash);
     });
     return (events) => batch.immediate(events);
@@ -295,7 +281,7 @@ export async function verifySqlite(
   chain = "main",
 ): Promise<AuditVerifyResult> {
   const rows = db
-    .prepare(`SELECT ${RECORD_COLUMNS.join(", ")} FROM audit_records WHERE chain = ? ORDER BY seq`)
+    .prepare(`${SELECT_RECORD_COLUMNS} FROM audit_records WHERE chain = ? ORDER BY seq`)
     .iterate(chain) as IterableIterator<RecordRow>;
   const head = readHead(db, chain);
   return verifyRows(rows, key, {
@@ -304,4 +290,4 @@ export async function verifySqlite(
   });
 }
 
-export type { ApprovalRow, RecordRow, ViolationRow };
+export type { ApprovalRow, RecordRow, ViolationRow } from "./db-rows.js";
