@@ -2,6 +2,7 @@ import { mkdtempSync, readFileSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
+import { MemoryStateStore } from "../stores/index.js";
 import { ApiKeyStore } from "./keys.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tw-keys-"));
@@ -45,5 +46,26 @@ describe("ApiKeyStore", () => {
     expect(store.verify(agent.key)).toBeUndefined();
     expect(ApiKeyStore.open(file).verify(agent.key)).toBeUndefined();
     expect(store.revoke(agent.identity.id)).toBe(false);
+  });
+
+  it("refuses a key it verified before once it is revoked here or on another replica", async () => {
+    const shared = new MemoryStateStore();
+    const here = ApiKeyStore.open(undefined);
+    const there = ApiKeyStore.open(undefined);
+    await here.share(shared);
+    await there.share(shared);
+    const first = await here.createKey({ role: "agent", name: "a", agent: "a" });
+    const second = await here.createKey({ role: "agent", name: "b", agent: "b" });
+    await there.refresh(0);
+    for (let i = 0; i < 3; i++) {
+      expect(there.verify(first.key)?.id).toBe(first.identity.id);
+      expect(here.verify(second.key)?.id).toBe(second.identity.id);
+    }
+    await here.revokeKey(first.identity.id);
+    await there.refresh(0);
+    expect(there.verify(first.key)).toBeUndefined();
+    expect(here.verify(first.key)).toBeUndefined();
+    here.revoke(second.identity.id);
+    expect(here.verify(second.key)).toBeUndefined();
   });
 });

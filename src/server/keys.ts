@@ -31,6 +31,8 @@ const PREFIX = "twk";
 // Keys are 32 random bytes: a fast hash is enough, no password stretching needed.
 const KEY_SHAPE = /^twk_([0-9a-f]{12})_([A-Za-z0-9_-]{43})$/;
 const DUMMY_HASH = Buffer.alloc(32);
+/** Verified keys remembered at most (the cache starts over past it). */
+const MAX_VERIFIED = 10_000;
 
 /**
  * API keys in a JSON file (mode 0600) holding only SHA-256 hashes. A key reads
@@ -40,6 +42,12 @@ const DUMMY_HASH = Buffer.alloc(32);
 export class ApiKeyStore {
   readonly #file: string | undefined;
   readonly #byId = new Map<string, ApiKeyRecord & { digest: Buffer }>();
+  /**
+   * Keys that verified, by the presented key: a hit skips the regex, the hash and the copy of the
+   * identity on every request. Only verified keys enter (a wrong key cannot fill it), and any
+   * change to the set (revoke, a shared set read anew) empties it, so a revocation holds at once.
+   */
+  readonly #verified = new Map<string, ApiKeyIdentity>();
   /** The state store the keys are shared through (every replica sees one set), once `share` ran. */
   #shared: { store: StateStore; version: number; loadedAt: number; forcedAt: number } | undefined;
 
@@ -106,10 +114,16 @@ export class ApiKeyStore {
 
   /** The identity behind a presented key, or undefined. Constant time in the key's secret part. */
   verify(presented: string): ApiKeyIdentity | undefined {
+    const known = this.#verified.get(presented);
+    if (known) return known;
     const match = KEY_SHAPE.exec(presented);
     const record = match ? this.#byId.get(match[1]) : undefined;
     const ok = timingSafeEqual(sha256(presented), record?.digest ?? DUMMY_HASH);
-    return ok && record ? identityOf(record) : undefined;
+    if (!ok || !record) return undefined;
+    const identity = Object.freeze(identityOf(record));
+    if (this.#verified.size >= MAX_VERIFIED) this.#verified.clear();
+    this.#verified.set(presented, identity);
+    return identity;
   }
 
   list(): ApiKeyIdentity[] {
@@ -119,6 +133,7 @@ export class ApiKeyStore {
   /** Revokes a key by id; false when there was none. */
   revoke(id: string): boolean {
     const removed = this.#byId.delete(id);
+    this.#verified.clear();
     if (removed) this.#save();
     return removed;
   }
@@ -191,6 +206,7 @@ export class ApiKeyStore {
         : undefined;
     });
     this.#byId.delete(id);
+    this.#verified.clear();
     return found;
   }
 
@@ -218,6 +234,7 @@ export class ApiKeyStore {
 
   #adopt(records: ApiKeyRecord[], version: number): void {
     this.#byId.clear();
+    this.#verified.clear();
     for (const record of records)
       this.#byId.set(record.id, { ...record, digest: Buffer.from(record.hash, "hex") });
     this.#shared!.version = version;
