@@ -5,10 +5,75 @@ import { compileGlob } from "../../src/policy/index.js";
 import { globMatches } from "../../src/policy/reference.js";
 import { call, glob, policy, sessionPlan, TOOLS } from "./arbitraries.js";
 import { propertySeed } from "../setup/property-seed.js";
-import { compileGenerated, compileObject, decideBoth, sessionFor } from "./harness.js";
+import { Warden } from "../../src/gateway/index.js";
+import type { Call } from "../../src/core/index.js";
+import type { GenPolicy } from "./arbitraries.js";
+import {
+  compileGenerated,
+  compileObject,
+  DecideModel,
+  decideBoth,
+  sessionFor,
+  summarize,
+  type StatePlan,
+} from "./harness.js";
 
 /** Cases per property; CI runs the default, `TW_PROPERTY_RUNS=20000` digs deeper. */
 const RUNS = Number(process.env.TW_PROPERTY_RUNS ?? 2000);
+
+/** Tools the limits and costs name, so that calls meet them often. */
+const COUNTED = ["t", "refund", "send_email", "read_file"] as const;
+
+const statePlan: fc.Arbitrary<StatePlan> = fc.record({
+  limits: fc.uniqueArray(
+    fc.record(
+      {
+        // Names around the generated rule names (`a`, `B`, `r1`, `z`): ties are broken by name.
+        name: fc.constantFrom("a-lim", "m-lim", "zz-lim"),
+        tool: fc.constantFrom("*", "re*", ...COUNTED),
+        max: fc.integer({ min: 1, max: 2 }),
+        per: fc.constantFrom("session", "agent", "tool", "global"),
+        verdict: fc.constantFrom("deny", "ask", "flag"),
+      },
+      { requiredKeys: ["name", "tool", "max", "per"] },
+    ),
+    { selector: (limit) => limit.name, maxLength: 2 },
+  ),
+  costs: fc
+    .array(fc.tuple(fc.constantFrom(...COUNTED), fc.constantFrom(0, 1, 2.5, 4)), { maxLength: 3 })
+    .map((entries) => Object.fromEntries(entries)),
+  budget: fc.option(
+    fc.record(
+      {
+        max: fc.constantFrom(0, 3, 5),
+        ask_above: fc.constantFrom(1, 3),
+        per: fc.constantFrom("session", "agent", "global"),
+      },
+      { requiredKeys: ["max", "per"] },
+    ),
+    { nil: undefined },
+  ),
+});
+
+/** The generated policy with the plan's limits, costs and budget; without `url` checks, whose DNS half decide would run. */
+function withState(p: GenPolicy, plan: StatePlan): GenPolicy {
+  const tools: Record<string, Record<string, unknown>> = {};
+  for (const [name, decl] of Object.entries((p.tools ?? {}) as Record<string, Record<string, unknown>>)) {
+    const args: Record<string, Record<string, unknown>> = {};
+    for (const [arg, kinds] of Object.entries((decl.args ?? {}) as Record<string, Record<string, unknown>>)) {
+      const { url: _url, ...rest } = kinds;
+      if (Object.keys(rest).length) args[arg] = rest;
+    }
+    tools[name] = { ...decl, args };
+  }
+  for (const [name, cost] of Object.entries(plan.costs)) tools[name] = { ...tools[name], cost };
+  return {
+    ...p,
+    tools,
+    limits: plan.limits.map(({ tool, ...limit }) => ({ ...limit, when: { tool } })),
+    ...(plan.budget ? { budget: plan.budget } : {}),
+  };
+}
 
 // Thousands of generated policies per property: give a loaded machine time.
 describe("the compiled engine agrees with the reference evaluator", { timeout: 180_000 }, () => {
@@ -52,6 +117,44 @@ describe("the compiled engine agrees with the reference evaluator", { timeout: 1
         `${outcome} (TW_PROPERTY_SEED=${propertySeed})`,
       ).toBeGreaterThan(RUNS / 500);
     }
+  });
+
+  it(`through decide: limits, costs and the budget over a sequence of calls (${RUNS / 8} policies, 2-8 calls each)`, async () => {
+    const seen = new Map<string, number>();
+    const countedCall = fc
+      .tuple(call, fc.constantFrom(...COUNTED))
+      .map(([c, tool]) => ({ ...c, tool }) as Call);
+    await fc.assert(
+      fc.asyncProperty(
+        policy(),
+        statePlan,
+        fc.array(fc.oneof({ arbitrary: countedCall, weight: 3 }, { arbitrary: call, weight: 1 }), {
+          minLength: 2,
+          maxLength: 8,
+        }),
+        async (p, plan, calls) => {
+          const doc = withState(p, plan);
+          const compiled = compileObject(doc);
+          if (!compiled) expect.fail("a generated policy did not load");
+          const warden = Warden.fromObject(doc, { now: () => 1_700_000_000_000 });
+          const model = new DecideModel(compiled!, plan);
+          for (const c of calls) {
+            const engine = summarize(await warden.decide(c));
+            const reference = model.decide(c);
+            if (!isDeepStrictEqual(engine, reference))
+              expect({ call: c, plan, engine }).toEqual({ call: c, plan, engine: reference });
+            const by = reference.rule?.endsWith("-lim") ? "limit" : reference.rule;
+            if (by) seen.set(by, (seen.get(by) ?? 0) + 1);
+          }
+        },
+      ),
+      { numRuns: RUNS / 8 },
+    );
+    // Limits, the budget and its approval threshold each decide often enough to be tested.
+    for (const outcome of ["limit", "budget", "budget.ask_above"])
+      expect(seen.get(outcome) ?? 0, `${outcome} (TW_PROPERTY_SEED=${propertySeed})`).toBeGreaterThan(
+        RUNS / 500,
+      );
   });
 
   it(`on \`from\` against the session's trusted values (${RUNS} cases)`, () => {

@@ -5,7 +5,7 @@ import { compilePolicy, loadPolicyText } from "../../src/policy/index.js";
 import type { CompiledPolicy, LoadedPolicy } from "../../src/policy/index.js";
 import { policySchema } from "../../src/policy/schema.js";
 import { parseSource } from "../../src/policy/source.js";
-import { referenceDecide } from "../../src/policy/reference.js";
+import { globMatches, referenceDecide } from "../../src/policy/reference.js";
 import type { ReferenceDecision } from "../../src/policy/reference.js";
 import { policyText } from "./arbitraries.js";
 import type { SessionPlan } from "./arbitraries.js";
@@ -120,5 +120,101 @@ export function decideBoth(
   return {
     engine: summarize(evaluateCall(policy, call, session)),
     reference: summarize(referenceFor(policy, call, session)),
+  };
+}
+
+/** A limit as the decide-level property generates it: a tool glob, a count, a scope, a verdict. */
+export interface GenLimit {
+  name: string;
+  tool: string;
+  max: number;
+  per: "session" | "agent" | "tool" | "global";
+  verdict?: "deny" | "ask" | "flag";
+}
+
+/** What the decide-level property adds to a generated policy: limits, tool costs and a budget. */
+export interface StatePlan {
+  limits: GenLimit[];
+  costs: Record<string, number>;
+  budget?: { max: number; ask_above?: number; per: "session" | "agent" | "global" };
+}
+
+/** A contribution of the model: a name and its verdict. */
+interface Ranked {
+  verdict: string;
+  rule: string;
+}
+
+/**
+ * The decide-level reference: the reference evaluator's decision, then limits and the budget as
+ * docs/policy.md states them, over a sequence of calls in one window (the clock stands still).
+ * Written from the rules, not from the gateway's stages: a call that is denied, malformed or an
+ * internal error touches no counter; `budget.ask_above` asks; an `ask` counts nothing (its
+ * approval is opened) but a full limit still names itself; a call that runs counts in every
+ * matching limit at once or, when one is full, in none; then spends its cost unless that passes
+ * the budget. A later contribution decides when it is more severe than the decision, or as
+ * severe with a smaller name, or when the decision fell to `default`.
+ */
+export class DecideModel {
+  readonly #counts = new Map<string, number>();
+  readonly #spent = new Map<string, number>();
+
+  constructor(
+    private readonly policy: CompiledPolicy,
+    private readonly plan: StatePlan,
+  ) {}
+
+  decide(call: Call): Summary {
+    const evaluated = summarize(referenceFor(this.policy, call, undefined));
+    if (
+      evaluated.verdict === "deny" ||
+      evaluated.rule === "malformed-call" ||
+      evaluated.rule === "internal-error"
+    )
+      return evaluated;
+    let decision = evaluated;
+    const add = (c: Ranked) => {
+      decision = contributeTo(decision, c);
+    };
+    const cost = this.plan.costs[call.tool] ?? 0;
+    const { budget } = this.plan;
+    const spendKey = budget && cost > 0 ? `${budget.per}=${scopeOf(call, budget.per)}` : undefined;
+    if (spendKey && budget?.ask_above !== undefined && cost > budget.ask_above)
+      add({ verdict: "ask", rule: "budget.ask_above" });
+    const limits = this.plan.limits.filter((limit) => globMatches(limit.tool, call.tool));
+    const keys = limits.map((limit) => `${limit.name}/${scopeOf(call, limit.per)}`);
+    const full = limits.filter((limit, i) => (this.#counts.get(keys[i]) ?? 0) >= limit.max);
+    for (const limit of full) add({ verdict: limit.verdict ?? "deny", rule: limit.name });
+    if (full.length || decision.verdict === "ask") return decision;
+    for (const key of keys) this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
+    if (spendKey && budget) {
+      const spent = this.#spent.get(spendKey) ?? 0;
+      if (spent + cost > budget.max) add({ verdict: "deny", rule: "budget" });
+      else this.#spent.set(spendKey, spent + cost);
+    }
+    return decision;
+  }
+}
+
+function scopeOf(call: Call, per: GenLimit["per"]): string {
+  if (per === "session") return call.session ?? "none";
+  if (per === "agent") return String(call.agent?.id ?? "anonymous");
+  if (per === "tool") return call.tool;
+  return "";
+}
+
+const RANK: Record<string, number> = { allow: 0, flag: 1, ask: 2, deny: 3 };
+
+function contributeTo(decision: Summary, c: Ranked): Summary {
+  const before = decision.rule === null ? [] : decision.matched;
+  const decides =
+    decision.rule === null ||
+    RANK[c.verdict] > RANK[decision.verdict] ||
+    (RANK[c.verdict] === RANK[decision.verdict] && c.rule < decision.rule);
+  return {
+    ...decision,
+    verdict: decides ? c.verdict : decision.verdict,
+    rule: decides ? c.rule : decision.rule,
+    matched: [...before, c.rule].sort(),
   };
 }
