@@ -122,10 +122,11 @@ export class FlowIndex {
   private entries = 0;
 
   private isOverflowed = false;
-  private scratch = new CharBuffer(1024);
-  private scratchTags = new Uint8Array(1024);
+  // Scratch of scans, empty until the first: most sessions hold many indexes that never scan.
+  private scratch = new CharBuffer(0);
+  private scratchTags = new Uint8Array(0);
   /** Scratch: the hash of every k-gram of the text being winnowed. */
-  private hashes = new Uint32Array(1024);
+  private hashes = new Uint32Array(0);
   private selectedHash = new Uint32Array(64);
   private selectedPos = new Uint32Array(64);
 
@@ -461,13 +462,13 @@ export class FlowIndex {
   }
 
   private releaseScratch(): void {
-    if (this.scratch.data.length > SCRATCH_KEEP) this.scratch = new CharBuffer(1024);
+    if (this.scratch.data.length > SCRATCH_KEEP) this.scratch = new CharBuffer(0);
     if (this.selectedPos.length > SCRATCH_KEEP) {
       this.selectedHash = new Uint32Array(64);
       this.selectedPos = new Uint32Array(64);
     }
-    if (this.scratchTags.length > SCRATCH_KEEP) this.scratchTags = new Uint8Array(1024);
-    if (this.hashes.length > SCRATCH_KEEP) this.hashes = new Uint32Array(1024);
+    if (this.scratchTags.length > SCRATCH_KEEP) this.scratchTags = new Uint8Array(0);
+    if (this.hashes.length > SCRATCH_KEEP) this.hashes = new Uint32Array(0);
   }
 
   /** tags[j]: an 8-bit hash of the g characters starting at j, for every j with j + g <= n. */
