@@ -259,7 +259,7 @@ export class PolicyManager {
       let to = file;
       await this.#commit(async (m) => {
         const known = m.versions.some((v) => v.hash === file.hash);
-        await this.#addVersion(m, file.hash, file.name, file.loaded.source.text, "file", "server");
+        await this.#addVersion(m, textOf(file, "file", "server"));
         const top = m.stack.at(-1);
         from = top ?? file.hash;
         to = file;
@@ -291,7 +291,9 @@ export class PolicyManager {
     if (!activate) {
       // Stored without compiling on this thread; activation compiles it (off the thread too).
       const { name, hash } = await this.validateUpload(source);
-      return this.#serial(async () => ({ version: await this.#storeText(hash, name, source, "upload", by) }));
+      return this.#serial(async () => ({
+        version: await this.#storeText({ hash, name, text: source, origin: "upload", by }),
+      }));
     }
     const policy = await this.compileUploadAsync(source);
     return this.#serial(async () => {
@@ -407,34 +409,21 @@ export class PolicyManager {
 
   #store(policy: CompiledPolicy, origin: PolicyVersion["origin"], by: string): Promise<PolicyVersion> {
     this.#compiled.set(policy.hash, policy);
-    return this.#storeText(policy.hash, policy.name, policy.loaded.source.text, origin, by);
+    return this.#storeText(textOf(policy, origin, by));
   }
 
-  async #storeText(
-    hash: string,
-    name: string,
-    text: string,
-    origin: PolicyVersion["origin"],
-    by: string,
-  ): Promise<PolicyVersion> {
+  async #storeText(added: NewVersion): Promise<PolicyVersion> {
     let version: PolicyVersion | undefined;
     await this.#commit(async (m) => {
-      const known = m.versions.some((v) => v.hash === hash);
-      version = await this.#addVersion(m, hash, name, text, origin, by);
+      const known = m.versions.some((v) => v.hash === added.hash);
+      version = await this.#addVersion(m, added);
       if (known) return false;
     });
     return version as PolicyVersion;
   }
 
   /** Adds a version to `m` unless it is there (text first: here, and in the store when shared). */
-  async #addVersion(
-    m: Manifest,
-    hash: string,
-    name: string,
-    text: string,
-    origin: PolicyVersion["origin"],
-    by: string,
-  ): Promise<PolicyVersion> {
+  async #addVersion(m: Manifest, { hash, name, text, origin, by }: NewVersion): Promise<PolicyVersion> {
     const existing = m.versions.find((v) => v.hash === hash);
     if (existing) return existing;
     writeFileSync(this.#textFile(hash), text, { mode: 0o600 });
@@ -565,6 +554,19 @@ function parseManifest(text: string, where: string): Manifest {
       `cannot read policy versions \`${where}\`: ${(error as Error).message}`,
     );
   }
+}
+
+/** A version to store: its text and who made it. */
+interface NewVersion {
+  hash: string;
+  name: string;
+  text: string;
+  origin: PolicyVersion["origin"];
+  by: string;
+}
+
+function textOf(policy: CompiledPolicy, origin: PolicyVersion["origin"], by: string): NewVersion {
+  return { hash: policy.hash, name: policy.name, text: policy.loaded.source.text, origin, by };
 }
 
 function copyManifest(m: Manifest): Manifest {

@@ -1,6 +1,6 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import { FlowIndex, OVERFLOW_SOURCE } from "./flow-index.js";
+import { FlowIndex, fmix32, OVERFLOW_SOURCE } from "./flow-index.js";
 import type { FlowHit } from "./flow-index.js";
 
 const INJECTION =
@@ -236,14 +236,6 @@ describe("FlowIndex properties", () => {
       selectedHash: Uint32Array;
       selectedPos: Uint32Array;
     };
-    const fmix = (h: number) => {
-      h ^= h >>> 16;
-      h = Math.imul(h, 0x85ebca6b);
-      h ^= h >>> 13;
-      h = Math.imul(h, 0xc2b2ae35);
-      h ^= h >>> 16;
-      return h >>> 0;
-    };
     fc.assert(
       fc.property(
         fc.integer({ min: 4, max: 40 }),
@@ -256,7 +248,7 @@ describe("FlowIndex properties", () => {
           for (let i = 0; i + k <= units.length; i++) {
             let h = 0;
             for (let j = 0; j < k; j++) h = (Math.imul(h, base) + units[i + j]) | 0;
-            hashes.push(fmix(h));
+            hashes.push(fmix32(h));
           }
           const expected: Array<[number, number]> = [];
           for (let start = 0; start + w <= hashes.length; start++) {

@@ -45,7 +45,8 @@ interface Doc {
   need: number;
 }
 
-function fmix32(h: number): number {
+/** MurmurHash3's 32-bit finaliser: the k-gram hash is this of the rolling hash. */
+export function fmix32(h: number): number {
   h ^= h >>> 16;
   h = Math.imul(h, 0x85ebca6b);
   h ^= h >>> 13;

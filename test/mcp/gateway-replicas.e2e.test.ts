@@ -5,7 +5,7 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { cliPath, type PrivateRedis, startRedis, tempDir, until } from "../hostile/procs.js";
-import { AUDIT_KEY, FIXTURE, text } from "./helpers.js";
+import { AUDIT_KEY, FIXTURE, text, WEB_POLICY } from "./helpers.js";
 
 /**
  * Issue 16: MCP gateway sessions across replicas. Two `mcp gateway` processes on one Redis, the
@@ -14,19 +14,6 @@ import { AUDIT_KEY, FIXTURE, text } from "./helpers.js";
  */
 const ALICE = "alice-token-3c9e1f7a0b5d2468";
 const BOB = "bob-token-8a2f6c0e4d1b9357";
-const POLICY = `version: 1
-default: allow
-servers:
-  web:
-    tools:
-      fetch_page: { produces: [untrusted] }
-tools:
-  send_email: { sink: external }
-rules:
-  - name: no-untrusted-into-external-sinks
-    when: { sink: external, flows: [untrusted] }
-    verdict: deny
-`;
 
 describe("mcp gateway: one session across two replicas on one Redis", () => {
   const tmp = tempDir("tw-gateway-replicas-");
@@ -37,7 +24,7 @@ describe("mcp gateway: one session across two replicas on one Redis", () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    writeFileSync(join(tmp.dir, "policy.yaml"), POLICY);
+    writeFileSync(join(tmp.dir, "policy.yaml"), WEB_POLICY);
     for (const replica of ["a", "b"]) {
       const config = join(tmp.dir, `gateway-${replica}.yaml`);
       writeFileSync(

@@ -27,6 +27,21 @@ export const FILESYSTEM = (root: string) => [
 /** One of our fixture servers (TypeScript, run with tsx). */
 export const FIXTURE = (name: string) => ["--import", TSX, join(ROOT, "test/mcp/fixtures", name)];
 
+/** A policy for the web fixture: its pages are untrusted, and untrusted content may not be mailed out. */
+export const WEB_POLICY = `version: 1
+default: allow
+servers:
+  web:
+    tools:
+      fetch_page: { produces: [untrusted] }
+tools:
+  send_email: { sink: external }
+rules:
+  - name: no-untrusted-into-external-sinks
+    when: { sink: external, flows: [untrusted] }
+    verdict: deny
+`;
+
 export function tempDir(prefix = "tw-mcp-"): string {
   return mkdtempSync(join(tmpdir(), prefix));
 }
