@@ -119,7 +119,7 @@ describe("the compiled engine agrees with the reference evaluator", { timeout: 1
     }
   });
 
-  it(`through decide: limits, costs and the budget over a sequence of calls (${RUNS / 8} policies, 2-8 calls each)`, async () => {
+  it(`through decide: limits, costs, the budget and approvals over a sequence of calls (${RUNS / 8} policies, 2-8 calls each)`, async () => {
     const seen = new Map<string, number>();
     const countedCall = fc
       .tuple(call, fc.constantFrom(...COUNTED))
@@ -128,30 +128,52 @@ describe("the compiled engine agrees with the reference evaluator", { timeout: 1
       fc.asyncProperty(
         policy(),
         statePlan,
-        fc.array(fc.oneof({ arbitrary: countedCall, weight: 3 }, { arbitrary: call, weight: 1 }), {
-          minLength: 2,
-          maxLength: 8,
-        }),
+        fc.array(
+          fc.tuple(
+            fc.oneof({ arbitrary: countedCall, weight: 3 }, { arbitrary: call, weight: 1 }),
+            fc.boolean(),
+          ),
+          { minLength: 2, maxLength: 8 },
+        ),
         async (p, plan, calls) => {
           const doc = withState(p, plan);
           const compiled = compileObject(doc);
           if (!compiled) expect.fail("a generated policy did not load");
           const warden = Warden.fromObject(doc, { now: () => 1_700_000_000_000 });
           const model = new DecideModel(compiled!, plan);
-          for (const c of calls) {
-            const engine = summarize(await warden.decide(c));
-            const reference = model.decide(c);
+          const check = async (c: Call, approved?: string) => {
+            const decision = await warden.decide(c);
+            const engine = summarize(decision);
+            const reference = model.decide(c, approved);
             if (!isDeepStrictEqual(engine, reference))
-              expect({ call: c, plan, engine }).toEqual({ call: c, plan, engine: reference });
-            const by = reference.rule?.endsWith("-lim") ? "limit" : reference.rule;
+              expect({ call: c, plan, approved, engine }).toEqual({
+                call: c,
+                plan,
+                approved,
+                engine: reference,
+              });
+            const by = reference.rule?.endsWith("-lim")
+              ? "limit"
+              : reference.rule?.startsWith("approval:")
+                ? "approval"
+                : reference.rule;
             if (by) seen.set(by, (seen.get(by) ?? 0) + 1);
+            return decision;
+          };
+          for (const [c, approve] of calls) {
+            const decision = await check(c);
+            // An approver approves the ask; the same call again is let through once, then counted.
+            if (approve && decision.verdict === "ask" && decision.approval) {
+              await warden.approvals.settle(decision.approval, "approved", "bob");
+              await check(c, decision.approval);
+            }
           }
         },
       ),
       { numRuns: RUNS / 8 },
     );
-    // Limits, the budget and its approval threshold each decide often enough to be tested.
-    for (const outcome of ["limit", "budget", "budget.ask_above"])
+    // Limits, the budget, its approval threshold and approvals each decide often enough to be tested.
+    for (const outcome of ["limit", "budget", "budget.ask_above", "approval"])
       expect(seen.get(outcome) ?? 0, `${outcome} (TW_PROPERTY_SEED=${propertySeed})`).toBeGreaterThan(
         RUNS / 500,
       );

@@ -150,7 +150,8 @@ interface Ranked {
  * docs/policy.md states them, over a sequence of calls in one window (the clock stands still).
  * Written from the rules, not from the gateway's stages: a call that is denied, malformed or an
  * internal error touches no counter; `budget.ask_above` asks; an `ask` counts nothing (its
- * approval is opened) but a full limit still names itself; a call that runs counts in every
+ * approval is opened) but a full limit still names itself; an approved `ask` is allowed by its
+ * approval (once) and then runs, unless a limit is full; a call that runs counts in every
  * matching limit at once or, when one is full, in none; then spends its cost unless that passes
  * the budget. A later contribution decides when it is more severe than the decision, or as
  * severe with a smaller name, or when the decision fell to `default`.
@@ -164,7 +165,8 @@ export class DecideModel {
     private readonly plan: StatePlan,
   ) {}
 
-  decide(call: Call): Summary {
+  /** Decides `call`; `approved`: an approver has approved the approval this exact call opened. */
+  decide(call: Call, approved?: string): Summary {
     const evaluated = summarize(referenceFor(this.policy, call, undefined));
     if (
       evaluated.verdict === "deny" ||
@@ -185,7 +187,17 @@ export class DecideModel {
     const keys = limits.map((limit) => `${limit.name}/${scopeOf(call, limit.per)}`);
     const full = limits.filter((limit, i) => (this.#counts.get(keys[i]) ?? 0) >= limit.max);
     for (const limit of full) add({ verdict: limit.verdict ?? "deny", rule: limit.name });
-    if (full.length || decision.verdict === "ask") return decision;
+    if (full.length) return decision;
+    if (decision.verdict === "ask") {
+      if (approved === undefined) return decision;
+      // The approval answers the ask: it decides, what it answered stays listed and never decides again.
+      decision = {
+        ...decision,
+        verdict: "allow",
+        rule: `approval:${approved}`,
+        matched: [...decision.matched, `approval:${approved}`].sort(),
+      };
+    }
     for (const key of keys) this.#counts.set(key, (this.#counts.get(key) ?? 0) + 1);
     if (spendKey && budget) {
       const spent = this.#spent.get(spendKey) ?? 0;
