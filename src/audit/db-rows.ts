@@ -1,4 +1,5 @@
-import { type ChainHead, type SealedRecord, sealBatch } from "./chain.js";
+import { type ChainHead, digestEquals, hmacHex, hmacRole, type SealedRecord, sealBatch } from "./chain.js";
+import { AuditSinkError } from "./errors.js";
 import type { AuditEvent } from "./types.js";
 import type { AuditVerifyError, AuditVerifyResult, ChainCheck } from "./verify.js";
 import { ChainVerifier, verifyResult } from "./verify.js";
@@ -134,6 +135,27 @@ export function batchRows(
   }
   const last = records[records.length - 1]!;
   return { records, violations, approvals, head: { seq: last.seq, hash: last.hash } };
+}
+
+/**
+ * Refuses to extend a chain whose head is not a checkpoint signed with `key`: the next batch's
+ * checkpoint would sign every record before it, so records written after the last checkpoint by
+ * someone without the key (the head moved onto them) would become authenticated. `record` is the
+ * row at the head's seq. Unsigned sinks (no key) check nothing.
+ */
+export function checkHeadSigned(
+  head: ChainHead,
+  record: { hash: string; hmac: string } | undefined,
+  key: Buffer | undefined,
+  table: string,
+): void {
+  if (!key || head.seq === 0) return;
+  if (record?.hash === head.hash && hmacRole(record.hmac).role === "checkpoint") {
+    if (digestEquals(hmacHex(key, record.hash), record.hmac)) return;
+  }
+  throw new AuditSinkError(
+    `the head of ${table} (record ${head.seq}) is not a checkpoint signed with this key; refusing to extend it (verify the chain)`,
+  );
 }
 
 /** The rows one sealed record becomes. */

@@ -54,6 +54,22 @@ describe.skipIf(skip)("PostgresAuditSink", () => {
     for (const schema of schemas.splice(0)) await dropSchema(schema);
   });
 
+  it("refuses to extend a chain whose head is not a signed checkpoint (its checkpoint row cut)", async () => {
+    const sink = fresh();
+    await Promise.all([1, 2, 3].map((i) => sink.append(decisionEvent(i))));
+    const q = pg.escapeIdentifier(sink.schema);
+    await withClient(async (client) => {
+      const two = await client.query<{ hash: string }>(`SELECT hash FROM ${q}.audit_records WHERE seq = 2`);
+      await client.query(`DELETE FROM ${q}.audit_violations WHERE seq = 3`);
+      await client.query(`DELETE FROM ${q}.audit_records WHERE seq = 3`);
+      await client.query(`UPDATE ${q}.audit_chains SET seq = 2, hash = $1`, [two.rows[0]!.hash]);
+    });
+    await expect(sink.append(decisionEvent(4))).rejects.toThrow(
+      /record 2\) is not a checkpoint signed with this key/,
+    );
+    expect((await sink.verify()).firstError).toMatchObject({ problem: "hmac", line: 1, seq: 1 });
+  });
+
   it("migrates idempotently, also when replicas start at the same time", async () => {
     const schema = uniqueSchema();
     const replicas = [fresh({ schema }), fresh({ schema }), fresh({ schema })];

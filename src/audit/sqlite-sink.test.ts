@@ -155,6 +155,20 @@ describe("SqliteAuditSink", () => {
       db.close();
     });
 
+    it("refuses to extend a chain whose head is not a signed checkpoint (its checkpoint row cut)", async () => {
+      const db = await oneBatch(5);
+      db.pragma("foreign_keys = OFF");
+      const four = db.prepare("SELECT hash FROM audit_records WHERE seq = 4").get() as { hash: string };
+      db.prepare("DELETE FROM audit_records WHERE seq = 5").run();
+      db.prepare("UPDATE audit_chains SET seq = 4, hash = ?").run(four.hash);
+      db.close();
+      const sink = new SqliteAuditSink({ path, key: TEST_KEY });
+      await expect(sink.append(decisionEvent(6))).rejects.toThrow(
+        /record 4\) is not a checkpoint signed with this key/,
+      );
+      await sink.close().catch(() => {});
+    });
+
     it("signs the new last row when levelling cuts a batch", async () => {
       (await oneBatch(5)).close();
       const sink = new SqliteAuditSink({ path, key: TEST_KEY });
