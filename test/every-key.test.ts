@@ -1,6 +1,6 @@
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { runPolicyTests } from "../src/cli/test.js";
+import { runPolicyTests } from "../src/policy-tools/index.js";
 import { compilePolicyFile } from "../src/policy/index.js";
 import { policyKeys, toolSchema } from "../src/policy/schema.js";
 import { loadPolicyFile } from "../src/policy/load.js";

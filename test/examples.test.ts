@@ -1,9 +1,8 @@
 import { readdirSync } from "node:fs";
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { policyCoverage } from "../src/cli/coverage.js";
-import { runPolicyTests } from "../src/cli/test.js";
 import { compilePolicyFileAsync } from "../src/policy/index.js";
+import { policyCoverage, runPolicyTests } from "../src/policy-tools/index.js";
 
 const EXAMPLES = join(import.meta.dirname, "..", "examples");
 

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { beforeAll, describe, expect, it } from "vitest";
 import { JsonlAuditSink } from "../audit/jsonl-sink.js";
 import { SqliteAuditSink } from "../audit/sqlite-sink.js";
-import { replayStep } from "./replay.js";
+import { replayStep } from "../policy-tools/index.js";
 import { Warden } from "../gateway/index.js";
 import { run } from "./audit.js";
 

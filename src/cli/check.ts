@@ -1,6 +1,6 @@
-import { BUILTIN_RULES } from "../core/index.js";
 import type { Call, Decision } from "../core/index.js";
 import type { Warden } from "../gateway/index.js";
+import { lineError } from "../policy-tools/index.js";
 import { DECIDE_FLAGS, DECIDE_OPTIONS, openWarden } from "./open.js";
 import { CliError, parseFlags, readInput } from "./util.js";
 import type { Command } from "./util.js";
@@ -79,17 +79,6 @@ export function* jsonLines(text: string): Generator<{ line: number; value?: unkn
       yield { line: i + 1, error: `line ${i + 1} is not JSON: ${(error as Error).message}` };
     }
   }
-}
-
-/** The Decision for an input line that could not be read: deny, with the reason. */
-export function lineError(reason: string): Decision {
-  return {
-    verdict: "deny",
-    rule: BUILTIN_RULES.malformedCall,
-    reason: `malformed call: ${reason}`,
-    findings: [],
-    labels: [],
-  };
 }
 
 export type { Warden };

@@ -5,8 +5,7 @@ import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
 import { compilePolicyFileAsync } from "../policy/index.js";
-import { policyCoverage } from "./coverage.js";
-import { runPolicyTests } from "./test.js";
+import { policyCoverage, runPolicyTests } from "../policy-tools/index.js";
 
 const ROOT = join(import.meta.dirname, "../..");
 const CLI = [

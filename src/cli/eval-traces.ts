@@ -8,8 +8,7 @@ import { addTrace, emptyObservations, suggestPolicy } from "../learn/index.js";
 import { compilePolicyFile } from "../policy/index.js";
 import type { CompiledPolicy } from "../policy/index.js";
 import { jsonLines } from "./check.js";
-import { replayStep } from "./replay.js";
-import { runPolicyTests } from "./test.js";
+import { replayStep, runPolicyTests } from "../policy-tools/index.js";
 import { CliError, table } from "./util.js";
 
 /** A step that kept a benign trace from finishing, or an attacker's step that got through. */

@@ -6,7 +6,7 @@ import { addAuditRecords, addTrace, emptyObservations, isAuditLog, suggestPolicy
 import type { Observations, ToolAnnotations } from "../learn/index.js";
 import { replayObservations } from "../learn/suggest.js";
 import { compilePolicyFile } from "../policy/index.js";
-import { diffPolicies } from "./explain.js";
+import { diffPolicies } from "../policy-tools/index.js";
 import { CliError, parseFlags, readInput } from "./util.js";
 import type { Command } from "./util.js";
 import { help } from "./validate.js";

@@ -1,69 +1,11 @@
-import type { Call, Decision } from "../core/index.js";
-import { Warden } from "../gateway/index.js";
+import { isAbsolute, relative } from "node:path";
 import { compilePolicyFileAsync } from "../policy/index.js";
-import type { CompiledPolicy, RawTest } from "../policy/index.js";
-import { issueAtPath } from "../policy/source.js";
-import { formatCoverage, mergeCoverage, policyCoverage } from "./coverage.js";
-import type { FileCoverage } from "./coverage.js";
-import { replayStep } from "./replay.js";
+import type { CompiledPolicy } from "../policy/index.js";
+import { mergeCoverage, policyCoverage, runPolicyTests } from "../policy-tools/index.js";
+import type { FileCoverage, TestOutcome } from "../policy-tools/index.js";
 import { CliError, isPolicyError, parseFlags, printPolicyError } from "./util.js";
 import type { Command } from "./util.js";
 import { help } from "./validate.js";
-
-export interface TestOutcome {
-  name: string;
-  where: string;
-  ok: boolean;
-  expected: string;
-  got: Decision;
-  /** The call the test decided (with its session). */
-  call: Call;
-}
-
-/** Runs a policy's `tests:`; each test gets a fresh state (store, sessions). */
-export async function runPolicyTests(policy: CompiledPolicy): Promise<TestOutcome[]> {
-  const outcomes: TestOutcome[] = [];
-  for (const [i, { test, origin }] of policy.tests.entries()) {
-    const warden = new Warden(policy);
-    const sessions = new Set<string>();
-    const sessionId = test.call.session ?? `test-${i}`;
-    for (const step of test.steps ?? []) await replayStep(warden, { ...step, session: sessionId }, sessions);
-    const call = { ...test.call, session: sessionId };
-    const got = await warden.decide(call);
-    const where = issueAtPath(origin.source, origin.path, "");
-    outcomes.push({
-      name:
-        test.name ??
-        `${test.call.tool} -> ${typeof test.expect === "string" ? test.expect : test.expect.verdict}`,
-      where: `${where.file}:${where.line}:${where.col}`,
-      ok: matches(test.expect, got),
-      expected: describe(test.expect),
-      got,
-      call,
-    });
-    await warden.close();
-  }
-  return outcomes;
-}
-
-function matches(expect: RawTest["expect"], got: Decision): boolean {
-  if (typeof expect === "string") return got.verdict === expect;
-  if (got.verdict !== expect.verdict) return false;
-  if (expect.rule !== undefined && got.rule !== expect.rule) return false;
-  if (expect.findings) {
-    const codes = new Set(got.findings.map((f) => f.code));
-    if (!expect.findings.every((code) => codes.has(code))) return false;
-  }
-  return true;
-}
-
-function describe(expect: RawTest["expect"]): string {
-  if (typeof expect === "string") return expect;
-  const parts: string[] = [expect.verdict];
-  if (expect.rule !== undefined) parts.push(`rule ${expect.rule}`);
-  if (expect.findings) parts.push(`findings ${expect.findings.join(",")}`);
-  return parts.join(", ");
-}
 
 export const test: Command = {
   summary: "run the policies' tests: exit 1 on a failure (or, with --min-coverage, too little coverage)",
@@ -140,3 +82,18 @@ export const test: Command = {
     return failed || short.length ? 1 : 0;
   },
 };
+
+/** Uncovered items as `file:line:col kind name`, and one summary line per file. */
+function formatCoverage(files: readonly FileCoverage[]): string {
+  const out: string[] = [];
+  const shown = (file: string) => {
+    const rel = relative(process.cwd(), file);
+    return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
+  };
+  for (const file of files) {
+    out.push(`coverage ${shown(file.file)}: ${file.covered}/${file.total} (${file.percent.toFixed(1)}%)`);
+    for (const item of file.items.filter((i) => !i.covered))
+      out.push(`  not exercised: ${shown(item.file)}:${item.line}:${item.col} ${item.kind} ${item.name}`);
+  }
+  return out.join("\n");
+}

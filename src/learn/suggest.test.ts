@@ -4,7 +4,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { pathToFileURL } from "node:url";
 import { describe, expect, it } from "vitest";
-import { runPolicyTests } from "../cli/test.js";
+import { runPolicyTests } from "../policy-tools/index.js";
 import { Warden } from "../gateway/index.js";
 import { compilePolicyText } from "../policy/index.js";
 import { addAuditRecords, addTrace, emptyObservations } from "./observations.js";

@@ -13,6 +13,7 @@ export type {
 } from "./compile.js";
 export type { EvalContext, FlowHit } from "./context.js";
 export { POLICY_ENGINES, registerEngine } from "./engines.js";
+export { explainPolicy } from "./explain.js";
 export type {
   CompiledEngine,
   Contribute,

@@ -9,7 +9,7 @@ import { readFileSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { JsonlAuditSink } from "../../src/audit/jsonl-sink.js";
-import { runPolicyTests } from "../../src/cli/test.js";
+import { runPolicyTests } from "../../src/policy-tools/index.js";
 import { Warden } from "../../src/gateway/index.js";
 import { compilePolicyFile } from "../../src/policy/index.js";
 import { AUDIT_KEY, CLI, FIXTURE, proxied, readJsonl, ROOT, tempDir, text } from "../mcp/helpers.js";

@@ -12,7 +12,7 @@ import { dropSchema, PG_CONNECTION, skipPostgres, uniqueSchema } from "../../src
 import { PostgresAuditSink } from "../../src/audit/postgres-sink.js";
 import { SqliteAuditSink } from "../../src/audit/sqlite-sink.js";
 import type { AuditSink } from "../../src/audit/types.js";
-import { replayStep } from "../../src/cli/replay.js";
+import { replayStep } from "../../src/policy-tools/index.js";
 import { Warden } from "../../src/gateway/index.js";
 import { compilePolicyFileAsync } from "../../src/policy/index.js";
 import { CLI, ROOT } from "../mcp/helpers.js";

@@ -1,9 +1,8 @@
-import { isAbsolute, relative } from "node:path";
 import type { Call, Decision } from "../core/index.js";
 import { evaluateCall } from "../gateway/index.js";
 import type { CompiledLimit, CompiledPolicy, Origin } from "../policy/index.js";
-import { issueAtPath } from "../policy/source.js";
 import type { PathSegment } from "../policy/source.js";
+import { issueAtPath } from "../policy/source.js";
 
 /** One part of a policy a test can exercise: a rule (or shorthand entry), a tool constraint, a limit. */
 export interface CoverageItem {
@@ -142,19 +141,4 @@ export function mergeCoverage(into: FileCoverage, other: FileCoverage): void {
   into.total = into.items.length;
   into.covered = into.items.filter((i) => i.covered).length;
   into.percent = into.total ? (100 * into.covered) / into.total : 100;
-}
-
-/** Uncovered items as `file:line:col kind name`, and one summary line per file. */
-export function formatCoverage(files: readonly FileCoverage[]): string {
-  const out: string[] = [];
-  const shown = (file: string) => {
-    const rel = relative(process.cwd(), file);
-    return rel && !rel.startsWith("..") && !isAbsolute(rel) ? rel : file;
-  };
-  for (const file of files) {
-    out.push(`coverage ${shown(file.file)}: ${file.covered}/${file.total} (${file.percent.toFixed(1)}%)`);
-    for (const item of file.items.filter((i) => !i.covered))
-      out.push(`  not exercised: ${shown(item.file)}:${item.line}:${item.col} ${item.kind} ${item.name}`);
-  }
-  return out.join("\n");
 }

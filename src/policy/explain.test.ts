@@ -1,6 +1,5 @@
 import { describe, expect, it } from "vitest";
-import { compilePolicyText } from "../policy/index.js";
-import { explainPolicy } from "./explain.js";
+import { compilePolicyText, explainPolicy } from "./index.js";
 
 describe("explain: provenance declarations (issue 18, item 8)", () => {
   it("shows fields, what other text carries, value sets and warnings", () => {
