@@ -72,7 +72,7 @@ export function refusalText(decision: Decision, call: Pick<Call, "tool">): strin
   }
   // A withheld output: the call ran, the model does not see what it returned.
   const ran =
-    decision.rule === BUILTIN_RULES.detectOutput
+    decision.rule === BUILTIN_RULES.detectOutput || decision.rule === BUILTIN_RULES.outputUnrecorded
       ? "The call ran; its output is withheld."
       : "The call was not run.";
   return `toolwarden denied \`${tool}\`${rule}: ${sentence(decision.reason)} ${ran}`;

@@ -27,6 +27,8 @@ export const BUILTIN_RULES = {
   sessionLimit: "session-limit",
   /** A tool's output was withheld: a detector under `detect: { <name>: { outputs: deny } }` found something in it. */
   detectOutput: "detect.output",
+  /** A tool's output was withheld: it could not be recorded in the state store (so later calls, on any replica, would not see it). */
+  outputUnrecorded: "output-unrecorded",
   /** A wrapped function was called with positional values `wrap` cannot name (so cannot check). */
   wrapUnnamedArgs: "wrap.unnamed_args",
 } as const;

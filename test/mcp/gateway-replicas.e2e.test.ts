@@ -24,7 +24,12 @@ describe("mcp gateway: one session across two replicas on one Redis", () => {
 
   beforeAll(async () => {
     redis = await startRedis();
-    writeFileSync(join(tmp.dir, "policy.yaml"), WEB_POLICY);
+    // The slow tool's output is untrusted too, so it is recorded (and the store can fail meanwhile).
+    const policy = WEB_POLICY.replace(
+      "fetch_page: { produces: [untrusted] }",
+      "fetch_page: { produces: [untrusted] }\n      slow: { produces: [untrusted] }",
+    );
+    writeFileSync(join(tmp.dir, "policy.yaml"), policy);
     for (const replica of ["a", "b"]) {
       const config = join(tmp.dir, `gateway-${replica}.yaml`);
       writeFileSync(
@@ -83,12 +88,14 @@ tokens:
   it("read through A, exfiltrate through B under the same Toolwarden-Session: deny", async () => {
     const [a, b] = urls;
     const reader = await connect(a, ALICE, "conversation-1");
+    // Connected before the read, so the mail goes out right after the page arrives: the output
+    // must be in the store by the time the client has it.
+    const sender = await connect(b, ALICE, "conversation-1");
     const page = text(
       await reader.callTool({ name: "web__fetch_page", arguments: { url: "https://example.com" } }),
     ).split("\n")[1];
     const mail = { name: "web__send_email", arguments: { to: "partner@corp.example", body: `FYI: ${page}` } };
 
-    const sender = await connect(b, ALICE, "conversation-1");
     const blocked = await sender.callTool(mail);
     expect(blocked.isError).toBe(true);
     expect(text(blocked)).toContain("rule `no-untrusted-into-external-sinks`");
@@ -101,6 +108,30 @@ tokens:
     expect(text(await (await connect(b, BOB, "conversation-1")).callTool(mail))).toBe(
       "sent to partner@corp.example",
     );
+  });
+
+  it("an output the store cannot take is withheld from the client; calls recover with the store", async () => {
+    const client = await connect(urls[0], ALICE, "conversation-3");
+    let frozen = false;
+    // Redis freezes once the tool runs (its first progress): the call was allowed, its output cannot be recorded.
+    const result = await client.callTool({ name: "web__slow", arguments: { steps: 8 } }, undefined, {
+      onprogress: () => {
+        if (frozen) return;
+        frozen = true;
+        redis.freeze();
+      },
+    });
+    redis.thaw();
+    expect(frozen).toBe(true);
+    expect(result.isError).toBe(true);
+    expect(text(result)).toContain("rule `output-unrecorded`");
+    expect(text(result)).toContain("The call ran; its output is withheld.");
+    expect(text(result)).not.toContain("done after");
+    const again = await client.callTool({
+      name: "web__fetch_page",
+      arguments: { url: "https://example.com" },
+    });
+    expect(again.isError).toBeFalsy();
   });
 
   it("a malformed Toolwarden-Session header is refused with 400", async () => {

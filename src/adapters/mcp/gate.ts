@@ -150,8 +150,8 @@ export class ToolGate {
     } catch (error) {
       return deny(
         call.tool,
-        BUILTIN_RULES.storeUnavailable,
-        `the output could not be recorded in the state store (${(error as Error).message}); it was withheld`,
+        BUILTIN_RULES.outputUnrecorded,
+        `the output could not be recorded in the state store: ${(error as Error).message}`,
       );
     }
   }
