@@ -7,13 +7,14 @@ import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StdioClientTransport } from "@modelcontextprotocol/sdk/client/stdio.js";
 import { ElicitRequestSchema } from "@modelcontextprotocol/sdk/types.js";
 import type { CallToolResult } from "@modelcontextprotocol/sdk/types.js";
+import { cliPath } from "../setup/built-cli.js";
 
 export const ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const AUDIT_KEY = "test-audit-key-0123456789abcdef";
 /** tsx's loader by absolute URL, so child processes run TypeScript whatever their working directory. */
 const TSX = pathToFileURL(join(ROOT, "node_modules/tsx/dist/loader.mjs")).href;
-/** Runs toolwarden's CLI from source. */
-export const CLI = ["--import", TSX, join(ROOT, "src/cli/main.ts")];
+/** Runs toolwarden's built CLI (the global test setup rebuilds dist/ when a source is newer). */
+export const CLI = [cliPath()];
 /** The reference "everything" server from npm, over stdio. */
 export const EVERYTHING = [
   join(ROOT, "node_modules/@modelcontextprotocol/server-everything/dist/index.js"),

@@ -151,7 +151,7 @@ describe("observe -> suggest through the library", () => {
     // The denied calls are named in the header, not learned.
     expect(text).toMatch(/Not learned from \(the observing policy denied them\): 7/);
     await checkLearned(policy);
-  });
+  }, 120_000); // a whole session, then `suggest` and `test` as processes
 });
 
 describe("observe -> suggest through `mcp proxy --observe`", () => {
@@ -206,5 +206,5 @@ describe("observe -> suggest through `mcp proxy --observe`", () => {
     expect(learned.tools.get("web_fetch")?.produces).toEqual(["untrusted"]);
     expect(learned.tools.get("send_email")?.sink).toBe("external");
     expect(readFileSync(policy, "utf8")).toMatch(/the server marks it open-world \(openWorldHint\)/);
-  });
+  }, 120_000);
 });

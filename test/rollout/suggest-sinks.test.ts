@@ -65,5 +65,5 @@ describe("suggest from database audit sinks", () => {
     const url = `postgres://${PG_CONNECTION.user}@${PG_CONNECTION.host}:${PG_CONNECTION.port}/${PG_CONNECTION.database}`;
     const fromPg = suggest(url, ["--schema", schema]);
     expect(body(fromPg)).toBe(body(suggest(db)));
-  });
+  }, 120_000); // two observed sessions and two `suggest` processes
 });
