@@ -7,13 +7,21 @@ import { decisionEvent, TEST_KEY, tempDir } from "../audit/fixtures/events.js";
 import { verifySqlite } from "../audit/sqlite-sink.js";
 import { ThreadedSqliteCopy } from "./audit-copy.js";
 
-function rows(path: string): Array<{ tool: string }> {
+/** Reads the copy's database as a query would, from its own connection. */
+async function read<T>(path: string, query: (db: Database.Database) => T | Promise<T>): Promise<T> {
   const db = new Database(path, { readonly: true });
   try {
-    return db.prepare("SELECT tool FROM audit_records ORDER BY seq").all() as Array<{ tool: string }>;
+    return await query(db);
   } finally {
     db.close();
   }
+}
+
+function rows(path: string): Promise<Array<{ tool: string }>> {
+  return read(
+    path,
+    (db) => db.prepare("SELECT tool FROM audit_records ORDER BY seq").all() as Array<{ tool: string }>,
+  );
 }
 
 describeSinkConformance("ThreadedSqliteCopy", async () => {
@@ -21,15 +29,8 @@ describeSinkConformance("ThreadedSqliteCopy", async () => {
   const path = join(dir, "audit.db");
   return {
     open: async () => (await ThreadedSqliteCopy.open({ path, key: TEST_KEY }))!,
-    verify: async () => {
-      const db = new Database(path, { readonly: true });
-      try {
-        return await verifySqlite(db, TEST_KEY);
-      } finally {
-        db.close();
-      }
-    },
-    tools: async () => rows(path).map((r) => r.tool),
+    verify: () => read(path, (db) => verifySqlite(db, TEST_KEY)),
+    tools: async () => (await rows(path)).map((r) => r.tool),
     cleanup,
   };
 });
@@ -41,10 +42,10 @@ describe("ThreadedSqliteCopy", () => {
     const copy = (await ThreadedSqliteCopy.open({ path, key: TEST_KEY, durability: "write" }))!;
     try {
       await copy.append(decisionEvent(1));
-      expect(rows(path)).toEqual([{ tool: "tool_1" }]);
+      expect(await rows(path)).toEqual([{ tool: "tool_1" }]);
       const later = Array.from({ length: 50 }, (_, i) => copy.append(decisionEvent(i + 2)));
       await Promise.all(later);
-      expect(rows(path)).toHaveLength(51);
+      expect(await rows(path)).toHaveLength(51);
     } finally {
       await copy.close();
       await cleanup();
@@ -73,7 +74,7 @@ describe("ThreadedSqliteCopy", () => {
       await expect(copy.append(decisionEvent(1, { args: { f: () => 1 } }))).rejects.toThrow();
       await copy.append(decisionEvent(2));
       await copy.flush();
-      expect(rows(path)).toEqual([{ tool: "tool_2" }]);
+      expect(await rows(path)).toEqual([{ tool: "tool_2" }]);
     } finally {
       await copy.close();
       await cleanup();
