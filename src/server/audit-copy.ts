@@ -7,7 +7,7 @@ import type { AuditEvent, AuditSink } from "../audit/types.js";
 import type { CopyReply, CopyRequest } from "./audit-copy-worker.js";
 
 /** How long appended records gather before they go to the thread in one message (and one transaction). */
-const GATHER_MS = 10;
+const GATHER_MS = 50;
 /** Records past which they go at once. */
 const GATHER_MAX = 1000;
 
