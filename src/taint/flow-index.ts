@@ -55,6 +55,15 @@ export function fmix32(h: number): number {
   return h >>> 0;
 }
 
+/**
+ * Whether a stored entry's key may be the query k-gram: the same high hash bits, and the same
+ * context on one side at least (a real match of t characters extends g characters to one side).
+ */
+function sameKgram(key: number, query: number): boolean {
+  const differ = key ^ query;
+  return differ >>> 16 === 0 && ((differ & 0xff00) === 0 || (differ & 0xff) === 0);
+}
+
 function checkMinMatch(value: number, what: string): number {
   if (!Number.isInteger(value) || value < MIN_MATCH_RANGE[0] || value > MIN_MATCH_RANGE[1]) {
     throw new RangeError(
@@ -240,13 +249,10 @@ export class FlowIndex {
     this.nextStart += n + 1;
     this.docBytes += textBytes + DOC_OVERHEAD;
 
-    const { k, g } = this;
     for (let s = 0; s < selected; s++) {
       const hash = this.selectedHash[s];
       const pos = this.selectedPos[s];
-      const left = pos >= g ? tags[pos - g] : 0;
-      const right = pos + k + g <= n ? tags[pos + k] : 0;
-      const key = (hash & 0xffff0000) | (left << 8) | right;
+      const key = this.entryKey(hash, pos, n, tags);
       if (this.isDuplicate(hash, key, pos, doc)) continue;
       if (this.entries === this.capacity) this.growTable();
       const e = this.entries++;
@@ -277,7 +283,7 @@ export class FlowIndex {
     const data = this.scratch.data;
     const tags = this.scratchTags;
     const generation = this.nextGeneration();
-    const { k, g } = this;
+    const { k } = this;
     let budget = WORK_PER_CHAR * n + WORK_BASE;
     let exhausted = false;
     let lastDoc = -1;
@@ -293,13 +299,10 @@ export class FlowIndex {
     scanning: for (let s = 0; s < selected; s++) {
       const hash = selectedHash[s];
       const i = selectedPos[s];
-      const high = hash >>> 16;
-      const left = i >= g ? tags[i - g] : 0;
-      const right = i + k + g <= n ? tags[i + k] : 0;
+      const query = this.entryKey(hash, i, n, tags);
       const table = this.table;
       for (let e = this.heads[hash & (this.heads.length - 1)]; e !== -1; e = table[3 * e + 2]) {
-        const key = table[3 * e];
-        if (key >>> 16 !== high || (((key >>> 8) & 0xff) !== left && (key & 0xff) !== right)) continue;
+        if (!sameKgram(table[3 * e], query)) continue;
         if (--budget < 0) {
           exhausted = true;
           break scanning;
@@ -369,7 +372,7 @@ export class FlowIndex {
     if (n < this.shortest) return false;
     const data = this.scratch.data;
     const tags = this.scratchTags;
-    const { k, g } = this;
+    const { k } = this;
     let budget = WORK_PER_CHAR * n + WORK_BASE;
     let lastDoc = -1;
     let lastOffset = 0;
@@ -378,13 +381,10 @@ export class FlowIndex {
     for (let j = 0; j < k; j++) roll = (Math.imul(roll, this.base) + data[j]) | 0;
     scanning: for (let i = 0; ; i++) {
       const hash = fmix32(roll);
-      const high = hash >>> 16;
-      const left = i >= g ? tags[i - g] : 0;
-      const right = i + k + g <= n ? tags[i + k] : 0;
+      const query = this.entryKey(hash, i, n, tags);
       const table = this.table;
       for (let e = this.heads[hash & (this.heads.length - 1)]; e !== -1; e = table[3 * e + 2]) {
-        const key = table[3 * e];
-        if (key >>> 16 !== high || (((key >>> 8) & 0xff) !== left && (key & 0xff) !== right)) continue;
+        if (!sameKgram(table[3 * e], query)) continue;
         if (--budget < 0) break scanning;
         const pos = table[3 * e + 1];
         const docIndex = this.docAt(pos);
@@ -483,6 +483,18 @@ export class FlowIndex {
       if (j + g >= n) break;
       roll = (Math.imul(roll, this.base) + data[j + g] - Math.imul(data[j], this.baseG)) | 0;
     }
+  }
+
+  /**
+   * A fingerprint entry's key for the k-gram at `pos`: the high 16 bits of its hash, then 8-bit
+   * tags of the g characters before and after it (0 past either end). Stored by `add`, compared
+   * by `sameKgram` in scans.
+   */
+  private entryKey(hash: number, pos: number, n: number, tags: Uint8Array): number {
+    const { k, g } = this;
+    const left = pos >= g ? tags[pos - g] : 0;
+    const right = pos + k + g <= n ? tags[pos + k] : 0;
+    return (hash & 0xffff0000) | (left << 8) | right;
   }
 
   /** Index of the recorded content holding index-wide position `pos`. */
