@@ -15,6 +15,17 @@ function errorsOf(text: string, file = "policy.yaml"): string[] {
   return [];
 }
 
+/** A policy of one rule `a` (verdict deny) with this `when`. */
+const rule = (when: string) => `version: 1\nrules:\n  - name: a\n    when: ${when}\n    verdict: deny\n`;
+/** The same, the rule written on one line. */
+const inlineRule = (when: string) => `version: 1\nrules:\n  - { name: a, when: ${when}, verdict: deny }\n`;
+/** A policy declaring tool `t` with one key (`sinc: external`). */
+const tool = (decl: string) => `version: 1\ntools:\n  t:\n    ${decl}\n`;
+/** A policy with one limit `l` (its keys after the name). */
+const limit = (keys: string) => `version: 1\nlimits:\n  - { name: l, ${keys} }\n`;
+/** A policy declaring tool `t` with these argument constraints (one line, `arg: { kind: options }`). */
+const argsOf = (args: string) => `version: 1\ntools:\n  t:\n    args:\n      ${args}\n`;
+
 /** Each malformed policy, and the first error it must produce: line:col and a fragment of the message. */
 const MALFORMED: Array<[string, string, string]> = [
   ["bad YAML indentation", "version: 1\nrules:\n  - name: a\n   verdict: deny\n", "4:"],
@@ -26,109 +37,37 @@ const MALFORMED: Array<[string, string, string]> = [
   ["unknown top-level key", "version: 1\nrulez: []\n", "2:1: unknown key `rulez` | did you mean `rules`?"],
   ["wrong type for default", "version: 1\ndefault: maybe\n", "2:10:"],
   ["wrong type for allow", "version: 1\nallow: search\n", "2:8:"],
-  [
-    "unknown tool key",
-    "version: 1\ntools:\n  t:\n    sinc: external\n",
-    "4:5: unknown key `sinc` | did you mean `sink`?",
-  ],
+  ["unknown tool key", tool("sinc: external"), "4:5: unknown key `sinc` | did you mean `sink`?"],
   ["bad risk level", "version: 1\ntools:\n  t: { risk: extreme }\n", "3:14:"],
   ["negative cost", "version: 1\ntools:\n  t: { cost: -1 }\n", "3:14:"],
-  [
-    "unknown constraint kind",
-    "version: 1\ntools:\n  t:\n    args:\n      u: { urll: {} }\n",
-    "5:12: unknown constraint kind `urll`",
-  ],
-  [
-    "bad constraint options",
-    "version: 1\ntools:\n  t:\n    args:\n      n: { range: { min: 5, max: 1 } }\n",
-    "5:19: `range`: min 5 is greater than max 1",
-  ],
-  [
-    "unknown constraint option",
-    "version: 1\ntools:\n  t:\n    args:\n      n: { range: { mni: 5 } }\n",
-    "unknown `range` option `mni`",
-  ],
+  ["unknown constraint kind", argsOf("u: { urll: {} }"), "5:12: unknown constraint kind `urll`"],
+  ["bad constraint options", argsOf("n: { range: { min: 5, max: 1 } }"), "5:19: `range`: min 5 is greater"],
+  ["unknown constraint option", argsOf("n: { range: { mni: 5 } }"), "unknown `range` option `mni`"],
   ["rule without verdict", "version: 1\nrules:\n  - name: a\n    when: { tool: x }\n", "3:5:"],
   ["rule with bad verdict", "version: 1\nrules:\n  - { name: a, verdict: block }\n", "3:25:"],
-  [
-    "unknown condition",
-    "version: 1\nrules:\n  - name: a\n    when: { tol: x }\n    verdict: deny\n",
-    "4:13: unknown condition `tol` | did you mean `tool`?",
-  ],
-  [
-    "unknown operator",
-    "version: 1\nrules:\n  - name: a\n    when: { args.n: { gtt: 5 } }\n    verdict: deny\n",
-    "4:23: unknown operator `gtt` | did you mean `gt`?",
-  ],
-  [
-    "operator with wrong operand",
-    "version: 1\nrules:\n  - name: a\n    when: { args.n: { gt: five } }\n    verdict: deny\n",
-    "4:27: `gt` takes a finite number",
-  ],
+  ["unknown condition", rule("{ tol: x }"), "4:13: unknown condition `tol` | did you mean `tool`?"],
+  ["unknown operator", rule("{ args.n: { gtt: 5 } }"), "4:23: unknown operator `gtt` | did you mean `gt`?"],
+  ["operator with wrong operand", rule("{ args.n: { gt: five } }"), "4:27: `gt` takes a finite number"],
   ["bad glob", 'version: 1\nallow: ["read_[abc"]\n', "2:9: bad glob: unterminated `[`"],
-  [
-    "bad glob in rule",
-    'version: 1\nrules:\n  - { name: a, when: { tool: "x[" }, verdict: deny }\n',
-    "bad glob",
-  ],
-  [
-    "bad regex",
-    'version: 1\nrules:\n  - name: a\n    when: { args.s: { regex: "(a" } }\n    verdict: deny\n',
-    "4:30: bad regex",
-  ],
-  [
-    "backtracking regex",
-    'version: 1\nrules:\n  - name: a\n    when: { args.s: { regex: "(a)\\\\1" } }\n    verdict: deny\n',
-    "bad regex",
-  ],
-  [
-    "bad CEL syntax",
-    'version: 1\nrules:\n  - name: a\n    when: { expr: "agent.role ==" }\n    verdict: deny\n',
-    "4:19: bad CEL expression",
-  ],
-  [
-    "CEL type error",
-    'version: 1\nrules:\n  - name: a\n    when: { expr: "tool + 1" }\n    verdict: deny\n',
-    "4:19: CEL type error",
-  ],
-  [
-    "CEL not boolean",
-    'version: 1\nrules:\n  - name: a\n    when: { expr: "tool" }\n    verdict: deny\n',
-    "must be `bool`",
-  ],
-  [
-    "bad risk in when",
-    "version: 1\nrules:\n  - { name: a, when: { risk: { gte: huge } }, verdict: deny }\n",
-    "unknown risk level `huge`",
-  ],
-  [
-    "list where a value test wants a scalar",
-    "version: 1\nrules:\n  - { name: a, when: { args.x: [1, 2] }, verdict: deny }\n",
-    "a list is ambiguous here",
-  ],
+  ["bad glob in rule", inlineRule('{ tool: "x[" }'), "bad glob"],
+  ["bad regex", rule('{ args.s: { regex: "(a" } }'), "4:30: bad regex"],
+  ["backtracking regex", rule('{ args.s: { regex: "(a)\\\\1" } }'), "bad regex"],
+  ["bad CEL syntax", rule('{ expr: "agent.role ==" }'), "4:19: bad CEL expression"],
+  ["CEL type error", rule('{ expr: "tool + 1" }'), "4:19: CEL type error"],
+  ["CEL not boolean", rule('{ expr: "tool" }'), "must be `bool`"],
+  ["bad risk in when", inlineRule("{ risk: { gte: huge } }"), "unknown risk level `huge`"],
+  ["list where a value test wants a scalar", inlineRule("{ args.x: [1, 2] }"), "a list is ambiguous here"],
   [
     "duplicate rule names",
     "version: 1\nrules:\n  - { name: a, verdict: deny }\n  - { name: a, verdict: allow }\n",
     "4:5: rule name `a` conflicts",
   ],
-  [
-    "limit with both rate and max",
-    "version: 1\nlimits:\n  - { name: l, rate: 5/minute, max: 3 }\n",
-    "exactly one of `rate` or `max`",
-  ],
-  ["bad rate", "version: 1\nlimits:\n  - { name: l, rate: fast }\n", "expected a rate like"],
-  [
-    "bad limit scope",
-    "version: 1\nlimits:\n  - { name: l, max: 3, per: planet }\n",
-    "3:29: unknown scope `planet`",
-  ],
+  ["limit with both rate and max", limit("rate: 5/minute, max: 3"), "exactly one of `rate` or `max`"],
+  ["bad rate", limit("rate: fast"), "expected a rate like"],
+  ["bad limit scope", limit("max: 3, per: planet"), "3:29: unknown scope `planet`"],
   ["unknown detector", "version: 1\ndetect: { secretz: deny }\n", "2:11: unknown detector `secretz`"],
   ["bad test expectation", "version: 1\ntests:\n  - { call: { tool: a }, expect: maybe }\n", "3:34:"],
-  [
-    "flows with unknown key",
-    "version: 1\nrules:\n  - { name: a, when: { flows: { labels: [x], unles: [y] } }, verdict: deny }\n",
-    "unknown key `unles` in `flows`",
-  ],
+  ["flows with unknown key", inlineRule("{ flows: { labels: [x], unles: [y] } }"), "unknown key `unles`"],
 ];
 
 describe("malformed policies fail with file:line:col", () => {

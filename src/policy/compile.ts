@@ -11,19 +11,6 @@ import { toolsStage } from "./stages/tools.js";
 import { warningsStage } from "./stages/warnings.js";
 import type { LoadedPolicy } from "./load.js";
 
-export type {
-  CompiledArgCheck,
-  CompiledBudget,
-  CompiledLimit,
-  CompiledPolicy,
-  CompiledRule,
-  CompiledTool,
-  DetectorUse,
-  LimitScope,
-  OutputAction,
-  RuleSet,
-} from "./compiled.js";
-
 /** One step of `compilePolicy`: reads the loaded policy and what earlier stages built, adds its part. */
 export interface CompileStage {
   name: string;

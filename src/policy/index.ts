@@ -1,33 +1,25 @@
 export { compilePolicy } from "./compile.js";
+export type { CompiledArgCheck, CompiledBudget, CompiledLimit, CompiledPolicy } from "./compiled.js";
 export type {
-  CompiledArgCheck,
-  CompiledBudget,
-  CompiledLimit,
-  CompiledPolicy,
   CompiledRule,
-  RuleSet,
   CompiledTool,
   DetectorUse,
-  OutputAction,
   LimitScope,
-} from "./compile.js";
+  OutputAction,
+  RuleSet,
+} from "./compiled.js";
+export type { CompileStage } from "./compile.js";
+export { COMPILE_STAGES } from "./compile.js";
 export type { EvalContext, FlowHit } from "./context.js";
 export { POLICY_ENGINES, registerEngine } from "./engines.js";
 export { explainPolicy } from "./explain.js";
-export type {
-  CompiledEngine,
-  Contribute,
-  EngineCheck,
-  EngineFields,
-  EngineSite,
-  PolicyEngine,
-} from "./engines.js";
+export type { EngineCheck, PolicyEngine } from "./engines.js";
 export { compileGlob, compileGlobs, globError } from "./glob.js";
 export { loadPolicyFile, loadPolicyObject, loadPolicyText } from "./load.js";
 export type { LoadedPolicy, Origin } from "./load.js";
 export type { RawPolicy, RawTest } from "./schema.js";
 
-import type { CompiledPolicy } from "./compile.js";
+import type { CompiledPolicy } from "./compiled.js";
 import { compilePolicy } from "./compile.js";
 import { loadPolicyFile, loadPolicyObject, loadPolicyText } from "./load.js";
 

@@ -3,7 +3,7 @@ import type { DetectorUse } from "../compiled.js";
 import type { DetectEntry } from "../schema.js";
 import { didYouMean, issueAtPath } from "../source.js";
 import type { PathSegment } from "../source.js";
-import { reportOptionIssues } from "./options.js";
+import { parseOptions } from "./options.js";
 import type { CompileState } from "./state.js";
 import { originOf } from "./state.js";
 
@@ -43,17 +43,14 @@ export function compileDetectors(
     const { args, outputs, ...options } = entry;
     let configured = detector;
     if (detector.options && detector.configure) {
-      const parsed = detector.options.safeParse(options);
-      if (!parsed.success) {
-        reportOptionIssues(
-          name,
-          detector.options,
-          parsed.error,
-          (path, message) => report(name, path, message),
-          false,
-        );
-        continue;
-      }
+      const parsed = parseOptions(
+        name,
+        detector.options,
+        options,
+        (path, msg) => report(name, path, msg),
+        false,
+      );
+      if (!parsed) continue;
       configured = detector.configure(parsed.data);
     } else {
       for (const key of Object.keys(options)) report(name, [key], `unknown \`${name}\` option \`${key}\``);

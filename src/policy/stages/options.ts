@@ -3,17 +3,19 @@ import { didYouMean } from "../source.js";
 import type { PathSegment } from "../source.js";
 
 /**
- * Reports why an analyzer's options did not parse: an unknown key (with a "did you mean" when
- * `suggest`), or the schema's own message after `` `name`: ``.
+ * Parses an analyzer's options; when they do not parse, reports why and gives undefined: an
+ * unknown key (with a "did you mean" when `suggest`), or the schema's own message after `` `name`: ``.
  */
-export function reportOptionIssues(
+export function parseOptions<T>(
   name: string,
-  schema: unknown,
-  error: z.ZodError,
+  schema: z.ZodType<T>,
+  options: unknown,
   report: (path: PathSegment[], message: string, help?: string, unknownKey?: boolean) => void,
   suggest: boolean,
-): void {
-  for (const issue of error.issues) {
+): { data: T } | undefined {
+  const parsed = schema.safeParse(options);
+  if (parsed.success) return { data: parsed.data };
+  for (const issue of parsed.error.issues) {
     const sub = issue.path.filter((p): p is PathSegment => typeof p !== "symbol");
     const keys = issue.code === "unrecognized_keys" ? issue.keys : [];
     if (!keys.length) {
@@ -31,6 +33,7 @@ export function reportOptionIssues(
       report([...sub, key], `unknown \`${name}\` option \`${key}\``, help, true);
     }
   }
+  return undefined;
 }
 
 /** The keys an options schema accepts at `path` (for "did you mean"); none when it is not an object. */

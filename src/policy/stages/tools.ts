@@ -5,7 +5,7 @@ import type { RawTool } from "../schema.js";
 import { didYouMean } from "../source.js";
 import type { PathSegment } from "../source.js";
 import { activeDetectors, compileDetectors, mergeDetectors } from "./detectors.js";
-import { reportOptionIssues } from "./options.js";
+import { parseOptions } from "./options.js";
 import type { CompileState } from "./state.js";
 import { originOf } from "./state.js";
 
@@ -44,17 +44,14 @@ function compileTool(state: CompileState, name: string, decl: RawTool, report: R
         );
         continue;
       }
-      const parsed = constraint.options.safeParse(options);
-      if (!parsed.success) {
-        reportOptionIssues(
-          kind,
-          constraint.options,
-          parsed.error,
-          (path, message, help, unknownKey) => report([...at, ...path], message, help, unknownKey),
-          true,
-        );
-        continue;
-      }
+      const parsed = parseOptions(
+        kind,
+        constraint.options,
+        options,
+        (path, ...rest) => report([...at, ...path], ...rest),
+        true,
+      );
+      if (!parsed) continue;
       const path = arg.split(".");
       try {
         checks.push({ arg, path, kind, check: constraint.compile(parsed.data) });
