@@ -98,10 +98,12 @@ export const BATCH_TABLES = [
   },
 ] as const;
 
-/** Columns that must equal the field of the same meaning in the signed record. */
-const CHECKED: Array<[keyof RecordRow, string]> = [
-  ["chain", "chain"],
-  ["seq", "seq"],
+/**
+ * Columns derived from a field of the signed record: the writer fills them and `verifyRows` checks
+ * them through `columnText`, from this one list. (`chain`, `seq`, `prev`, `hash` and `hmac` are
+ * checked the same way.)
+ */
+const DERIVED: Array<[keyof RecordRow, string]> = [
   ["time", "time"],
   ["kind", "kind"],
   ["session", "session"],
@@ -112,18 +114,30 @@ const CHECKED: Array<[keyof RecordRow, string]> = [
   ["rule", "rule"],
   ["policy", "policy"],
   ["args_hash", "argsHash"],
-  ["prev", "prev"],
-  ["hash", "hash"],
-  ["hmac", "hmac"],
+];
+const CHECKED: Array<[keyof RecordRow, string]> = [
+  ...(["chain", "seq", "prev", "hash", "hmac"] as const).map((c): [keyof RecordRow, string] => [c, c]),
+  ...DERIVED,
 ];
 
-/** The rows of a batch sealed onto `head` (see `sealBatch`), and the chain's head after it. */
+/** A column's text for a record's field; `time` and `kind` are never null. */
+function columnText(record: Record<string, unknown>, column: keyof RecordRow, field: string): string | null {
+  return textOrNull(record[field]) ?? (column === "time" || column === "kind" ? "" : null);
+}
+
+/**
+ * The rows of a batch sealed onto `head` (see `sealBatch`), and the chain's head after it.
+ * `headRecord` is the stored row at the head's seq: with a key, it must be a checkpoint signed
+ * with it (see `checkHeadSigned`).
+ */
 export function batchRows(
   events: readonly AuditEvent[],
   head: ChainHead,
+  headRecord: { hash: string; hmac: string } | undefined,
   key: Buffer | undefined,
   chain: string,
 ): { records: RecordRow[]; violations: ViolationRow[]; approvals: ApprovalRow[]; head: ChainHead } {
+  checkHeadSigned(head, headRecord, key, chain);
   const records: RecordRow[] = [];
   const violations: ViolationRow[] = [];
   const approvals: ApprovalRow[] = [];
@@ -143,18 +157,18 @@ export function batchRows(
  * someone without the key (the head moved onto them) would become authenticated. `record` is the
  * row at the head's seq. Unsigned sinks (no key) check nothing.
  */
-export function checkHeadSigned(
+function checkHeadSigned(
   head: ChainHead,
   record: { hash: string; hmac: string } | undefined,
   key: Buffer | undefined,
-  table: string,
+  chain: string,
 ): void {
   if (!key || head.seq === 0) return;
   if (record?.hash === head.hash && hmacRole(record.hmac).role === "checkpoint") {
     if (digestEquals(hmacHex(key, record.hash), record.hmac)) return;
   }
   throw new AuditSinkError(
-    `the head of ${table} (record ${head.seq}) is not a checkpoint signed with this key; refusing to extend it (verify the chain)`,
+    `the head of audit chain \`${chain}\` (record ${head.seq}) is not a checkpoint signed with this key; refusing to extend it (verify the chain)`,
   );
 }
 
@@ -164,24 +178,21 @@ export function recordRows(
   chain: string,
 ): { record: RecordRow; violations: ViolationRow[]; approval?: ApprovalRow } {
   const r = sealed.record;
-  const record: RecordRow = {
+  const record = {
     chain,
     seq: r.seq,
-    time: textOrNull(r.time) ?? "",
-    kind: textOrNull(r.kind) ?? "",
-    session: textOrNull(r.session),
-    agent: textOrNull(r.agent),
-    tool: textOrNull(r.tool),
-    server: textOrNull(r.server),
-    verdict: textOrNull(r.verdict),
-    rule: textOrNull(r.rule),
-    policy: textOrNull(r.policy),
-    args_hash: textOrNull(r.argsHash),
     prev: r.prev,
     hash: r.hash,
     hmac: r.hmac,
     record: sealed.line,
-  };
+  } as RecordRow;
+  for (const [column, field] of DERIVED) {
+    (record as unknown as Record<string, unknown>)[column] = columnText(
+      r as unknown as Record<string, unknown>,
+      column,
+      field,
+    );
+  }
   const violations = (Array.isArray(r.findings) ? r.findings : []).map((f, idx) => ({
     chain,
     seq: r.seq,
@@ -302,7 +313,7 @@ function columnProblem(
 ): ChainCheck<number> | undefined {
   for (const [column, field] of CHECKED) {
     const stored = textOrNull(row[column]);
-    const signed = textOrNull(value[field]) ?? (column === "time" || column === "kind" ? "" : null);
+    const signed = columnText(value, column, field);
     if (stored !== signed) {
       return {
         problem: "hash",

@@ -1,13 +1,6 @@
 import pg from "pg";
 import { type ChainHead, GENESIS, type SigningOptions, signingKey } from "./chain.js";
-import {
-  BATCH_TABLES,
-  batchRows,
-  checkHeadSigned,
-  type RecordRow,
-  SELECT_RECORD_COLUMNS,
-  verifyRows,
-} from "./db-rows.js";
+import { BATCH_TABLES, batchRows, type RecordRow, SELECT_RECORD_COLUMNS, verifyRows } from "./db-rows.js";
 import { AuditSinkError } from "./errors.js";
 import { type BatchedSinkOptions, GroupCommitSink } from "./group-commit.js";
 import type { Durability } from "./jsonl-sink.js";
@@ -227,14 +220,17 @@ export class PostgresAuditSink extends GroupCommitSink<AuditEvent> implements Au
       [chain],
     );
     const head: ChainHead = { seq: Number(locked.rows[0]!.seq), hash: locked.rows[0]!.hash };
-    if (this.#key && head.seq > 0) {
-      const last = await client.query<{ hash: string; hmac: string }>(
-        `SELECT hash, hmac FROM ${q}.audit_records WHERE chain = $1 AND seq = $2`,
-        [chain, head.seq],
-      );
-      checkHeadSigned(head, last.rows[0], this.#key, `postgres chain \`${chain}\``);
-    }
-    const batch = batchRows(events, head, this.#key, chain);
+    // The head's own row, to check it is a signed checkpoint (one more round trip, only when signing).
+    const headRecord =
+      this.#key && head.seq > 0
+        ? (
+            await client.query<{ hash: string; hmac: string }>(
+              `SELECT hash, hmac FROM ${q}.audit_records WHERE chain = $1 AND seq = $2`,
+              [chain, head.seq],
+            )
+          ).rows[0]
+        : undefined;
+    const batch = batchRows(events, head, headRecord, this.#key, chain);
     // unnest() takes one array per column: a single statement per table whatever the batch size.
     for (const { name, rows, columns, types } of BATCH_TABLES) {
       if (batch[rows].length > 0) await insertColumns(client, `${q}.${name}`, columns, types, batch[rows]);

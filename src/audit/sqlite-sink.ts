@@ -11,14 +11,7 @@ import {
   signingKey,
   ZERO_HASH,
 } from "./chain.js";
-import {
-  BATCH_TABLES,
-  batchRows,
-  checkHeadSigned,
-  type RecordRow,
-  SELECT_RECORD_COLUMNS,
-  verifyRows,
-} from "./db-rows.js";
+import { BATCH_TABLES, batchRows, type RecordRow, SELECT_RECORD_COLUMNS, verifyRows } from "./db-rows.js";
 import { AuditSinkError } from "./errors.js";
 import { type BatchedSinkOptions, GroupCommitSink } from "./group-commit.js";
 import type { Durability } from "./jsonl-sink.js";
@@ -243,15 +236,9 @@ export class SqliteAuditSink extends GroupCommitSink<AuditEvent> implements Audi
     const getHeadRecord = db.prepare("SELECT hash, hmac FROM audit_records WHERE chain = ? AND seq = ?");
     const key = this.#key;
     const batch = db.transaction((events: AuditEvent[]) => {
-      const row = getHead.get(chain) as ChainHead | undefined;
-      if (row)
-        checkHeadSigned(
-          row,
-          getHeadRecord.get(chain, row.seq) as RecordRow | undefined,
-          key,
-          `sqlite chain \`${chain}\``,
-        );
-      const batch = batchRows(events, row ?? GENESIS, key, chain);
+      const head = (getHead.get(chain) as ChainHead | undefined) ?? GENESIS;
+      const headRecord = getHeadRecord.get(chain, head.seq) as RecordRow | undefined;
+      const batch = batchRows(events, head, headRecord, key, chain);
       for (const { rows, statement } of inserts) for (const r of batch[rows]) statement.run(r);
       setHead.run(chain, batch.head.seq, batch.head.hash);
     });
