@@ -57,6 +57,9 @@ export default defineConfig({
     testTimeout: 30_000,
     hookTimeout: 60_000,
     pool: "forks",
+    // Every core: vitest's default leaves one idle, which on a 2-core CI machine ran the files one at
+    // a time, although most of them wait on child processes, servers and disks rather than compute.
+    maxWorkers: "100%",
     setupFiles: ["test/setup/property-seed.ts"],
     // The CLI tests run the built CLI: build it first when a source is newer than dist/.
     globalSetup: ["test/setup/built-cli.ts"],
