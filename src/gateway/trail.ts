@@ -74,7 +74,7 @@ export class DecisionTrail {
     }
     return {
       kind: "decision",
-      time: new Date(this.now()).toISOString(),
+      time: this.isoNow(),
       session: typeof call?.session === "string" ? call.session : undefined,
       agent: typeof call?.agent?.id === "string" ? call.agent.id : undefined,
       tool: typeof call?.tool === "string" ? call.tool : undefined,
@@ -141,7 +141,7 @@ export class DecisionTrail {
 
   /** Audits an event that is not a decision (an approval, a policy change, a pin). */
   async append(event: Omit<AuditEvent, "time"> & { time?: string }): Promise<void> {
-    await this.sink.append({ time: new Date(this.now()).toISOString(), ...event });
+    await this.sink.append({ time: this.isoNow(), ...event });
     // An approval decision audited here (server, SDK adapter) is not audited again by the store watch.
     if (event.kind === "approval" && event.approval?.id && event.approval.status !== "pending")
       this.unaudited.delete(event.approval.id);

@@ -4,7 +4,7 @@ import { join } from "node:path";
 import { Client } from "@modelcontextprotocol/sdk/client/index.js";
 import { StreamableHTTPClientTransport } from "@modelcontextprotocol/sdk/client/streamableHttp.js";
 import { afterAll, describe, expect, it } from "vitest";
-import { AUDIT_KEY, CLI, FIXTURE, readJsonl, tempDir, text, until } from "../mcp/helpers.js";
+import { AUDIT_KEY, CLI, FIXTURE, readJsonl, tempDir, text, until, WEB_POLICY } from "../mcp/helpers.js";
 
 const TOKEN = "observe-token-5c1f0a9e7d3b2468";
 
@@ -49,23 +49,7 @@ describe("mcp gateway under a policy in `mode: observe`", { timeout: 120_000 }, 
     });
     started.push(web.child);
     const webUrl = await web.found;
-    writeFileSync(
-      join(dir, "policy.yaml"),
-      `version: 1
-mode: observe
-default: allow
-servers:
-  web:
-    tools:
-      fetch_page: { produces: [untrusted] }
-tools:
-  send_email: { sink: external }
-rules:
-  - name: no-untrusted-into-external-sinks
-    when: { sink: external, flows: [untrusted] }
-    verdict: deny
-`,
-    );
+    writeFileSync(join(dir, "policy.yaml"), `${WEB_POLICY}mode: observe\n`);
     writeFileSync(
       join(dir, "gateway.yaml"),
       `listen: { port: 0 }
