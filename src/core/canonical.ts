@@ -11,17 +11,14 @@ import { hash } from "node:crypto";
  */
 export function canonicalJson(value: unknown): string {
   // Most values (audit events, call arguments) are shallow, with keys that are not array indices:
-  // a copy with sorted keys handed to the engine's JSON.stringify is the fastest writer (about
-  // twice the recursive one). Keys V8 would reorder (array indices) or treat specially
-  // (`__proto__`) send the value to the recursive writer; past SHALLOW levels the iterative one
-  // starts over.
+  // a copy with sorted keys handed to the engine's JSON.stringify is the fastest writer. Keys V8
+  // would reorder (array indices) or treat specially (`__proto__`), and values past SHALLOW
+  // levels, go to the iterative writer below.
   try {
     return JSON.stringify(sortedCopy(value, 0, [], false)) ?? "null";
   } catch (error) {
     if (error !== NOT_PLAIN && error !== TOO_DEEP) throw error;
   }
-  const shallow = writeShallow(value, 0, []);
-  if (shallow !== TOO_DEEP) return shallow ?? "null";
   return canonicalJsonDeep(value);
 }
 
@@ -75,38 +72,6 @@ function sortedCopy(value: unknown, depth: number, path: object[], replaced: boo
       if (item !== undefined) copy[key] = item;
     }
     out = copy;
-  }
-  path.pop();
-  return out;
-}
-
-/** The same output as `canonicalJsonDeep`, written recursively up to SHALLOW levels. */
-function writeShallow(value: unknown, depth: number, path: object[]): string | undefined | typeof TOO_DEEP {
-  const obj = jsonOf(value);
-  if (typeof obj !== "object") return obj;
-  if (path.includes(obj)) return '"[circular]"';
-  if (depth === SHALLOW) return TOO_DEEP;
-  path.push(obj);
-  let out: string;
-  if (Array.isArray(obj)) {
-    out = "[";
-    for (let i = 0; i < obj.length; i++) {
-      const item = writeShallow(obj[i], depth + 1, path);
-      if (item === TOO_DEEP) return TOO_DEEP;
-      out += `${i > 0 ? "," : ""}${item ?? "null"}`;
-    }
-    out += "]";
-  } else {
-    const keys = Object.keys(obj).sort();
-    out = "{";
-    let written = 0;
-    for (const key of keys) {
-      const item = writeShallow((obj as Record<string, unknown>)[key], depth + 1, path);
-      if (item === TOO_DEEP) return TOO_DEEP;
-      if (item === undefined) continue;
-      out += `${written++ > 0 ? "," : ""}${JSON.stringify(key)}:${item}`;
-    }
-    out += "}";
   }
   path.pop();
   return out;
