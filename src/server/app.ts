@@ -5,7 +5,7 @@ import { cors } from "hono/cors";
 import { PolicyLoadError, ToolwardenError } from "../core/index.js";
 import type { ErrorStatus } from "./http-errors.js";
 import { HttpError, statusOf } from "./http-errors.js";
-import type { ApiKeyStore, Role } from "./keys.js";
+import type { ApiKeyIdentity, ApiKeyStore, Role } from "./keys.js";
 import { openApiDocument, type RouteDoc } from "./openapi.js";
 import { approvalRoutes } from "./routes/approvals.js";
 import { auditRoutes } from "./routes/audit.js";
@@ -93,21 +93,9 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
   }
 
   app.notFound((c) => fail(c, 404, "not_found", `no route ${c.req.method} ${new URL(c.req.url).pathname}`));
-  // The one place a thrown error becomes a response; the status of a code comes from STATUS_BY_CODE.
   app.onError((error, c) => {
-    if (error instanceof PolicyLoadError) return policyInvalid(c, error);
-    const status = statusOf(error);
-    if (status !== 500 && (error instanceof HttpError || error instanceof ToolwardenError)) {
-      return fail(
-        c,
-        status,
-        error.code,
-        error.message,
-        error instanceof HttpError ? error.issues : undefined,
-      );
-    }
-    ctx.log(`internal error on ${c.req.method} ${new URL(c.req.url).pathname}: ${error.message}`);
-    return fail(c, 500, "internal", "internal error");
+    const reply = errorReply(error, ctx.log, `${c.req.method} ${new URL(c.req.url).pathname}`);
+    return c.json(reply.body, reply.status);
   });
   return { app, routes };
 }
@@ -115,28 +103,72 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
 /** Checks the bearer key and its role; sets `identity`. */
 function authenticate(keys: ApiKeyStore, roles: readonly Role[]): MiddlewareHandler<Env> {
   return async (c, next) => {
-    const header = c.req.header("Authorization");
-    const match = header ? /^Bearer\s+(\S+)\s*$/i.exec(header) : null;
-    if (!match) {
-      c.header("WWW-Authenticate", 'Bearer realm="toolwarden"');
-      return fail(c, 401, "unauthorized", "missing api key: send `Authorization: Bearer <key>`");
-    }
-    const identity = await keys.verifyFresh(match[1]);
-    if (!identity) {
-      c.header("WWW-Authenticate", 'Bearer realm="toolwarden", error="invalid_token"');
-      return fail(c, 401, "unauthorized", "invalid api key");
-    }
-    if (!roles.includes(identity.role)) {
-      return fail(
-        c,
-        403,
-        "forbidden",
-        `this needs the role ${roles.join(" or ")}; the key has the role ${identity.role}`,
-      );
+    const identity = await identify(keys, c.req.header("Authorization"), roles);
+    if (identity instanceof HttpError) {
+      if (identity.challenge) c.header("WWW-Authenticate", identity.challenge);
+      return fail(c, identity.status, identity.code, identity.message);
     }
     c.set("identity", identity);
     await next();
   };
+}
+
+/** A refused key: 401 with its `WWW-Authenticate` challenge, or 403 for a role that may not. */
+export class KeyRefused extends HttpError {
+  constructor(
+    status: 401 | 403,
+    message: string,
+    readonly challenge?: string,
+  ) {
+    super(status, status === 401 ? "unauthorized" : "forbidden", message);
+  }
+}
+
+/** The identity of the bearer key in `authorization` if it has one of `roles`; else why not. */
+export async function identify(
+  keys: ApiKeyStore,
+  authorization: string | undefined,
+  roles: readonly Role[],
+): Promise<ApiKeyIdentity | KeyRefused> {
+  const match = authorization ? /^Bearer\s+(\S+)\s*$/i.exec(authorization) : null;
+  if (!match) {
+    return new KeyRefused(
+      401,
+      "missing api key: send `Authorization: Bearer <key>`",
+      'Bearer realm="toolwarden"',
+    );
+  }
+  const identity = await keys.verifyFresh(match[1]);
+  if (!identity)
+    return new KeyRefused(401, "invalid api key", 'Bearer realm="toolwarden", error="invalid_token"');
+  if (!roles.includes(identity.role)) {
+    return new KeyRefused(
+      403,
+      `this needs the role ${roles.join(" or ")}; the key has the role ${identity.role}`,
+    );
+  }
+  return identity;
+}
+
+/**
+ * The one place a thrown error becomes a response (`at` is the method and path, for the log): its
+ * status from STATUS_BY_CODE, and the body `{error: {code, message, issues?}}` (or a policy's errors).
+ */
+export function errorReply(
+  error: Error,
+  log: (line: string) => void,
+  at: string,
+): { status: ErrorStatus; body: unknown } {
+  if (error instanceof PolicyLoadError) return { status: statusOf(error), body: policyInvalid(error) };
+  const status = statusOf(error);
+  if (status !== 500 && (error instanceof HttpError || error instanceof ToolwardenError)) {
+    return {
+      status,
+      body: errorBody(error.code, error.message, error instanceof HttpError ? error.issues : undefined),
+    };
+  }
+  log(`internal error on ${at}: ${error.message}`);
+  return { status: 500, body: errorBody("internal", "internal error") };
 }
 
 /** An error response: `{error: {code, message, issues?}}`. */
@@ -147,11 +179,15 @@ function fail(
   message: string,
   issues?: Array<{ path: string; message: string }>,
 ): Response {
-  return c.json({ error: { code, message, ...(issues ? { issues } : {}) } }, status);
+  return c.json(errorBody(code, message, issues), status);
 }
 
-/** An invalid policy: 422 `{valid: false, error, errors}`, each error naming file, line and column. */
-function policyInvalid(c: Context, error: PolicyLoadError): Response {
+function errorBody(code: string, message: string, issues?: Array<{ path: string; message: string }>) {
+  return { error: { code, message, ...(issues ? { issues } : {}) } };
+}
+
+/** An invalid policy: `{valid: false, error, errors}` (422), each error naming file, line and column. */
+function policyInvalid(error: PolicyLoadError) {
   const errors = error.issues.map(({ file, line, col, message, help }) => ({
     file,
     line,
@@ -159,15 +195,12 @@ function policyInvalid(c: Context, error: PolicyLoadError): Response {
     message,
     ...(help ? { help } : {}),
   }));
-  return c.json(
-    {
-      valid: false,
-      error: {
-        code: error.code,
-        message: error.issues.map((i) => `${i.file}:${i.line}:${i.col}: ${i.message}`).join("\n"),
-      },
-      errors,
+  return {
+    valid: false,
+    error: {
+      code: error.code,
+      message: error.issues.map((i) => `${i.file}:${i.line}:${i.col}: ${i.message}`).join("\n"),
     },
-    statusOf(error),
-  );
+    errors,
+  };
 }

@@ -55,7 +55,10 @@ if (parentPort) {
     done.then(
       () => port.postMessage({ id: request.id } satisfies CopyReply),
       (error: unknown) =>
-        port.postMessage({ id: request.id, error: (error as Error)?.message ?? String(error) } satisfies CopyReply),
+        port.postMessage({
+          id: request.id,
+          error: (error as Error)?.message ?? String(error),
+        } satisfies CopyReply),
     );
   });
 }

@@ -1,10 +1,18 @@
-import type { Server } from "node:http";
+import {
+  createServer,
+  type ServerOptions as HttpServerOptions,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from "node:http";
 import type { AddressInfo } from "node:net";
 import { serve } from "@hono/node-server";
 import { FanoutAuditSink } from "../audit/fanout.js";
 import { JsonlAuditSink } from "../audit/jsonl-sink.js";
 import type { AuditSink } from "../audit/types.js";
 import { importOptional } from "../core/optional.js";
+import { toolwardenVersion } from "../core/version.js";
 import { Warden } from "../gateway/index.js";
 import type { SessionBounds } from "../gateway/sessions.js";
 import { compilePolicyFile } from "../policy/index.js";
@@ -14,18 +22,18 @@ import {
   isGuarded,
   withStoreDeadlines,
 } from "../stores/index.js";
-import { createApp } from "./app.js";
+import { createApp, type ServerContext } from "./app.js";
 import { ThreadedSqliteCopy } from "./audit-copy.js";
 import { type AuditReader, PostgresAuditReader, SqliteAuditReader } from "./audit-reader.js";
 import { loadDashboard } from "./dashboard.js";
 import { bootstrapDataDir, type DataDir } from "./data-dir.js";
+import { decideOnNode } from "./decide-on-node.js";
 import { RecentCalls } from "./dry-run.js";
 import { EventBus, TapAuditSink } from "./events.js";
 import { type PolicyWatcher, watchPolicy } from "./hot-reload.js";
 import type { ApiKeyStore } from "./keys.js";
 import { ServerMetrics } from "./metrics.js";
 import { PolicyManager } from "./policy-versions.js";
-import { toolwardenVersion } from "../core/version.js";
 
 export interface ServerOptions {
   /** The policy file; watched and reloaded on change unless `watch: false`. */
@@ -223,7 +231,7 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
     sync.unref();
     cleanup.push(async () => clearInterval(sync));
 
-    const { app } = createApp({
+    const context: ServerContext = {
       warden,
       keys: boot.keys,
       policies,
@@ -244,7 +252,8 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
       },
       log,
       version: toolwardenVersion(),
-    });
+    };
+    const { app } = createApp(context);
 
     const watcher: PolicyWatcher | undefined =
       options.watch === false ? undefined : watchPolicy(policies, { log });
@@ -255,7 +264,12 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
       watcher?.close();
     });
 
-    const server = await listen(app.fetch, options.port ?? 8080, options.host ?? "127.0.0.1");
+    const server = await listen(
+      app.fetch,
+      decideOnNode(context),
+      options.port ?? 8080,
+      options.host ?? "127.0.0.1",
+    );
     const address = server.address() as AddressInfo;
     const host = address.family === "IPv6" ? `[${address.address}]` : address.address;
     let closing: Promise<void> | undefined;
@@ -292,13 +306,23 @@ export async function startServer(options: ServerOptions): Promise<ToolwardenSer
   }
 }
 
+/** Listens with Hono's Node adapter; `first` may answer a request before Hono does (true when it did). */
 function listen(
   fetch: (request: Request, env: never) => Response | Promise<Response>,
+  first: (req: IncomingMessage, res: ServerResponse) => boolean,
   port: number,
   hostname: string,
 ): Promise<Server> {
   return new Promise((resolve, reject) => {
-    const server = serve({ fetch: fetch as never, port, hostname }) as Server;
+    const server = serve({
+      fetch: fetch as never,
+      port,
+      hostname,
+      createServer: ((options: HttpServerOptions, hono: RequestListener) =>
+        createServer(options, (req, res) => {
+          if (!first(req, res)) void hono(req, res);
+        })) as never,
+    }) as Server;
     server.once("listening", () => resolve(server));
     server.once("error", (error: NodeJS.ErrnoException) => {
       reject(

@@ -3,6 +3,7 @@ import { hashValue } from "../../audit/chain.js";
 import type { Call, Decision } from "../../core/index.js";
 import type { Session } from "../../gateway/index.js";
 import { HttpError, statusOf } from "../http-errors.js";
+import type { ApiKeyIdentity } from "../keys.js";
 import {
   DecideRequestSchema,
   DecisionSchema,
@@ -12,7 +13,7 @@ import {
   PlanRequestSchema,
 } from "../schemas.js";
 import type { RouteGroup, ServerContext } from "./context.js";
-import { bindCall, param, parseBody, SessionUnavailable } from "./request.js";
+import { bindCall, bindFor, param, parseBody, parseJson, SessionUnavailable } from "./request.js";
 
 /** Decisions, outputs, a session's inputs and report, plans: what an agent's runtime calls. */
 export const decisionRoutes: RouteGroup = (route, ctx) => {
@@ -24,22 +25,8 @@ export const decisionRoutes: RouteGroup = (route, ctx) => {
       body: DecideRequestSchema,
       response: { status: 200, description: "The Decision.", schema: DecisionSchema },
     },
-    async (c) => {
-      const body = await parseBody(c, DecideRequestSchema);
-      let call: Call;
-      try {
-        call = await bindCall(c, ctx, body.call);
-      } catch (error) {
-        // A session that cannot be opened is an audited deny, not an HTTP error.
-        if (!(error instanceof SessionUnavailable)) throw error;
-        return c.json(await ctx.warden.refuse(body.call, error.cause));
-      }
-      let decision = await decideCounted(ctx, call, c.get("session"));
-      if (decision.verdict === "ask" && decision.approval && body.wait) {
-        decision = await settleAsk(ctx, call, decision, body.wait, c.req.raw.signal);
-      }
-      return c.json(decision);
-    },
+    async (c) =>
+      c.json(await decideRequest(ctx, c.get("identity"), await c.req.text(), () => c.req.raw.signal)),
   );
 
   route.agent(
@@ -136,6 +123,32 @@ export const decisionRoutes: RouteGroup = (route, ctx) => {
     },
   );
 };
+
+/**
+ * POST /v1/decide once its key is checked, whatever carried it: the Hono route above, or the Node
+ * fast path (`decide-on-node.ts`). `signal` ends a `wait` when the client goes away.
+ */
+export async function decideRequest(
+  ctx: ServerContext,
+  identity: ApiKeyIdentity,
+  text: string,
+  signal: () => AbortSignal,
+): Promise<Decision> {
+  const body = parseJson(text, DecideRequestSchema);
+  let bound: { call: Call; session?: Session };
+  try {
+    bound = await bindFor(identity, ctx, body.call);
+  } catch (error) {
+    // A session that cannot be opened is an audited deny, not an HTTP error.
+    if (!(error instanceof SessionUnavailable)) throw error;
+    return ctx.warden.refuse(body.call, error.cause);
+  }
+  const decision = await decideCounted(ctx, bound.call, bound.session);
+  if (decision.verdict === "ask" && decision.approval && body.wait) {
+    return settleAsk(ctx, bound.call, decision, body.wait, signal());
+  }
+  return decision;
+}
 
 /** Waits until what was recorded on the session is durable; a 503 when the store does not take it. */
 async function flushed(ctx: ServerContext, session: string, what: string): Promise<void> {

@@ -2,7 +2,9 @@ import { isDeepStrictEqual } from "node:util";
 import type { Context } from "hono";
 import type { z } from "zod";
 import type { Call } from "../../core/index.js";
+import type { Session } from "../../gateway/index.js";
 import { HttpError } from "../http-errors.js";
+import type { ApiKeyIdentity } from "../keys.js";
 import type { Env, ServerContext } from "./context.js";
 
 /** A path parameter; the route's pattern guarantees it is there. */
@@ -16,7 +18,11 @@ export async function parseBody<S extends z.ZodType>(
   schema: S,
   emptyIsObject = false,
 ): Promise<z.infer<S>> {
-  const text = await c.req.text();
+  return parseJson(await c.req.text(), schema, emptyIsObject);
+}
+
+/** `text` as JSON checked against `schema`, whatever carried it; throws a 400 as `parseBody` does. */
+export function parseJson<S extends z.ZodType>(text: string, schema: S, emptyIsObject = false): z.infer<S> {
   let value: unknown;
   if (emptyIsObject && text.trim() === "") value = {};
   else {
@@ -64,7 +70,17 @@ export async function bindCall<C extends Pick<Call, "tool" | "agent" | "session"
   ctx: ServerContext,
   call: C,
 ): Promise<C> {
-  const identity = c.get("identity");
+  const bound = await bindFor(c.get("identity"), ctx, call);
+  if (bound.session) c.set("session", bound.session);
+  return bound.call;
+}
+
+/** `bindCall` for `identity`, whatever carried the request: the bound call and its opened session. */
+export async function bindFor<C extends Pick<Call, "tool" | "agent" | "session" | "server">>(
+  identity: ApiKeyIdentity,
+  ctx: ServerContext,
+  call: C,
+): Promise<{ call: C; session?: Session }> {
   let bound = call;
   if (identity.role === "agent") {
     const claimed = call.agent ?? {};
@@ -82,21 +98,18 @@ export async function bindCall<C extends Pick<Call, "tool" | "agent" | "session"
     }
     bound = { ...call, agent: { ...identity.attrs, id: identity.agent } };
   }
-  if (typeof bound.session === "string") {
-    // The owner is stored with the session (the first agent to open it) and expires with it.
-    let owner: string | undefined;
-    try {
-      const session = await ctx.warden.openSession({ id: bound.session, agent: bound.agent });
-      // Up to date for this request: the decision does not read it again.
-      c.set("session", session);
-      owner = session.owner;
-    } catch (error) {
-      throw new SessionUnavailable(error);
-    }
-    const agent = typeof bound.agent?.id === "string" ? bound.agent.id : undefined;
-    if (identity.role === "agent" && owner !== agent) {
-      throw new HttpError(403, "forbidden", `session \`${bound.session}\` belongs to another agent`);
-    }
+  if (typeof bound.session !== "string") return { call: bound };
+  // The owner is stored with the session (the first agent to open it) and expires with it.
+  let session: Session;
+  try {
+    // Up to date for this request: the decision does not read it again.
+    session = await ctx.warden.openSession({ id: bound.session, agent: bound.agent });
+  } catch (error) {
+    throw new SessionUnavailable(error);
   }
-  return bound;
+  const agent = typeof bound.agent?.id === "string" ? bound.agent.id : undefined;
+  if (identity.role === "agent" && session.owner !== agent) {
+    throw new HttpError(403, "forbidden", `session \`${bound.session}\` belongs to another agent`);
+  }
+  return { call: bound, session };
 }
