@@ -31,9 +31,12 @@ describeTwoProcessRace({ name: "sqlite", url: () => `sqlite:${join(dir, `race-${
 describe("SqliteStateStore on disk", () => {
   it("waits for another process's lock no longer than the store deadline (the wait blocks the process)", async () => {
     const busyTimeout = (store: StateStore) =>
-      (store as unknown as { db: { pragma(p: string, o: { simple: true }): unknown } }).db.pragma("busy_timeout", {
-        simple: true,
-      });
+      (store as unknown as { db: { pragma(p: string, o: { simple: true }): unknown } }).db.pragma(
+        "busy_timeout",
+        {
+          simple: true,
+        },
+      );
     const byDefault = open(join(dir, `lock-${files++}.db`));
     expect(busyTimeout(byDefault)).toBe(DEFAULT_STORE_TIMEOUT_MS);
     await byDefault.close();
@@ -118,7 +121,11 @@ describe("SqliteStateStore on disk", () => {
     const other = new Database(path);
     other.exec("BEGIN IMMEDIATE");
     try {
-      expect(await store.readSession("s", 0, limits, 2000)).toMatchObject({ owner: "a", seq: 1, entries: ["e1"] });
+      expect(await store.readSession("s", 0, limits, 2000)).toMatchObject({
+        owner: "a",
+        seq: 1,
+        entries: ["e1"],
+      });
       expect(await store.readSession("nope", 0, limits, 2000)).toBeUndefined();
       // Past a tenth of the TTL the read refreshes the expiry: that write waits for the lock.
       await expect(store.readSession("s", 0, limits, 1000 + 7_000)).rejects.toThrow(/locked|busy/i);
@@ -128,5 +135,34 @@ describe("SqliteStateStore on disk", () => {
     }
     expect(await store.readSession("s", 0, limits, 1000 + 7_000)).toMatchObject({ seq: 1 });
     await store.close();
+  });
+
+  it("answers a read from the row it last read only while no other connection has written", async () => {
+    const path = join(dir, `seen-${files++}.db`);
+    const a = new SqliteStateStore({ path });
+    const b = new SqliteStateStore({ path });
+    const limits = { ttlMs: 60_000, maxSessions: 10, maxPerOwner: 10, maxBytes: 1 << 20 };
+    try {
+      await a.openSession("s", { owner: "o" }, limits, 1000);
+      await a.appendSession("s", ["e1"], limits, 1000);
+      expect(await a.readSession("s", 0, limits, 1000)).toMatchObject({ seq: 1, entries: ["e1"] });
+      expect(await a.readSession("s", 1, limits, 1001)).toMatchObject({ owner: "o", seq: 1, entries: [] });
+      // Another process appends: the next read on `a` must see it.
+      await b.appendSession("s", ["e2"], limits, 1002);
+      expect(await a.readSession("s", 1, limits, 1003)).toMatchObject({ seq: 2, entries: ["e2"] });
+      // `a`'s own append, then a read from where it stood before.
+      await a.appendSession("s", ["e3"], limits, 1004);
+      expect(await a.readSession("s", 2, limits, 1005)).toMatchObject({ seq: 3, entries: ["e3"] });
+      expect(await a.readSession("s", 3, limits, 1006)).toMatchObject({ seq: 3, entries: [] });
+      // Another process ends it; then, on `a` alone, expiry.
+      await b.endSession("s");
+      expect(await a.readSession("s", 3, limits, 1007)).toBeUndefined();
+      await a.openSession("t", { owner: "o" }, limits, 2000);
+      expect(await a.readSession("t", 0, limits, 2001)).toMatchObject({ seq: 0 });
+      expect(await a.readSession("t", 0, limits, 2000 + 60_000)).toBeUndefined();
+    } finally {
+      await a.close();
+      await b.close();
+    }
   });
 });

@@ -1,5 +1,5 @@
-import { ensurePrivateFile } from "../../core/private-file.js";
 import Database from "better-sqlite3";
+import { ensurePrivateFile } from "../../core/private-file.js";
 import { DEFAULT_APPROVAL_RETENTION_MS, isExpired } from "../approval.js";
 import { DEFAULT_STORE_TIMEOUT_MS } from "../deadline.js";
 import { fromMicros, maxToMicros, toMicros } from "../micros.js";
@@ -8,13 +8,13 @@ import type {
   ApprovalStatus,
   LimitBucket,
   LimitTrip,
-  SpendRequest,
   SessionCounters,
   SessionLimits,
   SessionNote,
   SessionOpened,
   SessionOpenRequest,
   SessionRead,
+  SpendRequest,
   SpendResult,
   StateStore,
   StoredRecord,
@@ -84,6 +84,44 @@ interface SessionRow {
 
 /** A session read found that it must write (an expired session to delete, an expiry to refresh). */
 const MUST_WRITE = Symbol("must write");
+
+/** Most session rows `SeenSessions` keeps before it starts afresh. */
+const SEEN_MAX = 10_000;
+
+/**
+ * Session rows as this connection last read them, kept while no other connection has committed
+ * (`PRAGMA data_version` is unchanged): the read before each decision is then answered from here,
+ * without a transaction (it was a sixth of a decision through `serve`). Another process, a replica
+ * or this process's own other connections change the version, and everything is read again. This
+ * connection's own writes do not change it, so each write of a session row drops what it touched.
+ */
+class SeenSessions {
+  private version = -1;
+  private readonly rows = new Map<string, SessionRow>();
+
+  constructor(private readonly dataVersion: () => number) {}
+
+  /** The row as this connection last read it, if nobody else has committed since. */
+  get(id: string): SessionRow | undefined {
+    const version = this.dataVersion();
+    if (version === this.version) return this.rows.get(id);
+    this.rows.clear();
+    this.version = version;
+    return undefined;
+  }
+
+  /** Keeps a row just read (after `get`, in the same synchronous step). */
+  set(id: string, row: SessionRow): void {
+    if (this.rows.size >= SEEN_MAX) this.rows.clear();
+    this.rows.set(id, row);
+  }
+
+  /** Forgets one session's row (this connection wrote it), or all of them. */
+  drop(id?: string): void {
+    if (id === undefined) this.rows.clear();
+    else this.rows.delete(id);
+  }
+}
 
 interface QueuedNote {
   id: string;
@@ -160,6 +198,7 @@ export class SqliteStateStore implements StateStore {
     now: number,
   ) => boolean;
   private lastSessionSweep = Number.NEGATIVE_INFINITY;
+  private readonly sessionRows: SeenSessions;
 
   constructor(options: SqliteStateStoreOptions) {
     this.retentionMs = options.approvalRetentionMs ?? DEFAULT_APPROVAL_RETENTION_MS;
@@ -175,6 +214,7 @@ export class SqliteStateStore implements StateStore {
     this.db.transaction(() => this.db.exec(SCHEMA)).immediate();
     const stmt = prepare(this.db);
     this.stmt = stmt;
+    this.sessionRows = new SeenSessions(() => stmt.dataVersion.get() as number);
 
     const check = (buckets: LimitBucket[], now: number): LimitTrip[] => {
       const trips: LimitTrip[] = [];
@@ -339,6 +379,7 @@ export class SqliteStateStore implements StateStore {
       const row = stmt.sessionGet.get(id) as SessionRow | undefined;
       if (!row) return undefined;
       if (row.expires_at <= now || row.expires_at - now < limits.ttlMs * 0.9) return MUST_WRITE;
+      this.sessionRows.set(id, row);
       return entriesOf(row, id, after);
     }).deferred;
     this.appendTx = this.db.transaction(
@@ -360,27 +401,39 @@ export class SqliteStateStore implements StateStore {
         return seq;
       },
     ).immediate;
-    const note = ({ id, note, limits, now }: QueuedNote): boolean => {
+    // The notes of one session in a batch: one read and one write of its row, however many.
+    const noteAll = (id: string, notes: QueuedNote[]): boolean => {
+      const { limits, now } = notes[notes.length - 1];
       const row = live(id, now);
       if (!row) return false;
       const counts = JSON.parse(row.counts) as Record<string, number>;
-      const key = `${note.tool}\u0000${note.verdict}`;
-      counts[note.verdict] = (counts[note.verdict] ?? 0) + 1;
-      counts[key] = (counts[key] ?? 0) + 1;
-      let blocked = row.blocked;
-      if (note.blocked !== undefined) {
-        const list = JSON.parse(row.blocked) as string[];
-        list.push(note.blocked);
-        blocked = JSON.stringify(list.slice(-MAX_BLOCKED_KEPT));
+      let list: string[] | undefined;
+      for (const { note } of notes) {
+        const key = `${note.tool}\u0000${note.verdict}`;
+        counts[note.verdict] = (counts[note.verdict] ?? 0) + 1;
+        counts[key] = (counts[key] ?? 0) + 1;
+        if (note.blocked !== undefined) (list ??= JSON.parse(row.blocked) as string[]).push(note.blocked);
       }
+      const blocked = list ? JSON.stringify(list.slice(-MAX_BLOCKED_KEPT)) : row.blocked;
       // Activity, refreshed as a read refreshes it: rewriting `expires_at` (and its two indexes)
       // on every note would triple the pages each commit writes.
-      if (row.expires_at - now < limits.ttlMs * 0.9)
+      if (row.expires_at - now < limits.ttlMs * 0.9) {
         stmt.sessionNote.run(JSON.stringify(counts), blocked, now + limits.ttlMs, id);
-      else stmt.sessionCounts.run(JSON.stringify(counts), blocked, id);
+        this.sessionRows.drop(id);
+      } else stmt.sessionCounts.run(JSON.stringify(counts), blocked, id);
       return true;
     };
-    this.notesTx = this.db.transaction((notes: QueuedNote[]) => notes.map(note)).immediate;
+    this.notesTx = this.db.transaction((notes: QueuedNote[]) => {
+      const bySession = new Map<string, QueuedNote[]>();
+      for (const queued of notes) {
+        const same = bySession.get(queued.id);
+        if (same) same.push(queued);
+        else bySession.set(queued.id, [queued]);
+      }
+      const noted = new Map<string, boolean>();
+      for (const [id, same] of bySession) noted.set(id, noteAll(id, same));
+      return notes.map((queued) => noted.get(queued.id) as boolean);
+    }).immediate;
     this.putRecordTx = this.db.transaction(
       (key: string, value: string, expect: number, expiresAt: number | null, now: number) => {
         const row = stmt.recordGet.get(key) as { version: number; expires_at: number | null } | undefined;
@@ -398,6 +451,7 @@ export class SqliteStateStore implements StateStore {
     limits: SessionLimits,
     now: number,
   ): Promise<SessionOpened> {
+    this.sessionRows.drop(id);
     return this.openTx(id, request, limits, now);
   }
 
@@ -407,8 +461,15 @@ export class SqliteStateStore implements StateStore {
     limits: SessionLimits,
     now: number,
   ): Promise<SessionRead | undefined> {
+    const row = this.sessionRows.get(id);
+    // Up to date, live and fresh as this connection last read it, and nobody else has written since.
+    if (row && row.seq === after && row.expires_at - now >= limits.ttlMs * 0.9) {
+      return { owner: row.owner ?? undefined, meta: row.meta ?? undefined, seq: row.seq, entries: [] };
+    }
     const read = this.readOnlyTx(id, after, limits, now);
-    return read === MUST_WRITE ? this.readTx(id, after, limits, now) : read;
+    if (read !== MUST_WRITE) return read;
+    this.sessionRows.drop(id);
+    return this.readTx(id, after, limits, now);
   }
 
   async appendSession(
@@ -417,6 +478,7 @@ export class SqliteStateStore implements StateStore {
     limits: SessionLimits,
     now: number,
   ): Promise<number | undefined> {
+    this.sessionRows.drop(id);
     return this.appendTx(id, entries, limits, now);
   }
 
@@ -458,6 +520,7 @@ export class SqliteStateStore implements StateStore {
   }
 
   async endSession(id: string): Promise<void> {
+    this.sessionRows.drop(id);
     this.db
       .transaction(() => {
         this.stmt.sessionEntriesDelete.run(id);
@@ -600,6 +663,7 @@ function prepare(db: Database.Database) {
         "SELECT data FROM tw_approval WHERE status IN ('pending', 'approved') AND expires_at <= ? ORDER BY created_at, id",
       )
       .pluck(),
+    dataVersion: db.prepare("PRAGMA data_version").pluck(),
     sessionGet: db.prepare(
       "SELECT owner, meta, seq, bytes, overflow, expires_at, counts, blocked FROM tw_session WHERE id = ?",
     ),
