@@ -55,10 +55,7 @@ if (parentPort) {
     done.then(
       () => port.postMessage({ id: request.id } satisfies CopyReply),
       (error: unknown) =>
-        port.postMessage({
-          id: request.id,
-          error: (error as Error)?.message ?? String(error),
-        } satisfies CopyReply),
+        port.postMessage({ id: request.id, error: (error as Error)?.message ?? String(error) } satisfies CopyReply),
     );
   });
 }

@@ -101,9 +101,7 @@ export class ThreadedSqliteCopy implements AuditSink {
   }
 
   /** Sends one request to the thread (starting it if need be) and waits for its answer. */
-  async #request(
-    request: CopyRequest extends infer R ? (R extends unknown ? Omit<R, "id"> : never) : never,
-  ): Promise<CopyReply["failed"]> {
+  async #request(request: CopyRequest extends infer R ? (R extends unknown ? Omit<R, "id"> : never) : never): Promise<CopyReply["failed"]> {
     const worker = await this.#start();
     const id = this.#next++;
     return new Promise((resolve, reject) => {

@@ -1,16 +1,16 @@
 import { existsSync, mkdirSync, readFileSync, renameSync, writeFileSync } from "node:fs";
 import { dirname, join, resolve } from "node:path";
 import type { AuditEvent } from "../audit/types.js";
-import type { PolicyIssue } from "../core/index.js";
 import { PolicyLoadError, ToolwardenError } from "../core/index.js";
+import type { PolicyIssue } from "../core/index.js";
 import type { Warden } from "../gateway/index.js";
-import type { CompiledPolicy } from "../policy/index.js";
 import { compilePolicy, compilePolicyFile, compilePolicyText, loadPolicyText } from "../policy/index.js";
 import { fromTransfer } from "../policy/transfer.js";
-import type { StateStore } from "../stores/types.js";
-import type { EventBus } from "./events.js";
 import { UploadCompiler } from "./upload-compiler.js";
 import { uploadExtends } from "./upload-extends.js";
+import type { CompiledPolicy } from "../policy/index.js";
+import type { StateStore } from "../stores/types.js";
+import type { EventBus } from "./events.js";
 
 /** One stored policy version; its text is `<policies>/<hash>.yaml`. */
 export interface PolicyVersion {

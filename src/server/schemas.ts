@@ -1,5 +1,5 @@
-import { z } from "zod";
 import { attrsProblem } from "./keys.js";
+import { z } from "zod";
 
 /**
  * The API's request and response shapes. Each schema validates bodies and, registered in

@@ -2,8 +2,8 @@ import { spawn } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
 import { createStateStore } from "./create.js";
-import type { Approval, LimitBucket, SessionLimits, StateStore } from "./types.js";
 import { SESSION_OVERFLOW } from "./types.js";
+import type { Approval, LimitBucket, SessionLimits, StateStore } from "./types.js";
 
 /** How the conformance suite gets stores of one implementation. */
 export interface StoreHarness {

@@ -1,14 +1,6 @@
 export { createStateStore } from "./create.js";
-export type { DeadlineStoreOptions, GuardedStateStore, StoreHealth } from "./deadline.js";
-export {
-  DEFAULT_STORE_TIMEOUT_MS,
-  isGuarded,
-  StoreUnavailableError,
-  withDeadline,
-  withStoreDeadlines,
-} from "./deadline.js";
-export type { MemoryStateStoreOptions } from "./memory/index.js";
 export { MemoryStateStore } from "./memory/index.js";
+export type { MemoryStateStoreOptions } from "./memory/index.js";
 export type {
   Approval,
   ApprovalStatus,
@@ -18,3 +10,11 @@ export type {
   SpendResult,
   StateStore,
 } from "./types.js";
+export {
+  DEFAULT_STORE_TIMEOUT_MS,
+  isGuarded,
+  StoreUnavailableError,
+  withDeadline,
+  withStoreDeadlines,
+} from "./deadline.js";
+export type { DeadlineStoreOptions, GuardedStateStore, StoreHealth } from "./deadline.js";

@@ -1,2 +1,2 @@
-export type { RedisStateStoreOptions } from "./redis-store.js";
 export { RedisStateStore } from "./redis-store.js";
+export type { RedisStateStoreOptions } from "./redis-store.js";

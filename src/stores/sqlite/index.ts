@@ -1,2 +1,2 @@
-export type { SqliteStateStoreOptions } from "./sqlite-store.js";
 export { SqliteStateStore } from "./sqlite-store.js";
+export type { SqliteStateStoreOptions } from "./sqlite-store.js";
