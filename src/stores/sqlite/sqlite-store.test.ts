@@ -112,6 +112,25 @@ describe("SqliteStateStore on disk", () => {
     await store.close();
   });
 
+  it("writes the notes of decisions in successive turns of the event loop in one transaction", async () => {
+    const path = join(dir, `notes-turns-${files++}.db`);
+    const store = open(path);
+    const limits = { ttlMs: 60_000, maxSessions: 10, maxPerOwner: 10, maxBytes: 1 << 20 };
+    await store.openSession("s", { owner: "a" }, limits, 1);
+    const wal = () => statSync(`${path}-wal`).size;
+    const before = wal();
+    // One decision per turn, as a lone agent makes them: a commit per turn would be one per note.
+    const noted: Array<Promise<boolean>> = [];
+    for (let i = 0; i < 20; i++) {
+      noted.push(store.noteSession("s", { tool: "x", verdict: "allow" }, limits, 2));
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    expect((await Promise.all(noted)).every(Boolean)).toBe(true);
+    expect((wal() - before) / (4096 + 24)).toBeLessThan(6);
+    expect(await store.sessionCounters("s", 3)).toMatchObject({ counts: { allow: 20 } });
+    await store.close();
+  });
+
   it("reads a session without the write lock while another process holds it, unless the read must write", async () => {
     const path = join(dir, `read-${files++}.db`);
     const store = new SqliteStateStore({ path, busyTimeoutMs: 20 });
@@ -137,7 +156,7 @@ describe("SqliteStateStore on disk", () => {
     await store.close();
   });
 
-  it("answers a read from the row it last read only while no other connection has written", async () => {
+  it("a read sees what another connection appended or ended, and expiry, whichever way it reads", async () => {
     const path = join(dir, `seen-${files++}.db`);
     const a = new SqliteStateStore({ path });
     const b = new SqliteStateStore({ path });

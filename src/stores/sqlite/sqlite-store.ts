@@ -1,5 +1,5 @@
-import Database from "better-sqlite3";
 import { ensurePrivateFile } from "../../core/private-file.js";
+import Database from "better-sqlite3";
 import { DEFAULT_APPROVAL_RETENTION_MS, isExpired } from "../approval.js";
 import { DEFAULT_STORE_TIMEOUT_MS } from "../deadline.js";
 import { fromMicros, maxToMicros, toMicros } from "../micros.js";
@@ -8,13 +8,13 @@ import type {
   ApprovalStatus,
   LimitBucket,
   LimitTrip,
+  SpendRequest,
   SessionCounters,
   SessionLimits,
   SessionNote,
   SessionOpened,
   SessionOpenRequest,
   SessionRead,
-  SpendRequest,
   SpendResult,
   StateStore,
   StoredRecord,
@@ -85,43 +85,8 @@ interface SessionRow {
 /** A session read found that it must write (an expired session to delete, an expiry to refresh). */
 const MUST_WRITE = Symbol("must write");
 
-/** Most session rows `SeenSessions` keeps before it starts afresh. */
-const SEEN_MAX = 10_000;
-
-/**
- * Session rows as this connection last read them, kept while no other connection has committed
- * (`PRAGMA data_version` is unchanged): the read before each decision is then answered from here,
- * without a transaction (it was a sixth of a decision through `serve`). Another process, a replica
- * or this process's own other connections change the version, and everything is read again. This
- * connection's own writes do not change it, so each write of a session row drops what it touched.
- */
-class SeenSessions {
-  private version = -1;
-  private readonly rows = new Map<string, SessionRow>();
-
-  constructor(private readonly dataVersion: () => number) {}
-
-  /** The row as this connection last read it, if nobody else has committed since. */
-  get(id: string): SessionRow | undefined {
-    const version = this.dataVersion();
-    if (version === this.version) return this.rows.get(id);
-    this.rows.clear();
-    this.version = version;
-    return undefined;
-  }
-
-  /** Keeps a row just read (after `get`, in the same synchronous step). */
-  set(id: string, row: SessionRow): void {
-    if (this.rows.size >= SEEN_MAX) this.rows.clear();
-    this.rows.set(id, row);
-  }
-
-  /** Forgets one session's row (this connection wrote it), or all of them. */
-  drop(id?: string): void {
-    if (id === undefined) this.rows.clear();
-    else this.rows.delete(id);
-  }
-}
+/** How long report counters gather before one transaction writes them (`noteSession`). */
+const NOTES_GATHER_MS = 10;
 
 interface QueuedNote {
   id: string;
@@ -188,8 +153,9 @@ export class SqliteStateStore implements StateStore {
     now: number,
   ) => number | undefined;
   private readonly notesTx: (notes: QueuedNote[]) => boolean[];
-  /** Report counters waiting for the end of this turn of the event loop, written in one transaction. */
+  /** Report counters waiting to be written in one transaction (`noteSession`). */
   private notes: QueuedNote[] = [];
+  private notesTimer: NodeJS.Timeout | undefined;
   private readonly putRecordTx: (
     key: string,
     value: string,
@@ -198,7 +164,6 @@ export class SqliteStateStore implements StateStore {
     now: number,
   ) => boolean;
   private lastSessionSweep = Number.NEGATIVE_INFINITY;
-  private readonly sessionRows: SeenSessions;
 
   constructor(options: SqliteStateStoreOptions) {
     this.retentionMs = options.approvalRetentionMs ?? DEFAULT_APPROVAL_RETENTION_MS;
@@ -214,7 +179,6 @@ export class SqliteStateStore implements StateStore {
     this.db.transaction(() => this.db.exec(SCHEMA)).immediate();
     const stmt = prepare(this.db);
     this.stmt = stmt;
-    this.sessionRows = new SeenSessions(() => stmt.dataVersion.get() as number);
 
     const check = (buckets: LimitBucket[], now: number): LimitTrip[] => {
       const trips: LimitTrip[] = [];
@@ -379,7 +343,6 @@ export class SqliteStateStore implements StateStore {
       const row = stmt.sessionGet.get(id) as SessionRow | undefined;
       if (!row) return undefined;
       if (row.expires_at <= now || row.expires_at - now < limits.ttlMs * 0.9) return MUST_WRITE;
-      this.sessionRows.set(id, row);
       return entriesOf(row, id, after);
     }).deferred;
     this.appendTx = this.db.transaction(
@@ -417,10 +380,9 @@ export class SqliteStateStore implements StateStore {
       const blocked = list ? JSON.stringify(list.slice(-MAX_BLOCKED_KEPT)) : row.blocked;
       // Activity, refreshed as a read refreshes it: rewriting `expires_at` (and its two indexes)
       // on every note would triple the pages each commit writes.
-      if (row.expires_at - now < limits.ttlMs * 0.9) {
+      if (row.expires_at - now < limits.ttlMs * 0.9)
         stmt.sessionNote.run(JSON.stringify(counts), blocked, now + limits.ttlMs, id);
-        this.sessionRows.drop(id);
-      } else stmt.sessionCounts.run(JSON.stringify(counts), blocked, id);
+      else stmt.sessionCounts.run(JSON.stringify(counts), blocked, id);
       return true;
     };
     this.notesTx = this.db.transaction((notes: QueuedNote[]) => {
@@ -451,7 +413,6 @@ export class SqliteStateStore implements StateStore {
     limits: SessionLimits,
     now: number,
   ): Promise<SessionOpened> {
-    this.sessionRows.drop(id);
     return this.openTx(id, request, limits, now);
   }
 
@@ -461,15 +422,15 @@ export class SqliteStateStore implements StateStore {
     limits: SessionLimits,
     now: number,
   ): Promise<SessionRead | undefined> {
-    const row = this.sessionRows.get(id);
-    // Up to date, live and fresh as this connection last read it, and nobody else has written since.
-    if (row && row.seq === after && row.expires_at - now >= limits.ttlMs * 0.9) {
+    // Most reads find nothing new: one statement, in a read snapshot of its own, says so. Entries
+    // to read with the row need a transaction (one snapshot for both); so does a refresh.
+    const row = this.stmt.sessionGet.get(id) as SessionRow | undefined;
+    if (!row) return undefined;
+    if (row.seq === after && row.expires_at - now >= limits.ttlMs * 0.9) {
       return { owner: row.owner ?? undefined, meta: row.meta ?? undefined, seq: row.seq, entries: [] };
     }
     const read = this.readOnlyTx(id, after, limits, now);
-    if (read !== MUST_WRITE) return read;
-    this.sessionRows.drop(id);
-    return this.readTx(id, after, limits, now);
+    return read === MUST_WRITE ? this.readTx(id, after, limits, now) : read;
   }
 
   async appendSession(
@@ -478,22 +439,25 @@ export class SqliteStateStore implements StateStore {
     limits: SessionLimits,
     now: number,
   ): Promise<number | undefined> {
-    this.sessionRows.drop(id);
     return this.appendTx(id, entries, limits, now);
   }
 
   /**
-   * Queued and written with every other note of this turn of the event loop in one transaction:
-   * under load a commit per decision was most of the cost of a decision through `serve`.
+   * Queued and written with every other note of the next NOTES_GATHER_MS in one transaction: a
+   * commit per decision was most of the cost of a decision through `serve`, and at one decision
+   * per turn of the event loop a commit per turn is one per decision. The counters are the
+   * session's report only (the audit trail is the record): reading them here writes what is
+   * queued first, and another replica or a crash sees them at most NOTES_GATHER_MS late.
    */
   noteSession(id: string, note: SessionNote, limits: SessionLimits, now: number): Promise<boolean> {
     return new Promise((resolve, reject) => {
       if (this.notes.push({ id, note, limits, now, resolve, reject }) === 1)
-        setImmediate(() => this.writeNotes());
+        this.notesTimer = setTimeout(() => this.writeNotes(), NOTES_GATHER_MS).unref();
     });
   }
 
   private writeNotes(): void {
+    clearTimeout(this.notesTimer);
     const notes = this.notes;
     if (!notes.length) return;
     this.notes = [];
@@ -520,7 +484,6 @@ export class SqliteStateStore implements StateStore {
   }
 
   async endSession(id: string): Promise<void> {
-    this.sessionRows.drop(id);
     this.db
       .transaction(() => {
         this.stmt.sessionEntriesDelete.run(id);
@@ -663,7 +626,6 @@ function prepare(db: Database.Database) {
         "SELECT data FROM tw_approval WHERE status IN ('pending', 'approved') AND expires_at <= ? ORDER BY created_at, id",
       )
       .pluck(),
-    dataVersion: db.prepare("PRAGMA data_version").pluck(),
     sessionGet: db.prepare(
       "SELECT owner, meta, seq, bytes, overflow, expires_at, counts, blocked FROM tw_session WHERE id = ?",
     ),
