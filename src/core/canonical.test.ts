@@ -49,3 +49,42 @@ describe("canonicalJson: the shallow (recursive) and deep (iterative) writers ag
     expect(canonicalJson(deep)).toBe(canonicalJsonDeep(deep));
   });
 });
+
+/** Canonical JSON of plain JSON data, written the obvious way: every object's keys sorted anew. */
+function reference(value: unknown): string {
+  if (Array.isArray(value)) return `[${value.map(reference).join(",")}]`;
+  if (value === null || typeof value !== "object") return JSON.stringify(value);
+  const entries = Object.keys(value)
+    .sort()
+    .map((key) => `${JSON.stringify(key)}:${reference((value as Record<string, unknown>)[key])}`);
+  return `{${entries.join(",")}}`;
+}
+
+describe("canonicalJson: key order", () => {
+  it("sorts each object's own keys when shapes that share a first key come in turns", () => {
+    const shapes = [
+      { t: 1, b: 2, a: 3 },
+      { t: 1, a: 3, b: 2 },
+      { t: 1, b: 2, c: 3 },
+      { t: 1, b: 2 },
+      { t: 1, b: 2, a: 3, z: { t: 0, y: 1 } },
+    ];
+    for (let round = 0; round < 3; round++) {
+      for (const value of shapes) {
+        expect(canonicalJson(value)).toBe(reference(value));
+        expect(canonicalJsonDeep(value)).toBe(reference(value));
+      }
+    }
+  });
+
+  it("on any sequence of objects drawn from a few keys", () => {
+    const key = fc.constantFrom("a", "b", "c", "kind", "time", "ké", "Z", "_");
+    const object = fc.dictionary(key, fc.oneof(fc.integer(), fc.dictionary(key, fc.boolean())));
+    fc.assert(
+      fc.property(fc.array(object, { maxLength: 20 }), (values) => {
+        for (const value of values) expect(canonicalJson(value)).toBe(reference(value));
+      }),
+      { numRuns: 300 },
+    );
+  });
+});

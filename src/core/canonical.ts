@@ -63,7 +63,7 @@ function sortedCopy(value: unknown, depth: number, path: object[], replaced: boo
     }
     out = list;
   } else {
-    const keys = Object.keys(obj).sort();
+    const keys = sortedKeys(obj);
     const copy: Record<string, unknown> = {};
     for (const key of keys) {
       const first = key.charCodeAt(0);
@@ -75,6 +75,39 @@ function sortedCopy(value: unknown, depth: number, path: object[], replaced: boo
   }
   path.pop();
   return out;
+}
+
+/** An object's own enumerable keys, sorted by UTF-16 code units. The array is shared: never change it. */
+function sortedKeys(obj: object): string[] {
+  const keys = Object.keys(obj);
+  if (keys.length < 2) return keys;
+  if (keys.length > MAX_SHAPE_KEYS) return keys.sort();
+  // Sorting costs more than writing the rest of a record; the objects written (records, findings,
+  // a tool's arguments) come in a few shapes, so the sorted order of each shape met is kept.
+  const first = keys[0]!;
+  const known = shapes.get(first);
+  if (known) {
+    for (const shape of known) if (sameKeys(shape.keys, keys)) return shape.sorted;
+  }
+  const sorted = [...keys].sort();
+  if (shapes.size >= MAX_SHAPES) shapes.clear();
+  const entry = { keys, sorted };
+  if (!known) shapes.set(first, [entry]);
+  else if (known.length < SHAPES_PER_FIRST_KEY) known.push(entry);
+  else known[0] = entry;
+  return sorted;
+}
+
+/** Key lists met, and their sorted order, by first key; bounded, as arguments' keys are anyone's. */
+const shapes = new Map<string, Array<{ keys: string[]; sorted: string[] }>>();
+const MAX_SHAPES = 256;
+const SHAPES_PER_FIRST_KEY = 4;
+const MAX_SHAPE_KEYS = 64;
+
+function sameKeys(a: readonly string[], b: readonly string[]): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
 }
 
 /** Canonical JSON of a value of any depth (exported for the test that holds the two writers equal). */
@@ -128,7 +161,7 @@ function enter(value: unknown, onPath: Set<object>): string | undefined | Frame 
   if (typeof obj !== "object") return obj;
   if (onPath.has(obj)) return '"[circular]"';
   if (Array.isArray(obj)) return { obj, keys: undefined, size: obj.length, i: 0, written: 0 };
-  const keys = Object.keys(obj).sort();
+  const keys = sortedKeys(obj);
   return { obj, keys, size: keys.length, i: 0, written: 0 };
 }
 
