@@ -46,6 +46,25 @@ describe("JsonlAuditSink", () => {
     expect(await verifyAuditLog([log], TEST_KEY)).toMatchObject({ ok: true, records: 50 });
   });
 
+  it("writes a batch of many pieces of multi-byte text, then a smaller one, line for line", async () => {
+    // 200 records of ~1,000 UTF-16 units are joined and encoded in several pieces; the smaller batch
+    // after them reuses the first batch's buffer.
+    const text = (i: number) => `${i} é€😀 ${"ü".repeat(900)} \ud800`;
+    const sink = await JsonlAuditSink.open({ path: log, key: TEST_KEY });
+    await Promise.all(Array.from({ length: 200 }, (_, i) => sink.append(decisionEvent(i, { reason: text(i) }))));
+    await Promise.all(Array.from({ length: 3 }, (_, i) => sink.append(decisionEvent(200 + i))));
+    await sink.close();
+    const lines = (await readFile(log, "utf8")).split("\n");
+    expect(lines.pop()).toBe("");
+    expect(lines).toHaveLength(203);
+    const list = lines.map((line) => JSON.parse(line));
+    expect(list.slice(0, 200).map((r) => r.reason)).toEqual(Array.from({ length: 200 }, (_, i) => text(i)));
+    expect(list.slice(200).map((r) => r.tool)).toEqual(["tool_200", "tool_201", "tool_202"]);
+    // The first batch was one write, ended by its checkpoint.
+    expect(list[198].hmac).toBe("@200");
+    expect(await verifyAuditLog([log], TEST_KEY)).toMatchObject({ ok: true, records: 203 });
+  });
+
   it("continues seq and prev after a restart", async () => {
     let sink = await JsonlAuditSink.open({ path: log, key: TEST_KEY });
     await sink.append(decisionEvent(1));

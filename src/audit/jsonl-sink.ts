@@ -9,6 +9,7 @@ import {
   hmacHex,
   hmacRole,
   recordHash,
+  type SealedRecord,
   type SigningOptions,
   sealBatch,
   signingKey,
@@ -50,6 +51,8 @@ export class JsonlAuditSink extends GroupCommitSink<AuditEvent> implements Audit
   #size: number;
   #head: ChainHead;
   #nextRotation: number;
+  /** Where each batch is encoded, reused: a new buffer of a batch's size is new pages to fault in every time. */
+  #scratch = Buffer.alloc(0);
 
   private constructor(
     options: JsonlSinkOptions,
@@ -114,13 +117,9 @@ export class JsonlAuditSink extends GroupCommitSink<AuditEvent> implements Audit
   protected async writeBatch(events: AuditEvent[]): Promise<void> {
     // The batch and its checkpoint (the last record, signed) go out in one write and one fdatasync.
     const sealed = sealBatch(events, this.#head, this.#key);
-    const lines = new Array<string>(sealed.length + 1);
-    for (let i = 0; i < sealed.length; i++) lines[i] = sealed[i]!.line;
-    lines[sealed.length] = "";
     const last = sealed[sealed.length - 1]!.record;
     const head = { seq: last.seq, hash: last.hash };
-    // One join, not string concatenation: encoding a deep rope of 1,000 lines costs three times as much.
-    const bytes = Buffer.from(lines.join("\n"), "utf8");
+    const bytes = encodeLines(sealed, (size) => this.#buffer(size));
     if (this.#size > 0 && this.#size + bytes.length > this.#maxBytes) {
       await this.#step("rotate", () => this.#rotate(), true);
     }
@@ -142,6 +141,14 @@ export class JsonlAuditSink extends GroupCommitSink<AuditEvent> implements Audit
     // After a failed fsync the kernel may have dropped the pages: nothing written since is trustworthy.
     if (this.#durability === "fsync") await this.#step("sync", () => this.#handle.datasync(), true);
     this.#head = head;
+  }
+
+  /** A buffer of at least `size` bytes to encode a batch in: the kept one, grown if need be (up to MAX_SCRATCH). */
+  #buffer(size: number): Buffer {
+    if (size <= this.#scratch.length) return this.#scratch;
+    const buffer = Buffer.allocUnsafeSlow(size);
+    if (size <= MAX_SCRATCH) this.#scratch = buffer;
+    return buffer;
   }
 
   /** Runs one I/O step of a batch; a failure becomes an `AuditSinkError` naming the step (and, when `fatal`, refuses later batches). */
@@ -174,6 +181,40 @@ export class JsonlAuditSink extends GroupCommitSink<AuditEvent> implements Audit
     this.#size = 0;
     if (this.#durability === "fsync") await syncDir(dirname(this.path));
   }
+}
+
+/** Most UTF-16 code units joined into one string by `encodeLines`: 64 KB even as two-byte text. */
+const PIECE_CHARS = 32_768;
+
+/** Largest encoding buffer a sink keeps between batches (a batch of 1,000 typical records needs ~1.6 MB). */
+const MAX_SCRATCH = 8 * 1024 * 1024;
+
+/**
+ * The records' lines as UTF-8, each ending in a newline. They are joined a piece at a time, never
+ * all at once: a string past 128 KB is a large object to V8, and allocating one per batch (256
+ * records of ~500 bytes) set off a scavenge each time, which cost ~4 µs per record against ~0.3 µs.
+ * One join per piece, not string concatenation: encoding a deep rope of lines costs three times as much.
+ */
+function encodeLines(sealed: readonly SealedRecord[], buffer: (size: number) => Buffer): Buffer {
+  let chars = 0;
+  for (const { line } of sealed) chars += line.length + 1;
+  // At most 3 bytes per UTF-16 code unit (a surrogate pair, two units, takes 4).
+  const bytes = buffer(chars * 3);
+  let offset = 0;
+  let piece: string[] = [];
+  let pieceChars = 0;
+  for (let i = 0; i < sealed.length; i++) {
+    const { line } = sealed[i]!;
+    piece.push(line);
+    pieceChars += line.length + 1;
+    if (pieceChars >= PIECE_CHARS || i === sealed.length - 1) {
+      piece.push("");
+      offset += bytes.write(piece.join("\n"), offset, "utf8");
+      piece = [];
+      pieceChars = 0;
+    }
+  }
+  return bytes.subarray(0, offset);
 }
 
 /**
