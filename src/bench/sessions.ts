@@ -33,6 +33,8 @@ export async function sessionScenarios(): Promise<BenchResult[]> {
   const dir = mkdtempSync(join(tmpdir(), "tw-bench-sessions-"));
   const prefix = `tw-bench-${randomBytes(4).toString("hex")}:`;
   const results: BenchResult[] = [];
+  const open = await measureSessionOpen();
+  if (open) results.push(open);
   const stores: Array<[string, () => Promise<StateStore | string>]> = [
     ["memory", async () => new MemoryStateStore()],
     [
@@ -146,4 +148,32 @@ export async function sessionScenarios(): Promise<BenchResult[]> {
 function memoryNote(ns: number, memoryNs: number | undefined): string {
   const ratio = memoryNs === undefined ? "" : `${(ns / memoryNs).toFixed(1)}× memory; `;
   return `${ratio}4 KB argument, 1 MB labelled history`;
+}
+
+/**
+ * "open a session, memory store": `openSession` with a new id each time, as an agent run starts
+ * (the store opens it, this process makes its Session). Sessions are never ended here.
+ */
+async function measureSessionOpen(): Promise<BenchResult | undefined> {
+  const name = "open a session, memory store";
+  if (!wanted(name)) return undefined;
+  const batch = 1000;
+  const samples = 15;
+  const sessions = batch * (samples + 2);
+  const warden = Warden.fromObject(POLICY, {
+    store: new MemoryStateStore(),
+    sessions: { maxSessions: sessions, maxPerAgent: sessions },
+  });
+  let next = 0;
+  try {
+    const result = await measureAsync(
+      name,
+      () => warden.openSession({ id: `open-${next++}`, agent: { id: "bench" } }),
+      { batch, samples },
+    );
+    result.note = "a new session id each time; none ended";
+    return result;
+  } finally {
+    await warden.close();
+  }
 }
