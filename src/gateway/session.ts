@@ -1,6 +1,6 @@
 import type { Agent, Decision, Verdict } from "../core/index.js";
 import type { FlowHit } from "../policy/index.js";
-import { contentParts, FlowIndex, normalizeFlowText, scanValue } from "../taint/index.js";
+import { contentParts, FlowIndex, type FlowIndexOptions, normalizeFlowText, scanValue } from "../taint/index.js";
 import type { SessionState } from "./evaluate.js";
 import { valueAt } from "./inspect.js";
 
@@ -63,8 +63,10 @@ export class Session implements SessionState {
   /** Set by the Warden that holds the session: where `input` and `recordOutput` write. */
   writer?: SessionWriter;
   private readonly options: SessionOptions;
+  private readonly indexOptions: FlowIndexOptions;
   private seenLabels = new Set<string>();
-  private index: FlowIndex;
+  /** Made on the first labelled content (or overflow mark): most sessions never get any. */
+  private flowIndex: FlowIndex | undefined;
   private verdicts: Record<Verdict, number> = { allow: 0, flag: 0, ask: 0, deny: 0 };
   private byTool = new Map<string, Record<Verdict, number>>();
   private blocked: SessionReport["flowsBlocked"] = [];
@@ -80,15 +82,22 @@ export class Session implements SessionState {
     this.id = options.id;
     this.agent = options.agent ?? {};
     this.task = options.task;
-    this.index = this.newIndex();
+    this.indexOptions = {
+      minMatch: options.minMatch,
+      labelMinMatch: { ...options.labelMinMatch },
+      maxBytes: options.maxTaintBytes,
+    };
+    // Bad options fail here, as when the index was made with the session, not at its first content.
+    FlowIndex.checkOptions(this.indexOptions);
   }
 
-  private newIndex(): FlowIndex {
-    return new FlowIndex({
-      minMatch: this.options.minMatch,
-      labelMinMatch: { ...this.options.labelMinMatch },
-      maxBytes: this.options.maxTaintBytes,
-    });
+  /**
+   * The session's flow index, made when first needed: making one (its tables and a random hash
+   * base) was most of the cost of opening a session, and an empty one answers nothing.
+   */
+  private get index(): FlowIndex {
+    this.flowIndex ??= new FlowIndex(this.indexOptions);
+    return this.flowIndex;
   }
 
   /** Forgets everything received (the store no longer holds the session: it expired or was ended). */
@@ -97,7 +106,7 @@ export class Session implements SessionState {
     this.owner = undefined;
     this.plan = undefined;
     this.seenLabels = new Set();
-    this.index = this.newIndex();
+    this.flowIndex = undefined;
     this.verdicts = { allow: 0, flag: 0, ask: 0, deny: 0 };
     this.byTool = new Map();
     this.blocked = [];
@@ -146,7 +155,8 @@ export class Session implements SessionState {
   }
 
   get hasLabelledContent(): boolean {
-    return this.index.bytes > 0 || this.index.overflowed;
+    const index = this.flowIndex;
+    return index !== undefined && (index.bytes > 0 || index.overflowed);
   }
 
   /** Records labelled input that is not a tool output: the user's request, an uploaded document. */
@@ -243,7 +253,7 @@ export class Session implements SessionState {
     return labels.some((label) =>
       label.startsWith("tool:")
         ? this.inValueSet(text, label.slice(5))
-        : this.index.containsWhole(text, label),
+        : this.flowIndex?.containsWhole(text, label) === true,
     );
   }
 

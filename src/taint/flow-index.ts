@@ -73,6 +73,30 @@ function checkMinMatch(value: number, what: string): number {
   return value;
 }
 
+/** The options checked, with the shortest and longest minimum match among them. */
+function settingsOf(options: FlowIndexOptions): {
+  minMatch: number;
+  perLabel: Map<string, number>;
+  shortest: number;
+  longest: number;
+  maxBytes: number;
+} {
+  const minMatch = checkMinMatch(options.minMatch ?? DEFAULT_MIN_MATCH, "minMatch");
+  const perLabel = new Map<string, number>();
+  let shortest = minMatch;
+  let longest = minMatch;
+  for (const [label, value] of Object.entries(options.labelMinMatch ?? {})) {
+    perLabel.set(label, checkMinMatch(value, `labelMinMatch.${label}`));
+    shortest = Math.min(shortest, value);
+    longest = Math.max(longest, value);
+  }
+  const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
+  if (!(maxBytes > 0) || maxBytes > 2 ** 31) {
+    throw new RangeError(`maxBytes must be in (0, 2^31], got ${maxBytes}`);
+  }
+  return { minMatch, perLabel, shortest, longest, maxBytes };
+}
+
 /**
  * Content fingerprints of one session's labelled content (tool outputs, user input), answering
  * "which labels does this argument carry?" by shared stretches of normalised text.
@@ -140,21 +164,15 @@ export class FlowIndex {
   private selectedHash = new Uint32Array(64);
   private selectedPos = new Uint32Array(64);
 
+  /** Throws the RangeError the constructor would for `options`, without building an index. */
+  static checkOptions(options: FlowIndexOptions = {}): void {
+    settingsOf(options);
+  }
+
   constructor(options: FlowIndexOptions = {}) {
-    this.minMatch = checkMinMatch(options.minMatch ?? DEFAULT_MIN_MATCH, "minMatch");
-    const perLabel = new Map<string, number>();
-    let shortest = this.minMatch;
-    let longest = this.minMatch;
-    for (const [label, value] of Object.entries(options.labelMinMatch ?? {})) {
-      perLabel.set(label, checkMinMatch(value, `labelMinMatch.${label}`));
-      shortest = Math.min(shortest, value);
-      longest = Math.max(longest, value);
-    }
+    const { minMatch, perLabel, shortest, longest, maxBytes } = settingsOf(options);
+    this.minMatch = minMatch;
     this.labelMinMatch = perLabel;
-    const maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
-    if (!(maxBytes > 0) || maxBytes > 2 ** 31) {
-      throw new RangeError(`maxBytes must be in (0, 2^31], got ${maxBytes}`);
-    }
     this.maxBytes = maxBytes;
     this.shortest = shortest;
     // k about t/2 balances fingerprint density (2/(w+1)) against how common each k-gram is.
