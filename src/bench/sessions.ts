@@ -151,11 +151,11 @@ function memoryNote(ns: number, memoryNs: number | undefined): string {
 }
 
 /**
- * "open a session, memory store": `openSession` with a new id each time, as an agent run starts
+ * "open a session (async), memory store": `openSession` with a new id each time, as an agent run starts
  * (the store opens it, this process makes its Session). Sessions are never ended here.
  */
 async function measureSessionOpen(): Promise<BenchResult | undefined> {
-  const name = "open a session, memory store";
+  const name = "open a session (async), memory store";
   if (!wanted(name)) return undefined;
   const batch = 1000;
   const samples = 15;
