@@ -85,7 +85,10 @@ interface SessionRow {
 /** A session read found that it must write (an expired session to delete, an expiry to refresh). */
 const MUST_WRITE = Symbol("must write");
 
-/** How long report counters gather before one transaction writes them (`noteSession`). */
+/**
+ * How long report counters gather before one transaction writes them (`noteSession`); a store
+ * deadline (`--store-timeout`) shorter than this would count every note as a missed answer.
+ */
 const NOTES_GATHER_MS = 10;
 
 interface QueuedNote {
