@@ -104,7 +104,7 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
 function authenticate(keys: ApiKeyStore, roles: readonly Role[]): MiddlewareHandler<Env> {
   return async (c, next) => {
     const identity = await identify(keys, c.req.header("Authorization"), roles);
-    if (identity instanceof HttpError) {
+    if (identity instanceof KeyRefused) {
       if (identity.challenge) c.header("WWW-Authenticate", identity.challenge);
       return fail(c, identity.status, identity.code, identity.message);
     }
