@@ -36,9 +36,9 @@ export function sseFrame(event: ServerEvent): string {
 /**
  * An in-process fan-out of server events to the waiting decide calls (at once) and the event
  * stream clients (batched): each event is serialised once, the frames of COALESCE_MS are joined
- * once, and every client gets that one string in one write, so 200 clients cost 200 writes every
- * COALESCE_MS, not 200 per event. A client that holds more than MAX_UNSENT_BYTES unsent (it does
- * not read) is dropped, so it never holds up the decisions that produce the events.
+ * and encoded once, and every client is handed those same bytes, so 200 clients cost 200 writes
+ * every COALESCE_MS, not 200 per event. A client that holds more than MAX_UNSENT_BYTES unsent (it
+ * does not read) is dropped, so it never holds up the decisions that produce the events.
  */
 export class EventBus {
   readonly #listeners = new Set<Listener>();
