@@ -5,6 +5,8 @@
  * audit records in both sinks: every answered request must have its record, and both chains
  * must verify. In the same run, a bare `node:http` server (its own process, returning a fixed
  * decision as JSON) takes the same load: the ratio of the two is the cost of everything serve does.
+ * The servers take the load in one-second turns, in rotation, `--duration` turns each, so a
+ * machine whose speed drifts slows them alike.
  * Also in the same run: one small append + fdatasync on the data directory's disk (the floor of a
  * durable decision's latency at one connection).
  *
@@ -187,9 +189,37 @@ function cpuMs(child: ChildProcess): number {
   }
 }
 
-/** The server's CPU time per answered request over a run (µs): less disturbed by a busy machine than req/s. */
-function perRequestUs(child: ChildProcess, before: number, result: autocannon.Result): number {
-  return Math.round(((cpuMs(child) - before) * 1000) / Math.max(1, result["2xx"]));
+/** One server's one-second turn: autocannon's result and the CPU time the server used in it (ms). */
+interface Turn {
+  result: autocannon.Result;
+  cpuMs: number;
+}
+
+/** A server's figures over its turns at one connection count. */
+interface Measured {
+  /** Requests answered per second, over all its turns. */
+  rps: number;
+  /** The median of the turns' latency percentiles (ms). */
+  p50: number;
+  p99: number;
+  /** CPU time per answered request (µs): less disturbed by a busy machine than req/s. */
+  cpuUs: number;
+  ok: number;
+  failures: number;
+}
+
+function combine(turns: Turn[]): Measured {
+  const ok = turns.reduce((sum, t) => sum + t.result["2xx"], 0);
+  const seconds = turns.reduce((sum, t) => sum + t.result.duration, 0);
+  const median = (values: number[]) => [...values].sort((a, b) => a - b)[values.length >> 1];
+  return {
+    rps: ok / Math.max(seconds, 1e-9),
+    p50: median(turns.map((t) => t.result.latency.p50)),
+    p99: median(turns.map((t) => t.result.latency.p99)),
+    cpuUs: Math.round((turns.reduce((sum, t) => sum + t.cpuMs, 0) * 1000) / Math.max(1, ok)),
+    ok,
+    failures: turns.reduce((sum, t) => sum + t.result.errors + t.result.timeouts + t.result.non2xx, 0),
+  };
 }
 
 interface Serve {
@@ -201,7 +231,7 @@ interface Serve {
   admin: string;
   answered: number;
   failures: number;
-  results: Map<number, autocannon.Result & { cpuUs: number }>;
+  results: Map<number, Measured>;
   sequential?: { p50: number; p90: number };
 }
 
@@ -232,24 +262,47 @@ try {
     });
   }
 
-  // Per connection count: the bare server, then each serve, each warmed up first (serve's warm-up
-  // decisions are audited too).
-  const bareResults = new Map<number, autocannon.Result & { cpuUs: number }>();
+  // Per connection count: each server warmed up (serve's warm-up decisions are audited too), then
+  // one-second turns, bare and each serve in rotation, `duration` turns each: a VM whose speed
+  // drifts from one second to the next slows all of them alike, so the ratio holds still.
+  const bareResults = new Map<number, Measured>();
   for (const connections of connectionCounts) {
-    const bareRequests = servers[0].requests;
-    await autocannon({ url: bare.url, connections, duration: 1, requests: bareRequests });
-    const bareCpu = cpuMs(bare.child);
-    const bareResult = await autocannon({ url: bare.url, connections, duration, requests: bareRequests });
-    bareResults.set(connections, { ...bareResult, cpuUs: perRequestUs(bare.child, bareCpu, bareResult) });
-    for (const serve of servers) {
-      const warm = await autocannon({ url: serve.url, connections, duration: 2, requests: serve.requests });
-      const cpu = cpuMs(serve.child);
-      const measured = await autocannon({ url: serve.url, connections, duration, requests: serve.requests });
-      const result = { ...measured, cpuUs: perRequestUs(serve.child, cpu, measured) };
-      serve.answered += warm["2xx"] + result["2xx"];
-      serve.failures +=
-        warm.errors + warm.timeouts + warm.non2xx + result.errors + result.timeouts + result.non2xx;
-      serve.results.set(connections, result);
+    const targets = [
+      { url: bare.url, child: bare.child, requests: servers[0].requests, warmup: 1 },
+      ...servers.map((serve) => ({ ...serve, warmup: 2 })),
+    ];
+    const turns = targets.map(() => [] as Turn[]);
+    for (const target of targets) {
+      const warm = await autocannon({
+        url: target.url,
+        requests: target.requests,
+        connections,
+        duration: target.warmup,
+      });
+      const serve = servers.find((s) => s.url === target.url);
+      if (serve) {
+        serve.answered += warm["2xx"];
+        serve.failures += warm.errors + warm.timeouts + warm.non2xx;
+      }
+    }
+    for (let turn = 0; turn < duration; turn++) {
+      for (const [i, target] of targets.entries()) {
+        const cpu = cpuMs(target.child);
+        const result = await autocannon({
+          url: target.url,
+          requests: target.requests,
+          connections,
+          duration: 1,
+        });
+        turns[i].push({ result, cpuMs: cpuMs(target.child) - cpu });
+      }
+    }
+    bareResults.set(connections, combine(turns[0]));
+    for (const [i, serve] of servers.entries()) {
+      const measured = combine(turns[i + 1]);
+      serve.answered += measured.ok;
+      serve.failures += measured.failures;
+      serve.results.set(connections, measured);
     }
     process.stderr.write(`load: ${connections} connections measured\n`);
   }
@@ -300,12 +353,12 @@ try {
         const r = serve.results.get(connections)!;
         return {
           connections,
-          bareRequestsPerSecond: Math.round(b.requests.average),
-          serveDecisionsPerSecond: Math.round(r.requests.average),
-          ratio: r.requests.average / b.requests.average,
-          bareP50Ms: b.latency.p50,
-          serveP50Ms: r.latency.p50,
-          serveP99Ms: r.latency.p99,
+          bareRequestsPerSecond: Math.round(b.rps),
+          serveDecisionsPerSecond: Math.round(r.rps),
+          ratio: r.rps / b.rps,
+          bareP50Ms: b.p50,
+          serveP50Ms: r.p50,
+          serveP99Ms: r.p99,
           bareCpuUs: b.cpuUs,
           serveCpuUs: r.cpuUs,
         };
@@ -326,7 +379,7 @@ try {
   if (values.json) process.stdout.write(`${JSON.stringify(report, null, 2)}\n`);
   else {
     const lines = [
-      `POST /v1/decide, ${duration}s per run (${report.machine}; load average ${report.loadAverage.join(" ")})`,
+      `POST /v1/decide, ${duration} one-second turns per server, in rotation (${report.machine}; load average ${report.loadAverage.join(" ")})`,
       `  one append + fdatasync on the data disk: p50 ${report.fdatasyncMs.p50} ms, p90 ${report.fdatasyncMs.p90} ms`,
       `  one request at a time (one connection, to the µs): bare p50 ${bareSequential.p50} ms, p90 ${bareSequential.p90} ms`,
       ...reports.map(
