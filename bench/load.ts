@@ -7,14 +7,15 @@
  * decision as JSON) takes the same load: the ratio of the two is the cost of everything serve does.
  * The servers take the load in one-second turns, in rotation, `--duration` turns each, so a
  * machine whose speed drifts slows them alike.
- * Also in the same run: one small append + fdatasync on the data directory's disk (the floor of a
- * durable decision's latency at one connection).
+ * Also in the same run, in turns with one request at a time to each server: one small append +
+ * fdatasync on the data directory's disk (the floor of a durable decision's latency at one
+ * connection).
  *
  *   node --import tsx bench/load.ts [--duration 10] [--connections 1,8,32,128] [--durability fsync,write]
  *     [--cli dist/src/cli/main.js] [--node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--json]
  *
- * `--durability` takes a list: one server per durability, each measured right after the bare
- * server at each connection count. `--cli` is the built CLI to run (default this checkout's
+ * `--durability` takes a list: one server per durability, each taking its turns after the bare
+ * server's at each connection count. `--cli` is the built CLI to run (default this checkout's
  * `dist/`, so build first; a `.ts` file runs through tsx); `--node-args` go to serve's node.
  */
 import { type ChildProcess, spawn } from "node:child_process";
@@ -58,6 +59,9 @@ if (!existsSync(cli)) throw new Error(`no CLI at ${cli}: run \`npm run build\` o
 const nodeArgs = values["node-args"].split(" ").filter(Boolean);
 const policy = join(root, "test/server/fixtures/policy.yaml");
 const dir = mkdtempSync(join(tmpdir(), "tw-load-"));
+
+/** Rounds of the one-request-at-a-time probe (each: 20 fdatasyncs, 200 requests to every server). */
+const SEQUENTIAL_TURNS = 10;
 
 /** The calls the agents make, in turn: mostly allowed reads, some denied deletes, small refunds. */
 const CALLS = [
@@ -126,8 +130,8 @@ async function post(url: string, key: string, body: unknown): Promise<any> {
   return response.json();
 }
 
-/** The median of `n` appends of one small record, each followed by fdatasync, on `dir`'s disk (ms). */
-function fdatasyncMs(dir: string, n = 200): { p50: number; p90: number } {
+/** `n` appends of one small record, each followed by fdatasync, on `dir`'s disk: each one's time (ms). */
+function fdatasyncTimes(dir: string, n: number): number[] {
   const fd = openSync(join(dir, "fdatasync-probe"), "a");
   const line = Buffer.from(`${"x".repeat(300)}\n`);
   const times: number[] = [];
@@ -141,19 +145,14 @@ function fdatasyncMs(dir: string, n = 200): { p50: number; p90: number } {
   } finally {
     closeSync(fd);
   }
-  times.sort((a, b) => a - b);
-  return { p50: times[Math.floor(n / 2)], p90: times[Math.floor(n * 0.9)] };
+  return times;
 }
 
 /**
- * Latency of one request at a time over one kept-alive connection, to the microsecond (autocannon
- * reports whole milliseconds): `n` measured after `n / 10` unmeasured.
+ * One request at a time over one kept-alive connection, to the microsecond (autocannon reports
+ * whole milliseconds): each one's time (ms), `n` measured after `n / 10` unmeasured.
  */
-async function sequentialMs(
-  url: string,
-  requests: autocannon.Request[],
-  n = 2000,
-): Promise<{ p50: number; p90: number }> {
+async function sequentialTimes(url: string, requests: autocannon.Request[], n: number): Promise<number[]> {
   const agent = new Agent({ keepAlive: true, maxSockets: 1 });
   const times: number[] = [];
   try {
@@ -173,9 +172,14 @@ async function sequentialMs(
   } finally {
     agent.destroy();
   }
-  times.sort((a, b) => a - b);
+  return times;
+}
+
+/** The p50 and p90 of `times` (ms, to the µs). */
+function percentiles(times: number[]): { p50: number; p90: number } {
+  const sorted = [...times].sort((a, b) => a - b);
   const ms = (t: number) => Number(t.toFixed(3));
-  return { p50: ms(times[Math.floor(n / 2)]), p90: ms(times[Math.floor(n * 0.9)]) };
+  return { p50: ms(sorted[sorted.length >> 1]), p90: ms(sorted[Math.floor(sorted.length * 0.9)]) };
 }
 
 /** CPU time (user + system) the process has used so far, in ms (Linux `/proc`; NaN elsewhere). */
@@ -306,14 +310,22 @@ try {
     }
     process.stderr.write(`load: ${connections} connections measured\n`);
   }
-  // One request at a time, to the microsecond: the bare server, then each serve; the fdatasync
-  // floor right before (the disk is shared: measured close to its use).
-  const fsync = fdatasyncMs(dir);
-  const bareSequential = await sequentialMs(bare.url, servers[0].requests);
-  for (const serve of servers) {
-    serve.sequential = await sequentialMs(serve.url, serve.requests);
-    serve.answered += Math.floor(2000 * 1.1);
+  // One request at a time, to the microsecond, in turns as above: the fdatasync floor (the disk is
+  // shared: measured close to its use), the bare server, then each serve, SEQUENTIAL_TURNS times.
+  const fsyncTimes: number[] = [];
+  const bareTimes: number[] = [];
+  const serveTimes = servers.map(() => [] as number[]);
+  for (let turn = 0; turn < SEQUENTIAL_TURNS; turn++) {
+    fsyncTimes.push(...fdatasyncTimes(dir, 20));
+    bareTimes.push(...(await sequentialTimes(bare.url, servers[0].requests, 200)));
+    for (const [i, serve] of servers.entries()) {
+      serveTimes[i].push(...(await sequentialTimes(serve.url, serve.requests, 200)));
+      serve.answered += 200 + 20;
+    }
   }
+  const fsync = percentiles(fsyncTimes);
+  const bareSequential = percentiles(bareTimes);
+  for (const [i, serve] of servers.entries()) serve.sequential = percentiles(serveTimes[i]);
 
   const auditKey = (serve: Serve) => readFileSync(join(serve.data, "audit.key"), "utf8").trim();
   const reports = [];
