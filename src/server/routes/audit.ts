@@ -1,4 +1,5 @@
 import type { Context } from "hono";
+import { streamSSE } from "hono/streaming";
 import { canonicalJson } from "../../core/canonical.js";
 import { AuditQuerySchema, StatsQuerySchema } from "../schemas.js";
 import type { Env, RouteGroup, ServerContext } from "./context.js";
@@ -61,42 +62,73 @@ export const auditRoutes: RouteGroup = (route, ctx) => {
   );
 };
 
+/** Bytes of events waiting for one event stream client past which it is dropped (it reconnects). */
+const MAX_QUEUED_EVENT_BYTES = 1 << 20;
+/** How long a client's writer lets events gather before one write (a dashboard does not notice). */
+const EVENT_COALESCE_MS = 25;
+
 /**
- * One event stream client: a byte stream the Node adapter writes out as the connection takes it.
- * The bus hands every client the same encoded frames every COALESCE_MS (one enqueue each); what
- * is queued here is what the client has not taken, and past a bound the bus drops the client.
+ * One event stream client. Each event is serialised once by the bus and queued here as its frame;
+ * the writer sends everything queued in one write and waits for it to be taken (backpressure). A
+ * client that lets more than MAX_QUEUED_EVENT_BYTES pile up is dropped (its connection closed) so
+ * it never holds up the decisions that produce the events.
  */
 function streamEvents(c: Context<Env>, ctx: ServerContext): Response {
-  let leave: (() => void) | undefined;
-  const body = new ReadableStream<Uint8Array>(
-    {
-      start(controller) {
-        controller.enqueue(
-          ENCODER.encode(`event: hello\ndata: ${JSON.stringify({ policy: ctx.policies.active.hash })}\n\n`),
-        );
-        leave = ctx.bus.stream({
-          write(chunk) {
-            controller.enqueue(chunk);
-            // With a high-water mark of 0 this is minus the bytes queued.
-            return -(controller.desiredSize ?? 0);
-          },
-          drop() {
-            leave?.();
-            controller.error(new Error("dropped: the client does not read its events"));
-            // End its connection rather than wait for it to drain.
-            (c.env as { outgoing?: { destroy(): void } } | undefined)?.outgoing?.destroy();
-          },
-        });
-      },
-      cancel() {
-        leave?.();
-      },
-    },
-    new ByteLengthQueuingStrategy({ highWaterMark: 0 }),
-  );
-  return new Response(body, {
-    headers: { "Content-Type": "text/event-stream", "Cache-Control": "no-cache", Connection: "keep-alive" },
+  return streamSSE(c, async (stream) => {
+    const frames: string[] = [];
+    let queued = 0;
+    let dropped = false;
+    let wake: (() => void) | undefined;
+    const drop = () => {
+      dropped = true;
+      unsubscribe();
+      ctx.bus.dropped++;
+      stream.abort();
+      // The client is not reading: end its connection rather than wait for it to drain.
+      (c.env as { outgoing?: { destroy(): void } } | undefined)?.outgoing?.destroy();
+      wake?.();
+    };
+    const unsubscribe = ctx.bus.subscribe((_event, frame) => {
+      if (dropped) return;
+      const text = frame();
+      queued += text.length;
+      if (queued > MAX_QUEUED_EVENT_BYTES) return drop();
+      frames.push(text);
+      wake?.();
+    });
+    stream.onAbort(() => {
+      unsubscribe();
+      wake?.();
+    });
+    try {
+      await stream.write(`event: hello\ndata: ${JSON.stringify({ policy: ctx.policies.active.hash })}\n\n`);
+      while (!stream.aborted && !dropped) {
+        if (!frames.length) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, 15_000);
+            function done() {
+              clearTimeout(timer);
+              wake = undefined;
+              resolve();
+            }
+            wake = done;
+          });
+        }
+        if (stream.aborted || dropped) break;
+        if (!frames.length) {
+          await stream.write(": keep-alive\n\n");
+          continue;
+        }
+        // Coalesce: under load one write per client every EVENT_COALESCE_MS instead of one per event.
+        if (queued < 64 * 1024) await new Promise((resolve) => setTimeout(resolve, EVENT_COALESCE_MS));
+        if (stream.aborted || dropped) break;
+        const chunk = frames.length === 1 ? frames[0]! : frames.join("");
+        frames.length = 0;
+        await stream.write(chunk);
+        queued -= chunk.length;
+      }
+    } finally {
+      unsubscribe();
+    }
   });
 }
-
-const ENCODER = new TextEncoder();
