@@ -60,8 +60,9 @@ const nodeArgs = values["node-args"].split(" ").filter(Boolean);
 const policy = join(root, "test/server/fixtures/policy.yaml");
 const dir = mkdtempSync(join(tmpdir(), "tw-load-"));
 
-/** Rounds of the one-request-at-a-time probe (each: 20 fdatasyncs, 200 requests to every server). */
+/** Rounds of the one-request-at-a-time probe (each: 20 fdatasyncs, then SEQUENTIAL_REQUESTS to every server). */
 const SEQUENTIAL_TURNS = 10;
+const SEQUENTIAL_REQUESTS = 200;
 
 /** The calls the agents make, in turn: mostly allowed reads, some denied deletes, small refunds. */
 const CALLS = [
@@ -271,19 +272,18 @@ try {
   // drifts from one second to the next slows all of them alike, so the ratio holds still.
   const bareResults = new Map<number, Measured>();
   for (const connections of connectionCounts) {
-    const targets = [
-      { url: bare.url, child: bare.child, requests: servers[0].requests, warmup: 1 },
-      ...servers.map((serve) => ({ ...serve, warmup: 2 })),
+    const targets: Array<{
+      url: string;
+      child: ChildProcess;
+      requests: autocannon.Request[];
+      serve?: Serve;
+    }> = [
+      { url: bare.url, child: bare.child, requests: servers[0].requests },
+      ...servers.map((serve) => ({ url: serve.url, child: serve.child, requests: serve.requests, serve })),
     ];
     const turns = targets.map(() => [] as Turn[]);
-    for (const target of targets) {
-      const warm = await autocannon({
-        url: target.url,
-        requests: target.requests,
-        connections,
-        duration: target.warmup,
-      });
-      const serve = servers.find((s) => s.url === target.url);
+    for (const { url, requests, serve } of targets) {
+      const warm = await autocannon({ url, requests, connections, duration: serve ? 2 : 1 });
       if (serve) {
         serve.answered += warm["2xx"];
         serve.failures += warm.errors + warm.timeouts + warm.non2xx;
@@ -317,10 +317,11 @@ try {
   const serveTimes = servers.map(() => [] as number[]);
   for (let turn = 0; turn < SEQUENTIAL_TURNS; turn++) {
     fsyncTimes.push(...fdatasyncTimes(dir, 20));
-    bareTimes.push(...(await sequentialTimes(bare.url, servers[0].requests, 200)));
+    bareTimes.push(...(await sequentialTimes(bare.url, servers[0].requests, SEQUENTIAL_REQUESTS)));
     for (const [i, serve] of servers.entries()) {
-      serveTimes[i].push(...(await sequentialTimes(serve.url, serve.requests, 200)));
-      serve.answered += 200 + 20;
+      serveTimes[i].push(...(await sequentialTimes(serve.url, serve.requests, SEQUENTIAL_REQUESTS)));
+      // The measured requests and the unmeasured tenth before them.
+      serve.answered += SEQUENTIAL_REQUESTS + Math.floor(SEQUENTIAL_REQUESTS / 10);
     }
   }
   const fsync = percentiles(fsyncTimes);

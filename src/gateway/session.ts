@@ -62,7 +62,6 @@ export class Session implements SessionState {
   plan?: string;
   /** Set by the Warden that holds the session: where `input` and `recordOutput` write. */
   writer?: SessionWriter;
-  private readonly options: SessionOptions;
   private readonly indexOptions: FlowIndexOptions;
   private seenLabels = new Set<string>();
   /** Made on the first labelled content (or overflow mark): most sessions never get any. */
@@ -78,7 +77,6 @@ export class Session implements SessionState {
   spend = 0;
 
   constructor(options: SessionOptions) {
-    this.options = options;
     this.id = options.id;
     this.agent = options.agent ?? {};
     this.task = options.task;

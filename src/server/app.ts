@@ -4,7 +4,7 @@ import { bodyLimit } from "hono/body-limit";
 import { cors } from "hono/cors";
 import { PolicyLoadError, ToolwardenError } from "../core/index.js";
 import type { ErrorStatus } from "./http-errors.js";
-import { HttpError, statusOf } from "./http-errors.js";
+import { bodyTooLarge, HttpError, statusOf } from "./http-errors.js";
 import type { ApiKeyIdentity, ApiKeyStore, Role } from "./keys.js";
 import { openApiDocument, type RouteDoc } from "./openapi.js";
 import { approvalRoutes } from "./routes/approvals.js";
@@ -52,8 +52,10 @@ export function createApp(ctx: ServerContext): { app: Hono<Env>; routes: RouteDo
       }),
     );
   }
-  const tooLarge = (c: Context) =>
-    fail(c, 413, "body_too_large", `the request body is larger than ${ctx.maxBodyBytes} bytes`);
+  const tooLarge = (c: Context) => {
+    const refused = bodyTooLarge(ctx.maxBodyBytes);
+    return fail(c, refused.status, refused.code, refused.message);
+  };
   const streamedLimit = bodyLimit({ maxSize: ctx.maxBodyBytes, onError: tooLarge });
   app.use("/v1/*", (c, next) => {
     const method = c.req.method;

@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { errorReply, identify, KeyRefused } from "./app.js";
-import { HttpError } from "./http-errors.js";
+import { bodyTooLarge } from "./http-errors.js";
 import { CALLERS, type ServerContext } from "./routes/context.js";
 import { decideRequest } from "./routes/decisions.js";
 import { SECURITY_HEADERS } from "./secure-headers.js";
@@ -16,8 +16,9 @@ const JSON_HEADERS = [...SECURITY_HEADERS.flat(), "Content-Type", "application/j
  * (Hono counts it as it streams), or a server with CORS on.
  */
 export function decideOnNode(ctx: ServerContext): (req: IncomingMessage, res: ServerResponse) => boolean {
+  if (ctx.corsOrigins?.length) return () => false;
   return (req, res) => {
-    if (req.method !== "POST" || req.url !== "/v1/decide" || ctx.corsOrigins?.length) return false;
+    if (req.method !== "POST" || req.url !== "/v1/decide") return false;
     const length = req.headers["content-length"];
     if (length === undefined || req.headers["transfer-encoding"] !== undefined) return false;
     answer(ctx, req, res, Number.parseInt(length, 10)).catch((error: Error) =>
@@ -31,9 +32,7 @@ export function decideOnNode(ctx: ServerContext): (req: IncomingMessage, res: Se
 }
 
 async function answer(ctx: ServerContext, req: IncomingMessage, res: ServerResponse, length: number) {
-  if (length > ctx.maxBodyBytes) {
-    throw new HttpError(413, "body_too_large", `the request body is larger than ${ctx.maxBodyBytes} bytes`);
-  }
+  if (length > ctx.maxBodyBytes) throw bodyTooLarge(ctx.maxBodyBytes);
   const identity = await identify(ctx.keys, req.headers.authorization, CALLERS.agent);
   if (identity instanceof KeyRefused) throw identity;
   const text = await bodyText(req);

@@ -18,6 +18,11 @@ export class HttpError extends Error {
   }
 }
 
+/** A request body over `maxBytes`: 413, whether its length was declared or counted as it streamed. */
+export function bodyTooLarge(maxBytes: number): HttpError {
+  return new HttpError(413, "body_too_large", `the request body is larger than ${maxBytes} bytes`);
+}
+
 /**
  * The HTTP status of every `ToolwardenError` code: the one place a status is chosen for a code.
  * 500 is a failure of the server itself: the client sees `internal`, the log sees the message.

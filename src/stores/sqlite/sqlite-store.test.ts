@@ -31,12 +31,9 @@ describeTwoProcessRace({ name: "sqlite", url: () => `sqlite:${join(dir, `race-${
 describe("SqliteStateStore on disk", () => {
   it("waits for another process's lock no longer than the store deadline (the wait blocks the process)", async () => {
     const busyTimeout = (store: StateStore) =>
-      (store as unknown as { db: { pragma(p: string, o: { simple: true }): unknown } }).db.pragma(
-        "busy_timeout",
-        {
-          simple: true,
-        },
-      );
+      (store as unknown as { db: { pragma(p: string, o: { simple: true }): unknown } }).db.pragma("busy_timeout", {
+        simple: true,
+      });
     const byDefault = open(join(dir, `lock-${files++}.db`));
     expect(busyTimeout(byDefault)).toBe(DEFAULT_STORE_TIMEOUT_MS);
     await byDefault.close();
@@ -140,11 +137,7 @@ describe("SqliteStateStore on disk", () => {
     const other = new Database(path);
     other.exec("BEGIN IMMEDIATE");
     try {
-      expect(await store.readSession("s", 0, limits, 2000)).toMatchObject({
-        owner: "a",
-        seq: 1,
-        entries: ["e1"],
-      });
+      expect(await store.readSession("s", 0, limits, 2000)).toMatchObject({ owner: "a", seq: 1, entries: ["e1"] });
       expect(await store.readSession("nope", 0, limits, 2000)).toBeUndefined();
       // Past a tenth of the TTL the read refreshes the expiry: that write waits for the lock.
       await expect(store.readSession("s", 0, limits, 1000 + 7_000)).rejects.toThrow(/locked|busy/i);

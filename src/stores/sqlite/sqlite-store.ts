@@ -91,6 +91,11 @@ const MUST_WRITE = Symbol("must write");
  */
 const NOTES_GATHER_MS = 10;
 
+/** What a session read answers: the row's owner, meta and sequence, and the entries read after it. */
+function sessionRead(row: SessionRow, entries: string[]): SessionRead {
+  return { owner: row.owner ?? undefined, meta: row.meta ?? undefined, seq: row.seq, entries };
+}
+
 interface QueuedNote {
   id: string;
   note: SessionNote;
@@ -329,10 +334,8 @@ export class SqliteStateStore implements StateStore {
         return { ok: true, created: true, owner, meta: request.meta };
       },
     ).immediate;
-    const entriesOf = (row: SessionRow, id: string, after: number): SessionRead => {
-      const entries = row.seq > after ? (stmt.sessionEntries.all(id, after) as string[]) : [];
-      return { owner: row.owner ?? undefined, meta: row.meta ?? undefined, seq: row.seq, entries };
-    };
+    const entriesOf = (row: SessionRow, id: string, after: number): SessionRead =>
+      sessionRead(row, row.seq > after ? (stmt.sessionEntries.all(id, after) as string[]) : []);
     this.readTx = this.db.transaction((id: string, after: number, limits: SessionLimits, now: number) => {
       const row = live(id, now);
       if (!row) return undefined;
@@ -425,13 +428,13 @@ export class SqliteStateStore implements StateStore {
     limits: SessionLimits,
     now: number,
   ): Promise<SessionRead | undefined> {
-    // Most reads find nothing new: one statement, in a read snapshot of its own, says so. Entries
-    // to read with the row need a transaction (one snapshot for both); so does a refresh.
+    // Most reads find nothing new: one statement, in a read snapshot of its own, says so. A read
+    // that must write (expired, or due a refresh) goes to `readTx`; entries to read with the row
+    // need one snapshot for both.
     const row = this.stmt.sessionGet.get(id) as SessionRow | undefined;
     if (!row) return undefined;
-    if (row.seq === after && row.expires_at - now >= limits.ttlMs * 0.9) {
-      return { owner: row.owner ?? undefined, meta: row.meta ?? undefined, seq: row.seq, entries: [] };
-    }
+    if (row.expires_at - now < limits.ttlMs * 0.9) return this.readTx(id, after, limits, now);
+    if (row.seq <= after) return sessionRead(row, []);
     const read = this.readOnlyTx(id, after, limits, now);
     return read === MUST_WRITE ? this.readTx(id, after, limits, now) : read;
   }
