@@ -27,19 +27,113 @@ export interface StoreHealth {
 }
 
 /**
+ * Operations begun with the same timeout, in the order they began, which is also the order of
+ * their deadlines: one timer for all of them, armed for the oldest, instead of a timer set and
+ * cleared per operation (most store operations settle within the same turn). The timer holds the
+ * process open only while an operation is pending.
+ */
+class DeadlineQueue {
+  readonly #ms: number;
+  #pending: DeadlineEntry[] = [];
+  #head = 0;
+  #timer: NodeJS.Timeout | undefined;
+
+  constructor(ms: number) {
+    this.#ms = ms;
+  }
+
+  /** `expire` runs once `ms` have passed, unless the entry is settled first. */
+  add(expire: () => void): DeadlineEntry {
+    const entry: DeadlineEntry = { at: performance.now() + this.#ms, settled: false, expire };
+    this.#pending.push(entry);
+    if (!this.#timer) this.#timer = setTimeout(this.#fire, this.#ms);
+    else this.#timer.ref();
+    return entry;
+  }
+
+  /** Marks `entry` as answered in time; its deadline will not run. */
+  settle(entry: DeadlineEntry): void {
+    entry.settled = true;
+    if (this.#pending[this.#head] === entry) this.#dropSettled();
+  }
+
+  #dropSettled(): void {
+    const pending = this.#pending;
+    while (this.#head < pending.length && pending[this.#head].settled) this.#head++;
+    if (this.#head === pending.length) {
+      pending.length = 0;
+      this.#head = 0;
+      this.#timer?.unref();
+    } else if (this.#head > 1024 && this.#head * 2 > pending.length) {
+      this.#pending = pending.slice(this.#head);
+      this.#head = 0;
+    }
+  }
+
+  readonly #fire = (): void => {
+    this.#timer = undefined;
+    const now = performance.now();
+    const pending = this.#pending;
+    while (this.#head < pending.length) {
+      const entry = pending[this.#head];
+      if (!entry.settled && entry.at > now) break;
+      this.#head++;
+      if (!entry.settled) {
+        entry.settled = true;
+        entry.expire();
+      }
+    }
+    this.#dropSettled();
+    if (this.#head < this.#pending.length) {
+      this.#timer = setTimeout(this.#fire, Math.max(1, this.#pending[this.#head].at - now));
+    }
+  };
+}
+
+interface DeadlineEntry {
+  /** `performance.now()` at which the operation has missed its deadline. */
+  at: number;
+  settled: boolean;
+  expire: () => void;
+}
+
+const queues = new Map<number, DeadlineQueue>();
+
+function queueFor(ms: number): DeadlineQueue {
+  let queue = queues.get(ms);
+  if (!queue) {
+    queue = new DeadlineQueue(ms);
+    queues.set(ms, queue);
+  }
+  return queue;
+}
+
+/**
  * Runs `op` with a deadline: past `ms` it rejects with `StoreUnavailableError` naming `store`
  * and `what`, and whatever `op` answers later is dropped. Also turns any other failure of `op`
  * into `StoreUnavailableError`. The building block for every store call made while deciding.
  */
 export function withDeadline<T>(op: () => Promise<T>, ms: number, store: string, what: string): Promise<T> {
+  return deadlined(op, queueFor(ms), ms, store, what);
+}
+
+function deadlined<T>(
+  op: () => Promise<T>,
+  queue: DeadlineQueue,
+  ms: number,
+  store: string,
+  what: string,
+  onAnswer?: (error: Error | undefined) => void,
+): Promise<T> {
   return new Promise<T>((resolve, reject) => {
-    let settled = false;
-    const timer = setTimeout(() => {
-      settled = true;
-      reject(
-        new StoreUnavailableError(store, `state store \`${store}\` did not answer ${what} within ${ms} ms`),
+    const entry = queue.add(() => {
+      const error = new StoreUnavailableError(
+        store,
+        `state store \`${store}\` did not answer ${what} within ${ms} ms`,
       );
-    }, ms);
+      onAnswer?.(error);
+      reject(error);
+    });
     let pending: Promise<T>;
     try {
       pending = op();
@@ -48,24 +142,24 @@ export function withDeadline<T>(op: () => Promise<T>, ms: number, store: string,
     }
     pending.then(
       (value) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
+        if (entry.settled) return;
+        queue.settle(entry);
+        onAnswer?.(undefined);
         resolve(value);
       },
       (error: unknown) => {
-        if (settled) return;
-        settled = true;
-        clearTimeout(timer);
-        reject(
+        if (entry.settled) return;
+        queue.settle(entry);
+        const failure =
           error instanceof StoreUnavailableError
             ? error
             : new StoreUnavailableError(
                 store,
                 `state store \`${store}\` failed ${what}: ${error instanceof Error ? error.message : String(error)}`,
                 { cause: error },
-              ),
-        );
+              );
+        onAnswer?.(failure);
+        reject(failure);
       },
     );
   });
@@ -123,17 +217,13 @@ export function withStoreDeadlines(store: StateStore, options: DeadlineStoreOpti
     since,
     ...(up || !lastError ? {} : { error: lastError }),
   });
+  const queue = new DeadlineQueue(timeoutMs);
+  const answered = (error: Error | undefined) => {
+    if (error) mark(false, error.message);
+    else if (!up) mark(true, undefined);
+  };
   const guard = <T>(what: string, result: Promise<T>): Promise<T> =>
-    withDeadline(() => result, timeoutMs, kind, what).then(
-      (value) => {
-        if (!up) mark(true, undefined);
-        return value;
-      },
-      (error: Error) => {
-        mark(false, error.message);
-        throw error;
-      },
-    );
+    deadlined(() => result, queue, timeoutMs, kind, what, answered);
   const extra: Omit<GuardedStateStore, keyof StateStore> = {
     inner: store,
     timeoutMs,
