@@ -12,11 +12,13 @@
  * connection).
  *
  *   node --import tsx bench/load.ts [--duration 10] [--connections 1,8,32,128] [--durability fsync,write]
- *     [--cli dist/src/cli/main.js] [--node-args "--cpu-prof --cpu-prof-dir=/tmp/prof"] [--json]
+ *     [--cli dist/src/cli/main.js] [--node-args="--cpu-prof --cpu-prof-dir=/tmp/prof"]
+ *     [--serve-args="--store memory:"] [--json]
  *
  * `--durability` takes a list: one server per durability, each taking its turns after the bare
  * server's at each connection count. `--cli` is the built CLI to run (default this checkout's
- * `dist/`, so build first; a `.ts` file runs through tsx); `--node-args` go to serve's node.
+ * `dist/`, so build first; a `.ts` file runs through tsx); `--node-args` go to serve's node, and
+ * `--serve-args` to `serve` itself (to measure what a setting costs: another store, say).
  */
 import { type ChildProcess, spawn } from "node:child_process";
 import {
@@ -46,6 +48,7 @@ const { values } = parseArgs({
     durability: { type: "string", default: "fsync" },
     cli: { type: "string" },
     "node-args": { type: "string", default: "" },
+    "serve-args": { type: "string", default: "" },
     json: { type: "boolean", default: false },
   },
 });
@@ -57,6 +60,7 @@ const root = fileURLToPath(new URL("..", import.meta.url));
 const cli = values.cli ?? join(root, "dist/src/cli/main.js");
 if (!existsSync(cli)) throw new Error(`no CLI at ${cli}: run \`npm run build\` or pass --cli`);
 const nodeArgs = values["node-args"].split(" ").filter(Boolean);
+const serveArgs = values["serve-args"].split(" ").filter(Boolean);
 const policy = join(root, "test/server/fixtures/policy.yaml");
 const dir = mkdtempSync(join(tmpdir(), "tw-load-"));
 
@@ -89,6 +93,7 @@ function startServer(durability: string, data: string): Promise<{ child: ChildPr
       "--no-watch",
       "--audit-durability",
       durability,
+      ...serveArgs,
     ],
     {
       cwd: root,

@@ -1,5 +1,5 @@
-import { ensurePrivateFile } from "../../core/private-file.js";
 import Database from "better-sqlite3";
+import { ensurePrivateFile } from "../../core/private-file.js";
 import { DEFAULT_APPROVAL_RETENTION_MS, isExpired } from "../approval.js";
 import { DEFAULT_STORE_TIMEOUT_MS } from "../deadline.js";
 import { fromMicros, maxToMicros, toMicros } from "../micros.js";
@@ -8,13 +8,13 @@ import type {
   ApprovalStatus,
   LimitBucket,
   LimitTrip,
-  SpendRequest,
   SessionCounters,
   SessionLimits,
   SessionNote,
   SessionOpened,
   SessionOpenRequest,
   SessionRead,
+  SpendRequest,
   SpendResult,
   StateStore,
   StoredRecord,
@@ -82,6 +82,9 @@ interface SessionRow {
   blocked: string;
 }
 
+/** What a read before a decision needs of a session's row: not its report counters, which grow. */
+type SessionHead = Pick<SessionRow, "owner" | "meta" | "seq" | "expires_at">;
+
 /** A session read found that it must write (an expired session to delete, an expiry to refresh). */
 const MUST_WRITE = Symbol("must write");
 
@@ -92,7 +95,7 @@ const MUST_WRITE = Symbol("must write");
 const NOTES_GATHER_MS = 10;
 
 /** What a session read answers: the row's owner, meta and sequence, and the entries read after it. */
-function sessionRead(row: SessionRow, entries: string[]): SessionRead {
+function sessionRead(row: SessionHead, entries: string[]): SessionRead {
   return { owner: row.owner ?? undefined, meta: row.meta ?? undefined, seq: row.seq, entries };
 }
 
@@ -334,7 +337,7 @@ export class SqliteStateStore implements StateStore {
         return { ok: true, created: true, owner, meta: request.meta };
       },
     ).immediate;
-    const entriesOf = (row: SessionRow, id: string, after: number): SessionRead =>
+    const entriesOf = (row: SessionHead, id: string, after: number): SessionRead =>
       sessionRead(row, row.seq > after ? (stmt.sessionEntries.all(id, after) as string[]) : []);
     this.readTx = this.db.transaction((id: string, after: number, limits: SessionLimits, now: number) => {
       const row = live(id, now);
@@ -346,7 +349,7 @@ export class SqliteStateStore implements StateStore {
     // The read before every decision, as a read (WAL: no write lock, no wait for a writer): half
     // the cost of `readTx`. It hands over to `readTx` when the read must write.
     this.readOnlyTx = this.db.transaction((id: string, after: number, limits: SessionLimits, now: number) => {
-      const row = stmt.sessionGet.get(id) as SessionRow | undefined;
+      const row = stmt.sessionHead.get(id) as SessionHead | undefined;
       if (!row) return undefined;
       if (row.expires_at <= now || row.expires_at - now < limits.ttlMs * 0.9) return MUST_WRITE;
       return entriesOf(row, id, after);
@@ -431,7 +434,7 @@ export class SqliteStateStore implements StateStore {
     // Most reads find nothing new: one statement, in a read snapshot of its own, says so. A read
     // that must write (expired, or due a refresh) goes to `readTx`; entries to read with the row
     // need one snapshot for both.
-    const row = this.stmt.sessionGet.get(id) as SessionRow | undefined;
+    const row = this.stmt.sessionHead.get(id) as SessionHead | undefined;
     if (!row) return undefined;
     if (row.expires_at - now < limits.ttlMs * 0.9) return this.readTx(id, after, limits, now);
     if (row.seq <= after) return sessionRead(row, []);
@@ -635,6 +638,7 @@ function prepare(db: Database.Database) {
     sessionGet: db.prepare(
       "SELECT owner, meta, seq, bytes, overflow, expires_at, counts, blocked FROM tw_session WHERE id = ?",
     ),
+    sessionHead: db.prepare("SELECT owner, meta, seq, expires_at FROM tw_session WHERE id = ?"),
     sessionTouch: db.prepare("UPDATE tw_session SET expires_at = ? WHERE id = ?"),
     sessionInsert: db.prepare(
       "INSERT INTO tw_session (id, owner, meta, seq, bytes, overflow, expires_at, counts, blocked) VALUES (?, ?, ?, 0, 0, 0, ?, '{}', '[]')",
