@@ -1,12 +1,15 @@
+import { execFileSync } from "node:child_process";
 import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { fileURLToPath } from "node:url";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { describeStateStore, describeTwoProcessRace } from "../conformance.js";
 import { createStateStore } from "../create.js";
 import { DEFAULT_STORE_TIMEOUT_MS } from "../deadline.js";
 import type { StateStore } from "../types.js";
+import { CommitWatch } from "./commit-watch.js";
 import { SqliteStateStore } from "./sqlite-store.js";
 
 const dir = mkdtempSync(join(tmpdir(), "tw-sqlite-store-"));
@@ -31,9 +34,12 @@ describeTwoProcessRace({ name: "sqlite", url: () => `sqlite:${join(dir, `race-${
 describe("SqliteStateStore on disk", () => {
   it("waits for another process's lock no longer than the store deadline (the wait blocks the process)", async () => {
     const busyTimeout = (store: StateStore) =>
-      (store as unknown as { db: { pragma(p: string, o: { simple: true }): unknown } }).db.pragma("busy_timeout", {
-        simple: true,
-      });
+      (store as unknown as { db: { pragma(p: string, o: { simple: true }): unknown } }).db.pragma(
+        "busy_timeout",
+        {
+          simple: true,
+        },
+      );
     const byDefault = open(join(dir, `lock-${files++}.db`));
     expect(busyTimeout(byDefault)).toBe(DEFAULT_STORE_TIMEOUT_MS);
     await byDefault.close();
@@ -137,7 +143,11 @@ describe("SqliteStateStore on disk", () => {
     const other = new Database(path);
     other.exec("BEGIN IMMEDIATE");
     try {
-      expect(await store.readSession("s", 0, limits, 2000)).toMatchObject({ owner: "a", seq: 1, entries: ["e1"] });
+      expect(await store.readSession("s", 0, limits, 2000)).toMatchObject({
+        owner: "a",
+        seq: 1,
+        entries: ["e1"],
+      });
       expect(await store.readSession("nope", 0, limits, 2000)).toBeUndefined();
       // Past a tenth of the TTL the read refreshes the expiry: that write waits for the lock.
       await expect(store.readSession("s", 0, limits, 1000 + 7_000)).rejects.toThrow(/locked|busy/i);
@@ -176,5 +186,74 @@ describe("SqliteStateStore on disk", () => {
       await a.close();
       await b.close();
     }
+  });
+
+  it("a read sees what another process wrote, however often the session was read before", async () => {
+    const path = join(dir, `process-${files++}.db`);
+    const store = new SqliteStateStore({ path });
+    const limits = { ttlMs: 60_000, maxSessions: 10, maxPerOwner: 10, maxBytes: 1 << 20 };
+    const write = (...ops: string[]) =>
+      execFileSync(process.execPath, ["--import", "tsx", WRITER, path, "s", "1500", ...ops], {
+        stdio: "pipe",
+      });
+    try {
+      await store.openSession("s", { owner: "o" }, limits, 1000);
+      for (let i = 0; i < 50; i++) expect((await store.readSession("s", 0, limits, 1001 + i))?.seq).toBe(0);
+      write("append:e1");
+      expect(await store.readSession("s", 0, limits, 1100)).toMatchObject({ seq: 1, entries: ["e1"] });
+      for (let i = 0; i < 50; i++) expect((await store.readSession("s", 1, limits, 1101 + i))?.seq).toBe(1);
+      // A commit that leaves the head as it was (a report counter), then one that ends the session.
+      write("note");
+      expect(await store.readSession("s", 1, limits, 1200)).toMatchObject({ seq: 1, entries: [] });
+      write("end");
+      expect(await store.readSession("s", 1, limits, 1300)).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+const WRITER = fileURLToPath(new URL("../fixtures/session-writer.mjs", import.meta.url));
+
+describe("CommitWatch", () => {
+  it("says unchanged until a commit by any connection or process, and never before it has looked", () => {
+    const path = join(dir, `watch-${files++}.db`);
+    const db = new Database(path);
+    db.pragma("journal_mode = WAL");
+    db.exec("CREATE TABLE t (n INTEGER)");
+    const watch = CommitWatch.open(db) as CommitWatch;
+    const other = new Database(path);
+    try {
+      expect(watch.unchanged()).toBe(false);
+      expect(watch.unchanged()).toBe(true);
+      db.prepare("SELECT count(*) FROM t").get();
+      expect(watch.unchanged()).toBe(true);
+      db.exec("INSERT INTO t VALUES (1)");
+      expect(watch.unchanged()).toBe(false);
+      expect(watch.unchanged()).toBe(true);
+      other.exec("INSERT INTO t VALUES (2)");
+      expect(watch.unchanged()).toBe(false);
+      execFileSync(process.execPath, [
+        "-e",
+        `const db = new (require("better-sqlite3"))(${JSON.stringify(path)}); db.exec("INSERT INTO t VALUES (3)"); db.close();`,
+      ]);
+      expect(watch.unchanged()).toBe(false);
+      expect(watch.unchanged()).toBe(true);
+      // A checkpoint moves pages into the database file but commits nothing; a write after it starts the WAL anew.
+      db.pragma("wal_checkpoint(TRUNCATE)");
+      db.exec("INSERT INTO t VALUES (4)");
+      expect(watch.unchanged()).toBe(false);
+    } finally {
+      watch.close();
+      other.close();
+      db.close();
+    }
+  });
+
+  it("is not kept for a database without a shared WAL index", () => {
+    expect(CommitWatch.open(new Database(":memory:"))).toBeUndefined();
+    const rollback = new Database(join(dir, `rollback-${files++}.db`));
+    expect(CommitWatch.open(rollback)).toBeUndefined();
+    rollback.close();
   });
 });

@@ -20,6 +20,7 @@ import type {
   StoredRecord,
 } from "../types.js";
 import { MAX_BLOCKED_KEPT, SESSION_OVERFLOW } from "../types.js";
+import { CommitWatch } from "./commit-watch.js";
 
 /** Options for {@link SqliteStateStore}. */
 export interface SqliteStateStoreOptions {
@@ -84,6 +85,9 @@ interface SessionRow {
 
 /** What a read before a decision needs of a session's row: not its report counters, which grow. */
 type SessionHead = Pick<SessionRow, "owner" | "meta" | "seq" | "expires_at">;
+
+/** Session heads kept between commits, at most (a read of one more starts afresh). */
+const MAX_HEADS_KEPT = 10_000;
 
 /** A session read found that it must write (an expired session to delete, an expiry to refresh). */
 const MUST_WRITE = Symbol("must write");
@@ -175,6 +179,10 @@ export class SqliteStateStore implements StateStore {
     now: number,
   ) => boolean;
   private lastSessionSweep = Number.NEGATIVE_INFINITY;
+  /** Whether anything was committed (by any process) since the session heads below were read. */
+  private readonly commits: CommitWatch | undefined;
+  /** Session heads read since the last commit seen: still current until the next one. */
+  private readonly heads = new Map<string, SessionHead>();
 
   constructor(options: SqliteStateStoreOptions) {
     this.retentionMs = options.approvalRetentionMs ?? DEFAULT_APPROVAL_RETENTION_MS;
@@ -188,6 +196,7 @@ export class SqliteStateStore implements StateStore {
     this.db.pragma("journal_mode = WAL");
     this.db.pragma("synchronous = NORMAL");
     this.db.transaction(() => this.db.exec(SCHEMA)).immediate();
+    this.commits = CommitWatch.open(this.db);
     const stmt = prepare(this.db);
     this.stmt = stmt;
 
@@ -434,12 +443,29 @@ export class SqliteStateStore implements StateStore {
     // Most reads find nothing new: one statement, in a read snapshot of its own, says so. A read
     // that must write (expired, or due a refresh) goes to `readTx`; entries to read with the row
     // need one snapshot for both.
-    const row = this.stmt.sessionHead.get(id) as SessionHead | undefined;
+    const row = this.sessionHead(id);
     if (!row) return undefined;
     if (row.expires_at - now < limits.ttlMs * 0.9) return this.readTx(id, after, limits, now);
     if (row.seq <= after) return sessionRead(row, []);
     const read = this.readOnlyTx(id, after, limits, now);
     return read === MUST_WRITE ? this.readTx(id, after, limits, now) : read;
+  }
+
+  /**
+   * The session's head as the database holds it now: from the last read when nothing was committed
+   * since (the read before a decision is most of what a SQLite state store costs `serve`), else read.
+   */
+  private sessionHead(id: string): SessionHead | undefined {
+    if (!this.commits?.unchanged()) this.heads.clear();
+    let head = this.heads.get(id);
+    if (head === undefined) {
+      head = this.stmt.sessionHead.get(id) as SessionHead | undefined;
+      if (head && this.commits) {
+        if (this.heads.size >= MAX_HEADS_KEPT) this.heads.clear();
+        this.heads.set(id, head);
+      }
+    }
+    return head;
   }
 
   async appendSession(
@@ -593,6 +619,7 @@ export class SqliteStateStore implements StateStore {
     if (!this.db.open) return;
     this.writeNotes();
     this.db.close();
+    this.commits?.close();
   }
 }
 
