@@ -453,7 +453,7 @@ export class SqliteStateStore implements StateStore {
 
   /**
    * The session's head as the database holds it now: from the last read when nothing was committed
-   * since (the read before a decision is most of what a SQLite state store costs `serve`), else read.
+   * since (this read, before every decision, was the largest cost of a SQLite store in `serve`), else read.
    */
   private sessionHead(id: string): SessionHead | undefined {
     if (!this.commits?.unchanged()) this.heads.clear();
