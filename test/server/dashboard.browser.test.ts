@@ -121,4 +121,35 @@ describe.skipIf(missing && process.env.CI !== "true")("dashboard in headless Chr
 
     expect(errors).toEqual([]);
   });
+
+  it("a reason being typed on one approval survives another ask arriving, and is recorded", async () => {
+    await page.getByRole("tab", { name: /Approvals/ }).click();
+    const first = { tool: "refund", args: { amount: 300, order: "ORD-000301" }, session: "browser-2" };
+    const second = { tool: "refund", args: { amount: 400, order: "ORD-000401" }, session: "browser-2" };
+    const firstWaiting = t.request("POST", "/v1/decide", {
+      key: agentKey,
+      body: { call: first, wait: 60_000 },
+    });
+    const cards = page.getByRole("article", { name: /refund requested by bot-1/ });
+    const firstCard = cards.filter({ hasText: "ORD-000301" });
+    await firstCard.waitFor();
+    await firstCard.getByLabel(/Reason/).fill("typed before the second ask");
+
+    const secondWaiting = t.request("POST", "/v1/decide", {
+      key: agentKey,
+      body: { call: second, wait: 60_000 },
+    });
+    await cards.filter({ hasText: "ORD-000401" }).waitFor();
+    await page.locator("#pending-count", { hasText: "2" }).waitFor();
+    expect(await firstCard.getByLabel(/Reason/).inputValue()).toBe("typed before the second ask");
+
+    await firstCard.getByRole("button", { name: "Approve" }).click();
+    expect((await firstWaiting).body).toMatchObject({
+      verdict: "allow",
+      reason: expect.stringContaining("approved by carol: typed before the second ask"),
+    });
+    await cards.filter({ hasText: "ORD-000401" }).getByRole("button", { name: "Deny" }).click();
+    expect((await secondWaiting).body).toMatchObject({ verdict: "deny" });
+    await page.locator("#approvals-empty:not([hidden])").waitFor();
+  });
 });

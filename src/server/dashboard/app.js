@@ -596,13 +596,22 @@ function renderApprovals(approvals) {
   count.textContent = String(approvals.length);
   count.classList.toggle("hot", approvals.length > 0);
   $("approvals-empty").hidden = approvals.length > 0;
-  const focusedId = document.activeElement?.closest("[data-approval]")?.getAttribute("data-approval");
-  list.replaceChildren(...approvals.map(approvalCard));
-  if (focusedId)
-    list
-      .querySelector(`[data-approval="${CSS.escape(focusedId)}"]`)
-      ?.querySelector("button")
-      ?.focus();
+  // Cards still pending are kept as they are, so a reason being typed, the focus, or a click in
+  // progress survive another approval arriving: only cards decided elsewhere go, new ones come.
+  const ids = new Set(approvals.map((a) => a.id));
+  /** @type {Map<string, Element>} */
+  const kept = new Map();
+  for (const card of [...list.children]) {
+    const id = card.getAttribute("data-approval");
+    if (id !== null && ids.has(id)) kept.set(id, card);
+    else card.remove();
+  }
+  let next = list.firstElementChild;
+  for (const approval of approvals) {
+    const card = kept.get(approval.id);
+    if (card === next) next = next?.nextElementSibling ?? null;
+    else list.insertBefore(card ?? approvalCard(approval), next);
+  }
 }
 
 /** @param {Approval} approval */
