@@ -53,6 +53,30 @@ describe.skipIf(missing && process.env.CI !== "true")("dashboard in headless Chr
     if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
+  /**
+   * The waiting call's answer; if none comes 15 s after the click, fails with what the page sent
+   * and said and what the server holds, instead of a bare test timeout.
+   */
+  async function answered<T>(waiting: Promise<T>, seen: string[]): Promise<T> {
+    let timer: NodeJS.Timeout | undefined;
+    const late = new Promise<never>((_, reject) => {
+      timer = setTimeout(async () => {
+        const approvals = await t.request("GET", "/v1/approvals?status=all", { key: approverKey });
+        const said = await page.locator("#announcer").textContent();
+        reject(
+          new Error(
+            `no answer to the waiting call 15 s after the click; the page sent: ${seen.join("; ") || "nothing"}; it announced: ${said}; the server holds: ${JSON.stringify(approvals.body)}`,
+          ),
+        );
+      }, 15_000);
+    });
+    try {
+      return await Promise.race([waiting, late]);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
   it("an approver sees an ask arrive live, approves it, the waiting call completes, and the audit shows it", async () => {
     const errors: string[] = [];
     page.on("pageerror", (error) => errors.push(error.message));
@@ -88,9 +112,13 @@ describe.skipIf(missing && process.env.CI !== "true")("dashboard in headless Chr
     expect(await card.textContent()).toContain("ORD-000042");
     await card.getByLabel(/Reason/).fill("verified with the customer");
     await page.screenshot({ path: join(SHOTS, "dashboard-approvals.png"), fullPage: true });
+    const seen: string[] = [];
+    page.on("response", (r) => {
+      if (r.url().includes("/v1/approvals")) seen.push(`${r.request().method()} ${r.url()} ${r.status()}`);
+    });
     await card.getByRole("button", { name: "Approve" }).click();
 
-    const final = await waiting;
+    const final = await answered(waiting, seen);
     expect(final.body).toMatchObject({ verdict: "allow" });
     expect(final.body.rule).toMatch(/^approval:/);
     expect(final.body.reason).toContain("approved by carol: verified with the customer");

@@ -633,6 +633,8 @@ function approvalCard(approval) {
       announce(`${action === "approve" ? "Approved" : "Denied"} ${approval.tool} for ${who}`);
     } catch (error) {
       announce(`Could not ${action}: ${messageOf(error)}`);
+      // The card is kept while the approval is pending: the approver may try again.
+      for (const button of card.querySelectorAll("button")) button.disabled = false;
     }
     await loadApprovals();
   };
