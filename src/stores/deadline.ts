@@ -33,20 +33,20 @@ export interface StoreHealth {
  * process open only while an operation is pending.
  */
 class DeadlineQueue {
-  readonly #ms: number;
+  readonly ms: number;
   #pending: DeadlineEntry[] = [];
   #head = 0;
   #timer: NodeJS.Timeout | undefined;
 
   constructor(ms: number) {
-    this.#ms = ms;
+    this.ms = ms;
   }
 
   /** `expire` runs once `ms` have passed, unless the entry is settled first. */
   add(expire: () => void): DeadlineEntry {
-    const entry: DeadlineEntry = { at: performance.now() + this.#ms, settled: false, expire };
+    const entry: DeadlineEntry = { at: performance.now() + this.ms, settled: false, expire };
     this.#pending.push(entry);
-    if (!this.#timer) this.#timer = setTimeout(this.#fire, this.#ms);
+    if (!this.#timer) this.#timer = setTimeout(this.#fire, this.ms);
     else this.#timer.ref();
     return entry;
   }
@@ -84,6 +84,9 @@ class DeadlineQueue {
       }
     }
     this.#dropSettled();
+    // An `expire` above may have added an operation, and armed a timer for it: this one replaces it.
+    clearTimeout(this.#timer);
+    this.#timer = undefined;
     if (this.#head < this.#pending.length) {
       this.#timer = setTimeout(this.#fire, Math.max(1, this.#pending[this.#head].at - now));
     }
@@ -97,6 +100,7 @@ interface DeadlineEntry {
   expire: () => void;
 }
 
+/** One queue per timeout, for every store: with one timeout, deadlines come in the order operations began. */
 const queues = new Map<number, DeadlineQueue>();
 
 function queueFor(ms: number): DeadlineQueue {
@@ -114,13 +118,19 @@ function queueFor(ms: number): DeadlineQueue {
  * into `StoreUnavailableError`. The building block for every store call made while deciding.
  */
 export function withDeadline<T>(op: () => Promise<T>, ms: number, store: string, what: string): Promise<T> {
-  return deadlined(op, queueFor(ms), ms, store, what);
+  let pending: Promise<T>;
+  try {
+    pending = op();
+  } catch (error) {
+    pending = Promise.reject(error);
+  }
+  return deadlined(pending, queueFor(ms), store, what);
 }
 
+/** `pending` with the deadline of `queue`; `onAnswer` hears how it ended (an error, or none). */
 function deadlined<T>(
-  op: () => Promise<T>,
+  pending: Promise<T>,
   queue: DeadlineQueue,
-  ms: number,
   store: string,
   what: string,
   onAnswer?: (error: Error | undefined) => void,
@@ -129,17 +139,11 @@ function deadlined<T>(
     const entry = queue.add(() => {
       const error = new StoreUnavailableError(
         store,
-        `state store \`${store}\` did not answer ${what} within ${ms} ms`,
+        `state store \`${store}\` did not answer ${what} within ${queue.ms} ms`,
       );
       onAnswer?.(error);
       reject(error);
     });
-    let pending: Promise<T>;
-    try {
-      pending = op();
-    } catch (error) {
-      pending = Promise.reject(error);
-    }
     pending.then(
       (value) => {
         if (entry.settled) return;
@@ -217,13 +221,13 @@ export function withStoreDeadlines(store: StateStore, options: DeadlineStoreOpti
     since,
     ...(up || !lastError ? {} : { error: lastError }),
   });
-  const queue = new DeadlineQueue(timeoutMs);
+  const queue = queueFor(timeoutMs);
   const answered = (error: Error | undefined) => {
     if (error) mark(false, error.message);
     else if (!up) mark(true, undefined);
   };
   const guard = <T>(what: string, result: Promise<T>): Promise<T> =>
-    deadlined(() => result, queue, timeoutMs, kind, what, answered);
+    deadlined(result, queue, kind, what, answered);
   const extra: Omit<GuardedStateStore, keyof StateStore> = {
     inner: store,
     timeoutMs,

@@ -598,12 +598,11 @@ function renderApprovals(approvals) {
   $("approvals-empty").hidden = approvals.length > 0;
   // Cards still pending are kept as they are, so a reason being typed, the focus, or a click in
   // progress survive another approval arriving: only cards decided elsewhere go, new ones come.
-  const ids = new Set(approvals.map((a) => a.id));
   /** @type {Map<string, Element>} */
   const kept = new Map();
   for (const card of [...list.children]) {
     const id = card.getAttribute("data-approval");
-    if (id !== null && ids.has(id)) kept.set(id, card);
+    if (id !== null && state.pendingIds.has(id)) kept.set(id, card);
     else card.remove();
   }
   let next = list.firstElementChild;

@@ -8,7 +8,8 @@ const HEADER_BYTES = 48;
 const IS_INIT = 12;
 /** `iVersion`, the header's first field (native byte order): the format this reads. Any other: always look. */
 const WAL_INDEX_VERSION = 3007000;
-const version = (header: Buffer) => (endianness() === "LE" ? header.readUInt32LE(0) : header.readUInt32BE(0));
+const LITTLE_ENDIAN = endianness() === "LE";
+const version = (header: Buffer) => (LITTLE_ENDIAN ? header.readUInt32LE(0) : header.readUInt32BE(0));
 
 /**
  * Tells whether anything was committed to a WAL-mode database since it last looked, for the price
